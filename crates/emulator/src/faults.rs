@@ -1,0 +1,139 @@
+//! Fault injection: make an endpoint fail the way a real service sometimes does.
+//!
+//! A fault is checked when a request arrives, before the endpoint does anything else, so a
+//! faulted key exchange does not consume its code (except [`Fault::Delay`], which waits and
+//! then behaves normally).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use crate::pages::api_error;
+
+/// The endpoints faults can be injected into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `GET /auth` (and the consent form behind it).
+    Auth,
+    /// `POST /api/v1/auth/keys`.
+    Keys,
+    /// `POST /api/v1/chat/completions`.
+    Chat,
+}
+
+/// A way for an endpoint to fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer this status with the documented error body.
+    Status(u16),
+    /// Answer 200 with a body that is not JSON.
+    MalformedJson,
+    /// Answer 200 with well-formed JSON lacking the expected field (`key` for the exchange,
+    /// `choices` for chat).
+    MissingKey,
+    /// Wait this long, then behave normally: longer than a client's timeout, it is a timeout.
+    Delay(Duration),
+    /// Start a 200 answer, then drop the connection in the middle of the body.
+    DropConnection,
+}
+
+/// What the endpoint does after consulting the faults.
+pub(crate) enum Outcome {
+    /// Answer this instead of doing the work.
+    Answer(Response),
+    /// Do the work (after any injected delay has passed).
+    Proceed,
+}
+
+#[derive(Default)]
+pub(crate) struct Faults {
+    plans: Mutex<HashMap<Endpoint, (Fault, Option<usize>)>>,
+}
+
+impl Faults {
+    pub(crate) fn set(&self, endpoint: Endpoint, fault: Fault, times: Option<usize>) {
+        self.lock().insert(endpoint, (fault, times));
+    }
+
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Endpoint, (Fault, Option<usize>)>> {
+        self.plans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take(&self, endpoint: Endpoint) -> Option<Fault> {
+        let mut plans = self.lock();
+        let (fault, remaining) = plans.get_mut(&endpoint)?;
+        let fault = fault.clone();
+        if let Some(remaining) = remaining {
+            *remaining -= 1;
+            if *remaining == 0 {
+                plans.remove(&endpoint);
+            }
+        }
+        Some(fault)
+    }
+
+    /// Applies the fault planned for `endpoint`, if any.
+    pub(crate) async fn apply(&self, endpoint: Endpoint) -> Outcome {
+        let Some(fault) = self.take(endpoint) else {
+            return Outcome::Proceed;
+        };
+        tracing::info!(?endpoint, ?fault, "injecting fault");
+        match fault {
+            Fault::Delay(delay) => {
+                tokio::time::sleep(delay).await;
+                Outcome::Proceed
+            }
+            Fault::Status(code) => {
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let message = status.canonical_reason().unwrap_or("Injected failure");
+                Outcome::Answer(api_error(status, message))
+            }
+            Fault::MalformedJson => Outcome::Answer(
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    "{\"key\": \"sk-mg-v1-trunc",
+                )
+                    .into_response(),
+            ),
+            Fault::MissingKey => {
+                let body = match endpoint {
+                    Endpoint::Chat => {
+                        serde_json::json!({"id": "chatcmpl-fault", "object": "chat.completion"})
+                    }
+                    _ => serde_json::json!({"user_id": "user_fault"}),
+                };
+                Outcome::Answer(axum::Json(body).into_response())
+            }
+            Fault::DropConnection => Outcome::Answer(dropped_mid_body()),
+        }
+    }
+}
+
+/// A 200 whose body stream fails after its first bytes: the server aborts the connection.
+fn dropped_mid_body() -> Response {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from_static(b"{\"key\": \"sk-mg-v1-")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected connection drop",
+        )),
+    ];
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .expect("a static response builds")
+}

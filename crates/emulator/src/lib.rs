@@ -1,0 +1,290 @@
+//! A faithful local ModelGates, for examples and tests that must not reach the real service.
+//!
+//! It is a real HTTP server on `127.0.0.1` that behaves as ModelGates documents its OAuth PKCE
+//! flow:
+//!
+//! * `GET /auth` checks `callback_url`, `code_challenge` and `code_challenge_method`, then shows
+//!   a consent page with **Approve** and **Deny** (or approves at once in auto-approve mode) and
+//!   redirects to the callback with `code=…` (or `error=access_denied`);
+//! * `POST /api/v1/auth/keys` redeems a code once, within its lifetime, for the verifier that
+//!   matches its challenge, answering exactly the documented errors;
+//! * `POST /api/v1/chat/completions` checks the Bearer key and answers deterministically, as JSON
+//!   or as server-sent events when `stream` is true.
+//!
+//! Tests read what it saw and inject faults through this library, never through HTTP routes
+//! the real service lacks.
+//!
+//! ```
+//! use modelgates_emulator::{Emulator, Endpoint, Fault};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let emulator = Emulator::builder().auto_approve(true).start().await?;
+//! assert!(emulator.base_url().starts_with("http://127.0.0.1:"));
+//!
+//! // The next key exchange answers 502, later ones behave again.
+//! emulator.inject_once(Endpoint::Keys, Fault::Status(502));
+//! assert_eq!(emulator.exchange_count(), 0);
+//! emulator.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod auth;
+mod chat;
+mod faults;
+mod keys;
+mod pages;
+mod state;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{any, get, post};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use chat::{ChatInput, InputMessage};
+pub use faults::{Endpoint, Fault};
+use state::Shared;
+pub use state::{ExchangeRecord, IssuedKeyRecord};
+
+/// How long a code lives unless configured otherwise, as ModelGates documents it.
+pub const DEFAULT_CODE_LIFETIME: Duration = Duration::from_secs(600);
+
+/// The prefix of every key the emulator issues.
+pub const KEY_PREFIX: &str = "sk-mg-v1-";
+
+type ReplyFn = dyn Fn(&ChatInput) -> String + Send + Sync;
+
+/// Configures and starts an emulator. Made by [`Emulator::builder`].
+#[must_use = "a builder does nothing until .start() is called"]
+pub struct EmulatorBuilder {
+    auto_approve: bool,
+    code_lifetime: Duration,
+    port: u16,
+    reply: Option<Arc<ReplyFn>>,
+}
+
+impl std::fmt::Debug for EmulatorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorBuilder")
+            .field("auto_approve", &self.auto_approve)
+            .field("code_lifetime", &self.code_lifetime)
+            .field("port", &self.port)
+            .field("custom_reply", &self.reply.is_some())
+            .finish()
+    }
+}
+
+impl EmulatorBuilder {
+    /// Approve every `/auth` request at once instead of showing the consent page
+    /// (default: show the page).
+    pub fn auto_approve(mut self, yes: bool) -> Self {
+        self.auto_approve = yes;
+        self
+    }
+
+    /// How long an issued code may be redeemed (default 10 minutes). `Duration::ZERO` makes
+    /// every code expired on arrival, which tests use to check expiry without waiting.
+    pub fn code_lifetime(mut self, lifetime: Duration) -> Self {
+        self.code_lifetime = lifetime;
+        self
+    }
+
+    /// Listen on this port of 127.0.0.1 (default 0: any free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Replace the default deterministic chat reply
+    /// (`"[model] You said: <last user message>"`).
+    pub fn chat_reply(
+        mut self,
+        reply: impl Fn(&ChatInput) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.reply = Some(Arc::new(reply));
+        self
+    }
+
+    /// Binds 127.0.0.1 and starts serving in the background.
+    ///
+    /// # Errors
+    ///
+    /// The bind error when the port is taken.
+    pub async fn start(self) -> std::io::Result<Emulator> {
+        let listener =
+            TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(
+            self.auto_approve,
+            self.code_lifetime,
+            self.reply,
+        ));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = router(shared.clone());
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "the emulator stopped serving");
+            }
+        });
+        Ok(Emulator {
+            base_url: format!("http://{addr}"),
+            addr,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running emulator. Dropping it stops the server; [`Emulator::shutdown`] also waits for it.
+#[derive(Debug)]
+pub struct Emulator {
+    base_url: String,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// A builder with the defaults: consent page, 10-minute codes, any free port.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder {
+            auto_approve: false,
+            code_lifetime: DEFAULT_CODE_LIFETIME,
+            port: 0,
+            reply: None,
+        }
+    }
+
+    /// Starts an auto-approving emulator on any free port: the usual choice for tests.
+    ///
+    /// # Errors
+    ///
+    /// As [`EmulatorBuilder::start`].
+    pub async fn start_auto_approve() -> std::io::Result<Self> {
+        Self::builder().auto_approve(true).start().await
+    }
+
+    /// The origin to use as ModelGates' base URL, such as `http://127.0.0.1:41234`.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The socket address it listens on.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every code issued so far, redeemed or not, oldest first.
+    #[must_use]
+    pub fn issued_codes(&self) -> Vec<String> {
+        self.shared.issued_codes()
+    }
+
+    /// Every key issued so far with the code it was issued for, oldest first.
+    #[must_use]
+    pub fn issued_keys(&self) -> Vec<IssuedKeyRecord> {
+        self.shared.issued_keys()
+    }
+
+    /// How many requests reached `/api/v1/auth/keys`, whatever their outcome.
+    #[must_use]
+    pub fn exchange_count(&self) -> usize {
+        self.shared.exchanges().0
+    }
+
+    /// The body of the last request to `/api/v1/auth/keys`, as JSON when it parsed.
+    #[must_use]
+    pub fn last_exchange(&self) -> Option<ExchangeRecord> {
+        self.shared.exchanges().1
+    }
+
+    /// How many chat completion requests arrived, whatever their outcome.
+    #[must_use]
+    pub fn chat_count(&self) -> usize {
+        self.shared.chat_count()
+    }
+
+    /// How many unredeemed, unexpired codes are held: stays bounded because expired codes are
+    /// purged.
+    #[must_use]
+    pub fn pending_code_count(&self) -> usize {
+        self.shared.pending_code_count()
+    }
+
+    /// Revokes a key it issued: later chat calls with it get 401.
+    pub fn revoke_key(&self, key: &str) {
+        self.shared.revoke_key(key);
+    }
+
+    /// Applies `fault` to every request to `endpoint` until [`Emulator::clear_faults`].
+    pub fn inject(&self, endpoint: Endpoint, fault: Fault) {
+        self.shared.faults.set(endpoint, fault, None);
+    }
+
+    /// Applies `fault` to the next request to `endpoint` only.
+    pub fn inject_once(&self, endpoint: Endpoint, fault: Fault) {
+        self.shared.faults.set(endpoint, fault, Some(1));
+    }
+
+    /// Removes every injected fault.
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear();
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, and waits for the server.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/auth", get(auth::authorize))
+        .route("/auth/consent", post(auth::decide))
+        .route("/api/v1/auth/keys", any(keys::exchange))
+        .route("/api/v1/chat/completions", any(chat::completions))
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(shared)
+}
+
+/// Logs method, path and status of each request; never a query string, a body or a header,
+/// so no code, verifier or key reaches the log.
+async fn log_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    tracing::info!(%method, %path, status = response.status().as_u16(), "emulator request");
+    response
+}

@@ -1,0 +1,69 @@
+//! The emulator's HTML pages and its JSON error shape.
+//!
+//! Every value that came from a request is HTML-escaped before it is placed in a page.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+
+/// ModelGates' documented error body: `{"error": {"code": N, "message": "..."}}`.
+pub(crate) fn api_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({"error": {"code": status.as_u16(), "message": message}});
+    (status, Json(body)).into_response()
+}
+
+pub(crate) async fn home() -> Html<&'static str> {
+    Html(concat!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<title>ModelGates emulator</title></head><body>",
+        "<h1>ModelGates emulator</h1>",
+        "<p>A local stand-in for ModelGates' OAuth PKCE flow, for development and tests. ",
+        "It serves <code>GET /auth</code>, <code>POST /api/v1/auth/keys</code> and ",
+        "<code>POST /api/v1/chat/completions</code>. Its keys spend nothing.</p>",
+        "</body></html>"
+    ))
+}
+
+/// A 400 page for a malformed `/auth` request.
+pub(crate) fn bad_auth_request(reason: &str) -> Response {
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Bad authorization request</title></head><body>\
+         <h1>Bad authorization request</h1><p>{}</p></body></html>",
+        text(reason)
+    );
+    (StatusCode::BAD_REQUEST, Html(page)).into_response()
+}
+
+/// The consent page: names the app by its callback origin, Approve and Deny as a form POST.
+pub(crate) fn consent(origin: &str, consent_id: &str) -> Response {
+    let page = format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Authorize app – ModelGates emulator</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}
+button{{font-size:1rem;padding:.5rem 1.25rem;margin-right:.5rem}}</style></head><body>
+<h1>Authorize <span id="app-origin">{origin}</span></h1>
+<p>This app asks for a ModelGates API key that spends from your account.</p>
+<form method="post" action="/auth/consent">
+<input type="hidden" name="consent_id" value="{consent_id}">
+<button type="submit" name="decision" value="approve" id="approve">Approve</button>
+<button type="submit" name="decision" value="deny" id="deny">Deny</button>
+</form></body></html>"#,
+        origin = text(origin),
+        consent_id = attr(consent_id),
+    );
+    (
+        [
+            ("cache-control", "no-store"),
+            ("x-frame-options", "DENY"),
+            (
+                "content-security-policy",
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
+        ],
+        Html(page),
+    )
+        .into_response()
+}

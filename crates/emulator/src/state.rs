@@ -1,0 +1,286 @@
+//! What the emulator remembers: pending consents, live codes, issued keys, and the records
+//! tests read.
+//!
+//! Rules: a code is removed from the table the moment it is looked up for redemption (one
+//! lock, so eight concurrent redemptions of one code see it once); expired codes and consents
+//! are purged on every insert, so memory stays bounded by what is live; test records keep the
+//! newest [`MAX_RECORDS`] entries.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::TryRng as _;
+use rand::rngs::SysRng;
+
+use crate::ReplyFn;
+use crate::faults::Faults;
+
+/// How many codes, keys and exchanges the test records keep.
+pub(crate) const MAX_RECORDS: usize = 65_536;
+
+/// The PKCE method a code was bound to at `/auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    S256,
+    Plain,
+}
+
+impl Method {
+    pub(crate) fn parse(value: &str) -> Option<Self> {
+        match value {
+            "S256" => Some(Self::S256),
+            "plain" => Some(Self::Plain),
+            _ => None,
+        }
+    }
+}
+
+/// A challenge and its method, as given at `/auth`.
+#[derive(Debug, Clone)]
+pub(crate) struct Challenge {
+    pub(crate) value: String,
+    pub(crate) method: Method,
+}
+
+/// An `/auth` request waiting for Approve or Deny.
+#[derive(Debug, Clone)]
+pub(crate) struct Consent {
+    pub(crate) callback_url: url::Url,
+    pub(crate) challenge: Option<Challenge>,
+    expires_at: Instant,
+}
+
+/// A code waiting to be redeemed.
+#[derive(Debug)]
+pub(crate) struct CodeEntry {
+    pub(crate) challenge: Option<Challenge>,
+    pub(crate) user_id: String,
+    expires_at: Instant,
+}
+
+impl CodeEntry {
+    pub(crate) fn is_expired(&self, now: Instant) -> bool {
+        now >= self.expires_at
+    }
+}
+
+/// A key the emulator issued, as tests read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IssuedKeyRecord {
+    /// The code it was issued for.
+    pub code: String,
+    /// The key itself (the emulator's own test data: printing it in a test is fine).
+    pub key: String,
+    /// The user id sent with it.
+    pub user_id: String,
+}
+
+/// One request to `/api/v1/auth/keys`, as tests read it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ExchangeRecord {
+    /// The HTTP method it used.
+    pub method: String,
+    /// Its body as JSON, or `None` when the body was not JSON.
+    pub json: Option<serde_json::Value>,
+    /// Its raw body, lossily decoded.
+    pub raw: String,
+}
+
+struct KeyEntry {
+    revoked: bool,
+}
+
+#[derive(Default)]
+struct Tables {
+    consents: HashMap<String, Consent>,
+    codes: HashMap<String, CodeEntry>,
+    keys: HashMap<String, KeyEntry>,
+    issued_codes: VecDeque<String>,
+    issued_keys: VecDeque<IssuedKeyRecord>,
+    exchange_count: usize,
+    last_exchange: Option<ExchangeRecord>,
+    chat_count: usize,
+    users: u64,
+}
+
+pub(crate) struct Shared {
+    pub(crate) auto_approve: bool,
+    code_lifetime: Duration,
+    pub(crate) reply: Option<Arc<ReplyFn>>,
+    pub(crate) faults: Faults,
+    tables: Mutex<Tables>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("auto_approve", &self.auto_approve)
+            .field("code_lifetime", &self.code_lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(
+        auto_approve: bool,
+        code_lifetime: Duration,
+        reply: Option<Arc<ReplyFn>>,
+    ) -> Self {
+        Self {
+            auto_approve,
+            code_lifetime,
+            reply,
+            faults: Faults::default(),
+            tables: Mutex::new(Tables::default()),
+        }
+    }
+
+    fn tables(&self) -> MutexGuard<'_, Tables> {
+        // A panic while holding the lock cannot leave the tables half-updated in a way that
+        // matters to an emulator, so keep serving.
+        self.tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Remembers an `/auth` request until Approve or Deny; returns its id.
+    pub(crate) fn add_consent(
+        &self,
+        callback_url: url::Url,
+        challenge: Option<Challenge>,
+    ) -> String {
+        let id = random_token(24);
+        let now = Instant::now();
+        let mut tables = self.tables();
+        tables.consents.retain(|_, c| c.expires_at > now);
+        let expires_at = now + self.code_lifetime.max(Duration::from_secs(600));
+        tables.consents.insert(
+            id.clone(),
+            Consent {
+                callback_url,
+                challenge,
+                expires_at,
+            },
+        );
+        id
+    }
+
+    /// Takes a pending consent (each may be decided once).
+    pub(crate) fn take_consent(&self, id: &str) -> Option<Consent> {
+        let now = Instant::now();
+        self.tables()
+            .consents
+            .remove(id)
+            .filter(|c| c.expires_at > now)
+    }
+
+    /// Issues a code bound to `challenge`, for a new user.
+    pub(crate) fn issue_code(&self, challenge: Option<Challenge>) -> String {
+        let code = random_token(32);
+        let now = Instant::now();
+        let mut tables = self.tables();
+        tables.codes.retain(|_, entry| !entry.is_expired(now));
+        tables.users += 1;
+        let user_id = format!("user_{:06}_{}", tables.users, random_token(6));
+        tables.codes.insert(
+            code.clone(),
+            CodeEntry {
+                challenge,
+                user_id,
+                expires_at: now + self.code_lifetime,
+            },
+        );
+        push_bounded(&mut tables.issued_codes, code.clone());
+        code
+    }
+
+    /// Removes a code for redemption; `None` when unknown, used or expired.
+    pub(crate) fn take_code(&self, code: &str) -> Option<CodeEntry> {
+        let now = Instant::now();
+        self.tables()
+            .codes
+            .remove(code)
+            .filter(|entry| !entry.is_expired(now))
+    }
+
+    /// Issues a key for a redeemed code.
+    pub(crate) fn issue_key(&self, code: &str, user_id: &str) -> String {
+        let key = format!("{}{}", crate::KEY_PREFIX, random_token(32));
+        let mut tables = self.tables();
+        tables.keys.insert(key.clone(), KeyEntry { revoked: false });
+        push_bounded(
+            &mut tables.issued_keys,
+            IssuedKeyRecord {
+                code: code.to_owned(),
+                key: key.clone(),
+                user_id: user_id.to_owned(),
+            },
+        );
+        key
+    }
+
+    pub(crate) fn key_is_valid(&self, key: &str) -> bool {
+        self.tables().keys.get(key).is_some_and(|k| !k.revoked)
+    }
+
+    pub(crate) fn revoke_key(&self, key: &str) {
+        if let Some(entry) = self.tables().keys.get_mut(key) {
+            entry.revoked = true;
+        }
+    }
+
+    pub(crate) fn record_exchange(&self, record: ExchangeRecord) {
+        let mut tables = self.tables();
+        tables.exchange_count += 1;
+        tables.last_exchange = Some(record);
+    }
+
+    pub(crate) fn record_chat(&self) {
+        self.tables().chat_count += 1;
+    }
+
+    pub(crate) fn issued_codes(&self) -> Vec<String> {
+        self.tables().issued_codes.iter().cloned().collect()
+    }
+
+    pub(crate) fn issued_keys(&self) -> Vec<IssuedKeyRecord> {
+        self.tables().issued_keys.iter().cloned().collect()
+    }
+
+    pub(crate) fn exchanges(&self) -> (usize, Option<ExchangeRecord>) {
+        let tables = self.tables();
+        (tables.exchange_count, tables.last_exchange.clone())
+    }
+
+    pub(crate) fn chat_count(&self) -> usize {
+        self.tables().chat_count
+    }
+
+    pub(crate) fn pending_code_count(&self) -> usize {
+        let now = Instant::now();
+        let mut tables = self.tables();
+        tables.codes.retain(|_, entry| !entry.is_expired(now));
+        tables.codes.len()
+    }
+}
+
+fn push_bounded<T>(records: &mut VecDeque<T>, item: T) {
+    if records.len() == MAX_RECORDS {
+        records.pop_front();
+    }
+    records.push_back(item);
+}
+
+/// `n` random bytes as unpadded base64url.
+pub(crate) fn random_token(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    SysRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the operating system's random generator failed");
+    URL_SAFE_NO_PAD.encode(bytes)
+}

@@ -1,0 +1,289 @@
+//! [`ModelGatesClient`]: one pooled HTTP client for every call to one ModelGates origin.
+//!
+//! The rules this module applies:
+//!
+//! * The base URL is `https`, or `http` only when its host is loopback (`localhost`,
+//!   `127.0.0.0/8`, `[::1]`): keys and verifiers never cross a network in clear text.
+//! * The base URL is an origin, optionally with a path prefix; queries and fragments are refused.
+//! * One `reqwest::Client` is built once and shared by clones (connection pooling).
+//! * Every call has a total timeout (10 s unless configured) and redirects are never followed,
+//!   so a key exchange cannot be bounced to another host.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::{Host, Url};
+
+/// ModelGates' public origin, the default base URL.
+pub const DEFAULT_BASE_URL: &str = "https://modelgates.ai";
+
+/// The total time one call may take unless configured otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client for one ModelGates origin: builds `/auth` URLs, exchanges codes, calls chat.
+///
+/// Cloning is cheap and shares the connection pool.
+///
+/// ```
+/// use std::time::Duration;
+/// use modelgates_oauth_core::ModelGatesClient;
+///
+/// let client = ModelGatesClient::builder()
+///     .base_url("http://127.0.0.1:8090")
+///     .timeout(Duration::from_secs(5))
+///     .build()
+///     .unwrap();
+/// assert_eq!(client.base_url().as_str(), "http://127.0.0.1:8090/");
+///
+/// // Clear text to a remote host is refused.
+/// assert!(ModelGatesClient::builder().base_url("http://example.com").build().is_err());
+/// ```
+#[derive(Debug, Clone)]
+pub struct ModelGatesClient {
+    pub(crate) inner: Arc<ClientInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ClientInner {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base_url: Url,
+    pub(crate) keys_url: Url,
+    pub(crate) chat_url: Url,
+    pub(crate) auth_url: Url,
+}
+
+impl ModelGatesClient {
+    /// A client for `https://modelgates.ai` with the default timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientConfigError::HttpClient`] if the TLS backend cannot start.
+    pub fn new() -> Result<Self, ClientConfigError> {
+        Self::builder().build()
+    }
+
+    /// A builder to set the base URL and timeout.
+    pub fn builder() -> ModelGatesClientBuilder {
+        ModelGatesClientBuilder::default()
+    }
+
+    /// The validated base URL, always ending in `/`.
+    #[must_use]
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base_url
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+}
+
+/// Builds a [`ModelGatesClient`]. Made by [`ModelGatesClient::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct ModelGatesClientBuilder {
+    base_url: String,
+    timeout: Duration,
+    user_agent: String,
+}
+
+impl Default for ModelGatesClientBuilder {
+    fn default() -> Self {
+        Self {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            user_agent: concat!("modelgates-oauth-core/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+impl ModelGatesClientBuilder {
+    /// The ModelGates origin (default `https://modelgates.ai`). Checked by [`Self::build`].
+    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// The total time a call may take, connection included (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The `User-Agent` sent with every call.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// Validates the base URL and builds the pooled HTTP client.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientConfigError`] when the base URL is malformed, not https on a non-loopback host,
+    /// carries a query or fragment, or the HTTP client cannot be built.
+    pub fn build(self) -> Result<ModelGatesClient, ClientConfigError> {
+        let base_url = parse_base_url(&self.base_url)?;
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(self.user_agent)
+            .build()
+            .map_err(|e| ClientConfigError::HttpClient(e.to_string()))?;
+        let join = |path: &str| {
+            base_url
+                .join(path)
+                .expect("a relative path joins onto a base URL")
+        };
+        let inner = ClientInner {
+            keys_url: join("api/v1/auth/keys"),
+            chat_url: join("api/v1/chat/completions"),
+            auth_url: join("auth"),
+            base_url,
+            http,
+        };
+        Ok(ModelGatesClient {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+/// Parses and checks a ModelGates base URL; the result always ends in `/`.
+///
+/// # Errors
+///
+/// [`ClientConfigError`] as for [`ModelGatesClientBuilder::build`].
+pub fn parse_base_url(raw: &str) -> Result<Url, ClientConfigError> {
+    let mut url = Url::parse(raw).map_err(|e| ClientConfigError::InvalidBaseUrl {
+        url: raw.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(ClientConfigError::InvalidBaseUrl {
+            url: raw.to_owned(),
+            reason: "it must be an origin such as https://modelgates.ai, without credentials, \
+                     query or fragment"
+                .to_owned(),
+        });
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => return Err(ClientConfigError::InsecureBaseUrl(raw.to_owned())),
+        other => {
+            return Err(ClientConfigError::InvalidBaseUrl {
+                url: raw.to_owned(),
+                reason: format!("scheme `{other}` is not http or https"),
+            });
+        }
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// Whether a URL's host is loopback: `localhost`, an address in `127.0.0.0/8`, or `::1`.
+#[must_use]
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// A client that cannot be built as configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientConfigError {
+    /// The base URL does not parse or is not a plain origin.
+    #[error("invalid ModelGates base URL `{url}`: {reason}")]
+    InvalidBaseUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The base URL is `http` on a host that is not loopback.
+    #[error(
+        "refusing ModelGates base URL `{0}`: keys would travel in clear text; \
+         use https, or http only on localhost, 127.0.0.1 or [::1]"
+    )]
+    InsecureBaseUrl(String),
+    /// The HTTP client (TLS backend) could not be built.
+    #[error("could not build the HTTP client: {0}")]
+    HttpClient(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_and_loopback_http_are_accepted() {
+        for ok in [
+            "https://modelgates.ai",
+            "https://gateway.example.com/prefix",
+            "http://localhost:8090",
+            "http://127.0.0.1:1",
+            "http://127.10.0.3",
+            "http://[::1]:9000",
+            "http://LOCALHOST",
+        ] {
+            assert!(parse_base_url(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn clear_text_to_remote_hosts_is_refused() {
+        for bad in [
+            "http://modelgates.ai",
+            "http://10.0.0.1",
+            "http://localhost.evil.example",
+        ] {
+            let err = parse_base_url(bad).unwrap_err();
+            assert!(
+                matches!(err, ClientConfigError::InsecureBaseUrl(_)),
+                "{bad}"
+            );
+            assert!(err.to_string().contains("use https"), "{err}");
+        }
+    }
+
+    #[test]
+    fn non_origins_are_refused() {
+        for bad in [
+            "not a url",
+            "ftp://modelgates.ai",
+            "https://a.example/?x=1",
+            "https://a.example/#f",
+            "https://u:p@a.example",
+        ] {
+            assert!(
+                matches!(
+                    parse_base_url(bad),
+                    Err(ClientConfigError::InvalidBaseUrl { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn endpoints_join_under_a_path_prefix() {
+        let client = ModelGatesClient::builder()
+            .base_url("https://gw.example/mg")
+            .build()
+            .unwrap();
+        assert_eq!(
+            client.inner.keys_url.as_str(),
+            "https://gw.example/mg/api/v1/auth/keys"
+        );
+        assert_eq!(client.inner.auth_url.as_str(), "https://gw.example/mg/auth");
+    }
+}

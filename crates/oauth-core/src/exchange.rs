@@ -1,0 +1,197 @@
+//! Step 2 of the flow: exchange the `code` from the callback for a user-controlled key.
+//!
+//! `POST {base}/api/v1/auth/keys` with JSON `{code, code_verifier, code_challenge_method}`;
+//! verifier and method are left out when no challenge was used. The answer
+//! `{"key": "...", "user_id": "..." | null}` becomes an [`IssuedKey`].
+//!
+//! How answers map to [`ExchangeError`]:
+//!
+//! | answer | error |
+//! | --- | --- |
+//! | 400 whose message names `code_challenge_method` | [`ExchangeError::InvalidChallengeMethod`] |
+//! | 403, or a 400 whose message names the code | [`ExchangeError::CodeRejected`] (expired and reused codes land here) |
+//! | 405 | [`ExchangeError::MethodNotAllowed`] |
+//! | any other non-2xx | [`ExchangeError::Status`], with ModelGates' own `error.message` |
+//! | 2xx that is not JSON, or whose `key` is missing or empty | [`ExchangeError::MalformedResponse`] |
+//! | no answer in time | [`ExchangeError::Timeout`] |
+//! | connection refused, reset or dropped mid-answer | [`ExchangeError::Transport`] |
+//!
+//! Neither the verifier nor the key appears in any error.
+
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use crate::http::{CallError, error_message};
+use crate::{ApiKey, ChallengeMethod, CodeVerifier, ModelGatesClient};
+
+/// The largest exchange answer read; a key answer is well under 1 KiB.
+const MAX_EXCHANGE_BODY: usize = 64 * 1024;
+
+/// What a successful exchange yields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct IssuedKey {
+    /// The user-controlled API key.
+    pub key: ApiKey,
+    /// ModelGates' id of the user, when it sends one.
+    pub user_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ExchangeBody<'a> {
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_verifier: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_challenge_method: Option<ChallengeMethod>,
+}
+
+#[derive(Deserialize)]
+struct ExchangeAnswer {
+    key: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+impl ModelGatesClient {
+    /// Exchanges an authorization code for the user's key.
+    ///
+    /// `pkce` is the verifier and method used for the challenge in the `/auth` URL, or `None`
+    /// when no challenge was sent.
+    ///
+    /// # Errors
+    ///
+    /// See the module documentation for how each answer maps to an [`ExchangeError`].
+    ///
+    /// ```no_run
+    /// # async fn run(code: &str, verifier: modelgates_oauth_core::CodeVerifier) {
+    /// use modelgates_oauth_core::{ChallengeMethod, ExchangeError, ModelGatesClient};
+    ///
+    /// let client = ModelGatesClient::new().unwrap();
+    /// match client.exchange_code(code, Some((&verifier, ChallengeMethod::S256))).await {
+    ///     Ok(issued) => println!("signed in, key {}", issued.key.masked()),
+    ///     Err(ExchangeError::CodeRejected { .. }) => println!("code expired or reused: sign in again"),
+    ///     Err(other) => println!("{other}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        pkce: Option<(&CodeVerifier, ChallengeMethod)>,
+    ) -> Result<IssuedKey, ExchangeError> {
+        let body = ExchangeBody {
+            code,
+            code_verifier: pkce.map(|(verifier, _)| verifier.expose_secret()),
+            code_challenge_method: pkce.map(|(_, method)| method),
+        };
+        let answer = self
+            .post_json(&self.inner.keys_url, None, &body, MAX_EXCHANGE_BODY)
+            .await
+            .map_err(|e| match e {
+                CallError::Timeout => ExchangeError::Timeout,
+                CallError::Transport(e) => ExchangeError::Transport(e),
+                CallError::TooLarge(limit) => ExchangeError::MalformedResponse(format!(
+                    "the answer is larger than {limit} bytes"
+                )),
+            })?;
+        if !answer.status.is_success() {
+            return Err(classify_failure(answer.status, &answer.body));
+        }
+        let parsed: ExchangeAnswer = serde_json::from_slice(&answer.body).map_err(|_| {
+            ExchangeError::MalformedResponse("the answer is not the documented JSON object".into())
+        })?;
+        match parsed.key {
+            Some(key) if !key.is_empty() => Ok(IssuedKey {
+                key: ApiKey::new(key),
+                user_id: parsed.user_id,
+            }),
+            _ => Err(ExchangeError::MalformedResponse(
+                "the answer holds no key".into(),
+            )),
+        }
+    }
+}
+
+fn classify_failure(status: StatusCode, body: &[u8]) -> ExchangeError {
+    let message = error_message(status, body);
+    let lower = message.to_ascii_lowercase();
+    match status {
+        StatusCode::BAD_REQUEST if lower.contains("code_challenge_method") => {
+            ExchangeError::InvalidChallengeMethod { message }
+        }
+        StatusCode::BAD_REQUEST if lower.contains("code") => ExchangeError::CodeRejected {
+            status: status.as_u16(),
+            message,
+        },
+        StatusCode::FORBIDDEN => ExchangeError::CodeRejected {
+            status: status.as_u16(),
+            message,
+        },
+        StatusCode::METHOD_NOT_ALLOWED => ExchangeError::MethodNotAllowed,
+        _ => ExchangeError::Status {
+            status: status.as_u16(),
+            message,
+        },
+    }
+}
+
+/// Why a key exchange failed. Each message says what to do next.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExchangeError {
+    /// 400 `Invalid code_challenge_method`.
+    #[error(
+        "ModelGates refused the code_challenge_method ({message}): use the same method in the \
+         key exchange as in the /auth URL"
+    )]
+    InvalidChallengeMethod {
+        /// ModelGates' message.
+        message: String,
+    },
+    /// 403 `Invalid code or code_verifier`, or a 400 naming the code: unknown, expired, reused,
+    /// or redeemed with the wrong verifier.
+    #[error(
+        "ModelGates rejected the code or code_verifier ({status}: {message}): codes are \
+         single-use and expire after about 10 minutes; send the user through sign-in again"
+    )]
+    CodeRejected {
+        /// 403, or 400.
+        status: u16,
+        /// ModelGates' message.
+        message: String,
+    },
+    /// 405 `Method Not Allowed`.
+    #[error(
+        "ModelGates answered 405 Method Not Allowed: the exchange must be a POST over HTTPS; \
+         check that the base URL is not redirected or proxied into a GET"
+    )]
+    MethodNotAllowed,
+    /// Any other non-success status.
+    #[error("ModelGates answered {status} ({message}); try again later")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// ModelGates' `error.message`, or the reason phrase.
+        message: String,
+    },
+    /// No answer within the client's timeout.
+    #[error("ModelGates did not answer in time; try again, or raise the client's timeout")]
+    Timeout,
+    /// The connection failed: refused, reset, or dropped before the answer was complete.
+    #[error(
+        "the connection to ModelGates failed ({0}); check the base URL and the network, then try again"
+    )]
+    Transport(#[source] reqwest::Error),
+    /// A success status whose body is not the documented `{"key": ...}` object.
+    #[error("ModelGates sent a malformed answer: {0}; try again later")]
+    MalformedResponse(String),
+}
+
+impl ExchangeError {
+    /// Whether the code itself was refused, so the user must start sign-in again.
+    #[must_use]
+    pub fn is_code_rejected(&self) -> bool {
+        matches!(self, Self::CodeRejected { .. })
+    }
+}

@@ -1,0 +1,322 @@
+//! Proof Key for Code Exchange (RFC 7636): verifiers, challenges and their method.
+//!
+//! The rules this module applies:
+//!
+//! * A generated [`CodeVerifier`] is 32 bytes from the operating system's random generator,
+//!   base64url-encoded without padding: 43 characters, 256 bits of entropy (RFC 7636 §4.1).
+//! * A parsed verifier must be 43 to 128 characters from the unreserved set
+//!   `A-Z a-z 0-9 - . _ ~`; anything else is an [`InvalidVerifier`] error.
+//! * [`ChallengeMethod::S256`] derives the challenge as `BASE64URL-NOPAD(SHA256(verifier))`,
+//!   exactly as ModelGates' own TypeScript sample does. [`ChallengeMethod::Plain`] sends the
+//!   verifier itself and is documented as weaker: anyone who sees the authorization URL can
+//!   redeem an intercepted code.
+//!
+//! ```
+//! use modelgates_oauth_core::{ChallengeMethod, CodeVerifier};
+//!
+//! let verifier = CodeVerifier::generate();
+//! let challenge = verifier.challenge(ChallengeMethod::S256);
+//! assert_eq!(challenge.as_str().len(), 43);
+//! assert_eq!(challenge.method(), ChallengeMethod::S256);
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::TryRng as _;
+use rand::rngs::SysRng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
+
+/// Shortest verifier RFC 7636 allows.
+pub const MIN_VERIFIER_LEN: usize = 43;
+/// Longest verifier RFC 7636 allows.
+pub const MAX_VERIFIER_LEN: usize = 128;
+
+/// The secret half of PKCE: kept by the app, sent only in the key exchange.
+///
+/// `Debug` prints `CodeVerifier(<redacted>)`, there is no `Display`, and the memory holding the
+/// value is wiped on drop. Read the value with [`CodeVerifier::expose_secret`].
+///
+/// ```
+/// use modelgates_oauth_core::CodeVerifier;
+///
+/// let verifier = CodeVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
+/// assert_eq!(format!("{verifier:?}"), "CodeVerifier(<redacted>)");
+/// assert!(CodeVerifier::parse("too-short").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct CodeVerifier(Zeroizing<String>);
+
+impl CodeVerifier {
+    /// A fresh verifier from 32 bytes of the operating system's random generator.
+    ///
+    /// # Panics
+    ///
+    /// Panics only if the operating system cannot supply random bytes, a condition under which
+    /// no secure sign-in is possible at all.
+    #[must_use]
+    pub fn generate() -> Self {
+        let bytes = Zeroizing::new(random_bytes::<32>());
+        Self(Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_slice())))
+    }
+
+    /// Validates a verifier received from elsewhere (a cookie, a file, a test vector).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidVerifier`] when the length is outside 43..=128 or a character is not unreserved.
+    pub fn parse(value: &str) -> Result<Self, InvalidVerifier> {
+        let len = value.len();
+        if !(MIN_VERIFIER_LEN..=MAX_VERIFIER_LEN).contains(&len) {
+            return Err(InvalidVerifier::Length(len));
+        }
+        if !value.bytes().all(is_unreserved) {
+            return Err(InvalidVerifier::Character);
+        }
+        Ok(Self(Zeroizing::new(value.to_owned())))
+    }
+
+    /// The verifier's text. Call it only to send the verifier to ModelGates or to seal it.
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// The challenge derived from this verifier with `method`.
+    #[must_use]
+    pub fn challenge(&self, method: ChallengeMethod) -> CodeChallenge {
+        let value = match method {
+            ChallengeMethod::S256 => URL_SAFE_NO_PAD.encode(Sha256::digest(self.0.as_bytes())),
+            ChallengeMethod::Plain => self.0.to_string(),
+        };
+        CodeChallenge { value, method }
+    }
+}
+
+impl fmt::Debug for CodeVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CodeVerifier(<redacted>)")
+    }
+}
+
+/// `N` bytes from the operating system's random generator.
+///
+/// # Panics
+///
+/// When the operating system has no randomness to give: continuing would mint guessable secrets.
+#[must_use]
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    SysRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the operating system's random generator failed; refusing to mint weak secrets");
+    bytes
+}
+
+fn is_unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Why a string is not a valid PKCE code verifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidVerifier {
+    /// The verifier is shorter than 43 or longer than 128 characters.
+    #[error(
+        "a PKCE code verifier must be 43 to 128 characters long, this one has {0}; \
+         use CodeVerifier::generate() to make a valid one"
+    )]
+    Length(usize),
+    /// The verifier holds a character outside `A-Z a-z 0-9 - . _ ~`.
+    #[error(
+        "a PKCE code verifier may only contain A-Z, a-z, 0-9 and - . _ ~; \
+         use CodeVerifier::generate() to make a valid one"
+    )]
+    Character,
+}
+
+/// How the challenge is derived from the verifier (`code_challenge_method`).
+///
+/// Serialised as ModelGates spells it: `"S256"` and `"plain"`.
+///
+/// ```
+/// use modelgates_oauth_core::ChallengeMethod;
+///
+/// assert_eq!(ChallengeMethod::default(), ChallengeMethod::S256);
+/// assert_eq!("plain".parse::<ChallengeMethod>().unwrap(), ChallengeMethod::Plain);
+/// assert_eq!(serde_json::to_string(&ChallengeMethod::S256).unwrap(), "\"S256\"");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ChallengeMethod {
+    /// `BASE64URL(SHA256(verifier))`: the default and the only recommended method.
+    #[default]
+    #[serde(rename = "S256")]
+    S256,
+    /// The verifier itself. Weaker: a code intercepted together with the authorization URL can
+    /// be redeemed by whoever intercepted it. Use only where SHA-256 is unavailable.
+    #[serde(rename = "plain")]
+    Plain,
+}
+
+impl ChallengeMethod {
+    /// The wire name: `"S256"` or `"plain"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::S256 => "S256",
+            Self::Plain => "plain",
+        }
+    }
+}
+
+impl fmt::Display for ChallengeMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ChallengeMethod {
+    type Err = UnknownChallengeMethod;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "S256" => Ok(Self::S256),
+            "plain" => Ok(Self::Plain),
+            _ => Err(UnknownChallengeMethod),
+        }
+    }
+}
+
+/// A string that is neither `S256` nor `plain`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown code_challenge_method: use \"S256\" (recommended) or \"plain\"")]
+pub struct UnknownChallengeMethod;
+
+/// The public half of PKCE, sent in the `/auth` URL together with its method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeChallenge {
+    value: String,
+    method: ChallengeMethod,
+}
+
+impl CodeChallenge {
+    /// The challenge text, as sent in `code_challenge`.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+
+    /// The method it was derived with, as sent in `code_challenge_method`.
+    #[must_use]
+    pub const fn method(&self) -> ChallengeMethod {
+        self.method
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RFC_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const RFC_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    #[test]
+    fn rfc7636_appendix_b_vector() {
+        let verifier = CodeVerifier::parse(RFC_VERIFIER).unwrap();
+        let challenge = verifier.challenge(ChallengeMethod::S256);
+        assert_eq!(challenge.as_str(), RFC_CHALLENGE);
+        assert_eq!(challenge.method(), ChallengeMethod::S256);
+    }
+
+    #[test]
+    fn plain_challenge_is_the_verifier() {
+        let verifier = CodeVerifier::parse(RFC_VERIFIER).unwrap();
+        assert_eq!(
+            verifier.challenge(ChallengeMethod::Plain).as_str(),
+            RFC_VERIFIER
+        );
+    }
+
+    #[test]
+    fn generated_verifiers_are_valid_and_distinct() {
+        let verifiers: Vec<_> = (0..64).map(|_| CodeVerifier::generate()).collect();
+        for v in &verifiers {
+            assert_eq!(v.expose_secret().len(), 43);
+            assert!(CodeVerifier::parse(v.expose_secret()).is_ok());
+            assert!(!v.expose_secret().contains('='), "no padding");
+            assert!(!v.expose_secret().contains(['+', '/']), "url-safe alphabet");
+        }
+        let distinct: std::collections::HashSet<_> =
+            verifiers.iter().map(CodeVerifier::expose_secret).collect();
+        assert_eq!(distinct.len(), verifiers.len());
+    }
+
+    #[test]
+    fn s256_challenge_is_unpadded_base64url() {
+        for _ in 0..32 {
+            let c = CodeVerifier::generate().challenge(ChallengeMethod::S256);
+            assert_eq!(c.as_str().len(), 43);
+            assert!(
+                c.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
+        }
+    }
+
+    #[test]
+    fn parse_enforces_length_bounds() {
+        assert_eq!(
+            CodeVerifier::parse(&"a".repeat(42)),
+            Err(InvalidVerifier::Length(42))
+        );
+        assert!(CodeVerifier::parse(&"a".repeat(43)).is_ok());
+        assert!(CodeVerifier::parse(&"a".repeat(128)).is_ok());
+        assert_eq!(
+            CodeVerifier::parse(&"a".repeat(129)),
+            Err(InvalidVerifier::Length(129))
+        );
+    }
+
+    #[test]
+    fn parse_rejects_reserved_characters() {
+        for bad in ['+', '/', '=', ' ', '%', 'é', '\n'] {
+            let mut s = "a".repeat(50);
+            s.push(bad);
+            assert_eq!(
+                CodeVerifier::parse(&s),
+                Err(InvalidVerifier::Character),
+                "{bad:?}"
+            );
+        }
+        assert!(CodeVerifier::parse(&format!("{}-._~", "a".repeat(40))).is_ok());
+    }
+
+    #[test]
+    fn debug_redacts_and_error_messages_say_what_to_do() {
+        let v = CodeVerifier::parse(RFC_VERIFIER).unwrap();
+        assert!(!format!("{v:?}").contains(RFC_VERIFIER));
+        assert!(
+            InvalidVerifier::Length(3)
+                .to_string()
+                .contains("CodeVerifier::generate()")
+        );
+    }
+
+    #[test]
+    fn method_wire_names() {
+        assert_eq!(ChallengeMethod::S256.as_str(), "S256");
+        assert_eq!(ChallengeMethod::Plain.to_string(), "plain");
+        assert!("s256".parse::<ChallengeMethod>().is_err());
+        assert_eq!(
+            serde_json::to_string(&ChallengeMethod::Plain).unwrap(),
+            "\"plain\""
+        );
+        let m: ChallengeMethod = serde_json::from_str("\"S256\"").unwrap();
+        assert_eq!(m, ChallengeMethod::S256);
+    }
+}
