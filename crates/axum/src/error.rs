@@ -1,0 +1,268 @@
+//! [`AuthError`]: every failure a user can hit on the layer's routes, with its status and a
+//! page (or JSON) that says what happened and what to do.
+//!
+//! Rules: bad or missing callback input is a 400, a cancelled sign-in a 403, a wrong method a
+//! 405, a ModelGates failure a 502, a ModelGates timeout a 504, a failing key store a 503.
+//! Never a 500 for bad input. HTML goes to browsers, JSON
+//! (`{"error": {"status", "code", "message"}}`) to clients whose `Accept` asks for JSON and not
+//! HTML. Every value that came from the request is HTML-escaped; no message holds a secret.
+
+use std::sync::Arc;
+
+use axum_core::body::Body;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use modelgates_oauth_core::ExchangeError;
+
+use crate::store::StoreError;
+
+/// A replacement for the HTML error page; see
+/// [`ModelGatesConfig::with_error_page`](crate::ModelGatesConfig::with_error_page).
+pub(crate) type ErrorPage = Arc<dyn Fn(&AuthError) -> Response<Body> + Send + Sync>;
+
+/// Why a sign-in route failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// `/callback` arrived without the flow cookie: the sign-in expired, was finished already,
+    /// or was started in another browser.
+    #[error("This sign-in has expired or was started in another browser. Please sign in again.")]
+    FlowMissing,
+    /// The flow cookie failed its signature check.
+    #[error("This sign-in could not be verified. Please sign in again.")]
+    FlowInvalid,
+    /// The flow cookie is older than the flow lifetime.
+    #[error("This sign-in took too long and has expired. Please sign in again.")]
+    FlowExpired,
+    /// `/callback` has no `code` parameter.
+    #[error("The sign-in response has no code. Please sign in again.")]
+    CodeMissing,
+    /// `/callback` has more than one `code` parameter.
+    #[error("The sign-in response has more than one code. Please sign in again.")]
+    CodeDuplicated,
+    /// The `code` is longer than 2 KB or holds characters other than printable ASCII.
+    #[error("The sign-in response has a malformed code. Please sign in again.")]
+    CodeMalformed,
+    /// The user pressed Deny on ModelGates' consent page.
+    #[error("You cancelled the sign-in with ModelGates. You can sign in again whenever you like.")]
+    AccessDenied,
+    /// ModelGates reported another authorization error.
+    #[error("ModelGates reported an error during sign-in ({error}). Please sign in again.")]
+    AuthorizationFailed {
+        /// The `error` parameter as received (shown escaped).
+        error: String,
+    },
+    /// ModelGates refused the code: expired, already used, or not issued for this browser's
+    /// verifier.
+    #[error(
+        "ModelGates did not accept this sign-in (the code expired or was already used). Please sign in again."
+    )]
+    CodeRejected(#[source] ExchangeError),
+    /// ModelGates failed or answered something unusable.
+    #[error("ModelGates is not answering properly right now. Please try again in a moment.")]
+    Upstream(#[source] ExchangeError),
+    /// ModelGates did not answer in time.
+    #[error("ModelGates took too long to answer. Please try again in a moment.")]
+    UpstreamTimeout(#[source] ExchangeError),
+    /// The key store failed.
+    #[error("Your sign-in could not be saved right now. Please try again in a moment.")]
+    Store(#[source] StoreError),
+    /// The route exists but not for this method.
+    #[error("This address does not accept {method} requests; use {allow}.")]
+    MethodNotAllowed {
+        /// The method used.
+        method: http::Method,
+        /// The method to use.
+        allow: &'static str,
+    },
+}
+
+impl AuthError {
+    /// The HTTP status this error answers with.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::FlowMissing
+            | Self::FlowInvalid
+            | Self::FlowExpired
+            | Self::CodeMissing
+            | Self::CodeDuplicated
+            | Self::CodeMalformed
+            | Self::AuthorizationFailed { .. }
+            | Self::CodeRejected(_) => StatusCode::BAD_REQUEST,
+            Self::AccessDenied => StatusCode::FORBIDDEN,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    /// A stable machine-readable code, as sent in JSON errors.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::FlowMissing => "flow_missing",
+            Self::FlowInvalid => "flow_invalid",
+            Self::FlowExpired => "flow_expired",
+            Self::CodeMissing => "code_missing",
+            Self::CodeDuplicated => "code_duplicated",
+            Self::CodeMalformed => "code_malformed",
+            Self::AccessDenied => "access_denied",
+            Self::AuthorizationFailed { .. } => "authorization_failed",
+            Self::CodeRejected(_) => "code_rejected",
+            Self::Upstream(_) => "upstream_error",
+            Self::UpstreamTimeout(_) => "upstream_timeout",
+            Self::Store(_) => "store_unavailable",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+        }
+    }
+
+    /// Whether offering "sign in again" makes sense after this error.
+    fn offers_retry(&self) -> bool {
+        !matches!(self, Self::MethodNotAllowed { .. })
+    }
+
+    pub(crate) fn from_exchange(error: ExchangeError) -> Self {
+        match error {
+            ExchangeError::CodeRejected { .. } => Self::CodeRejected(error),
+            ExchangeError::Timeout => Self::UpstreamTimeout(error),
+            other => Self::Upstream(other),
+        }
+    }
+}
+
+/// Whether the client asked for JSON rather than HTML.
+pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    accept.contains("application/json") && !accept.contains("text/html")
+}
+
+/// The response for `error`: JSON, the app's page, or the built-in page.
+pub(crate) fn render(
+    error: &AuthError,
+    headers: &HeaderMap,
+    login_path: &str,
+    custom: Option<&ErrorPage>,
+) -> Response<Body> {
+    let status = error.status();
+    let mut response = if wants_json(headers) {
+        let body = serde_json::json!({
+            "error": {"status": status.as_u16(), "code": error.code(), "message": error.to_string()}
+        });
+        let mut response = Response::new(Body::from(body.to_string()));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    } else if let Some(page) = custom {
+        page(error)
+    } else {
+        html_page(error, login_path)
+    };
+    *response.status_mut() = status;
+    if let AuthError::MethodNotAllowed { allow, .. } = error {
+        response
+            .headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+    }
+    response
+}
+
+fn html_page(error: &AuthError, login_path: &str) -> Response<Body> {
+    let title = match error {
+        AuthError::AccessDenied => "Sign-in cancelled",
+        AuthError::Upstream(_) | AuthError::UpstreamTimeout(_) | AuthError::Store(_) => {
+            "Sign-in unavailable"
+        }
+        AuthError::MethodNotAllowed { .. } => "Method not allowed",
+        _ => "Sign-in failed",
+    };
+    let retry = if error.offers_retry() {
+        format!(
+            r#"<p><a href="{}">Sign in with ModelGates</a> · <a href="/">Home</a></p>"#,
+            html_escape::encode_double_quoted_attribute(login_path)
+        )
+    } else {
+        r#"<p><a href="/">Home</a></p>"#.to_owned()
+    };
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}}</style>\
+         </head><body><h1>{title}</h1><p id=\"message\">{message}</p>{retry}</body></html>",
+        message = html_escape::encode_text(&error.to_string()),
+    );
+    let mut response = Response::new(Body::from(page));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_rules() {
+        assert_eq!(AuthError::FlowMissing.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(AuthError::AccessDenied.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            AuthError::from_exchange(ExchangeError::Timeout).status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        assert_eq!(
+            AuthError::from_exchange(ExchangeError::MalformedResponse("x".into())).status(),
+            StatusCode::BAD_GATEWAY
+        );
+        assert_eq!(
+            AuthError::from_exchange(ExchangeError::CodeRejected {
+                status: 403,
+                message: "m".into()
+            })
+            .status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn echoed_values_are_escaped() {
+        let error = AuthError::AuthorizationFailed {
+            error: "<script>alert(1)</script>".into(),
+        };
+        let response = render(&error, &HeaderMap::new(), "/login", None);
+        let body = futures_body(response);
+        assert!(!body.contains("<script>"), "{body}");
+        assert!(body.contains("&lt;script&gt;"));
+    }
+
+    #[test]
+    fn json_for_json_clients() {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let response = render(&AuthError::CodeMissing, &headers, "/login", None);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        let body: serde_json::Value = serde_json::from_str(&futures_body(response)).unwrap();
+        assert_eq!(body["error"]["code"], "code_missing");
+        assert_eq!(body["error"]["status"], 400);
+    }
+
+    fn futures_body(response: Response<Body>) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = rt
+            .block_on(http_body_util::BodyExt::collect(response.into_body()))
+            .unwrap()
+            .to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+}

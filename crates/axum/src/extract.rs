@@ -1,0 +1,225 @@
+//! [`ModelGatesKey`]: the signed-in user's key, as an axum extractor.
+//!
+//! The rules: with [`ModelGatesAuth`](crate::ModelGatesAuth) in front and a valid key cookie,
+//! extraction succeeds. Signed out, a browser navigation (`GET` or `HEAD` whose `Accept` holds
+//! `text/html`) is redirected with a 303 to the login route with `return_to` set to this page;
+//! any other request gets a 401 with a JSON error. Without the layer, extraction fails with a
+//! 500 whose message names `ModelGatesAuth`, since that is a bug in the app, not in the request.
+//! `Option<ModelGatesKey>` never rejects a signed-out request: it yields `None`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum_core::body::Body;
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
+use http::request::Parts;
+use http::{Extensions, HeaderValue, Method, StatusCode, Uri};
+use modelgates_oauth_core::{ApiKey, ChatError, ChatRequest, ChatResponse, ModelGatesClient};
+
+use crate::return_to::is_safe_return_to;
+
+/// The signed-in user's ModelGates key, with a chat client that reuses the layer's pooled
+/// HTTP client. Cheap to clone.
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// use modelgates_axum::ModelGatesKey;
+/// use modelgates_oauth_core::{ChatMessage, ChatRequest};
+///
+/// async fn chat(key: ModelGatesKey) -> String {
+///     let request = ChatRequest::new("openai/gpt-5.2", vec![ChatMessage::user("Hello!")]);
+///     match key.chat(&request).await {
+///         Ok(reply) => reply.text().unwrap_or_default().to_owned(),
+///         Err(error) => error.to_string(),
+///     }
+/// }
+///
+/// let app: Router = Router::new().route("/chat", post(chat));
+/// ```
+#[derive(Clone)]
+pub struct ModelGatesKey(Arc<KeyInner>);
+
+struct KeyInner {
+    key: ApiKey,
+    user_id: Option<String>,
+    client: ModelGatesClient,
+}
+
+impl fmt::Debug for ModelGatesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelGatesKey")
+            .field("key", &self.0.key)
+            .field("user_id", &self.0.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ModelGatesKey {
+    pub(crate) fn new(key: ApiKey, user_id: Option<String>, client: ModelGatesClient) -> Self {
+        Self(Arc::new(KeyInner {
+            key,
+            user_id,
+            client,
+        }))
+    }
+
+    /// The user-controlled key. Send it only to ModelGates.
+    #[must_use]
+    pub fn api_key(&self) -> &ApiKey {
+        &self.0.key
+    }
+
+    /// ModelGates' id of the user, when it sent one.
+    #[must_use]
+    pub fn user_id(&self) -> Option<&str> {
+        self.0.user_id.as_deref()
+    }
+
+    /// The layer's ModelGates client (shared connection pool).
+    #[must_use]
+    pub fn client(&self) -> &ModelGatesClient {
+        &self.0.client
+    }
+
+    /// Sends a chat completion request with this key.
+    ///
+    /// # Errors
+    ///
+    /// As [`ModelGatesClient::chat`]; [`ChatError::KeyRejected`] means the user must sign in
+    /// again.
+    pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ChatError> {
+        self.0.client.chat(&self.0.key, request).await
+    }
+
+    /// The key from a request's extensions, for tower services without axum's extractors:
+    /// `Ok(Some(key))` signed in, `Ok(None)` signed out.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelGatesKeyRejection::MissingLayer`] when `ModelGatesAuth` did not see the request.
+    pub fn from_extensions(
+        extensions: &Extensions,
+    ) -> Result<Option<Self>, ModelGatesKeyRejection> {
+        extensions
+            .get::<AuthContext>()
+            .map(|context| context.key.clone())
+            .ok_or(ModelGatesKeyRejection::MissingLayer)
+    }
+}
+
+/// What the layer tells handlers about the request: the key, or how to sign in.
+#[derive(Clone)]
+pub(crate) struct AuthContext {
+    pub(crate) key: Option<ModelGatesKey>,
+    pub(crate) login_path: Arc<str>,
+    /// The URI as the layer saw it, before any nested router stripped a prefix.
+    pub(crate) original_uri: Uri,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ModelGatesKey {
+    type Rejection = ModelGatesKeyRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let context = parts
+            .extensions
+            .get::<AuthContext>()
+            .ok_or(ModelGatesKeyRejection::MissingLayer)?;
+        context
+            .key
+            .clone()
+            .ok_or_else(|| signed_out(parts, context))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for ModelGatesKey {
+    type Rejection = ModelGatesKeyRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Self::from_extensions(&parts.extensions)
+    }
+}
+
+fn signed_out(parts: &Parts, context: &AuthContext) -> ModelGatesKeyRejection {
+    let is_navigation = matches!(parts.method, Method::GET | Method::HEAD)
+        && parts
+            .headers
+            .get_all(ACCEPT)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")));
+    if !is_navigation {
+        return ModelGatesKeyRejection::SignedOut { login: None };
+    }
+    let here = context
+        .original_uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str());
+    let login = if is_safe_return_to(here) {
+        let encoded: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+        format!("{}?return_to={encoded}", context.login_path)
+    } else {
+        context.login_path.to_string()
+    };
+    ModelGatesKeyRejection::SignedOut { login: Some(login) }
+}
+
+/// Why [`ModelGatesKey`] could not be extracted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelGatesKeyRejection {
+    /// The request is not signed in. Browsers are sent to `login`; other clients get a 401.
+    #[error("not signed in with ModelGates")]
+    SignedOut {
+        /// The login URL for a browser navigation, `None` for other requests.
+        login: Option<String>,
+    },
+    /// `ModelGatesAuth` is not in front of this handler.
+    #[error(
+        "ModelGatesKey was extracted but the ModelGatesAuth layer did not see this request: add \
+         `.layer(ModelGatesAuth::new(config))` to the router that serves this route"
+    )]
+    MissingLayer,
+}
+
+impl IntoResponse for ModelGatesKeyRejection {
+    fn into_response(self) -> Response {
+        match self {
+            Self::SignedOut { login: Some(login) } => {
+                let mut response = Response::new(Body::empty());
+                *response.status_mut() = StatusCode::SEE_OTHER;
+                if let Ok(location) = HeaderValue::from_str(&login) {
+                    response.headers_mut().insert(LOCATION, location);
+                }
+                response
+            }
+            Self::SignedOut { login: None } => json_error(
+                StatusCode::UNAUTHORIZED,
+                "not_signed_in",
+                "Sign in with ModelGates first.",
+            ),
+            Self::MissingLayer => {
+                tracing::error!("{self}");
+                json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "missing_layer",
+                    &self.to_string(),
+                )
+            }
+        }
+    }
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body =
+        serde_json::json!({"error": {"status": status.as_u16(), "code": code, "message": message}});
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
