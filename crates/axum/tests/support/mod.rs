@@ -1,0 +1,169 @@
+//! A scripted browser for the layer's tests: it keeps cookies like a browser, calls the app
+//! in-process through `tower::ServiceExt::oneshot`, and follows the hop to the emulator over
+//! real HTTP on 127.0.0.1.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body_util::BodyExt as _;
+use modelgates_axum::{CookieSecret, ModelGatesConfig};
+use modelgates_emulator::Emulator;
+use tower::ServiceExt as _;
+
+/// The answer of one request, read whole.
+#[derive(Debug)]
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .expect("a Location header")
+            .to_str()
+            .unwrap()
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+    }
+}
+
+pub async fn read(response: Response<Body>) -> Page {
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    Page {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// One reqwest client per test binary: building one loads TLS roots, which is slow.
+pub fn http() -> reqwest::Client {
+    static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    });
+    CLIENT.clone()
+}
+
+pub fn config(emu: &Emulator) -> ModelGatesConfig {
+    ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
+        .with_base_url(emu.base_url())
+}
+
+/// A browser: a cookie jar in front of an app.
+#[derive(Clone)]
+pub struct Browser {
+    pub app: Router,
+    pub cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    pub fn new(app: Router) -> Self {
+        Self {
+            app,
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    pub fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Sends a request with the jar's cookies and stores the answer's cookies.
+    pub async fn send(&mut self, request: http::request::Builder, body: Body) -> Page {
+        let mut request = request;
+        if !self.cookies.is_empty() {
+            request = request.header(header::COOKIE, self.cookie_header());
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let page = read(response).await;
+        for set_cookie in page.set_cookies() {
+            let cookie = cookie::Cookie::parse(set_cookie).unwrap();
+            if cookie.max_age() == Some(cookie::time::Duration::ZERO) {
+                self.cookies.remove(cookie.name());
+            } else {
+                self.cookies
+                    .insert(cookie.name().to_owned(), cookie.value().to_owned());
+            }
+        }
+        page
+    }
+
+    pub async fn get(&mut self, uri: &str) -> Page {
+        self.send(
+            Request::get(uri).header(header::ACCEPT, "text/html"),
+            Body::empty(),
+        )
+        .await
+    }
+
+    pub async fn get_json(&mut self, uri: &str) -> Page {
+        self.send(
+            Request::get(uri).header(header::ACCEPT, "application/json"),
+            Body::empty(),
+        )
+        .await
+    }
+
+    pub async fn post(&mut self, uri: &str) -> Page {
+        self.send(Request::post(uri), Body::empty()).await
+    }
+
+    /// `/login` then ModelGates' `/auth` (auto-approve): the callback path and query to visit.
+    pub async fn start_sign_in(&mut self, login: &str) -> String {
+        let login = self.get(login).await;
+        assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.body);
+        let auth = http().get(login.location()).send().await.unwrap();
+        assert_eq!(auth.status(), 302, "the emulator approves at once");
+        let callback = url::Url::parse(auth.headers()["location"].to_str().unwrap()).unwrap();
+        format!("{}?{}", callback.path(), callback.query().unwrap_or(""))
+    }
+
+    /// The whole sign-in; returns the callback's answer.
+    pub async fn sign_in(&mut self, login: &str) -> Page {
+        let callback = self.start_sign_in(login).await;
+        self.get(&callback).await
+    }
+}
+
+pub fn code_of(callback: &str) -> String {
+    let url = url::Url::parse(&format!("http://x{callback}")).unwrap();
+    url.query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned()
+}
