@@ -1,0 +1,68 @@
+//! Helpers for the workspace-level end-to-end tests: serve example-chat's app over real HTTP
+//! on 127.0.0.1 against an in-process emulator.
+
+use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig};
+use modelgates_emulator::Emulator;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// example-chat served on 127.0.0.1, with the emulator it talks to. Stops when dropped.
+#[derive(Debug)]
+pub struct RunningApp {
+    /// The app's origin, such as `http://127.0.0.1:41234`; also its public URL.
+    pub url: String,
+    /// The emulator behind it.
+    pub emulator: Emulator,
+    task: JoinHandle<()>,
+}
+
+impl Drop for RunningApp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts example-chat's app on a free port against `emulator`.
+///
+/// # Panics
+///
+/// When 127.0.0.1 cannot be bound: the test cannot run at all.
+pub async fn start_chat_app(emulator: Emulator) -> RunningApp {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let config =
+        ModelGatesConfig::new(&url, CookieSecret::generate()).with_base_url(emulator.base_url());
+    let app = example_chat::app(ModelGatesAuth::new(config), example_chat::DEFAULT_MODEL);
+    let task = tokio::spawn(async move {
+        axum_serve(listener, app).await;
+    });
+    RunningApp {
+        url,
+        emulator,
+        task,
+    }
+}
+
+async fn axum_serve(listener: TcpListener, app: axum::Router) {
+    if let Err(error) = axum::serve(listener, app).await {
+        eprintln!("example-chat stopped: {error}");
+    }
+}
+
+/// A client that keeps cookies like a browser and does not follow redirects, so each hop
+/// can be checked.
+///
+/// # Panics
+///
+/// When the TLS backend cannot start.
+#[must_use]
+pub fn browser_like_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("reqwest client")
+}

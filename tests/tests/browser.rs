@@ -1,0 +1,229 @@
+//! The real-browser test: headless Chromium, driven over WebDriver by fantoccini, opens
+//! example-chat, clicks Connect, approves on the emulator's consent page, lands back signed in,
+//! chats, sees the reply, logs out and is signed out.
+//!
+//! It needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
+//! test says loudly that it was skipped; under CI (`CI=true`) a missing browser is a failure.
+//! Set `MODELGATES_SCREENSHOT_DIR` to keep a PNG of each step.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use modelgates_e2e::start_chat_app;
+use modelgates_emulator::Emulator;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// chromedriver, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch folder removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "modelgates-browser-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether the browser is installed; if not, fails under CI and skips loudly elsewhere.
+fn browser_available() -> bool {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return true;
+    }
+    let message = format!(
+        "the browser test needs {CHROMIUM} and {CHROMEDRIVER}: `apt-get install chromium chromium-driver`"
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+    eprintln!("\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n");
+    false
+}
+
+async fn start_driver() -> Driver {
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _profile: TempDir::new(),
+    };
+    // Poll until it answers; no fixed sleep.
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let status = format!("{}/status", driver.url);
+    loop {
+        if let Ok(response) = reqwest::get(&status).await {
+            if response.status().is_success() {
+                return driver;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not start within {STEP_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn open_browser(driver: &Driver) -> Client {
+    let args = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1000,800",
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .chain([format!("--user-data-dir={}", driver._profile.0.display())])
+    .collect::<Vec<_>>();
+    let capabilities = serde_json::json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {"binary": CHROMIUM, "args": args}
+    });
+    let serde_json::Value::Object(capabilities) = capabilities else {
+        unreachable!()
+    };
+    ClientBuilder::rustls()
+        .expect("TLS roots")
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session")
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("MODELGATES_SCREENSHOT_DIR") {
+        let png = browser.screenshot().await.unwrap();
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+async fn text_of(browser: &Client, id: &str) -> String {
+    let element = browser
+        .wait()
+        .at_most(STEP_TIMEOUT)
+        .for_element(Locator::Id(id))
+        .await;
+    let element = element.unwrap_or_else(|e| panic!("#{id} never appeared: {e}"));
+    element.text().await.unwrap()
+}
+
+async fn click(browser: &Client, id: &str) {
+    let element = browser
+        .wait()
+        .at_most(STEP_TIMEOUT)
+        .for_element(Locator::Id(id))
+        .await;
+    element
+        .unwrap_or_else(|e| panic!("#{id} never appeared: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_person_connects_chats_and_logs_out_in_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let app = start_chat_app(Emulator::builder().start().await.unwrap()).await;
+    let driver = start_driver().await;
+    let browser = open_browser(&driver).await;
+    let outcome = run_scenario(&browser, &app).await;
+    browser.close().await.unwrap();
+    outcome.unwrap();
+}
+
+async fn run_scenario(browser: &Client, app: &modelgates_e2e::RunningApp) -> Result<(), String> {
+    browser.goto(&app.url).await.map_err(|e| e.to_string())?;
+    screenshot(browser, "1-home").await;
+    click(browser, "connect").await;
+
+    // The emulator's consent page names the app; Approve is a real form POST.
+    let origin = text_of(browser, "app-origin").await;
+    assert_eq!(origin, app.url);
+    screenshot(browser, "2-consent").await;
+    click(browser, "approve").await;
+
+    // Back on the app, signed in: the chat form and a masked key.
+    let key_shown = text_of(browser, "key").await;
+    let issued = app
+        .emulator
+        .issued_keys()
+        .pop()
+        .expect("a key was issued")
+        .key;
+    assert_ne!(key_shown, issued, "the key is never shown whole");
+    assert!(key_shown.starts_with(&issued[..8]));
+    screenshot(browser, "3-signed-in").await;
+
+    let message = browser
+        .find(Locator::Id("message"))
+        .await
+        .map_err(|e| e.to_string())?;
+    message
+        .send_keys("Hello from Chromium <3")
+        .await
+        .map_err(|e| e.to_string())?;
+    click(browser, "send").await;
+    let reply = text_of(browser, "reply").await;
+    assert_eq!(reply, "[openai/gpt-5.2] You said: Hello from Chromium <3");
+    screenshot(browser, "4-reply").await;
+
+    click(browser, "logout").await;
+    let connect = text_of(browser, "connect").await;
+    assert_eq!(connect, "Connect ModelGates");
+    screenshot(browser, "5-signed-out").await;
+    let cookies = browser.get_all_cookies().await.map_err(|e| e.to_string())?;
+    assert!(
+        cookies.iter().all(|c| c.name() != "modelgates_key"),
+        "the key cookie is gone"
+    );
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! example-chat over real HTTP on 127.0.0.1 against the emulator in consent mode: what a person
+//! does, hop by hop, with every redirect checked.
+
+use modelgates_e2e::{RunningApp, browser_like_client, start_chat_app};
+use modelgates_emulator::Emulator;
+use reqwest::{Client, StatusCode};
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+async fn consent_app() -> RunningApp {
+    start_chat_app(Emulator::builder().start().await.unwrap()).await
+}
+
+/// From the home page to the consent page; returns the consent form's id.
+async fn reach_consent(client: &Client, app: &RunningApp) -> String {
+    let login = client
+        .get(format!("{}/login", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let consent = client.get(location(&login)).send().await.unwrap();
+    assert_eq!(consent.status(), StatusCode::OK);
+    let page = consent.text().await.unwrap();
+    assert!(
+        page.contains(&app.url),
+        "the consent page names the app: {page}"
+    );
+    page.split(r#"name="consent_id" value=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Presses a consent button; returns the callback's answer.
+async fn decide(
+    client: &Client,
+    app: &RunningApp,
+    consent_id: &str,
+    decision: &str,
+) -> reqwest::Response {
+    let decided = client
+        .post(format!("{}/auth/consent", app.emulator.base_url()))
+        .form(&[("consent_id", consent_id), ("decision", decision)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decided.status(), StatusCode::SEE_OTHER);
+    let callback = location(&decided);
+    assert!(
+        callback.starts_with(&format!("{}/callback?", app.url)),
+        "{callback}"
+    );
+    client.get(callback).send().await.unwrap()
+}
+
+async fn sign_in(client: &Client, app: &RunningApp) {
+    let consent_id = reach_consent(client, app).await;
+    let landed = decide(client, app, &consent_id, "approve").await;
+    assert_eq!(landed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&landed), "/");
+}
+
+async fn home(client: &Client, app: &RunningApp) -> String {
+    client
+        .get(&app.url)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn connect_chat_and_log_out() {
+    let app = consent_app().await;
+    let client = browser_like_client();
+    let page = home(&client, &app).await;
+    assert!(page.contains("Connect ModelGates"));
+    assert!(!page.contains("id=\"message\""));
+
+    sign_in(&client, &app).await;
+    let key = app.emulator.issued_keys().pop().unwrap().key;
+    let page = home(&client, &app).await;
+    assert!(page.contains("id=\"message\""), "the chat form: {page}");
+    assert!(!page.contains(&key), "the key is never shown whole");
+    assert!(
+        page.contains(&key[..8]) && page.contains(&key[key.len() - 4..]),
+        "a masked form is"
+    );
+
+    let reply = client
+        .post(format!("{}/chat", app.url))
+        .form(&[("message", "<b>Hello</b> & bye")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    let page = reply.text().await.unwrap();
+    assert!(
+        page.contains("[openai/gpt-5.2] You said: &lt;b&gt;Hello&lt;/b&gt; &amp; bye"),
+        "the reply, HTML-escaped: {page}"
+    );
+    assert!(!page.contains("<b>Hello</b>"));
+    assert_eq!(app.emulator.chat_count(), 1);
+
+    let logout = client
+        .post(format!("{}/logout", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    assert!(home(&client, &app).await.contains("Connect ModelGates"));
+}
+
+#[tokio::test]
+async fn signed_out_chat_redirects_browsers_and_refuses_json() {
+    let app = consent_app().await;
+    let client = browser_like_client();
+    let browser = client
+        .post(format!("{}/chat", app.url))
+        .header("accept", "text/html")
+        .form(&[("message", "hi")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser.status(), StatusCode::SEE_OTHER);
+    assert!(location(&browser).starts_with("/login"));
+
+    let api = client
+        .post(format!("{}/chat", app.url))
+        .header("accept", "application/json")
+        .form(&[("message", "hi")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = api.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_signed_in");
+    assert_eq!(app.emulator.chat_count(), 0);
+}
+
+#[tokio::test]
+async fn deny_shows_the_cancelled_page_and_stays_signed_out() {
+    let app = consent_app().await;
+    let client = browser_like_client();
+    let consent_id = reach_consent(&client, &app).await;
+    let cancelled = decide(&client, &app, &consent_id, "deny").await;
+    assert_eq!(cancelled.status(), StatusCode::FORBIDDEN);
+    assert_eq!(cancelled.headers()["cache-control"], "no-store");
+    let page = cancelled.text().await.unwrap();
+    assert!(page.contains("You cancelled"), "{page}");
+    assert!(home(&client, &app).await.contains("Connect ModelGates"));
+    assert_eq!(app.emulator.exchange_count(), 0);
+}
+
+#[tokio::test]
+async fn bad_messages_and_revoked_keys_get_clear_pages() {
+    let app = consent_app().await;
+    let client = browser_like_client();
+    sign_in(&client, &app).await;
+
+    let empty = client
+        .post(format!("{}/chat", app.url))
+        .form(&[("message", "   ")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        empty
+            .text()
+            .await
+            .unwrap()
+            .contains("Please write a message")
+    );
+    let long = "x".repeat(example_chat::MAX_MESSAGE_CHARS + 1);
+    let too_long = client
+        .post(format!("{}/chat", app.url))
+        .form(&[("message", long)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_long.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.emulator.chat_count(), 0);
+
+    app.emulator
+        .revoke_key(&app.emulator.issued_keys().pop().unwrap().key);
+    let revoked = client
+        .post(format!("{}/chat", app.url))
+        .form(&[("message", "hi")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+    assert!(revoked.text().await.unwrap().contains("no longer works"));
+}
+
+#[tokio::test]
+async fn modelgates_down_at_chat_time_is_a_502_page() {
+    let app = consent_app().await;
+    let client = browser_like_client();
+    sign_in(&client, &app).await;
+    app.emulator.inject_once(
+        modelgates_emulator::Endpoint::Chat,
+        modelgates_emulator::Fault::Status(503),
+    );
+    let failed = client
+        .post(format!("{}/chat", app.url))
+        .form(&[("message", "hi")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
+    assert!(failed.text().await.unwrap().contains("could not answer"));
+    let retried = client
+        .post(format!("{}/chat", app.url))
+        .form(&[("message", "hi")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), StatusCode::OK);
+}
