@@ -1,0 +1,93 @@
+//! The real `example-chat` binary with nothing set: it starts the embedded emulator in consent
+//! mode, prints both URLs, and serves the contract's routes on them.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads stdout up to and including the `App:` line.
+fn banner(child: &mut Child) -> Vec<String> {
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("App:");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    lines
+}
+
+#[tokio::test]
+async fn runs_on_the_embedded_emulator_with_nothing_set() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_example-chat"))
+        .env("PORT", "0")
+        .env_remove("PUBLIC_URL")
+        .env_remove("MODELGATES_BASE_URL")
+        .env_remove("MODELGATES_COOKIE_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = banner(&mut child);
+    let _guard = Killed(child);
+    let emulator = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("ModelGates emulator (consent page, no real money): "))
+        .expect("the emulator's URL is printed");
+    let app = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("App: "))
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the app's URL is printed");
+    assert!(
+        app.starts_with("http://localhost:"),
+        "PUBLIC_URL defaults to http://localhost:$PORT"
+    );
+    let port = app.rsplit(':').next().unwrap();
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let home = client
+        .get(format!("http://127.0.0.1:{port}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), 200);
+    assert!(home.text().await.unwrap().contains("Connect ModelGates"));
+
+    let login = client
+        .get(format!("http://127.0.0.1:{port}/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let auth = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(auth.as_str().starts_with(&format!("{emulator}/auth?")));
+    let callback = auth
+        .query_pairs()
+        .find(|(k, _)| k == "callback_url")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(callback, format!("{app}/callback"));
+
+    let consent = client.get(auth).send().await.unwrap();
+    assert_eq!(
+        consent.status(),
+        200,
+        "consent mode: a page, not an instant redirect"
+    );
+    assert!(consent.text().await.unwrap().contains("Approve"));
+}

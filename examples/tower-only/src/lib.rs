@@ -1,0 +1,55 @@
+//! `ModelGatesAuth` around a plain tower service, served by hyper with no axum `Router`: the
+//! layer is a tower `Layer` like any other, and the key is read from the request's extensions
+//! with [`ModelGatesKey::from_extensions`].
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use modelgates_axum::{ModelGatesAuth, ModelGatesKey};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+
+/// The app: one handler for every path the layer does not answer itself.
+async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (status, body) = match ModelGatesKey::from_extensions(request.extensions()) {
+        Ok(Some(key)) => (
+            StatusCode::OK,
+            format!(
+                "<p>Signed in with key {}.</p><form method=\"post\" action=\"/logout\"><button>Log out</button></form>",
+                key.api_key().masked()
+            ),
+        ),
+        Ok(None) => (
+            StatusCode::OK,
+            "<p>Signed out. <a href=\"/login\">Connect ModelGates</a></p>".to_owned(),
+        ),
+        Err(missing) => (StatusCode::INTERNAL_SERVER_ERROR, missing.to_string()),
+    };
+    let response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response");
+    Ok(response)
+}
+
+/// Serves `handle` behind `layer` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, layer: ModelGatesAuth) {
+    let service = ServiceBuilder::new().layer(layer).service_fn(handle);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
