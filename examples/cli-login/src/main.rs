@@ -199,21 +199,12 @@ fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-        options.mode(0o600);
-        let mut file = options.open(path)?;
-        // `mode` applies only to new files: tighten an existing one too.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(secret.as_bytes())?;
-        file.write_all(b"\n")?;
-        return file.sync_all();
-    }
-    #[cfg(not(unix))]
-    {
-        let mut file = options.open(path)?;
-        file.write_all(secret.as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    // `mode` applies only to new files: tighten an existing one too.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
 }
