@@ -485,6 +485,12 @@ async fn hostile_flow_cookies() {
             "a".repeat(43)
         ),
     );
+    let key_cookie_value = {
+        let mut signed_in = Browser::new(browser.app.clone());
+        signed_in.sign_in("/login").await;
+        signed_in.cookies["modelgates_key"].clone()
+    };
+    let exchanges_before = emu.exchange_count();
     let other_secret = forged_flow(
         &CookieSecret::generate(),
         r#"{"v":null,"m":null,"r":"/","t":1}"#,
@@ -497,6 +503,7 @@ async fn hostile_flow_cookies() {
         (other_secret, "flow_invalid"),
         (expired, "flow_expired"),
         (String::from("garbage"), "flow_invalid"),
+        (key_cookie_value, "flow_invalid"),
     ];
     for (value, code) in cases {
         let mut attempt = browser.clone();
@@ -507,7 +514,11 @@ async fn hostile_flow_cookies() {
         assert_eq!(page.status, StatusCode::BAD_REQUEST, "{value}");
         assert!(page.body.contains(code), "{value}: {}", page.body);
     }
-    assert_eq!(emu.exchange_count(), 0, "no forged flow reached ModelGates");
+    assert_eq!(
+        emu.exchange_count(),
+        exchanges_before,
+        "no forged flow reached ModelGates"
+    );
     assert_eq!(
         browser.get(&callback).await.status,
         StatusCode::SEE_OTHER,
@@ -707,6 +718,28 @@ async fn rotation_accepts_old_cookies_and_reissues_them() {
     let mut stale = browser.clone();
     stale.cookies.insert("modelgates_key".into(), old_cookie);
     assert_eq!(stale.get("/").await.body, "signed out");
+}
+
+#[tokio::test]
+async fn instances_sharing_a_secret_share_sign_ins() {
+    let emu = Emulator::start_auto_approve().await.unwrap();
+    let secret = CookieSecret::generate();
+    let instance = || {
+        app(ModelGatesAuth::new(
+            ModelGatesConfig::new("http://localhost:3000", secret.clone())
+                .with_base_url(emu.base_url()),
+        ))
+    };
+    let mut browser = Browser::new(instance());
+    let callback = browser.start_sign_in("/login").await;
+    // The callback lands on another instance behind the load balancer.
+    browser.app = instance();
+    assert_eq!(browser.get(&callback).await.status, StatusCode::SEE_OTHER);
+    browser.app = instance();
+    assert_eq!(
+        browser.get("/me").await.body,
+        emu.issued_keys().pop().unwrap().key
+    );
 }
 
 #[tokio::test]

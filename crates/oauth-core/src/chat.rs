@@ -162,6 +162,10 @@ impl ModelGatesClient {
                     ChatError::MalformedResponse(format!("the answer is larger than {limit} bytes"))
                 }
             })?;
+        tracing::debug!(
+            status = answer.status.as_u16(),
+            "ModelGates answered a chat completion"
+        );
         if answer.status == reqwest::StatusCode::UNAUTHORIZED {
             return Err(ChatError::KeyRejected);
         }

@@ -95,6 +95,10 @@ impl ModelGatesClient {
                     "the answer is larger than {limit} bytes"
                 )),
             })?;
+        tracing::debug!(
+            status = answer.status.as_u16(),
+            "ModelGates answered the key exchange"
+        );
         if !answer.status.is_success() {
             return Err(classify_failure(answer.status, &answer.body));
         }
