@@ -15,6 +15,7 @@
 //!   newest first; a value opened with an older secret is reported so the caller re-issues it.
 //! * Values longer than [`MAX_COOKIE_VALUE`] are refused before any cryptography.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -92,48 +93,54 @@ impl CookieCodec {
         Self::candidates(headers, name).next().is_some()
     }
 
+    /// Opens our cookie `name` with the first key that authenticates it, newest first.
+    fn open(
+        &self,
+        headers: &HeaderMap,
+        name: &str,
+        unseal: impl Fn(&Key, Cookie<'static>) -> Option<String>,
+    ) -> Option<Opened<String>> {
+        Self::candidates(headers, name)
+            .filter(|value| value.len() <= MAX_COOKIE_VALUE)
+            .find_map(|value| {
+                self.keys.iter().enumerate().find_map(|(index, key)| {
+                    let cookie = Cookie::new(name.to_owned(), value.to_owned());
+                    Some(Opened {
+                        value: unseal(key, cookie)?,
+                        needs_reissue: index > 0,
+                    })
+                })
+            })
+    }
+
+    /// Opens a signed value: HMAC verified, purpose checked, payload base64url-decoded.
     fn open_signed(
         &self,
         headers: &HeaderMap,
         name: &str,
         purpose: &str,
     ) -> Option<Opened<String>> {
-        Self::candidates(headers, name)
-            .filter(|value| value.len() <= MAX_COOKIE_VALUE)
-            .find_map(|value| {
-                self.keys.iter().enumerate().find_map(|(index, key)| {
-                    let verified = CookieJar::new()
-                        .signed(key)
-                        .verify(Cookie::new(name.to_owned(), value.to_owned()))?;
-                    let payload = verified.value().strip_prefix(purpose)?.to_owned();
-                    Some(Opened {
-                        value: payload,
-                        needs_reissue: index > 0,
-                    })
-                })
-            })
+        self.open(headers, name, |key, cookie| {
+            let verified = CookieJar::new().signed(key).verify(cookie)?;
+            let encoded = verified.value().strip_prefix(purpose)?;
+            String::from_utf8(URL_SAFE_NO_PAD.decode(encoded).ok()?).ok()
+        })
     }
 
+    /// Opens an encrypted value: authenticated and decrypted with the name as associated data.
     fn open_private(&self, headers: &HeaderMap, name: &str) -> Option<Opened<String>> {
-        Self::candidates(headers, name)
-            .filter(|value| value.len() <= MAX_COOKIE_VALUE)
-            .find_map(|value| {
-                self.keys.iter().enumerate().find_map(|(index, key)| {
-                    let opened = CookieJar::new()
-                        .private(key)
-                        .decrypt(Cookie::new(name.to_owned(), value.to_owned()))?;
-                    Some(Opened {
-                        value: opened.value().to_owned(),
-                        needs_reissue: index > 0,
-                    })
-                })
-            })
+        self.open(headers, name, |key, cookie| {
+            let opened = CookieJar::new().private(key).decrypt(cookie)?;
+            Some(opened.value().to_owned())
+        })
     }
 
+    /// Signs `payload`, base64url-encoded first so that any text makes a valid cookie value.
     fn seal_signed(&self, name: &str, purpose: &str, payload: &str) -> String {
+        let encoded = URL_SAFE_NO_PAD.encode(payload);
         let mut jar = CookieJar::new();
         jar.signed_mut(self.newest())
-            .add(Cookie::new(name.to_owned(), format!("{purpose}{payload}")));
+            .add(Cookie::new(name.to_owned(), format!("{purpose}{encoded}")));
         jar.get(name).expect("just added").value().to_owned()
     }
 
@@ -236,35 +243,37 @@ pub(crate) struct FlowState {
     pub(crate) issued_at: u64,
 }
 
+/// The flow cookie's JSON. Strings are `Cow` because JSON escapes cannot be borrowed.
 #[derive(Serialize, Deserialize)]
 struct FlowWire<'a> {
-    #[serde(rename = "v")]
-    verifier: Option<&'a str>,
+    #[serde(rename = "v", borrow)]
+    verifier: Option<Cow<'a, str>>,
     #[serde(rename = "m")]
     method: Option<ChallengeMethod>,
-    #[serde(rename = "r")]
-    return_to: &'a str,
+    #[serde(rename = "r", borrow)]
+    return_to: Cow<'a, str>,
     #[serde(rename = "t")]
     issued_at: u64,
 }
 
 impl FlowState {
-    fn encode(&self) -> String {
+    /// The flow as JSON (wiped from memory when dropped: it holds the verifier).
+    fn encode(&self) -> zeroize::Zeroizing<String> {
         let wire = FlowWire {
-            verifier: self.verifier.as_ref().map(CodeVerifier::expose_secret),
+            verifier: self
+                .verifier
+                .as_ref()
+                .map(|v| Cow::Borrowed(v.expose_secret())),
             method: self.method,
-            return_to: &self.return_to,
+            return_to: Cow::Borrowed(&self.return_to),
             issued_at: self.issued_at,
         };
-        let json =
-            zeroize::Zeroizing::new(serde_json::to_vec(&wire).expect("plain data serialises"));
-        URL_SAFE_NO_PAD.encode(json.as_slice())
+        zeroize::Zeroizing::new(serde_json::to_string(&wire).expect("plain data serialises"))
     }
 
-    fn decode(value: &str) -> Option<Self> {
-        let json = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.decode(value).ok()?);
-        let wire: FlowWire<'_> = serde_json::from_slice(&json).ok()?;
-        let verifier = match wire.verifier {
+    fn decode(json: &str) -> Option<Self> {
+        let wire: FlowWire<'_> = serde_json::from_str(json).ok()?;
+        let verifier = match &wire.verifier {
             Some(v) => Some(CodeVerifier::parse(v).ok()?),
             None => None,
         };
@@ -274,7 +283,7 @@ impl FlowState {
         Some(Self {
             verifier,
             method: wire.method,
-            return_to: wire.return_to.to_owned(),
+            return_to: wire.return_to.into_owned(),
             issued_at: wire.issued_at,
         })
     }
@@ -427,5 +436,95 @@ mod tests {
             HeaderValue::from_str(&format!("modelgates_key={}", "A".repeat(60_000))).unwrap(),
         );
         assert!(codec.open_key(&h, TokenProtection::Encrypted).is_none());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use http::HeaderValue;
+    use proptest::prelude::*;
+
+    fn codec() -> CookieCodec {
+        // One fixed key keeps cases reproducible.
+        CookieCodec::new(vec![Key::from(&[7u8; 64])], "f".into(), "k".into(), true)
+    }
+
+    fn as_request(name: &str, value: &str) -> Option<HeaderMap> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("{name}={value}")).ok()?,
+        );
+        Some(headers)
+    }
+
+    fn value_of(set_cookie: &str) -> String {
+        set_cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned()
+    }
+
+    /// `value` with byte `index` replaced by `byte` (which differs from the original).
+    fn mutate(value: &str, index: usize, byte: u8) -> Option<String> {
+        let mut bytes = value.as_bytes().to_vec();
+        let index = index % bytes.len();
+        if bytes[index] == byte {
+            return None;
+        }
+        bytes[index] = byte;
+        String::from_utf8(bytes).ok()
+    }
+
+    proptest! {
+        #[test]
+        fn flow_cookies_round_trip(return_to in any::<String>(), issued_at in any::<u64>(), pkce in any::<bool>()) {
+            let codec = codec();
+            let flow = FlowState {
+                verifier: pkce.then(CodeVerifier::generate),
+                method: pkce.then_some(ChallengeMethod::S256),
+                return_to,
+                issued_at,
+            };
+            let value = value_of(&codec.flow_cookie(&flow, Duration::from_secs(600)));
+            let opened = codec.open_flow(&as_request("f", &value).unwrap()).unwrap().unwrap();
+            prop_assert_eq!(opened.verifier, flow.verifier);
+            prop_assert_eq!(opened.method, flow.method);
+            prop_assert_eq!(opened.return_to, flow.return_to);
+            prop_assert_eq!(opened.issued_at, flow.issued_at);
+        }
+
+        #[test]
+        fn flow_cookies_reject_every_single_byte_change(index in any::<usize>(), byte in any::<u8>()) {
+            let codec = codec();
+            let flow = FlowState { verifier: Some(CodeVerifier::generate()), method: Some(ChallengeMethod::S256), return_to: "/x".into(), issued_at: 1 };
+            let value = value_of(&codec.flow_cookie(&flow, Duration::from_secs(600)));
+            let Some(tampered) = mutate(&value, index, byte) else { return Ok(()) };
+            let Some(headers) = as_request("f", &tampered) else { return Ok(()) };
+            prop_assert!(codec.open_flow(&headers).is_err(), "{tampered}");
+        }
+
+        #[test]
+        fn key_cookies_round_trip_and_reject_every_single_byte_change(
+            token in "[ -~]{1,300}",
+            signed in any::<bool>(),
+            index in any::<usize>(),
+            byte in any::<u8>(),
+        ) {
+            let codec = codec();
+            let protection = if signed { TokenProtection::Signed } else { TokenProtection::Encrypted };
+            let value = value_of(&codec.key_cookie(&token, protection, Duration::from_secs(60)));
+            let opened = codec.open_key(&as_request("k", &value).unwrap(), protection).unwrap();
+            prop_assert_eq!(&opened.value, &token);
+            prop_assert!(!opened.needs_reissue);
+            let Some(tampered) = mutate(&value, index, byte) else { return Ok(()) };
+            let Some(headers) = as_request("k", &tampered) else { return Ok(()) };
+            prop_assert!(codec.open_key(&headers, protection).is_none(), "{tampered}");
+        }
     }
 }

@@ -103,3 +103,43 @@ mod tests {
         assert_eq!(sanitize(None, "/home"), "/home");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Strings rich in the characters open redirects are made of, and arbitrary ones.
+    fn candidates() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[/\\\\%2FfC5c@:.a-z?#\r\n\t ]{0,24}",
+            "(/|//|/\\\\|%2F|%5C|%2f|%5c|https:|javascript:|evil.example|@|\\.|\\?|#){0,8}",
+            any::<String>(),
+        ]
+    }
+
+    fn stays_on_site(target: &str) -> bool {
+        let base = url::Url::parse("https://app.example/").unwrap();
+        base.join(target).is_ok_and(|url| {
+            url.scheme() == "https" && url.host_str() == Some("app.example") && url.port().is_none()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn never_off_site_or_scheme_relative(candidate in candidates()) {
+            let kept = sanitize(Some(&candidate), "/");
+            prop_assert!(kept.starts_with('/') && !kept.starts_with("//") && !kept.starts_with("/\\"));
+            prop_assert!(stays_on_site(kept), "{kept:?}");
+            // Decoded once more, as an app might, it still stays on the site.
+            let decoded = percent_encoding::percent_decode_str(kept).decode_utf8_lossy();
+            prop_assert!(stays_on_site(&decoded), "{decoded:?}");
+        }
+
+        #[test]
+        fn is_idempotent(candidate in candidates()) {
+            let once = sanitize(Some(&candidate), "/");
+            prop_assert_eq!(sanitize(Some(once), "/"), once);
+        }
+    }
+}

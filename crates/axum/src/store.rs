@@ -16,6 +16,7 @@
 //! The layer checks the age of every loaded key against the configured key lifetime, so a
 //! store need not.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -153,12 +154,13 @@ pub trait KeyStore: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CookieStore;
 
+/// The cookie store's JSON. Strings are `Cow` because JSON escapes cannot be borrowed.
 #[derive(Serialize, Deserialize)]
 struct CookiePayload<'a> {
-    #[serde(rename = "k")]
-    key: &'a str,
-    #[serde(rename = "u", skip_serializing_if = "Option::is_none")]
-    user_id: Option<&'a str>,
+    #[serde(rename = "k", borrow)]
+    key: Cow<'a, str>,
+    #[serde(rename = "u", skip_serializing_if = "Option::is_none", borrow)]
+    user_id: Option<Cow<'a, str>>,
     #[serde(rename = "t")]
     issued_at: u64,
 }
@@ -166,8 +168,8 @@ struct CookiePayload<'a> {
 impl CookieStore {
     fn encode(key: &StoredKey) -> SessionToken {
         let payload = CookiePayload {
-            key: key.key.expose_secret(),
-            user_id: key.user_id.as_deref(),
+            key: Cow::Borrowed(key.key.expose_secret()),
+            user_id: key.user_id.as_deref().map(Cow::Borrowed),
             issued_at: key.issued_at,
         };
         SessionToken::new(serde_json::to_string(&payload).expect("plain data serialises"))
@@ -176,8 +178,8 @@ impl CookieStore {
     fn decode(token: &SessionToken) -> Option<StoredKey> {
         let payload: CookiePayload<'_> = serde_json::from_str(token.expose_secret()).ok()?;
         (!payload.key.is_empty()).then(|| StoredKey {
-            key: ApiKey::new(payload.key),
-            user_id: payload.user_id.map(str::to_owned),
+            key: ApiKey::new(payload.key.into_owned()),
+            user_id: payload.user_id.map(Cow::into_owned),
             issued_at: payload.issued_at,
         })
     }
@@ -320,7 +322,11 @@ mod tests {
 
     /// The contract every store must meet.
     async fn conformance<S: KeyStore>(store: &S) {
-        let key = StoredKey::new(ApiKey::new("sk-mg-v1-conformance"), Some("user_1".into()));
+        // A user id with characters JSON must escape, as ModelGates may send.
+        let key = StoredKey::new(
+            ApiKey::new("sk-mg-v1-conformance"),
+            Some("user \"1\" \\ é".into()),
+        );
         let token = store.save(key.clone()).await.unwrap();
         let loaded = store.load(&token).await.unwrap().expect("saved key loads");
         assert_eq!(loaded.key, key.key);

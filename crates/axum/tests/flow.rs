@@ -455,6 +455,7 @@ fn flip(value: &str, index: usize) -> String {
 /// Makes a flow cookie the way an attacker holding the secret, or a clock, would.
 fn forged_flow(secret: &CookieSecret, json: &str) -> String {
     let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    // The signed payload is base64url of the JSON, behind a purpose tag.
     let key = cookie::Key::from(
         &base64::engine::general_purpose::STANDARD
             .decode(secret.to_base64())

@@ -320,3 +320,46 @@ mod tests {
         assert_eq!(m, ChallengeMethod::S256);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn every_unreserved_string_of_valid_length_parses(v in "[A-Za-z0-9._~-]{43,128}") {
+            let verifier = CodeVerifier::parse(&v).unwrap();
+            prop_assert_eq!(verifier.expose_secret(), v.as_str());
+            let plain = verifier.challenge(ChallengeMethod::Plain);
+            prop_assert_eq!(plain.as_str(), v.as_str());
+        }
+
+        #[test]
+        fn a_reserved_character_anywhere_is_refused(
+            prefix in "[A-Za-z0-9._~-]{0,60}",
+            bad in "[^A-Za-z0-9._~-]",
+            suffix in "[A-Za-z0-9._~-]{43,60}",
+        ) {
+            let candidate = format!("{prefix}{bad}{suffix}");
+            prop_assert!(CodeVerifier::parse(&candidate).is_err());
+        }
+
+        #[test]
+        fn wrong_lengths_are_refused(v in "[A-Za-z0-9._~-]{0,42}|[A-Za-z0-9._~-]{129,200}") {
+            prop_assert_eq!(CodeVerifier::parse(&v), Err(InvalidVerifier::Length(v.len())));
+        }
+
+        #[test]
+        fn s256_challenges_are_43_base64url_chars_and_deterministic(v in "[A-Za-z0-9._~-]{43,128}") {
+            let verifier = CodeVerifier::parse(&v).unwrap();
+            let challenge = verifier.challenge(ChallengeMethod::S256);
+            prop_assert_eq!(challenge.as_str().len(), 43);
+            prop_assert!(challenge.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            prop_assert_eq!(challenge, verifier.challenge(ChallengeMethod::S256));
+            let digest = URL_SAFE_NO_PAD.decode(verifier.challenge(ChallengeMethod::S256).as_str()).unwrap();
+            let expected = Sha256::digest(v.as_bytes());
+            prop_assert_eq!(digest.as_slice(), expected.as_slice());
+        }
+    }
+}
