@@ -207,7 +207,7 @@ async fn complete_sign_in<K: KeyStore>(
 }
 
 /// The one `code` of the callback's query, or why there is none.
-fn callback_code(parts: &Parts) -> Result<String, AuthError> {
+pub(crate) fn callback_code(parts: &Parts) -> Result<String, AuthError> {
     let mut code = None;
     for (name, value) in query_params(parts) {
         match &*name {

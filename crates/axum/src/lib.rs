@@ -80,3 +80,81 @@ pub use store::{
 
 /// The protocol crate, re-exported so apps need only this one dependency.
 pub use modelgates_oauth_core as core;
+
+/// Entry points for the fuzz targets in `fuzz/`: not part of the public API.
+#[cfg(feature = "__fuzz")]
+#[doc(hidden)]
+pub mod __fuzz {
+    use http::header::COOKIE;
+    use http::{HeaderMap, HeaderValue};
+
+    use crate::cookies::{CookieCodec, TokenProtection};
+
+    fn codec() -> CookieCodec {
+        let keys = vec![cookie::Key::from(&[42u8; 64])];
+        CookieCodec::new(keys, "f".into(), "k".into(), false)
+    }
+
+    fn headers(cookie_header: &[u8]) -> Option<HeaderMap> {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_bytes(cookie_header).ok()?);
+        Some(headers)
+    }
+
+    /// Opens the flow cookie in a `Cookie` header; whether a flow came out.
+    #[must_use]
+    pub fn open_flow_cookie(cookie_header: &[u8]) -> bool {
+        headers(cookie_header).is_some_and(|h| matches!(codec().open_flow(&h), Ok(Some(_))))
+    }
+
+    /// Opens the key cookie both ways; whether a token came out.
+    #[must_use]
+    pub fn open_key_cookie(cookie_header: &[u8]) -> bool {
+        headers(cookie_header).is_some_and(|h| {
+            let codec = codec();
+            codec.open_key(&h, TokenProtection::Encrypted).is_some()
+                || codec.open_key(&h, TokenProtection::Signed).is_some()
+        })
+    }
+
+    /// A valid `Cookie` header holding a flow and both kinds of key cookie, to seed corpora.
+    #[must_use]
+    pub fn sample_cookie_header() -> String {
+        let codec = codec();
+        let flow = crate::cookies::FlowState {
+            verifier: Some(modelgates_oauth_core::CodeVerifier::generate()),
+            method: Some(modelgates_oauth_core::ChallengeMethod::S256),
+            return_to: "/chat".into(),
+            issued_at: crate::cookies::unix_now(),
+        };
+        let max_age = std::time::Duration::from_secs(60);
+        [
+            codec.flow_cookie(&flow, max_age),
+            codec.key_cookie("{\"k\":\"sk\",\"t\":1}", TokenProtection::Encrypted, max_age),
+        ]
+        .iter()
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ")
+    }
+
+    /// The callback's `code` for a query string, or the error's code.
+    ///
+    /// # Errors
+    ///
+    /// The [`AuthError::code`](crate::AuthError::code) of the rejection.
+    pub fn callback_code(query: &str) -> Result<String, &'static str> {
+        let uri = format!("/callback?{query}");
+        let Ok(request) = http::Request::get(uri).body(()) else {
+            return Err("not a URI");
+        };
+        let (parts, ()) = request.into_parts();
+        crate::flow::callback_code(&parts).map_err(|e| e.code())
+    }
+
+    /// The sanitised `return_to`.
+    #[must_use]
+    pub fn sanitize_return_to(candidate: &str) -> &str {
+        crate::return_to::sanitize(Some(candidate), "/")
+    }
+}
