@@ -28,12 +28,26 @@ impl Drop for RunningApp {
 ///
 /// When 127.0.0.1 cannot be bound: the test cannot run at all.
 pub async fn start_chat_app(emulator: Emulator) -> RunningApp {
+    start_chat_app_with(emulator, |config| config).await
+}
+
+/// Starts example-chat's app on a free port against `emulator`, with `tweak` applied to the
+/// layer's configuration.
+///
+/// # Panics
+///
+/// When 127.0.0.1 cannot be bound or the configuration is invalid.
+pub async fn start_chat_app_with(
+    emulator: Emulator,
+    tweak: impl FnOnce(ModelGatesConfig) -> ModelGatesConfig,
+) -> RunningApp {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1");
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let config =
-        ModelGatesConfig::new(&url, CookieSecret::generate()).with_base_url(emulator.base_url());
+    let config = tweak(
+        ModelGatesConfig::new(&url, CookieSecret::generate()).with_base_url(emulator.base_url()),
+    );
     let app = example_chat::app(ModelGatesAuth::new(config), example_chat::DEFAULT_MODEL);
     let task = tokio::spawn(async move {
         axum_serve(listener, app).await;

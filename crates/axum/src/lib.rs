@@ -130,7 +130,11 @@ pub mod __fuzz {
         let max_age = std::time::Duration::from_secs(60);
         [
             codec.flow_cookie(&flow, max_age),
-            codec.key_cookie("{\"k\":\"sk\",\"t\":1}", TokenProtection::Encrypted, max_age),
+            codec.key_cookie(
+                "{\"k\":\"sk\",\"t\":1}",
+                TokenProtection::Encrypted,
+                max_age,
+            ),
         ]
         .iter()
         .map(|c| c.split(';').next().unwrap_or_default().to_owned())

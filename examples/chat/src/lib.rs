@@ -33,13 +33,16 @@ pub struct AppState {
 
 /// The app's routes with the ModelGates layer in front.
 pub fn app(layer: ModelGatesAuth, model: impl Into<String>) -> Router {
+    routes().layer(layer).with_state(AppState {
+        model: model.into(),
+    })
+}
+
+/// The app's own routes without the layer, to add routes before layering.
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/chat", post(chat))
-        .layer(layer)
-        .with_state(AppState {
-            model: model.into(),
-        })
 }
 
 /// Settings read from the environment, as `DESIGN.md` lists them.

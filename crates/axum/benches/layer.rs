@@ -1,0 +1,316 @@
+//! The layer's per-request cost, side by side with what users would build instead.
+//!
+//! ```text
+//! cargo bench -p modelgates-axum --bench layer
+//! ```
+//!
+//! Every request goes through `tower::ServiceExt::oneshot` on an axum `Router`, on a
+//! current-thread tokio runtime. Groups:
+//!
+//! 1. `signed_out`: a request without cookies through the layer, against the same router
+//!    without it.
+//! 2. `signed_in`: a request with a key cookie, the `ModelGatesKey` extractor used, against the
+//!    same work by hand with axum-extra's `PrivateCookieJar`, and against tower-sessions with
+//!    its `MemoryStore` holding the key.
+//! 3. `flow`: `GET /login`, and `GET /callback` (with its key exchange over loopback HTTP to an
+//!    in-process emulator).
+//!
+//! Before the timings, the bench prints the heap allocations of one request of each kind,
+//! counted by `allocation-counter`.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::FromRef;
+use axum::routing::get;
+use axum_extra::extract::cookie::{Key, PrivateCookieJar};
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, header};
+use modelgates_axum::core::ApiKey;
+use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
+use modelgates_emulator::Emulator;
+use tower::ServiceExt as _;
+use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
+
+const KEY: &str = "sk-mg-v1-benchmarkbenchmarkbenchmarkbenchmark0";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+async fn with_key(key: ModelGatesKey) -> &'static str {
+    std::hint::black_box(key.api_key());
+    "ok"
+}
+
+#[derive(Clone)]
+struct JarState {
+    key: Key,
+}
+
+impl FromRef<JarState> for Key {
+    fn from_ref(state: &JarState) -> Self {
+        state.key.clone()
+    }
+}
+
+async fn with_private_jar(jar: PrivateCookieJar) -> Result<&'static str, http::StatusCode> {
+    let cookie = jar.get("key").ok_or(http::StatusCode::UNAUTHORIZED)?;
+    std::hint::black_box(ApiKey::new(cookie.value()));
+    Ok("ok")
+}
+
+async fn with_session(session: Session) -> Result<&'static str, http::StatusCode> {
+    let key: Option<String> = session
+        .get("key")
+        .await
+        .map_err(|_| http::StatusCode::INTERNAL_SERVER_ERROR)?;
+    let key = key.ok_or(http::StatusCode::UNAUTHORIZED)?;
+    std::hint::black_box(ApiKey::new(key));
+    Ok("ok")
+}
+
+async fn store_session_key(session: Session) -> &'static str {
+    session.insert("key", KEY).await.unwrap();
+    "ok"
+}
+
+fn config(base_url: &str) -> ModelGatesConfig {
+    ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate()).with_base_url(base_url)
+}
+
+fn get_request(uri: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut request = Request::get(uri).header(header::ACCEPT, "text/html");
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+fn cookie_pair(response: &http::Response<Body>, name: &str) -> String {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+/// Every router and cookie the benches need.
+struct Setup {
+    bare: Router,
+    layered: Router,
+    key_cookie: String,
+    jar: Router,
+    jar_cookie: String,
+    sessions: Router,
+    session_cookie: String,
+}
+
+fn setup(rt: &tokio::runtime::Runtime, emulator: &Emulator) -> Setup {
+    let bare = Router::new().route("/", get(ok));
+    let layered = Router::new()
+        .route("/", get(ok))
+        .route("/me", get(with_key))
+        .layer(ModelGatesAuth::new(config(emulator.base_url())));
+    let key_cookie = rt.block_on(sign_in(&layered));
+
+    let jar_key = Key::generate();
+    let jar = Router::new()
+        .route("/me", get(with_private_jar))
+        .with_state(JarState {
+            key: jar_key.clone(),
+        });
+    let jar_cookie = {
+        let mut jar = cookie::CookieJar::new();
+        jar.private_mut(&jar_key)
+            .add(cookie::Cookie::new("key", KEY));
+        format!("key={}", jar.get("key").unwrap().value())
+    };
+
+    let sessions = Router::new()
+        .route("/me", get(with_session))
+        .route("/store", get(store_session_key))
+        .layer(SessionManagerLayer::new(MemoryStore::default()).with_secure(false));
+    let session_cookie = rt.block_on(async {
+        let response = sessions
+            .clone()
+            .oneshot(get_request("/store", None))
+            .await
+            .unwrap();
+        cookie_pair(&response, "id")
+    });
+    Setup {
+        bare,
+        layered,
+        key_cookie,
+        jar,
+        jar_cookie,
+        sessions,
+        session_cookie,
+    }
+}
+
+/// A complete sign-in through the layer: the key cookie.
+async fn sign_in(app: &Router) -> String {
+    let (flow, callback) = start_sign_in(app).await;
+    let landed = app
+        .clone()
+        .oneshot(get_request(&callback, Some(&flow)))
+        .await
+        .unwrap();
+    assert_eq!(landed.status(), http::StatusCode::SEE_OTHER);
+    cookie_pair(&landed, "modelgates_key")
+}
+
+/// `/login` and the emulator's `/auth`: the flow cookie and the callback path to visit.
+async fn start_sign_in(app: &Router) -> (String, String) {
+    let login = app
+        .clone()
+        .oneshot(get_request("/login", None))
+        .await
+        .unwrap();
+    let flow = cookie_pair(&login, "modelgates_flow");
+    let auth = login.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let approved = http.get(auth).send().await.unwrap();
+    let callback = url::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap();
+    (
+        flow,
+        format!("{}?{}", callback.path(), callback.query().unwrap()),
+    )
+}
+
+/// Allocations of one request (after a warm-up request), on this thread.
+fn allocations(rt: &tokio::runtime::Runtime, app: &Router, uri: &str, cookie: Option<&str>) -> u64 {
+    let send = || {
+        rt.block_on(app.clone().oneshot(get_request(uri, cookie)))
+            .unwrap()
+    };
+    let _ = send();
+    let mut response = None;
+    let info = allocation_counter::measure(|| response = Some(send()));
+    assert!(response.unwrap().status().is_success() || uri == "/login");
+    info.count_total
+}
+
+fn report_allocations(rt: &tokio::runtime::Runtime, s: &Setup) {
+    let empty = allocations(rt, &s.bare, "/", None);
+    let rows = [
+        ("signed-out, no layer", empty),
+        (
+            "signed-out, ModelGatesAuth",
+            allocations(rt, &s.layered, "/", None),
+        ),
+        (
+            "signed-in, ModelGatesAuth + ModelGatesKey",
+            allocations(rt, &s.layered, "/me", Some(&s.key_cookie)),
+        ),
+        (
+            "signed-in, PrivateCookieJar by hand",
+            allocations(rt, &s.jar, "/me", Some(&s.jar_cookie)),
+        ),
+        (
+            "signed-in, tower-sessions MemoryStore",
+            allocations(rt, &s.sessions, "/me", Some(&s.session_cookie)),
+        ),
+        ("GET /login", allocations(rt, &s.layered, "/login", None)),
+    ];
+    println!("\nheap allocations per request (one request after a warm-up):");
+    for (name, count) in rows {
+        println!(
+            "  {name:<45} {count:>4}  ({:+} vs. the bare router)",
+            count as i64 - empty as i64
+        );
+    }
+    println!();
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = runtime();
+    let emulator = rt.block_on(Emulator::start_auto_approve()).unwrap();
+    let s = setup(&rt, &emulator);
+    report_allocations(&rt, &s);
+
+    let mut group = c.benchmark_group("signed_out");
+    group.bench_function("no_layer", |b| {
+        b.to_async(&rt)
+            .iter(|| s.bare.clone().oneshot(get_request("/", None)));
+    });
+    group.bench_function("modelgates_auth", |b| {
+        b.to_async(&rt)
+            .iter(|| s.layered.clone().oneshot(get_request("/", None)));
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("signed_in");
+    group.bench_function("modelgates_auth", |b| {
+        b.to_async(&rt).iter(|| {
+            s.layered
+                .clone()
+                .oneshot(get_request("/me", Some(&s.key_cookie)))
+        });
+    });
+    group.bench_function("private_cookie_jar", |b| {
+        b.to_async(&rt).iter(|| {
+            s.jar
+                .clone()
+                .oneshot(get_request("/me", Some(&s.jar_cookie)))
+        });
+    });
+    group.bench_function("tower_sessions_memory_store", |b| {
+        b.to_async(&rt).iter(|| {
+            s.sessions
+                .clone()
+                .oneshot(get_request("/me", Some(&s.session_cookie)))
+        });
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("flow");
+    group.bench_function("login", |b| {
+        b.to_async(&rt)
+            .iter(|| s.layered.clone().oneshot(get_request("/login", None)));
+    });
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function("callback_with_exchange", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let app = s.layered.clone();
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (flow, callback) = start_sign_in(&app).await;
+                    let request = get_request(&callback, Some(&flow));
+                    let started = Instant::now();
+                    let response = app.clone().oneshot(request).await.unwrap();
+                    total += started.elapsed();
+                    assert_eq!(response.status(), http::StatusCode::SEE_OTHER);
+                }
+                total
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(layer, benches);
+criterion_main!(layer);
