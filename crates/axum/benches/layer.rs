@@ -30,6 +30,7 @@ use http::{Request, header};
 use modelgates_axum::core::ApiKey;
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::Emulator;
+use futures_util::FutureExt as _;
 use tower::ServiceExt as _;
 use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
 
@@ -110,7 +111,9 @@ fn cookie_pair(response: &http::Response<Body>, name: &str) -> String {
 /// Every router and cookie the benches need.
 struct Setup {
     bare: Router,
+    noop_layered: Router,
     layered: Router,
+    wrapped: modelgates_axum::ModelGatesAuthService<Router>,
     key_cookie: String,
     jar: Router,
     jar_cookie: String,
@@ -120,6 +123,16 @@ struct Setup {
 
 fn setup(rt: &tokio::runtime::Runtime, emulator: &Emulator) -> Setup {
     let bare = Router::new().route("/", get(ok));
+    // The cost of any layer applied with `Router::layer`: axum boxes each route's service.
+    let noop_layered = Router::new()
+        .route("/", get(ok))
+        .layer(tower::util::MapRequestLayer::new(
+            |request: Request<Body>| request,
+        ));
+    let wrapped = tower_layer::Layer::layer(
+        &ModelGatesAuth::new(config(emulator.base_url())),
+        bare.clone(),
+    );
     let layered = Router::new()
         .route("/", get(ok))
         .route("/me", get(with_key))
@@ -153,7 +166,9 @@ fn setup(rt: &tokio::runtime::Runtime, emulator: &Emulator) -> Setup {
     });
     Setup {
         bare,
+        noop_layered,
         layered,
+        wrapped,
         key_cookie,
         jar,
         jar_cookie,
@@ -211,13 +226,37 @@ fn allocations(rt: &tokio::runtime::Runtime, app: &Router, uri: &str, cookie: Op
     info.count_total
 }
 
+/// As [`allocations`], for the layer wrapped around the whole router.
+fn allocations_wrapped(
+    rt: &tokio::runtime::Runtime,
+    service: &modelgates_axum::ModelGatesAuthService<Router>,
+) -> u64 {
+    let send = || {
+        rt.block_on(service.clone().oneshot(get_request("/", None)))
+            .unwrap()
+    };
+    let _ = send();
+    allocation_counter::measure(|| {
+        std::hint::black_box(send());
+    })
+    .count_total
+}
+
 fn report_allocations(rt: &tokio::runtime::Runtime, s: &Setup) {
     let empty = allocations(rt, &s.bare, "/", None);
     let rows = [
         ("signed-out, no layer", empty),
         (
-            "signed-out, ModelGatesAuth",
+            "signed-out, no-op layer (Router::layer)",
+            allocations(rt, &s.noop_layered, "/", None),
+        ),
+        (
+            "signed-out, ModelGatesAuth (Router::layer)",
             allocations(rt, &s.layered, "/", None),
+        ),
+        (
+            "signed-out, ModelGatesAuth around the Router",
+            allocations_wrapped(rt, &s.wrapped),
         ),
         (
             "signed-in, ModelGatesAuth + ModelGatesKey",
@@ -254,9 +293,35 @@ fn benches(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| s.bare.clone().oneshot(get_request("/", None)));
     });
+    group.bench_function("noop_layer", |b| {
+        b.to_async(&rt)
+            .iter(|| s.noop_layered.clone().oneshot(get_request("/", None)));
+    });
     group.bench_function("modelgates_auth", |b| {
         b.to_async(&rt)
             .iter(|| s.layered.clone().oneshot(get_request("/", None)));
+    });
+    group.bench_function("modelgates_auth_around_router", |b| {
+        b.to_async(&rt)
+            .iter(|| s.wrapped.clone().oneshot(get_request("/", None)));
+    });
+    group.finish();
+
+    // The layer alone, around a service that answers at once: polled to completion without a
+    // runtime, so the difference is the layer's own work.
+    let mut group = c.benchmark_group("signed_out_isolated");
+    let answer = tower::service_fn(|_request: Request<Body>| {
+        std::future::ready(Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty())))
+    });
+    let guarded = tower_layer::Layer::layer(&ModelGatesAuth::new(config(emulator.base_url())), answer);
+    group.bench_function("inner_service_alone", |b| {
+        b.iter(|| answer.oneshot(get_request("/", None)).now_or_never().unwrap());
+    });
+    group.bench_function("modelgates_auth_around_it", |b| {
+        b.iter(|| guarded.clone().oneshot(get_request("/", None)).now_or_never().unwrap());
+    });
+    group.bench_function("login_without_runtime", |b| {
+        b.iter(|| guarded.clone().oneshot(get_request("/login", None)).now_or_never().unwrap());
     });
     group.finish();
 

@@ -427,6 +427,39 @@ mod tests {
         assert!(state.is_expired(Duration::from_secs(600), now));
     }
 
+    /// Found by proptest: a flow whose JSON needs escapes (`"`) failed to decode, because the
+    /// decoder borrowed strings from the JSON.
+    #[test]
+    fn regression_flow_with_json_escapes_round_trips() {
+        let codec = codec(vec![Key::generate()]);
+        let mut state = flow();
+        state.return_to = "\"\\\u{1F860}".into();
+        let set_cookie = codec.flow_cookie(&state, Duration::from_secs(600));
+        assert_eq!(
+            codec
+                .open_flow(&headers(&set_cookie))
+                .unwrap()
+                .unwrap()
+                .return_to,
+            state.return_to
+        );
+    }
+
+    /// Found by proptest: a signed token holding `;` (or any non-cookie character) broke the
+    /// cookie, because signed payloads were not encoded.
+    #[test]
+    fn regression_signed_tokens_with_cookie_delimiters_round_trip() {
+        let codec = codec(vec![Key::generate()]);
+        for token in [";", "a; b=c", "\"quoted\"", "é"] {
+            let set_cookie =
+                codec.key_cookie(token, TokenProtection::Signed, Duration::from_secs(60));
+            let opened = codec
+                .open_key(&headers(&set_cookie), TokenProtection::Signed)
+                .unwrap();
+            assert_eq!(opened.value, token);
+        }
+    }
+
     #[test]
     fn oversized_values_are_ignored() {
         let codec = codec(vec![Key::generate()]);
