@@ -28,13 +28,7 @@ async fn reach_consent(client: &Client, app: &RunningApp) -> String {
         page.contains(&app.url),
         "the consent page names the app: {page}"
     );
-    page.split(r#"name="consent_id" value=""#)
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned()
+    modelgates_emulator::consent_id(&page).unwrap().to_owned()
 }
 
 /// Presses a consent button; returns the callback's answer.

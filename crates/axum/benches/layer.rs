@@ -26,11 +26,11 @@ use axum::extract::FromRef;
 use axum::routing::get;
 use axum_extra::extract::cookie::{Key, PrivateCookieJar};
 use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::FutureExt as _;
 use http::{Request, header};
 use modelgates_axum::core::ApiKey;
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::Emulator;
-use futures_util::FutureExt as _;
 use tower::ServiceExt as _;
 use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
 
@@ -311,17 +311,37 @@ fn benches(c: &mut Criterion) {
     // runtime, so the difference is the layer's own work.
     let mut group = c.benchmark_group("signed_out_isolated");
     let answer = tower::service_fn(|_request: Request<Body>| {
-        std::future::ready(Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty())))
+        std::future::ready(Ok::<_, std::convert::Infallible>(http::Response::new(
+            Body::empty(),
+        )))
     });
-    let guarded = tower_layer::Layer::layer(&ModelGatesAuth::new(config(emulator.base_url())), answer);
+    let guarded =
+        tower_layer::Layer::layer(&ModelGatesAuth::new(config(emulator.base_url())), answer);
     group.bench_function("inner_service_alone", |b| {
-        b.iter(|| answer.oneshot(get_request("/", None)).now_or_never().unwrap());
+        b.iter(|| {
+            answer
+                .oneshot(get_request("/", None))
+                .now_or_never()
+                .unwrap()
+        });
     });
     group.bench_function("modelgates_auth_around_it", |b| {
-        b.iter(|| guarded.clone().oneshot(get_request("/", None)).now_or_never().unwrap());
+        b.iter(|| {
+            guarded
+                .clone()
+                .oneshot(get_request("/", None))
+                .now_or_never()
+                .unwrap()
+        });
     });
     group.bench_function("login_without_runtime", |b| {
-        b.iter(|| guarded.clone().oneshot(get_request("/login", None)).now_or_never().unwrap());
+        b.iter(|| {
+            guarded
+                .clone()
+                .oneshot(get_request("/login", None))
+                .now_or_never()
+                .unwrap()
+        });
     });
     group.finish();
 

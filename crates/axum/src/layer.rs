@@ -258,23 +258,23 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let core = self.core.clone();
-        if let Some(route) = core.route(request.uri().path()) {
-            let store = self.store.clone();
+        if let Some(route) = self.core.route(request.uri().path()) {
+            let (core, store) = (self.core.clone(), self.store.clone());
             let (parts, _body) = request.into_parts();
             return ResponseFuture::boxed(async move {
                 Ok(flow::handle(route, &core, &*store, parts).await)
             });
         }
-        if !CookieCodec::is_present(request.headers(), &core.codec.key_name) {
-            let context = core.context(None, request.uri());
+        // The fast path: no key cookie, so no cryptography, no store, no boxing.
+        if !CookieCodec::is_present(request.headers(), &self.core.codec.key_name) {
+            let context = self.core.context(None, request.uri());
             request.extensions_mut().insert(context);
             return ResponseFuture::inner(self.inner.call(request));
         }
         // The ready service is the one to call; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let store = self.store.clone();
+        let (core, store) = (self.core.clone(), self.store.clone());
         ResponseFuture::boxed(async move {
             let (key, set_cookie) = core.authenticate(&*store, request.headers()).await;
             let context = core.context(key, request.uri());

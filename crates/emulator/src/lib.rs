@@ -265,6 +265,20 @@ impl Drop for Emulator {
     }
 }
 
+/// The hidden `consent_id` of a consent page, for tests that press Approve or Deny with an
+/// HTTP client instead of a browser (`POST /auth/consent` with `consent_id` and
+/// `decision=approve|deny`).
+///
+/// ```
+/// let page = r#"<input type="hidden" name="consent_id" value="abc123">"#;
+/// assert_eq!(modelgates_emulator::consent_id(page), Some("abc123"));
+/// ```
+#[must_use]
+pub fn consent_id(page: &str) -> Option<&str> {
+    let (_, rest) = page.split_once(r#"name="consent_id" value=""#)?;
+    rest.split('"').next()
+}
+
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(pages::home))

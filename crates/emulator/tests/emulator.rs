@@ -132,13 +132,7 @@ async fn consent_page_approve_keeps_the_callback_query() {
         "names the app's origin"
     );
     assert!(page.contains(r#"value="approve""#) && page.contains(r#"value="deny""#));
-    let consent_id = page
-        .split(r#"name="consent_id" value=""#)
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let consent_id = modelgates_emulator::consent_id(&page).unwrap();
 
     let approved = http()
         .post(format!("{}/auth/consent", emu.base_url()))
@@ -173,13 +167,7 @@ async fn consent_page_deny_redirects_with_access_denied() {
         .text()
         .await
         .unwrap();
-    let consent_id = page
-        .split(r#"name="consent_id" value=""#)
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let consent_id = modelgates_emulator::consent_id(&page).unwrap();
     let denied = http()
         .post(format!("{}/auth/consent", emu.base_url()))
         .form(&[("consent_id", consent_id), ("decision", "deny")])

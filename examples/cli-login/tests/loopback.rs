@@ -125,13 +125,7 @@ async fn denial_exits_2_and_stores_nothing() {
         .text()
         .await
         .unwrap();
-    let consent_id = consent
-        .split(r#"name="consent_id" value=""#)
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let consent_id = modelgates_emulator::consent_id(&consent).unwrap();
     let denied = http()
         .post(format!("{}/auth/consent", emu.base_url()))
         .form(&[("consent_id", consent_id), ("decision", "deny")])

@@ -325,8 +325,7 @@ async fn drive(users: usize, concurrency: usize) -> ExitCode {
         );
     }
     println!(
-        "| server RSS before / after | {} KiB / {} KiB (peak {} KiB) |",
-        rss_before, rss_after, peak
+        "| server RSS before / after | {rss_before} KiB / {rss_after} KiB (peak {peak} KiB) |"
     );
 
     if errors.is_empty() && chat_errors == 0 && crossed == 0 && ok.len() == users {
