@@ -93,6 +93,15 @@ impl CookieSecret {
         STANDARD.encode(self.0.as_slice())
     }
 
+    /// The raw secret, for key derivation inside this crate.
+    #[cfg_attr(
+        not(any(feature = "postgres", feature = "sqlite", feature = "redis")),
+        allow(dead_code)
+    )]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     pub(crate) fn cookie_key(&self) -> cookie::Key {
         // `Key::from` takes the first 64 bytes: 32 to sign, 32 to encrypt.
         cookie::Key::from(&self.0[..MIN_SECRET_LEN])

@@ -63,7 +63,13 @@ mod error;
 mod extract;
 mod flow;
 mod layer;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod return_to;
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
+mod sealed;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql;
 mod store;
 
 pub use config::{
@@ -77,6 +83,15 @@ pub use return_to::is_safe_return_to;
 pub use store::{
     CookieStore, KeyStore, MemoryStore, SessionToken, StoreError, StoredKey, TokenProtection,
 };
+
+#[cfg(feature = "redis")]
+pub use redis_store::RedisStore;
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
+pub use sealed::KeySealer;
+#[cfg(feature = "postgres")]
+pub use sql::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sql::SqliteStore;
 
 /// The protocol crate, re-exported so apps need only this one dependency.
 pub use modelgates_oauth_core as core;

@@ -10,8 +10,10 @@
 //!   but a copy of the cookie taken before logout stays valid until it expires.
 //! * [`MemoryStore`] keeps keys in this process behind a random session id carried in a
 //!   signed cookie. Logout really revokes the session, but keys are lost on restart and not
-//!   shared between instances: for one-process apps and tests. Database stores implement the
-//!   same trait.
+//!   shared between instances: for one-process apps and tests.
+//! * `PostgresStore`, `SqliteStore` and `RedisStore` (features `postgres`, `sqlite`, `redis`)
+//!   keep keys sealed at rest in a database behind a signed session id, shared by every
+//!   instance that uses the same database and secret.
 //!
 //! The layer checks the age of every loaded key against the configured key lifetime, so a
 //! store need not.
@@ -165,23 +167,33 @@ struct CookiePayload<'a> {
     issued_at: u64,
 }
 
+/// A stored key as compact JSON: the cookie store's token, and what database stores seal.
+pub(crate) fn encode_stored(key: &StoredKey) -> Zeroizing<String> {
+    let payload = CookiePayload {
+        key: Cow::Borrowed(key.key.expose_secret()),
+        user_id: key.user_id.as_deref().map(Cow::Borrowed),
+        issued_at: key.issued_at,
+    };
+    Zeroizing::new(serde_json::to_string(&payload).expect("plain data serialises"))
+}
+
+/// The inverse of [`encode_stored`]; `None` for anything else.
+pub(crate) fn decode_stored(json: &str) -> Option<StoredKey> {
+    let payload: CookiePayload<'_> = serde_json::from_str(json).ok()?;
+    (!payload.key.is_empty()).then(|| StoredKey {
+        key: ApiKey::new(payload.key.into_owned()),
+        user_id: payload.user_id.map(Cow::into_owned),
+        issued_at: payload.issued_at,
+    })
+}
+
 impl CookieStore {
     fn encode(key: &StoredKey) -> SessionToken {
-        let payload = CookiePayload {
-            key: Cow::Borrowed(key.key.expose_secret()),
-            user_id: key.user_id.as_deref().map(Cow::Borrowed),
-            issued_at: key.issued_at,
-        };
-        SessionToken::new(serde_json::to_string(&payload).expect("plain data serialises"))
+        SessionToken::new(encode_stored(key).as_str())
     }
 
     fn decode(token: &SessionToken) -> Option<StoredKey> {
-        let payload: CookiePayload<'_> = serde_json::from_str(token.expose_secret()).ok()?;
-        (!payload.key.is_empty()).then(|| StoredKey {
-            key: ApiKey::new(payload.key.into_owned()),
-            user_id: payload.user_id.map(Cow::into_owned),
-            issued_at: payload.issued_at,
-        })
+        decode_stored(token.expose_secret())
     }
 }
 

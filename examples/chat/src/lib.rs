@@ -15,7 +15,10 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use html_escape::encode_text;
 use modelgates_axum::core::{ChatError, ChatMessage, ChatRequest};
-use modelgates_axum::{ConfigError, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
+use modelgates_axum::{
+    ConfigError, KeyStore, MemoryStore, ModelGatesAuth, ModelGatesConfig, ModelGatesKey,
+    PostgresStore, RedisStore, SqliteStore,
+};
 use modelgates_emulator::Emulator;
 
 /// The model used when `MODELGATES_MODEL` is unset.
@@ -31,8 +34,8 @@ pub struct AppState {
     pub model: String,
 }
 
-/// The app's routes with the ModelGates layer in front.
-pub fn app(layer: ModelGatesAuth, model: impl Into<String>) -> Router {
+/// The app's routes with the ModelGates layer in front, keys in any store.
+pub fn app<K: KeyStore>(layer: ModelGatesAuth<K>, model: impl Into<String>) -> Router {
     routes().layer(layer).with_state(AppState {
         model: model.into(),
     })
@@ -56,6 +59,9 @@ pub struct Settings {
     pub base_url: Option<String>,
     /// `MODELGATES_MODEL` (default `openai/gpt-5.2`).
     pub model: String,
+    /// `MODELGATES_KEY_STORE`: `cookie` (default), `memory`, `sqlite:PATH`, `postgres://…` or
+    /// `redis://…`.
+    pub key_store: Option<String>,
 }
 
 impl Settings {
@@ -78,6 +84,7 @@ impl Settings {
             public_url: var("PUBLIC_URL"),
             base_url: var("MODELGATES_BASE_URL"),
             model: var("MODELGATES_MODEL").unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
+            key_store: var("MODELGATES_KEY_STORE"),
         })
     }
 }
@@ -120,19 +127,75 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             (Some(emulator), base_url)
         }
     };
-    let layer = ModelGatesAuth::try_new(config(&public_url, &base_url)?)?;
+    let config = config(&public_url, &base_url)?;
+    let layer = ModelGatesAuth::try_new(config.clone())?;
     match &emulator {
         Some(_) => println!("ModelGates emulator (consent page, no real money): {base_url}"),
         None => println!("ModelGates: {base_url}"),
     }
-    println!("App: {public_url} (listening on 127.0.0.1:{port})");
-    axum::serve(listener, app(layer, settings.model))
+    let store = settings.key_store.as_deref().unwrap_or("cookie");
+    // Printed once the store is ready, so the App line means "ready to serve".
+    let announce = || {
+        println!("Keys kept in: {}", store_label(store));
+        println!("App: {public_url} (listening on 127.0.0.1:{port})");
+    };
+    let model = settings.model;
+    match store {
+        "cookie" => {
+            announce();
+            serve(listener, app(layer, model)).await?;
+        }
+        "memory" => {
+            announce();
+            serve(
+                listener,
+                app(layer.with_store(MemoryStore::default()), model),
+            )
+            .await?;
+        }
+        url if url.starts_with("sqlite:") => {
+            let store = SqliteStore::connect(url, &config).await?;
+            announce();
+            serve(listener, app(layer.with_store(store), model)).await?;
+        }
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let store = PostgresStore::connect(url, &config).await?;
+            announce();
+            serve(listener, app(layer.with_store(store), model)).await?;
+        }
+        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            let store = RedisStore::connect(url, &config).await?;
+            announce();
+            serve(listener, app(layer.with_store(store), model)).await?;
+        }
+        other => {
+            return Err(format!(
+                "MODELGATES_KEY_STORE `{other}` is not one of cookie, memory, sqlite:PATH, \
+                 postgres://… or redis://…"
+            )
+            .into());
+        }
+    }
+    drop(emulator);
+    Ok(())
+}
+
+/// Where the keys live, for the banner; database URLs are cut at their scheme so no password
+/// is printed.
+fn store_label(store: &str) -> &str {
+    match store {
+        "cookie" => "the encrypted cookie (no server state)",
+        "memory" => "this process's memory",
+        url => url.split(':').next().unwrap_or(url),
+    }
+}
+
+async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
-        .await?;
-    drop(emulator);
-    Ok(())
+        .await
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#1d1d1f}\

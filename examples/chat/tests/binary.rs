@@ -91,3 +91,41 @@ async fn runs_on_the_embedded_emulator_with_nothing_set() {
     );
     assert!(consent.text().await.unwrap().contains("Approve"));
 }
+
+#[tokio::test]
+async fn a_sqlite_key_store_is_created_and_named_without_secrets() {
+    let path = std::env::temp_dir().join(format!("example-chat-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_example-chat"))
+        .env("PORT", "0")
+        .env("MODELGATES_KEY_STORE", format!("sqlite:{}", path.display()))
+        .env_remove("MODELGATES_BASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = banner(&mut child);
+    let _guard = Killed(child);
+    assert!(
+        lines.iter().any(|l| l == "Keys kept in: sqlite"),
+        "{lines:?}"
+    );
+    assert!(path.exists(), "the database file is created with its table");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn an_unknown_key_store_is_a_clear_startup_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_example-chat"))
+        .env("PORT", "0")
+        .env("MODELGATES_KEY_STORE", "mongodb://nope")
+        .env_remove("MODELGATES_BASE_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("MODELGATES_KEY_STORE `mongodb://nope` is not one of"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,399 @@
+//! One conformance suite on every key store, against real servers: the in-memory and cookie
+//! stores, SQLite on a temporary file, PostgreSQL and Redis on loopback (`.ci/run` installs and
+//! starts them and sets `MODELGATES_TEST_POSTGRES_URL` and `MODELGATES_TEST_REDIS_URL`). Without
+//! those variables the server tests say loudly that they were skipped; under `CI=true` they fail.
+//! Also: keys are sealed at rest, revocation, expiry, and two app instances sharing one store.
+
+#![cfg(all(feature = "postgres", feature = "sqlite", feature = "redis"))]
+
+mod support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::routing::get;
+use modelgates_axum::core::ApiKey;
+use modelgates_axum::{
+    CookieSecret, CookieStore, KeyStore, MemoryStore, ModelGatesAuth, ModelGatesConfig,
+    ModelGatesKey, PostgresStore, RedisStore, SessionToken, SqliteStore, StoredKey,
+};
+use modelgates_emulator::Emulator;
+use support::Browser;
+
+fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{var} is not set: .ci/run starts the server and sets it"
+            );
+            eprintln!(
+                "\n!!!!!!!! SKIPPED: {var} is not set, so this store test did not run !!!!!!!!\n"
+            );
+            None
+        }
+    }
+}
+
+fn config() -> ModelGatesConfig {
+    ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", SessionToken::random().expose_secret())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The contract every store meets.
+async fn conformance<S: KeyStore>(store: &S) {
+    let user = unique("user \"quoted\" é");
+    let key = StoredKey::new(ApiKey::new(unique("sk-mg-v1")), Some(user.clone()));
+    let token = store.save(key.clone()).await.unwrap();
+    let loaded = store
+        .load(&token)
+        .await
+        .unwrap()
+        .expect("a saved key loads");
+    assert_eq!(loaded.key, key.key);
+    assert_eq!(loaded.user_id.as_deref(), Some(user.as_str()));
+    assert_eq!(loaded.issued_at, key.issued_at);
+
+    let other = store
+        .save(StoredKey::new(ApiKey::new(unique("sk-other")), None))
+        .await
+        .unwrap();
+    assert_ne!(other, token, "every session has its own token");
+    assert_eq!(store.load(&other).await.unwrap().unwrap().user_id, None);
+
+    assert!(
+        store.load(&SessionToken::random()).await.unwrap().is_none(),
+        "unknown token"
+    );
+    store.remove(&SessionToken::random()).await.unwrap();
+    assert!(
+        !format!("{token:?}").contains(token.expose_secret()),
+        "tokens never print"
+    );
+}
+
+/// The contract of stores that keep keys server-side: logout deletes.
+async fn server_side_conformance<S: KeyStore>(store: &S) {
+    conformance(store).await;
+    let key = unique("sk");
+    let token = store
+        .save(StoredKey::new(ApiKey::new(&key), None))
+        .await
+        .unwrap();
+    assert!(
+        !token.expose_secret().contains(&key),
+        "the browser holds only an opaque id"
+    );
+    store.remove(&token).await.unwrap();
+    assert!(
+        store.load(&token).await.unwrap().is_none(),
+        "removed means gone"
+    );
+}
+
+fn expired_key(lifetime: Duration) -> StoredKey {
+    let mut key = StoredKey::new(ApiKey::new(unique("sk-expired")), None);
+    key.issued_at = now() - lifetime.as_secs() - 10;
+    key
+}
+
+#[tokio::test]
+async fn cookie_store_conforms() {
+    conformance(&CookieStore).await;
+}
+
+#[tokio::test]
+async fn memory_store_conforms() {
+    server_side_conformance(&MemoryStore::default()).await;
+}
+
+async fn sqlite(path: &std::path::Path, config: &ModelGatesConfig) -> SqliteStore {
+    SqliteStore::connect(&format!("sqlite:{}", path.display()), config)
+        .await
+        .unwrap()
+}
+
+fn temp_db(name: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("modelgates-{}-{name}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+#[tokio::test]
+async fn sqlite_store_conforms_seals_at_rest_revokes_and_purges() {
+    let path = temp_db("conformance");
+    let secret = CookieSecret::generate();
+    let config = ModelGatesConfig::new("http://localhost:3000", secret.clone())
+        .with_key_max_age(Duration::from_secs(3600));
+    let store = sqlite(&path, &config).await;
+    server_side_conformance(&store).await;
+
+    let secret_key = unique("sk-mg-v1-at-rest");
+    let token = store
+        .save(StoredKey::new(ApiKey::new(&secret_key), Some("u1".into())))
+        .await
+        .unwrap();
+    let rows: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT session_hash, sealed FROM modelgates_keys")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    for (hash, sealed) in &rows {
+        assert_ne!(
+            hash,
+            token.expose_secret(),
+            "only the hash of the session id is stored"
+        );
+        assert!(
+            !String::from_utf8_lossy(sealed).contains(&secret_key),
+            "sealed at rest"
+        );
+    }
+    let file = std::fs::read(&path).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&file).contains(&secret_key),
+        "not in the database file"
+    );
+
+    store
+        .save(StoredKey::new(ApiKey::new(unique("sk")), Some("u1".into())))
+        .await
+        .unwrap();
+    assert_eq!(store.revoke_user("u1").await.unwrap(), 2);
+    assert!(store.load(&token).await.unwrap().is_none());
+
+    let stale = store
+        .save(expired_key(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert!(
+        store.load(&stale).await.unwrap().is_none(),
+        "expired rows are never returned"
+    );
+    assert!(store.purge_expired().await.unwrap() >= 1, "and are purged");
+
+    // A store reopened with a rotated secret still opens keys sealed under the old one.
+    let kept = store
+        .save(StoredKey::new(ApiKey::new("sk-rotated"), None))
+        .await
+        .unwrap();
+    let rotated = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
+        .with_previous_secrets([secret]);
+    let reopened = sqlite(&path, &rotated).await;
+    assert_eq!(
+        reopened.load(&kept).await.unwrap().unwrap().key,
+        ApiKey::new("sk-rotated")
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn postgres_store_conforms_seals_at_rest_revokes_and_purges() {
+    let Some(url) = server_url("MODELGATES_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let store = PostgresStore::connect(&url, &config().with_key_max_age(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    server_side_conformance(&store).await;
+
+    let secret_key = unique("sk-mg-v1-at-rest");
+    let user = unique("pg-user");
+    let token = store
+        .save(StoredKey::new(ApiKey::new(&secret_key), Some(user.clone())))
+        .await
+        .unwrap();
+    let (hash, sealed): (String, Vec<u8>) =
+        sqlx::query_as("SELECT session_hash, sealed FROM modelgates_keys WHERE user_id = $1")
+            .bind(&user)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_ne!(hash, token.expose_secret());
+    assert!(!String::from_utf8_lossy(&sealed).contains(&secret_key));
+
+    store
+        .save(StoredKey::new(
+            ApiKey::new(unique("sk")),
+            Some(user.clone()),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.revoke_user(&user).await.unwrap(), 2);
+    assert!(store.load(&token).await.unwrap().is_none());
+
+    let stale = store
+        .save(expired_key(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert!(store.load(&stale).await.unwrap().is_none());
+    assert!(store.purge_expired().await.unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn redis_store_conforms_seals_at_rest_revokes_and_expires() {
+    let Some(url) = server_url("MODELGATES_TEST_REDIS_URL") else {
+        return;
+    };
+    let lifetime = Duration::from_secs(3600);
+    let store = RedisStore::connect(&url, &config().with_key_max_age(lifetime))
+        .await
+        .unwrap();
+    server_side_conformance(&store).await;
+
+    let secret_key = unique("sk-mg-v1-at-rest");
+    let user = unique("redis-user");
+    let token = store
+        .save(StoredKey::new(ApiKey::new(&secret_key), Some(user.clone())))
+        .await
+        .unwrap();
+    let mut raw = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("modelgates:session:*")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        keys.iter().all(|k| !k.contains(token.expose_secret())),
+        "only hashes name the entries"
+    );
+    for key in &keys {
+        let value: Option<String> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(
+            !value.unwrap_or_default().contains(&secret_key),
+            "sealed at rest"
+        );
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(ttl > 0 && ttl <= 3600, "every entry expires: TTL {ttl}");
+    }
+
+    store
+        .save(StoredKey::new(
+            ApiKey::new(unique("sk")),
+            Some(user.clone()),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.revoke_user(&user).await.unwrap(), 2);
+    assert!(store.load(&token).await.unwrap().is_none());
+    assert!(
+        store.save(expired_key(lifetime)).await.is_err(),
+        "an expired key is not stored"
+    );
+}
+
+async fn which_key(key: ModelGatesKey) -> String {
+    key.api_key().expose_secret().to_owned()
+}
+
+fn instance<K: KeyStore>(layer: ModelGatesAuth<K>) -> Router {
+    Router::new().route("/me", get(which_key)).layer(layer)
+}
+
+/// Sign in through one instance, use the key and log out through the other.
+async fn two_instances_share<K: KeyStore>(
+    emulator: &Emulator,
+    a: ModelGatesAuth<K>,
+    b: ModelGatesAuth<K>,
+) {
+    let (app_a, app_b) = (instance(a), instance(b));
+    let mut browser = Browser::new(app_a.clone());
+    let landed = browser.sign_in("/login").await;
+    assert_eq!(
+        landed.status,
+        http::StatusCode::SEE_OTHER,
+        "{}",
+        landed.body
+    );
+    let issued = emulator.issued_keys().pop().unwrap().key;
+
+    let cookies = browser.cookies.clone();
+    browser.app = app_b.clone();
+    assert_eq!(
+        browser.get("/me").await.body,
+        issued,
+        "instance B sees the key"
+    );
+    let logout = browser.post("/logout").await;
+    assert_eq!(logout.status, http::StatusCode::SEE_OTHER);
+
+    // Even a copy of the cookie taken before logout is signed out, on both instances.
+    for app in [app_a, app_b] {
+        let mut copy = Browser::new(app);
+        copy.cookies = cookies.clone();
+        assert_eq!(
+            copy.get_json("/me").await.status,
+            http::StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+fn shared_config(emulator: &Emulator, secret: &CookieSecret) -> ModelGatesConfig {
+    ModelGatesConfig::new("http://localhost:3000", secret.clone())
+        .with_base_url(emulator.base_url())
+}
+
+#[tokio::test]
+async fn two_instances_share_postgres() {
+    let Some(url) = server_url("MODELGATES_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let emulator = Emulator::start_auto_approve().await.unwrap();
+    let secret = CookieSecret::generate();
+    let config = shared_config(&emulator, &secret);
+    let a = ModelGatesAuth::new(config.clone())
+        .with_store(PostgresStore::connect(&url, &config).await.unwrap());
+    let b = ModelGatesAuth::new(config.clone())
+        .with_store(PostgresStore::connect(&url, &config).await.unwrap());
+    two_instances_share(&emulator, a, b).await;
+}
+
+#[tokio::test]
+async fn two_instances_share_redis() {
+    let Some(url) = server_url("MODELGATES_TEST_REDIS_URL") else {
+        return;
+    };
+    let emulator = Emulator::start_auto_approve().await.unwrap();
+    let secret = CookieSecret::generate();
+    let config = shared_config(&emulator, &secret);
+    let a = ModelGatesAuth::new(config.clone())
+        .with_store(RedisStore::connect(&url, &config).await.unwrap());
+    let b = ModelGatesAuth::new(config.clone())
+        .with_store(RedisStore::connect(&url, &config).await.unwrap());
+    two_instances_share(&emulator, a, b).await;
+}
+
+#[tokio::test]
+async fn two_instances_share_sqlite() {
+    let emulator = Emulator::start_auto_approve().await.unwrap();
+    let secret = CookieSecret::generate();
+    let config = shared_config(&emulator, &secret);
+    let path = temp_db("instances");
+    let a = ModelGatesAuth::new(config.clone()).with_store(sqlite(&path, &config).await);
+    let b = ModelGatesAuth::new(config.clone()).with_store(sqlite(&path, &config).await);
+    two_instances_share(&emulator, a, b).await;
+    let _ = std::fs::remove_file(&path);
+}
