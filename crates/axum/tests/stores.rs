@@ -351,9 +351,18 @@ async fn two_instances_share<K: KeyStore>(
     }
 }
 
-fn shared_config(emulator: &Emulator, secret: &CookieSecret) -> ModelGatesConfig {
-    ModelGatesConfig::new("http://localhost:3000", secret.clone())
-        .with_base_url(emulator.base_url())
+/// Two layers, each with its own connection to one store made by `connect`.
+async fn two_instances_over<K, F>(connect: impl Fn(ModelGatesConfig) -> F)
+where
+    K: KeyStore,
+    F: std::future::Future<Output = K>,
+{
+    let emulator = Emulator::start_auto_approve().await.unwrap();
+    let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
+        .with_base_url(emulator.base_url());
+    let a = ModelGatesAuth::new(config.clone()).with_store(connect(config.clone()).await);
+    let b = ModelGatesAuth::new(config.clone()).with_store(connect(config).await);
+    two_instances_share(&emulator, a, b).await;
 }
 
 #[tokio::test]
@@ -361,14 +370,11 @@ async fn two_instances_share_postgres() {
     let Some(url) = server_url("MODELGATES_TEST_POSTGRES_URL") else {
         return;
     };
-    let emulator = Emulator::start_auto_approve().await.unwrap();
-    let secret = CookieSecret::generate();
-    let config = shared_config(&emulator, &secret);
-    let a = ModelGatesAuth::new(config.clone())
-        .with_store(PostgresStore::connect(&url, &config).await.unwrap());
-    let b = ModelGatesAuth::new(config.clone())
-        .with_store(PostgresStore::connect(&url, &config).await.unwrap());
-    two_instances_share(&emulator, a, b).await;
+    two_instances_over(|config| {
+        let url = url.clone();
+        async move { PostgresStore::connect(&url, &config).await.unwrap() }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -376,24 +382,20 @@ async fn two_instances_share_redis() {
     let Some(url) = server_url("MODELGATES_TEST_REDIS_URL") else {
         return;
     };
-    let emulator = Emulator::start_auto_approve().await.unwrap();
-    let secret = CookieSecret::generate();
-    let config = shared_config(&emulator, &secret);
-    let a = ModelGatesAuth::new(config.clone())
-        .with_store(RedisStore::connect(&url, &config).await.unwrap());
-    let b = ModelGatesAuth::new(config.clone())
-        .with_store(RedisStore::connect(&url, &config).await.unwrap());
-    two_instances_share(&emulator, a, b).await;
+    two_instances_over(|config| {
+        let url = url.clone();
+        async move { RedisStore::connect(&url, &config).await.unwrap() }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn two_instances_share_sqlite() {
-    let emulator = Emulator::start_auto_approve().await.unwrap();
-    let secret = CookieSecret::generate();
-    let config = shared_config(&emulator, &secret);
     let path = temp_db("instances");
-    let a = ModelGatesAuth::new(config.clone()).with_store(sqlite(&path, &config).await);
-    let b = ModelGatesAuth::new(config.clone()).with_store(sqlite(&path, &config).await);
-    two_instances_share(&emulator, a, b).await;
+    two_instances_over(|config| {
+        let path = path.clone();
+        async move { sqlite(&path, &config).await }
+    })
+    .await;
     let _ = std::fs::remove_file(&path);
 }
