@@ -45,8 +45,9 @@
 //!
 //! Each concern lives in one module whose documentation states the exact rules it applies:
 //! configuration (`config`), the layer and its service (`layer`), the three routes (`flow`),
-//! cookies and rotation (`cookies`), storage (`store`), the extractor (`extract`), errors
-//! (`error`) and `return_to` (`return_to`).
+//! cookies and rotation (`cookies`), storage (`store`; with features `postgres`, `sqlite` and
+//! `redis` also `sql`, `redis_store` and `sealed` for keys sealed at rest), the extractor
+//! (`extract`), errors (`error`) and `return_to` (`return_to`).
 //!
 //! # Security
 //!
