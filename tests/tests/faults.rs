@@ -9,7 +9,7 @@ use modelgates_e2e::{RunningApp, browser_like_client, start_chat_app_with};
 use modelgates_emulator::{Emulator, Endpoint, Fault};
 use reqwest::{Client, StatusCode};
 
-const TIMEOUT: Duration = Duration::from_millis(500);
+const TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn app() -> RunningApp {
     let emulator = Emulator::start_auto_approve().await.unwrap();

@@ -351,7 +351,7 @@ async fn replayed_and_injected_codes_are_rejected() {
 #[tokio::test]
 async fn modelgates_failures_give_502_504_and_leave_the_user_able_to_retry() {
     let emu = Emulator::start_auto_approve().await.unwrap();
-    let cfg = config(&emu).with_http_timeout(Duration::from_millis(300));
+    let cfg = config(&emu).with_http_timeout(Duration::from_secs(1));
     let mut browser = Browser::new(app(ModelGatesAuth::new(cfg)));
     let faults = [
         (Fault::Status(500), StatusCode::BAD_GATEWAY),

@@ -14,16 +14,18 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const CALLBACK: &str = "http://localhost:3000/callback";
 
-/// One client for the whole file: building one loads the TLS roots, which is slow.
+/// A client that does not follow redirects.
 fn http() -> reqwest::Client {
-    static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
-        reqwest::Client::builder()
+    // Per thread, so that no pooled connection outlives the test runtime that opened it
+    // (a later test's server may reuse the port); building one per request is slow.
+    thread_local! {
+        static CLIENT: reqwest::Client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             .build()
-            .unwrap()
-    });
-    CLIENT.clone()
+            .unwrap();
+    }
+    CLIENT.with(Clone::clone)
 }
 
 fn auth_url(emu: &Emulator, callback: &str, challenge: Option<(&str, &str)>) -> String {

@@ -161,7 +161,7 @@ async fn upstream_faults_map_to_typed_errors() {
     let emu = Emulator::start_auto_approve().await.unwrap();
     let client = ModelGatesClient::builder()
         .base_url(emu.base_url())
-        .timeout(Duration::from_millis(300))
+        .timeout(Duration::from_secs(1))
         .build()
         .unwrap();
 

@@ -57,16 +57,18 @@ pub async fn read(response: Response<Body>) -> Page {
     }
 }
 
-/// One reqwest client per test binary: building one loads TLS roots, which is slow.
+/// A client that does not follow redirects.
 pub fn http() -> reqwest::Client {
-    static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
-        reqwest::Client::builder()
+    // Per thread, so that no pooled connection outlives the test runtime that opened it
+    // (a later test's server may reuse the port); building one per request is slow.
+    thread_local! {
+        static CLIENT: reqwest::Client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             .build()
-            .unwrap()
-    });
-    CLIENT.clone()
+            .unwrap();
+    }
+    CLIENT.with(Clone::clone)
 }
 
 pub fn config(emu: &Emulator) -> ModelGatesConfig {
