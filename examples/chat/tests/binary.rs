@@ -13,6 +13,21 @@ impl Drop for Killed {
     }
 }
 
+/// The binary on a free port with none of the contract's variables set; tests add their own.
+fn example_chat() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_example-chat"));
+    command.env("PORT", "0");
+    for var in [
+        "PUBLIC_URL",
+        "MODELGATES_BASE_URL",
+        "MODELGATES_COOKIE_SECRET",
+        "MODELGATES_KEY_STORE",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
 /// Reads stdout up to and including the `App:` line.
 fn banner(child: &mut Child) -> Vec<String> {
     let mut lines = Vec::new();
@@ -29,11 +44,7 @@ fn banner(child: &mut Child) -> Vec<String> {
 
 #[tokio::test]
 async fn runs_on_the_embedded_emulator_with_nothing_set() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_example-chat"))
-        .env("PORT", "0")
-        .env_remove("PUBLIC_URL")
-        .env_remove("MODELGATES_BASE_URL")
-        .env_remove("MODELGATES_COOKIE_SECRET")
+    let mut child = example_chat()
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -96,10 +107,8 @@ async fn runs_on_the_embedded_emulator_with_nothing_set() {
 async fn a_sqlite_key_store_is_created_and_named_without_secrets() {
     let path = std::env::temp_dir().join(format!("example-chat-{}.db", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_example-chat"))
-        .env("PORT", "0")
+    let mut child = example_chat()
         .env("MODELGATES_KEY_STORE", format!("sqlite:{}", path.display()))
-        .env_remove("MODELGATES_BASE_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -116,10 +125,8 @@ async fn a_sqlite_key_store_is_created_and_named_without_secrets() {
 
 #[test]
 fn an_unknown_key_store_is_a_clear_startup_error() {
-    let output = Command::new(env!("CARGO_BIN_EXE_example-chat"))
-        .env("PORT", "0")
+    let output = example_chat()
         .env("MODELGATES_KEY_STORE", "mongodb://nope")
-        .env_remove("MODELGATES_BASE_URL")
         .output()
         .unwrap();
     assert!(!output.status.success());
