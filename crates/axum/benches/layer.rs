@@ -113,7 +113,7 @@ struct Setup {
     bare: Router,
     noop_layered: Router,
     layered: Router,
-    wrapped: modelgates_axum::ModelGatesAuthService<Router>,
+    wrapped: modelgates_axum::layer::ModelGatesAuthService<Router>,
     key_cookie: String,
     jar: Router,
     jar_cookie: String,
@@ -229,7 +229,7 @@ fn allocations(rt: &tokio::runtime::Runtime, app: &Router, uri: &str, cookie: Op
 /// As [`allocations`], for the layer wrapped around the whole router.
 fn allocations_wrapped(
     rt: &tokio::runtime::Runtime,
-    service: &modelgates_axum::ModelGatesAuthService<Router>,
+    service: &modelgates_axum::layer::ModelGatesAuthService<Router>,
 ) -> u64 {
     let send = || {
         rt.block_on(service.clone().oneshot(get_request("/", None)))

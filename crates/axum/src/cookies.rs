@@ -16,31 +16,26 @@
 //! * Values longer than [`MAX_COOKIE_VALUE`] are refused before any cryptography.
 
 use std::borrow::Cow;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cookie::{Cookie, CookieJar, Key, SameSite};
-use http::HeaderMap;
 use http::header::COOKIE;
-use modelgates_oauth_core::{ChallengeMethod, CodeVerifier};
+use http::{HeaderMap, HeaderValue};
+use modelgates_oauth_core::{ChallengeMethod, CodeVerifier, Pkce};
 use serde::{Deserialize, Serialize};
+
+use crate::store::TokenProtection;
+
+#[cfg(test)]
+mod tests;
 
 /// The longest cookie value this crate will try to open.
 pub(crate) const MAX_COOKIE_VALUE: usize = 4096;
 
 const FLOW_PURPOSE: &str = "flow1.";
 const SESSION_PURPOSE: &str = "sid1.";
-
-/// How a key cookie's token is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TokenProtection {
-    /// Encrypted and authenticated: the token itself is secret (it holds the key).
-    Encrypted,
-    /// Signed: the token is an opaque random id; the browser may read it but not forge it.
-    Signed,
-}
 
 /// A successfully opened value, and whether it was made with an older secret.
 #[derive(Debug)]
@@ -151,34 +146,34 @@ impl CookieCodec {
         jar.get(name).expect("just added").value().to_owned()
     }
 
-    fn build(&self, name: &str, value: String, max_age: Duration) -> String {
-        let max_age =
-            time::Duration::seconds(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX / 1000));
+    /// A cookie with the attributes every cookie of ours has.
+    fn with_attributes(&self, name: &str, value: String) -> Cookie<'static> {
         Cookie::build((name.to_owned(), value))
             .http_only(true)
             .same_site(SameSite::Lax)
             .path("/")
             .secure(self.secure)
-            .max_age(max_age)
             .build()
-            .to_string()
     }
 
-    fn removal(&self, name: &str) -> String {
-        let mut cookie = Cookie::build((name.to_owned(), ""))
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .path("/")
-            .secure(self.secure)
-            .build();
+    fn build(&self, name: &str, value: String, max_age: Duration) -> HeaderValue {
+        let mut cookie = self.with_attributes(name, value);
+        cookie.set_max_age(time::Duration::seconds(
+            i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX / 1000),
+        ));
+        header_value(&cookie)
+    }
+
+    fn removal(&self, name: &str) -> HeaderValue {
+        let mut cookie = self.with_attributes(name, String::new());
         cookie.make_removal();
-        cookie.to_string()
+        header_value(&cookie)
     }
 
     // --- the flow cookie ---
 
     /// `Set-Cookie` for a new flow.
-    pub(crate) fn flow_cookie(&self, flow: &FlowState, max_age: Duration) -> String {
+    pub(crate) fn flow_cookie(&self, flow: &FlowState, max_age: Duration) -> HeaderValue {
         let value = self.seal_signed(&self.flow_name, FLOW_PURPOSE, &flow.encode());
         self.build(&self.flow_name, value, max_age)
     }
@@ -195,7 +190,7 @@ impl CookieCodec {
     }
 
     /// `Set-Cookie` that deletes the flow cookie.
-    pub(crate) fn clear_flow(&self) -> String {
+    pub(crate) fn clear_flow(&self) -> HeaderValue {
         self.removal(&self.flow_name)
     }
 
@@ -207,7 +202,7 @@ impl CookieCodec {
         token: &str,
         protection: TokenProtection,
         max_age: Duration,
-    ) -> String {
+    ) -> HeaderValue {
         let value = match protection {
             TokenProtection::Encrypted => self.seal_private(&self.key_name, token),
             TokenProtection::Signed => self.seal_signed(&self.key_name, SESSION_PURPOSE, token),
@@ -228,16 +223,23 @@ impl CookieCodec {
     }
 
     /// `Set-Cookie` that deletes the key cookie.
-    pub(crate) fn clear_key(&self) -> String {
+    pub(crate) fn clear_key(&self) -> HeaderValue {
         self.removal(&self.key_name)
     }
+}
+
+/// A `Set-Cookie` value. Names are checked when the layer is built and values are base64 or
+/// base64url, so the text is always a valid header value.
+fn header_value(cookie: &Cookie<'_>) -> HeaderValue {
+    HeaderValue::try_from(cookie.to_string())
+        .expect("cookie names are checked at startup and cookie values are base64")
 }
 
 /// What `/login` remembers for `/callback`.
 #[derive(Debug)]
 pub(crate) struct FlowState {
-    pub(crate) verifier: Option<CodeVerifier>,
-    pub(crate) method: Option<ChallengeMethod>,
+    /// `None` when the sign-in sent no challenge.
+    pub(crate) pkce: Option<Pkce>,
     pub(crate) return_to: String,
     /// Seconds since the Unix epoch.
     pub(crate) issued_at: u64,
@@ -261,10 +263,10 @@ impl FlowState {
     fn encode(&self) -> zeroize::Zeroizing<String> {
         let wire = FlowWire {
             verifier: self
-                .verifier
+                .pkce
                 .as_ref()
-                .map(|v| Cow::Borrowed(v.expose_secret())),
-            method: self.method,
+                .map(|pkce| Cow::Borrowed(pkce.verifier().expose_secret())),
+            method: self.pkce.as_ref().map(Pkce::method),
             return_to: Cow::Borrowed(&self.return_to),
             issued_at: self.issued_at,
         };
@@ -273,16 +275,16 @@ impl FlowState {
 
     fn decode(json: &str) -> Option<Self> {
         let wire: FlowWire<'_> = serde_json::from_str(json).ok()?;
-        let verifier = match &wire.verifier {
-            Some(v) => Some(CodeVerifier::parse(v).ok()?),
-            None => None,
+        // Both or neither: a verifier without its method (or the reverse) is not ours.
+        let pkce = match (&wire.verifier, wire.method) {
+            (Some(verifier), Some(method)) => {
+                Some(Pkce::new(CodeVerifier::parse(verifier).ok()?, method))
+            }
+            (None, None) => None,
+            _ => return None,
         };
-        if verifier.is_some() != wire.method.is_some() {
-            return None;
-        }
         Some(Self {
-            verifier,
-            method: wire.method,
+            pkce,
             return_to: wire.return_to.into_owned(),
             issued_at: wire.issued_at,
         })
@@ -292,272 +294,5 @@ impl FlowState {
     pub(crate) fn is_expired(&self, max_age: Duration, now: u64) -> bool {
         const CLOCK_SKEW: u64 = 60;
         self.issued_at > now + CLOCK_SKEW || now.saturating_sub(self.issued_at) > max_age.as_secs()
-    }
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-
-    fn codec(keys: Vec<Key>) -> CookieCodec {
-        CookieCodec::new(
-            keys,
-            "modelgates_flow".into(),
-            "modelgates_key".into(),
-            false,
-        )
-    }
-
-    fn headers(set_cookie: &str) -> HeaderMap {
-        let pair = set_cookie.split(';').next().unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            COOKIE,
-            HeaderValue::from_str(&format!("other=1; {pair}")).unwrap(),
-        );
-        headers
-    }
-
-    fn flow() -> FlowState {
-        FlowState {
-            verifier: Some(CodeVerifier::generate()),
-            method: Some(ChallengeMethod::S256),
-            return_to: "/chat?x=1".into(),
-            issued_at: unix_now(),
-        }
-    }
-
-    #[test]
-    fn flow_cookie_round_trips_and_has_the_attributes() {
-        let codec = codec(vec![Key::generate()]);
-        let original = flow();
-        let set_cookie = codec.flow_cookie(&original, Duration::from_secs(600));
-        assert!(set_cookie.contains("HttpOnly"));
-        assert!(set_cookie.contains("SameSite=Lax"));
-        assert!(set_cookie.contains("Path=/"));
-        assert!(set_cookie.contains("Max-Age=600"));
-        assert!(!set_cookie.contains("Secure"));
-        let opened = codec.open_flow(&headers(&set_cookie)).unwrap().unwrap();
-        assert_eq!(opened.verifier, original.verifier);
-        assert_eq!(opened.return_to, "/chat?x=1");
-    }
-
-    #[test]
-    fn every_single_byte_change_is_rejected() {
-        let codec = codec(vec![Key::generate()]);
-        let set_cookie = codec.flow_cookie(&flow(), Duration::from_secs(600));
-        let value = set_cookie
-            .split(';')
-            .next()
-            .unwrap()
-            .split_once('=')
-            .unwrap()
-            .1
-            .to_owned();
-        for i in 0..value.len() {
-            let mut bytes = value.clone().into_bytes();
-            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-            let tampered = String::from_utf8(bytes).unwrap();
-            let mut h = HeaderMap::new();
-            h.insert(
-                COOKIE,
-                HeaderValue::from_str(&format!("modelgates_flow={tampered}")).unwrap(),
-            );
-            assert!(codec.open_flow(&h).is_err(), "byte {i}");
-        }
-    }
-
-    #[test]
-    fn rotation_opens_old_values_and_flags_them() {
-        let (old, new) = (Key::generate(), Key::generate());
-        let before = codec(vec![old.clone()]);
-        let after = codec(vec![new, old]);
-        let set_cookie =
-            before.key_cookie("token", TokenProtection::Encrypted, Duration::from_secs(60));
-        let opened = after
-            .open_key(&headers(&set_cookie), TokenProtection::Encrypted)
-            .unwrap();
-        assert_eq!(opened.value, "token");
-        assert!(opened.needs_reissue);
-        let fresh = after.key_cookie("token", TokenProtection::Encrypted, Duration::from_secs(60));
-        assert!(
-            !after
-                .open_key(&headers(&fresh), TokenProtection::Encrypted)
-                .unwrap()
-                .needs_reissue
-        );
-    }
-
-    #[test]
-    fn a_key_cookie_cannot_stand_in_for_a_flow_cookie() {
-        let codec = codec(vec![Key::generate()]);
-        let signed_session =
-            codec.key_cookie("anything", TokenProtection::Signed, Duration::from_secs(60));
-        let value = signed_session
-            .split(';')
-            .next()
-            .unwrap()
-            .split_once('=')
-            .unwrap()
-            .1;
-        let mut h = HeaderMap::new();
-        h.insert(
-            COOKIE,
-            HeaderValue::from_str(&format!("modelgates_flow={value}")).unwrap(),
-        );
-        assert!(codec.open_flow(&h).is_err());
-    }
-
-    #[test]
-    fn expiry_and_future_dates() {
-        let mut state = flow();
-        let now = unix_now();
-        assert!(!state.is_expired(Duration::from_secs(600), now));
-        state.issued_at = now - 601;
-        assert!(state.is_expired(Duration::from_secs(600), now));
-        state.issued_at = now + 3600;
-        assert!(state.is_expired(Duration::from_secs(600), now));
-    }
-
-    /// Found by proptest: a flow whose JSON needs escapes (`"`) failed to decode, because the
-    /// decoder borrowed strings from the JSON.
-    #[test]
-    fn regression_flow_with_json_escapes_round_trips() {
-        let codec = codec(vec![Key::generate()]);
-        let mut state = flow();
-        state.return_to = "\"\\\u{1F860}".into();
-        let set_cookie = codec.flow_cookie(&state, Duration::from_secs(600));
-        assert_eq!(
-            codec
-                .open_flow(&headers(&set_cookie))
-                .unwrap()
-                .unwrap()
-                .return_to,
-            state.return_to
-        );
-    }
-
-    /// Found by proptest: a signed token holding `;` (or any non-cookie character) broke the
-    /// cookie, because signed payloads were not encoded.
-    #[test]
-    fn regression_signed_tokens_with_cookie_delimiters_round_trip() {
-        let codec = codec(vec![Key::generate()]);
-        for token in [";", "a; b=c", "\"quoted\"", "é"] {
-            let set_cookie =
-                codec.key_cookie(token, TokenProtection::Signed, Duration::from_secs(60));
-            let opened = codec
-                .open_key(&headers(&set_cookie), TokenProtection::Signed)
-                .unwrap();
-            assert_eq!(opened.value, token);
-        }
-    }
-
-    #[test]
-    fn oversized_values_are_ignored() {
-        let codec = codec(vec![Key::generate()]);
-        let mut h = HeaderMap::new();
-        h.insert(
-            COOKIE,
-            HeaderValue::from_str(&format!("modelgates_key={}", "A".repeat(60_000))).unwrap(),
-        );
-        assert!(codec.open_key(&h, TokenProtection::Encrypted).is_none());
-    }
-}
-
-#[cfg(test)]
-mod properties {
-    use super::*;
-    use http::HeaderValue;
-    use proptest::prelude::*;
-
-    fn codec() -> CookieCodec {
-        // One fixed key keeps cases reproducible.
-        CookieCodec::new(vec![Key::from(&[7u8; 64])], "f".into(), "k".into(), true)
-    }
-
-    fn as_request(name: &str, value: &str) -> Option<HeaderMap> {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            COOKIE,
-            HeaderValue::from_str(&format!("{name}={value}")).ok()?,
-        );
-        Some(headers)
-    }
-
-    fn value_of(set_cookie: &str) -> String {
-        set_cookie
-            .split(';')
-            .next()
-            .unwrap()
-            .split_once('=')
-            .unwrap()
-            .1
-            .to_owned()
-    }
-
-    /// `value` with byte `index` replaced by `byte` (which differs from the original).
-    fn mutate(value: &str, index: usize, byte: u8) -> Option<String> {
-        let mut bytes = value.as_bytes().to_vec();
-        let index = index % bytes.len();
-        if bytes[index] == byte {
-            return None;
-        }
-        bytes[index] = byte;
-        String::from_utf8(bytes).ok()
-    }
-
-    proptest! {
-        #[test]
-        fn flow_cookies_round_trip(return_to in any::<String>(), issued_at in any::<u64>(), pkce in any::<bool>()) {
-            let codec = codec();
-            let flow = FlowState {
-                verifier: pkce.then(CodeVerifier::generate),
-                method: pkce.then_some(ChallengeMethod::S256),
-                return_to,
-                issued_at,
-            };
-            let value = value_of(&codec.flow_cookie(&flow, Duration::from_secs(600)));
-            let opened = codec.open_flow(&as_request("f", &value).unwrap()).unwrap().unwrap();
-            prop_assert_eq!(opened.verifier, flow.verifier);
-            prop_assert_eq!(opened.method, flow.method);
-            prop_assert_eq!(opened.return_to, flow.return_to);
-            prop_assert_eq!(opened.issued_at, flow.issued_at);
-        }
-
-        #[test]
-        fn flow_cookies_reject_every_single_byte_change(index in any::<usize>(), byte in any::<u8>()) {
-            let codec = codec();
-            let flow = FlowState { verifier: Some(CodeVerifier::generate()), method: Some(ChallengeMethod::S256), return_to: "/x".into(), issued_at: 1 };
-            let value = value_of(&codec.flow_cookie(&flow, Duration::from_secs(600)));
-            let Some(tampered) = mutate(&value, index, byte) else { return Ok(()) };
-            let Some(headers) = as_request("f", &tampered) else { return Ok(()) };
-            prop_assert!(codec.open_flow(&headers).is_err(), "{tampered}");
-        }
-
-        #[test]
-        fn key_cookies_round_trip_and_reject_every_single_byte_change(
-            token in "[ -~]{1,300}",
-            signed in any::<bool>(),
-            index in any::<usize>(),
-            byte in any::<u8>(),
-        ) {
-            let codec = codec();
-            let protection = if signed { TokenProtection::Signed } else { TokenProtection::Encrypted };
-            let value = value_of(&codec.key_cookie(&token, protection, Duration::from_secs(60)));
-            let opened = codec.open_key(&as_request("k", &value).unwrap(), protection).unwrap();
-            prop_assert_eq!(&opened.value, &token);
-            prop_assert!(!opened.needs_reissue);
-            let Some(tampered) = mutate(&value, index, byte) else { return Ok(()) };
-            let Some(headers) = as_request("k", &tampered) else { return Ok(()) };
-            prop_assert!(codec.open_key(&headers, protection).is_none(), "{tampered}");
-        }
     }
 }

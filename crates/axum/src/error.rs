@@ -10,10 +10,10 @@
 use std::sync::Arc;
 
 use axum_core::body::Body;
-use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use modelgates_oauth_core::ExchangeError;
+use modelgates_oauth_core::{CallbackError, ExchangeError};
 
+use crate::response::{html_error_page, json_error, wants_json};
 use crate::store::StoreError;
 
 /// A replacement for the HTML error page; see
@@ -130,86 +130,54 @@ impl AuthError {
             other => Self::Upstream(other),
         }
     }
-}
 
-/// Whether the client asked for JSON rather than HTML.
-pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
-    let accept = headers
-        .get_all(ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",");
-    accept.contains("application/json") && !accept.contains("text/html")
-}
-
-/// The response for `error`: JSON, the app's page, or the built-in page.
-pub(crate) fn render(
-    error: &AuthError,
-    headers: &HeaderMap,
-    login_path: &str,
-    custom: Option<&ErrorPage>,
-) -> Response<Body> {
-    let status = error.status();
-    let mut response = if wants_json(headers) {
-        let body = serde_json::json!({
-            "error": {"status": status.as_u16(), "code": error.code(), "message": error.to_string()}
-        });
-        let mut response = Response::new(Body::from(body.to_string()));
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        response
-    } else if let Some(page) = custom {
-        page(error)
-    } else {
-        html_page(error, login_path)
-    };
-    *response.status_mut() = status;
-    if let AuthError::MethodNotAllowed { allow, .. } = error {
-        response
-            .headers_mut()
-            .insert(http::header::ALLOW, HeaderValue::from_static(allow));
-    }
-    response
-}
-
-fn html_page(error: &AuthError, login_path: &str) -> Response<Body> {
-    let title = match error {
-        AuthError::AccessDenied => "Sign-in cancelled",
-        AuthError::Upstream(_) | AuthError::UpstreamTimeout(_) | AuthError::Store(_) => {
-            "Sign-in unavailable"
+    pub(crate) fn from_callback(error: CallbackError) -> Self {
+        match error {
+            CallbackError::CodeDuplicated => Self::CodeDuplicated,
+            CallbackError::CodeMalformed => Self::CodeMalformed,
+            _ => Self::CodeMissing,
         }
-        AuthError::MethodNotAllowed { .. } => "Method not allowed",
-        _ => "Sign-in failed",
-    };
-    let retry = if error.offers_retry() {
-        format!(
-            r#"<p><a href="{}">Sign in with ModelGates</a> · <a href="/">Home</a></p>"#,
-            html_escape::encode_double_quoted_attribute(login_path)
-        )
-    } else {
-        r#"<p><a href="/">Home</a></p>"#.to_owned()
-    };
-    let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}}</style>\
-         </head><body><h1>{title}</h1><p id=\"message\">{message}</p>{retry}</body></html>",
-        message = html_escape::encode_text(&error.to_string()),
-    );
-    let mut response = Response::new(Body::from(page));
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::AccessDenied => "Sign-in cancelled",
+            Self::Upstream(_) | Self::UpstreamTimeout(_) | Self::Store(_) => "Sign-in unavailable",
+            Self::MethodNotAllowed { .. } => "Method not allowed",
+            _ => "Sign-in failed",
+        }
+    }
+
+    /// The response for this error: JSON, the app's page, or the built-in page.
+    pub(crate) fn render(
+        &self,
+        headers: &HeaderMap,
+        login_path: &str,
+        custom: Option<&ErrorPage>,
+    ) -> Response<Body> {
+        let status = self.status();
+        let mut response = if wants_json(headers) {
+            json_error(status, self.code(), &self.to_string())
+        } else if let Some(page) = custom {
+            page(self)
+        } else {
+            let sign_in = self.offers_retry().then_some(login_path);
+            html_error_page(self.title(), &self.to_string(), sign_in)
+        };
+        *response.status_mut() = status;
+        if let Self::MethodNotAllowed { allow, .. } = self {
+            response
+                .headers_mut()
+                .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::{ACCEPT, CONTENT_TYPE};
 
     #[test]
     fn statuses_follow_the_rules() {
@@ -238,7 +206,7 @@ mod tests {
         let error = AuthError::AuthorizationFailed {
             error: "<script>alert(1)</script>".into(),
         };
-        let response = render(&error, &HeaderMap::new(), "/login", None);
+        let response = error.render(&HeaderMap::new(), "/login", None);
         let body = futures_body(response);
         assert!(!body.contains("<script>"), "{body}");
         assert!(body.contains("&lt;script&gt;"));
@@ -248,7 +216,7 @@ mod tests {
     fn json_for_json_clients() {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let response = render(&AuthError::CodeMissing, &headers, "/login", None);
+        let response = AuthError::CodeMissing.render(&headers, "/login", None);
         assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
         let body: serde_json::Value = serde_json::from_str(&futures_body(response)).unwrap();
         assert_eq!(body["error"]["code"], "code_missing");

@@ -10,14 +10,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use axum_core::body::Body;
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
-use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use http::request::Parts;
-use http::{Extensions, HeaderValue, Method, StatusCode, Uri};
+use http::{Extensions, StatusCode, Uri};
 use modelgates_oauth_core::{ApiKey, ChatError, ChatRequest, ChatResponse, ModelGatesClient};
 
+use crate::response::{is_navigation, json_error, see_other};
 use crate::return_to::is_safe_return_to;
 
 /// The signed-in user's ModelGates key, with a chat client that reuses the layer's pooled
@@ -145,13 +144,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ModelGatesKey {
 }
 
 fn signed_out(parts: &Parts, context: &AuthContext) -> ModelGatesKeyRejection {
-    let is_navigation = matches!(parts.method, Method::GET | Method::HEAD)
-        && parts
-            .headers
-            .get_all(ACCEPT)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")));
-    if !is_navigation {
+    if !is_navigation(&parts.method, &parts.headers) {
         return ModelGatesKeyRejection::SignedOut { login: None };
     }
     let here = context
@@ -185,41 +178,60 @@ pub enum ModelGatesKeyRejection {
     MissingLayer,
 }
 
+impl ModelGatesKeyRejection {
+    /// The status this rejection answers with: 303 to the login route for a browser, 401 for
+    /// other signed-out requests, 500 when the layer is missing.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::SignedOut { login: Some(_) } => StatusCode::SEE_OTHER,
+            Self::SignedOut { login: None } => StatusCode::UNAUTHORIZED,
+            Self::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable machine-readable code, as sent in the JSON body.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::SignedOut { .. } => "not_signed_in",
+            Self::MissingLayer => "missing_layer",
+        }
+    }
+}
+
 impl IntoResponse for ModelGatesKeyRejection {
     fn into_response(self) -> Response {
-        match self {
-            Self::SignedOut { login: Some(login) } => {
-                let mut response = Response::new(Body::empty());
-                *response.status_mut() = StatusCode::SEE_OTHER;
-                if let Ok(location) = HeaderValue::from_str(&login) {
-                    response.headers_mut().insert(LOCATION, location);
-                }
-                response
+        match &self {
+            Self::SignedOut { login: Some(login) } => see_other(login),
+            Self::SignedOut { login: None } => {
+                json_error(self.status(), self.code(), "Sign in with ModelGates first.")
             }
-            Self::SignedOut { login: None } => json_error(
-                StatusCode::UNAUTHORIZED,
-                "not_signed_in",
-                "Sign in with ModelGates first.",
-            ),
             Self::MissingLayer => {
                 tracing::error!("{self}");
-                json_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "missing_layer",
-                    &self.to_string(),
-                )
+                json_error(self.status(), self.code(), &self.to_string())
             }
         }
     }
 }
 
-fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body =
-        serde_json::json!({"error": {"status": status.as_u16(), "code": code, "message": message}});
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_report_their_status() {
+        for rejection in [
+            ModelGatesKeyRejection::SignedOut {
+                login: Some("/login".into()),
+            },
+            ModelGatesKeyRejection::SignedOut { login: None },
+            ModelGatesKeyRejection::MissingLayer,
+        ] {
+            assert_eq!(
+                rejection.status(),
+                rejection.clone().into_response().status()
+            );
+        }
+    }
 }

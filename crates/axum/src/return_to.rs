@@ -18,7 +18,7 @@ pub(crate) const MAX_RETURN_TO_LEN: usize = 2048;
 /// Whether `candidate` is a safe local target by the module's rules.
 ///
 /// ```
-/// use modelgates_axum::is_safe_return_to;
+/// use modelgates_axum::return_to::is_safe_return_to;
 ///
 /// assert!(is_safe_return_to("/chat?room=1#latest"));
 /// assert!(!is_safe_return_to("//evil.example"));

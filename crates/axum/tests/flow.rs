@@ -11,10 +11,9 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use base64::Engine as _;
 use http::{Request, StatusCode, header};
-use modelgates_axum::{
-    CookieSecret, MemoryStore, ModelGatesAuth, ModelGatesConfig, ModelGatesKey, core::ChatMessage,
-    core::ChatRequest,
-};
+use modelgates_axum::core::{ChatMessage, ChatRequest};
+use modelgates_axum::store::MemoryStore;
+use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::{Emulator, Endpoint, Fault};
 use support::{Browser, code_of, config, http, read};
 use tower::ServiceExt as _;

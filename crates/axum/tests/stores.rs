@@ -13,10 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::routing::get;
 use modelgates_axum::core::ApiKey;
-use modelgates_axum::{
-    CookieSecret, CookieStore, KeyStore, MemoryStore, ModelGatesAuth, ModelGatesConfig,
-    ModelGatesKey, PostgresStore, RedisStore, SessionToken, SqliteStore, StoredKey,
+use modelgates_axum::store::{
+    CookieStore, KeyStore, MemoryStore, PostgresStore, RedisStore, SessionToken, SqliteStore,
+    StoredKey,
 };
+use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::Emulator;
 use support::Browser;
 

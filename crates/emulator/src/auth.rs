@@ -53,6 +53,43 @@ pub(crate) struct Decision {
     decision: String,
 }
 
+/// An `/auth` URL answered as a user on the consent page would answer it, without a browser.
+pub(crate) fn decide_url(
+    shared: &Shared,
+    auth_url: &str,
+    approve: bool,
+) -> Result<Url, InvalidAuthUrl> {
+    let url =
+        Url::parse(auth_url).map_err(|_| InvalidAuthUrl("it is not an absolute URL".into()))?;
+    if url.path() != "/auth" {
+        return Err(InvalidAuthUrl(format!(
+            "its path is {}, not /auth",
+            url.path()
+        )));
+    }
+    let request = AuthRequest::parse(url.query().unwrap_or("")).map_err(InvalidAuthUrl)?;
+    Ok(if approve {
+        let code = shared.issue_code(request.challenge);
+        with_param(&request.callback_url, "code", &code)
+    } else {
+        with_param(&request.callback_url, "error", "access_denied")
+    })
+}
+
+/// An `/auth` URL that [`Emulator::approve`](crate::Emulator::approve) or
+/// [`Emulator::deny`](crate::Emulator::deny) could not answer; the message says why, as the
+/// emulator's 400 page would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidAuthUrl(String);
+
+impl std::fmt::Display for InvalidAuthUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not a valid /auth URL: {}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidAuthUrl {}
+
 pub(crate) async fn decide(
     State(shared): State<Arc<Shared>>,
     Form(decision): Form<Decision>,

@@ -49,6 +49,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use auth::InvalidAuthUrl;
 pub use chat::{ChatInput, InputMessage};
 pub use faults::{Endpoint, Fault};
 use state::Shared;
@@ -224,6 +225,40 @@ impl Emulator {
     #[must_use]
     pub fn pending_code_count(&self) -> usize {
         self.shared.pending_code_count()
+    }
+
+    /// Answers an `/auth` URL as a user pressing **Approve** would: the URL is checked by the
+    /// same rules as `GET /auth`, a code bound to its challenge is issued, and the callback URL
+    /// with `code` added is returned: where ModelGates would send the browser next. Tests use
+    /// it to sign in without driving a consent page.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let emulator = modelgates_emulator::Emulator::builder().start().await?;
+    /// let auth = format!("{}/auth?callback_url=http%3A%2F%2Flocalhost%3A3000%2Fcallback", emulator.base_url());
+    /// let callback = emulator.approve(&auth)?;
+    /// assert!(callback.as_str().starts_with("http://localhost:3000/callback?code="));
+    /// assert!(emulator.approve("https://elsewhere.example/login").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidAuthUrl`] when `GET /auth` would answer 400, or the URL is not an `/auth` URL.
+    pub fn approve(&self, auth_url: &str) -> Result<url::Url, InvalidAuthUrl> {
+        auth::decide_url(&self.shared, auth_url, true)
+    }
+
+    /// Answers an `/auth` URL as a user pressing **Deny** would: the callback URL with
+    /// `error=access_denied` added.
+    ///
+    /// # Errors
+    ///
+    /// As [`Emulator::approve`].
+    pub fn deny(&self, auth_url: &str) -> Result<url::Url, InvalidAuthUrl> {
+        auth::decide_url(&self.shared, auth_url, false)
     }
 
     /// Revokes a key it issued: later chat calls with it get 401.

@@ -151,11 +151,7 @@ impl ModelGatesClientBuilder {
 }
 
 /// Parses and checks a ModelGates base URL; the result always ends in `/`.
-///
-/// # Errors
-///
-/// [`ClientConfigError`] as for [`ModelGatesClientBuilder::build`].
-pub fn parse_base_url(raw: &str) -> Result<Url, ClientConfigError> {
+fn parse_base_url(raw: &str) -> Result<Url, ClientConfigError> {
     let mut url = Url::parse(raw).map_err(|e| ClientConfigError::InvalidBaseUrl {
         url: raw.to_owned(),
         reason: e.to_string(),
@@ -187,8 +183,7 @@ pub fn parse_base_url(raw: &str) -> Result<Url, ClientConfigError> {
 }
 
 /// Whether a URL's host is loopback: `localhost`, an address in `127.0.0.0/8`, or `::1`.
-#[must_use]
-pub fn is_loopback(url: &Url) -> bool {
+fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
         Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),

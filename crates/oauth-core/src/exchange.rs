@@ -22,7 +22,7 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::http::{CallError, error_message};
-use crate::{ApiKey, ChallengeMethod, CodeVerifier, ModelGatesClient};
+use crate::{ApiKey, ChallengeMethod, ModelGatesClient, Pkce};
 
 /// The largest exchange answer read; a key answer is well under 1 KiB.
 const MAX_EXCHANGE_BODY: usize = 64 * 1024;
@@ -56,7 +56,7 @@ struct ExchangeAnswer {
 impl ModelGatesClient {
     /// Exchanges an authorization code for the user's key.
     ///
-    /// `pkce` is the verifier and method used for the challenge in the `/auth` URL, or `None`
+    /// `pkce` holds the verifier and method of the challenge sent in the `/auth` URL; `None`
     /// when no challenge was sent.
     ///
     /// # Errors
@@ -64,11 +64,11 @@ impl ModelGatesClient {
     /// See the module documentation for how each answer maps to an [`ExchangeError`].
     ///
     /// ```no_run
-    /// # async fn run(code: &str, verifier: modelgates_oauth_core::CodeVerifier) {
-    /// use modelgates_oauth_core::{ChallengeMethod, ExchangeError, ModelGatesClient};
+    /// # async fn run(code: &str, pkce: modelgates_oauth_core::Pkce) {
+    /// use modelgates_oauth_core::{ExchangeError, ModelGatesClient};
     ///
     /// let client = ModelGatesClient::new().unwrap();
-    /// match client.exchange_code(code, Some((&verifier, ChallengeMethod::S256))).await {
+    /// match client.exchange_code(code, Some(&pkce)).await {
     ///     Ok(issued) => println!("signed in, key {}", issued.key.masked()),
     ///     Err(ExchangeError::CodeRejected { .. }) => println!("code expired or reused: sign in again"),
     ///     Err(other) => println!("{other}"),
@@ -78,12 +78,12 @@ impl ModelGatesClient {
     pub async fn exchange_code(
         &self,
         code: &str,
-        pkce: Option<(&CodeVerifier, ChallengeMethod)>,
+        pkce: Option<&Pkce>,
     ) -> Result<IssuedKey, ExchangeError> {
         let body = ExchangeBody {
             code,
-            code_verifier: pkce.map(|(verifier, _)| verifier.expose_secret()),
-            code_challenge_method: pkce.map(|(_, method)| method),
+            code_verifier: pkce.map(|pkce| pkce.verifier().expose_secret()),
+            code_challenge_method: pkce.map(Pkce::method),
         };
         let answer = self
             .post_json(&self.inner.keys_url, None, &body, MAX_EXCHANGE_BODY)

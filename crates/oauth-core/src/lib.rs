@@ -4,8 +4,10 @@
 //! ModelGates' `/auth` page, gets a one-time `code` back on its callback URL, and exchanges it
 //! for a user-controlled API key. This crate is that protocol and nothing else:
 //!
-//! * [`CodeVerifier`], [`CodeChallenge`], [`ChallengeMethod`]: PKCE as RFC 7636 defines it;
+//! * [`Pkce`], [`CodeVerifier`], [`CodeChallenge`], [`ChallengeMethod`]: PKCE as RFC 7636
+//!   defines it;
 //! * [`ModelGatesClient::authorization_url`]: step 1, the `/auth` URL;
+//! * [`CallbackParams::parse`]: what the redirect back to the app carries;
 //! * [`ModelGatesClient::exchange_code`]: step 2, `code` to [`ApiKey`], with typed
 //!   [`ExchangeError`]s;
 //! * [`ModelGatesClient::chat`]: step 3, a minimal chat completions call with the key.
@@ -14,18 +16,23 @@
 //! one. For axum and tower apps, the `modelgates-axum` crate wraps all of this in a layer.
 //!
 //! ```no_run
-//! use modelgates_oauth_core::{ChallengeMethod, ChatMessage, ChatRequest, CodeVerifier, ModelGatesClient};
+//! use modelgates_oauth_core::{
+//!     CallbackParams, ChallengeMethod, ChatMessage, ChatRequest, ModelGatesClient, Pkce,
+//! };
 //! use url::Url;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = ModelGatesClient::new()?;
-//! let verifier = CodeVerifier::generate();
+//! let pkce = Pkce::generate(ChallengeMethod::S256);
 //! let callback = Url::parse("http://localhost:3000/callback")?;
-//! let url = client.authorization_url(&callback, Some(&verifier.challenge(ChallengeMethod::S256)));
+//! let url = client.authorization_url(&callback, Some(&pkce.challenge()));
 //! println!("open {url}");
-//! # let code = "";
+//! # let query = "code=";
 //! // ... the browser comes back to /callback?code=...
-//! let issued = client.exchange_code(code, Some((&verifier, ChallengeMethod::S256))).await?;
+//! let CallbackParams::Code(code) = CallbackParams::parse(query)? else {
+//!     return Err("the user cancelled".into());
+//! };
+//! let issued = client.exchange_code(&code, Some(&pkce)).await?;
 //! let reply = client
 //!     .chat(&issued.key, &ChatRequest::new("openai/gpt-5.2", vec![ChatMessage::user("Hello!")]))
 //!     .await?;
@@ -37,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 mod authorize;
+mod callback;
 mod chat;
 mod client;
 mod exchange;
@@ -44,15 +52,15 @@ mod http;
 mod key;
 mod pkce;
 
+pub use callback::{CallbackError, CallbackParams, MAX_CODE_LEN};
 pub use chat::{ChatChoice, ChatError, ChatMessage, ChatRequest, ChatResponse, Role, Usage};
 pub use client::{
-    ClientConfigError, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ModelGatesClient,
-    ModelGatesClientBuilder, is_loopback, parse_base_url,
+    ClientConfigError, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ModelGatesClient, ModelGatesClientBuilder,
 };
 pub use exchange::{ExchangeError, IssuedKey};
 pub use key::ApiKey;
 pub use pkce::{
     ChallengeMethod, CodeChallenge, CodeVerifier, InvalidVerifier, MAX_VERIFIER_LEN,
-    MIN_VERIFIER_LEN, UnknownChallengeMethod, random_bytes,
+    MIN_VERIFIER_LEN, Pkce, UnknownChallengeMethod,
 };
 pub use url::Url;

@@ -11,11 +11,15 @@
 //!   verifier itself and is documented as weaker: anyone who sees the authorization URL can
 //!   redeem an intercepted code.
 //!
-//! ```
-//! use modelgates_oauth_core::{ChallengeMethod, CodeVerifier};
+//! * A [`Pkce`] is one sign-in's half of the exchange: a verifier together with the method of
+//!   the challenge sent for it. The two travel as one value, so a verifier can never be sent
+//!   with the wrong method, nor a method without its verifier.
 //!
-//! let verifier = CodeVerifier::generate();
-//! let challenge = verifier.challenge(ChallengeMethod::S256);
+//! ```
+//! use modelgates_oauth_core::{ChallengeMethod, Pkce};
+//!
+//! let pkce = Pkce::generate(ChallengeMethod::S256);
+//! let challenge = pkce.challenge();
 //! assert_eq!(challenge.as_str().len(), 43);
 //! assert_eq!(challenge.method(), ChallengeMethod::S256);
 //! ```
@@ -108,8 +112,7 @@ impl fmt::Debug for CodeVerifier {
 /// # Panics
 ///
 /// When the operating system has no randomness to give: continuing would mint guessable secrets.
-#[must_use]
-pub fn random_bytes<const N: usize>() -> [u8; N] {
+fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     SysRng
         .try_fill_bytes(&mut bytes)
@@ -217,6 +220,59 @@ impl CodeChallenge {
     }
 }
 
+/// One sign-in's PKCE values: the secret verifier and the method of the challenge sent for it.
+///
+/// Made by [`Pkce::generate`] when the sign-in starts, kept by the app (in a cookie, a file)
+/// until the callback, and given whole to
+/// [`ModelGatesClient::exchange_code`](crate::ModelGatesClient::exchange_code). `Debug`
+/// redacts the verifier.
+///
+/// ```
+/// use modelgates_oauth_core::{ChallengeMethod, CodeVerifier, Pkce};
+///
+/// let verifier = CodeVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
+/// let pkce = Pkce::new(verifier, ChallengeMethod::S256);
+/// assert_eq!(pkce.challenge().as_str(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+/// assert!(!format!("{pkce:?}").contains("dBjft"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkce {
+    verifier: CodeVerifier,
+    method: ChallengeMethod,
+}
+
+impl Pkce {
+    /// A fresh verifier (see [`CodeVerifier::generate`]) for a challenge made with `method`.
+    #[must_use]
+    pub fn generate(method: ChallengeMethod) -> Self {
+        Self::new(CodeVerifier::generate(), method)
+    }
+
+    /// Pairs a verifier kept from earlier with the method its challenge used.
+    #[must_use]
+    pub fn new(verifier: CodeVerifier, method: ChallengeMethod) -> Self {
+        Self { verifier, method }
+    }
+
+    /// The challenge to send in the `/auth` URL.
+    #[must_use]
+    pub fn challenge(&self) -> CodeChallenge {
+        self.verifier.challenge(self.method)
+    }
+
+    /// The secret verifier, sent only in the key exchange.
+    #[must_use]
+    pub fn verifier(&self) -> &CodeVerifier {
+        &self.verifier
+    }
+
+    /// The challenge method.
+    #[must_use]
+    pub const fn method(&self) -> ChallengeMethod {
+        self.method
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +360,18 @@ mod tests {
             InvalidVerifier::Length(3)
                 .to_string()
                 .contains("CodeVerifier::generate()")
+        );
+    }
+
+    #[test]
+    fn pkce_keeps_verifier_and_method_together() {
+        let pkce = Pkce::generate(ChallengeMethod::Plain);
+        assert_eq!(pkce.method(), ChallengeMethod::Plain);
+        assert_eq!(pkce.challenge().as_str(), pkce.verifier().expose_secret());
+        assert_eq!(pkce.challenge().method(), ChallengeMethod::Plain);
+        assert_ne!(
+            Pkce::generate(ChallengeMethod::S256),
+            Pkce::generate(ChallengeMethod::S256)
         );
     }
 

@@ -6,38 +6,23 @@ use std::time::Duration;
 
 use modelgates_emulator::{Emulator, Endpoint, Fault};
 use modelgates_oauth_core::{
-    ApiKey, ChallengeMethod, ChatError, ChatMessage, ChatRequest, CodeVerifier, ExchangeError,
-    ModelGatesClient, Url,
+    ApiKey, CallbackParams, ChallengeMethod, ChatError, ChatMessage, ChatRequest, CodeVerifier,
+    ExchangeError, ModelGatesClient, Pkce, Url,
 };
 
 fn client(base: &str) -> ModelGatesClient {
     ModelGatesClient::builder().base_url(base).build().unwrap()
 }
 
-/// Follows /auth on an auto-approving emulator and returns the code.
-async fn sign_in(
-    emu: &Emulator,
-    client: &ModelGatesClient,
-    verifier: &CodeVerifier,
-    method: Option<ChallengeMethod>,
-) -> String {
+/// Approves an /auth URL for `pkce` on the emulator and returns the code.
+fn sign_in(emu: &Emulator, client: &ModelGatesClient, pkce: Option<&Pkce>) -> String {
     let callback = Url::parse("http://localhost:3000/callback?x=1").unwrap();
-    let challenge = method.map(|m| verifier.challenge(m));
-    let url = client.authorization_url(&callback, challenge.as_ref());
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let response = http.get(url).send().await.unwrap();
-    assert_eq!(response.status(), 302, "{}", response.text().await.unwrap());
-    let to = Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let url = client.authorization_url(&callback, pkce.map(Pkce::challenge).as_ref());
+    let to = emu.approve(url.as_str()).unwrap();
     assert_eq!(to.query_pairs().find(|(k, _)| k == "x").unwrap().1, "1");
-    let code = to
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let Ok(CallbackParams::Code(code)) = CallbackParams::parse(to.query().unwrap()) else {
+        panic!("no code in {to}");
+    };
     assert_eq!(emu.issued_codes().last(), Some(&code));
     code
 }
@@ -51,22 +36,19 @@ async fn all_three_modes_exchange_and_chat() {
         Some(ChallengeMethod::Plain),
         None,
     ] {
-        let verifier = CodeVerifier::generate();
-        let code = sign_in(&emu, &client, &verifier, method).await;
-        let issued = client
-            .exchange_code(&code, method.map(|m| (&verifier, m)))
-            .await
-            .unwrap();
+        let pkce = method.map(Pkce::generate);
+        let code = sign_in(&emu, &client, pkce.as_ref());
+        let issued = client.exchange_code(&code, pkce.as_ref()).await.unwrap();
         let record = emu.issued_keys().pop().unwrap();
         assert_eq!(issued.key, ApiKey::new(record.key));
         assert_eq!(issued.user_id.as_deref(), Some(record.user_id.as_str()));
 
         let body = emu.last_exchange().unwrap().json.unwrap();
         assert_eq!(body["code"], code.as_str());
-        match method {
-            Some(m) => {
-                assert_eq!(body["code_verifier"], verifier.expose_secret());
-                assert_eq!(body["code_challenge_method"], m.as_str());
+        match &pkce {
+            Some(pkce) => {
+                assert_eq!(body["code_verifier"], pkce.verifier().expose_secret());
+                assert_eq!(body["code_challenge_method"], pkce.method().as_str());
             }
             None => {
                 assert!(
@@ -96,13 +78,12 @@ fn assert_no_secret(error: &dyn std::fmt::Debug, display: &str, secrets: &[&str]
 async fn replayed_and_wrong_verifier_codes_are_rejected() {
     let emu = Emulator::start_auto_approve().await.unwrap();
     let client = client(emu.base_url());
-    let verifier = CodeVerifier::generate();
-    let s256 = Some(ChallengeMethod::S256);
-    let code = sign_in(&emu, &client, &verifier, s256).await;
-    let pkce = Some((&verifier, ChallengeMethod::S256));
-    client.exchange_code(&code, pkce).await.unwrap();
+    let pkce = Pkce::generate(ChallengeMethod::S256);
+    let verifier = pkce.verifier();
+    let code = sign_in(&emu, &client, Some(&pkce));
+    client.exchange_code(&code, Some(&pkce)).await.unwrap();
 
-    let replay = client.exchange_code(&code, pkce).await.unwrap_err();
+    let replay = client.exchange_code(&code, Some(&pkce)).await.unwrap_err();
     assert!(replay.is_code_rejected(), "{replay:?}");
     assert!(matches!(
         replay,
@@ -111,10 +92,13 @@ async fn replayed_and_wrong_verifier_codes_are_rejected() {
     assert!(replay.to_string().contains("sign-in again"), "{replay}");
     assert_no_secret(&replay, &replay.to_string(), &[verifier.expose_secret()]);
 
-    let code = sign_in(&emu, &client, &verifier, s256).await;
+    let code = sign_in(&emu, &client, Some(&pkce));
     let other = CodeVerifier::generate();
     let wrong = client
-        .exchange_code(&code, Some((&other, ChallengeMethod::S256)))
+        .exchange_code(
+            &code,
+            Some(&Pkce::new(other.clone(), ChallengeMethod::S256)),
+        )
         .await
         .unwrap_err();
     assert!(wrong.is_code_rejected());
@@ -124,11 +108,9 @@ async fn replayed_and_wrong_verifier_codes_are_rejected() {
         &[other.expose_secret(), verifier.expose_secret()],
     );
 
-    let code = sign_in(&emu, &client, &verifier, s256).await;
-    let method = client
-        .exchange_code(&code, Some((&verifier, ChallengeMethod::Plain)))
-        .await
-        .unwrap_err();
+    let code = sign_in(&emu, &client, Some(&pkce));
+    let plain = Pkce::new(verifier.clone(), ChallengeMethod::Plain);
+    let method = client.exchange_code(&code, Some(&plain)).await.unwrap_err();
     assert!(
         matches!(method, ExchangeError::InvalidChallengeMethod { .. }),
         "{method:?}"
@@ -145,12 +127,9 @@ async fn expired_codes_are_rejected() {
         .await
         .unwrap();
     let client = client(emu.base_url());
-    let verifier = CodeVerifier::generate();
-    let code = sign_in(&emu, &client, &verifier, Some(ChallengeMethod::S256)).await;
-    let error = client
-        .exchange_code(&code, Some((&verifier, ChallengeMethod::S256)))
-        .await
-        .unwrap_err();
+    let pkce = Pkce::generate(ChallengeMethod::S256);
+    let code = sign_in(&emu, &client, Some(&pkce));
+    let error = client.exchange_code(&code, Some(&pkce)).await.unwrap_err();
     assert!(error.is_code_rejected());
 }
 
@@ -288,8 +267,7 @@ async fn chat_errors() {
     assert!(error.to_string().contains("sign in again"));
     assert_no_secret(&error, &error.to_string(), &[forged.expose_secret()]);
 
-    let verifier = CodeVerifier::generate();
-    let code = sign_in(&emu, &client, &verifier, None).await;
+    let code = sign_in(&emu, &client, None);
     let key = client.exchange_code(&code, None).await.unwrap().key;
     emu.inject_once(Endpoint::Chat, Fault::Status(503));
     assert!(matches!(

@@ -14,11 +14,10 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use html_escape::encode_text;
+use modelgates_axum::config::ConfigError;
 use modelgates_axum::core::{ChatError, ChatMessage, ChatRequest};
-use modelgates_axum::{
-    ConfigError, KeyStore, MemoryStore, ModelGatesAuth, ModelGatesConfig, ModelGatesKey,
-    PostgresStore, RedisStore, SqliteStore,
-};
+use modelgates_axum::store::{KeyStore, MemoryStore, PostgresStore, RedisStore, SqliteStore};
+use modelgates_axum::{ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::Emulator;
 
 /// The model used when `MODELGATES_MODEL` is unset.

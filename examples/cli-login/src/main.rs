@@ -20,11 +20,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Html;
 use axum::routing::get;
 use clap::Parser;
-use modelgates_oauth_core::{ChallengeMethod, CodeVerifier, ModelGatesClient, Url};
+use modelgates_oauth_core::{
+    CallbackError, CallbackParams, ChallengeMethod, ModelGatesClient, Pkce, Url,
+};
 use tokio::sync::mpsc;
 
 /// Sign in with ModelGates and store the key for this tool.
@@ -49,11 +51,7 @@ struct Args {
 }
 
 /// What the callback brought.
-enum Outcome {
-    Code(String),
-    Denied,
-    Failed(String),
-}
+type Outcome = Result<CallbackParams, CallbackError>;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -93,9 +91,8 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
     // RFC 8252 §7.3: a loopback IP literal, not `localhost`, which may resolve elsewhere.
     let callback = Url::parse(&format!("http://127.0.0.1:{port}/callback")).expect("a valid URL");
 
-    let verifier = CodeVerifier::generate();
-    let auth_url =
-        client.authorization_url(&callback, Some(&verifier.challenge(ChallengeMethod::S256)));
+    let pkce = Pkce::generate(ChallengeMethod::S256);
+    let auth_url = client.authorization_url(&callback, Some(&pkce.challenge()));
 
     let (sender, mut outcomes) = mpsc::channel::<Outcome>(1);
     let server = tokio::spawn(async move {
@@ -124,17 +121,24 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
             ));
         }
         Ok(None) => return Err(fail("the callback server stopped".into())),
-        Ok(Some(Outcome::Denied)) => {
+        Ok(Some(Ok(CallbackParams::Code(code)))) => code,
+        Ok(Some(Ok(CallbackParams::AccessDenied))) => {
             return Err((
                 2,
                 "sign-in was denied on ModelGates; nothing was stored".into(),
             ));
         }
-        Ok(Some(Outcome::Failed(message))) => return Err(fail(message)),
-        Ok(Some(Outcome::Code(code))) => code,
+        Ok(Some(Ok(CallbackParams::Failed { error }))) => {
+            return Err(fail(format!(
+                "ModelGates reported `{}`",
+                error.escape_debug()
+            )));
+        }
+        Ok(Some(Ok(_))) => return Err(fail("the callback carried nothing usable".into())),
+        Ok(Some(Err(error))) => return Err(fail(error.to_string())),
     };
     let issued = client
-        .exchange_code(&code, Some((&verifier, ChallengeMethod::S256)))
+        .exchange_code(&code, Some(&pkce))
         .await
         .map_err(|e| fail(e.to_string()))?;
     write_private(&key_file, issued.key.expose_secret())
@@ -150,34 +154,15 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
 /// The callback: hands the outcome to the waiting command, tells the person what happened.
 async fn receive(
     State(sender): State<mpsc::Sender<Outcome>>,
-    Query(params): Query<Vec<(String, String)>>,
+    RawQuery(query): RawQuery,
 ) -> Html<&'static str> {
-    let mut code = None;
-    let mut error = None;
-    for (name, value) in params {
-        match name.as_str() {
-            "code" if code.is_none() => code = Some(value),
-            "error" => error = Some(value),
-            _ => {}
+    let outcome = CallbackParams::parse(query.as_deref().unwrap_or(""));
+    let page = match &outcome {
+        Ok(CallbackParams::Code(_)) => {
+            "Signed in. You can close this tab and return to the terminal."
         }
-    }
-    let (outcome, page) = match (error, code) {
-        (Some(error), _) if error == "access_denied" => (
-            Outcome::Denied,
-            "Sign-in cancelled. You can close this tab.",
-        ),
-        (Some(error), _) => (
-            Outcome::Failed(format!("ModelGates reported `{error}`")),
-            "Sign-in failed. See the terminal.",
-        ),
-        (None, Some(code)) => (
-            Outcome::Code(code),
-            "Signed in. You can close this tab and return to the terminal.",
-        ),
-        (None, None) => (
-            Outcome::Failed("the callback carried no code".into()),
-            "Sign-in failed. See the terminal.",
-        ),
+        Ok(CallbackParams::AccessDenied) => "Sign-in cancelled. You can close this tab.",
+        _ => "Sign-in failed. See the terminal.",
     };
     // Only the first callback counts; later ones find the channel full or closed.
     let _ = sender.try_send(outcome);

@@ -7,21 +7,24 @@
 //! sessions for `revoke_user`. One multiplexed, automatically reconnecting connection
 //! (`ConnectionManager`) serves all requests.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
 
-use crate::sealed::{KeySealer, SealedKey, session_hash};
-use crate::store::{KeyStore, SessionToken, StoreError, StoredKey, TokenProtection};
+use super::sealed::{KeySealer, SealedKey, session_hash};
+use super::{KeyStore, SessionToken, StoreError, StoredKey, TokenProtection};
+use crate::config::ModelGatesConfig;
+use crate::primitives::unix_now;
 
 /// Keys in Redis.
 ///
 /// ```no_run
-/// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::StoreError> {
-/// use modelgates_axum::{ModelGatesAuth, RedisStore};
+/// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {
+/// use modelgates_axum::ModelGatesAuth;
+/// use modelgates_axum::store::RedisStore;
 ///
 /// let store = RedisStore::connect("redis://127.0.0.1/", &config).await?;
 /// let layer = ModelGatesAuth::new(config).with_store(store);
@@ -73,7 +76,7 @@ impl RedisStore {
     /// # Errors
     ///
     /// When the URL is invalid or Redis cannot be reached.
-    pub async fn connect(url: &str, config: &crate::ModelGatesConfig) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, config: &ModelGatesConfig) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(redis_error("opening the Redis URL"))?;
         let connection = ConnectionManager::new(client)
             .await
@@ -125,9 +128,7 @@ impl KeyStore for RedisStore {
     const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
 
     async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = unix_now();
         let remaining = self
             .lifetime
             .as_secs()

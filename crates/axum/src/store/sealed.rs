@@ -17,8 +17,10 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
-use crate::store::{SessionToken, StoredKey, decode_stored, encode_stored};
-use crate::{CookieSecret, ModelGatesConfig};
+use super::cookie::{decode_stored, encode_stored};
+use super::{SessionToken, StoredKey};
+use crate::config::{CookieSecret, ModelGatesConfig};
+use crate::primitives::{hex, random_bytes};
 
 const NONCE_LEN: usize = 12;
 
@@ -65,7 +67,7 @@ impl KeySealer {
                     .chain_update(b"key id")
                     .chain_update(derived.as_slice())
                     .finalize();
-                let id = id_hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+                let id = hex(&id_hash[..8]);
                 let cipher = Aes256Gcm::new_from_slice(derived.as_slice()).expect("a 32-byte key");
                 (id, cipher)
             })
@@ -82,7 +84,7 @@ impl KeySealer {
     /// Seals `key` for the row `session_hash`.
     pub(crate) fn seal(&self, key: &StoredKey, session_hash: &str) -> SealedKey {
         let (key_id, cipher) = &self.keys[0];
-        let nonce = modelgates_oauth_core::random_bytes::<NONCE_LEN>();
+        let nonce = random_bytes::<NONCE_LEN>();
         let plaintext = encode_stored(key);
         let payload = Payload {
             msg: plaintext.as_bytes(),
@@ -114,10 +116,7 @@ impl KeySealer {
 
 /// The hash under which a session is stored: hex SHA-256 of its token.
 pub(crate) fn session_hash(token: &SessionToken) -> String {
-    Sha256::digest(token.expose_secret().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(token.expose_secret().as_bytes()))
 }
 
 #[cfg(test)]

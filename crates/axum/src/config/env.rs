@@ -1,0 +1,222 @@
+//! Reading [`ModelGatesConfig`] from `MODELGATES_*` environment variables.
+//!
+//! The rules: empty values count as unset; every error names the variable and the fix; a
+//! missing `MODELGATES_COOKIE_SECRET` is replaced by a generated one, with a loud warning,
+//! only when the public URL is `http` on a loopback host (development), and is an error
+//! everywhere else.
+
+use std::time::Duration;
+
+use modelgates_oauth_core::Url;
+
+use super::ModelGatesConfig;
+use super::error::ConfigError;
+use super::secret::CookieSecret;
+use super::settings::is_loopback;
+
+impl ModelGatesConfig {
+    /// Reads the configuration from the environment:
+    ///
+    /// | variable | meaning | default |
+    /// | --- | --- | --- |
+    /// | `MODELGATES_PUBLIC_URL` | the app's public origin | required |
+    /// | `MODELGATES_COOKIE_SECRET` | base64 of at least 64 random bytes | generated, with a warning, for a loopback `http` public URL only |
+    /// | `MODELGATES_PREVIOUS_COOKIE_SECRETS` | older secrets, comma-separated, still accepted | none |
+    /// | `MODELGATES_BASE_URL` | ModelGates' origin | `https://modelgates.ai` |
+    /// | `MODELGATES_CHALLENGE_METHOD` | `S256`, `plain` or `none` | `S256` |
+    /// | `MODELGATES_HTTP_TIMEOUT_SECS` | timeout of calls to ModelGates | `10` |
+    /// | `MODELGATES_KEY_MAX_AGE_SECS` | lifetime of the key cookie | `2592000` (30 days) |
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the variable and the fix.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`Self::from_env`] over any lookup function, for tests and for other sources of settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::from_env`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let public_url = get("MODELGATES_PUBLIC_URL").ok_or(ConfigError::MissingVar {
+            name: "MODELGATES_PUBLIC_URL",
+            hint: "set it to the app's public origin, such as https://app.example or http://localhost:3000",
+        })?;
+        let secret = match get("MODELGATES_COOKIE_SECRET") {
+            Some(encoded) => CookieSecret::from_base64(&encoded)
+                .map_err(|e| e.for_var("MODELGATES_COOKIE_SECRET"))?,
+            None => development_secret(&public_url)?,
+        };
+        let mut config = Self::new(public_url, secret);
+        if let Some(list) = get("MODELGATES_PREVIOUS_COOKIE_SECRETS") {
+            for encoded in list.split(',').filter(|s| !s.trim().is_empty()) {
+                let previous = CookieSecret::from_base64(encoded)
+                    .map_err(|e| e.for_var("MODELGATES_PREVIOUS_COOKIE_SECRETS"))?;
+                config.previous_secrets.push(previous);
+            }
+        }
+        if let Some(base_url) = get("MODELGATES_BASE_URL") {
+            config.base_url = base_url;
+        }
+        if let Some(method) = get("MODELGATES_CHALLENGE_METHOD") {
+            config.challenge_method = match method.trim() {
+                "none" => None,
+                other => Some(other.parse().map_err(|_| ConfigError::InvalidVar {
+                    name: "MODELGATES_CHALLENGE_METHOD",
+                    reason: "use S256 (recommended), plain or none".to_owned(),
+                })?),
+            };
+        }
+        if let Some(secs) = get("MODELGATES_HTTP_TIMEOUT_SECS") {
+            config.http_timeout = parse_secs("MODELGATES_HTTP_TIMEOUT_SECS", &secs)?;
+        }
+        if let Some(secs) = get("MODELGATES_KEY_MAX_AGE_SECS") {
+            config.key_max_age = parse_secs("MODELGATES_KEY_MAX_AGE_SECS", &secs)?;
+        }
+        Ok(config)
+    }
+}
+
+fn development_secret(public_url: &str) -> Result<CookieSecret, ConfigError> {
+    let is_local_http =
+        Url::parse(public_url).is_ok_and(|url| url.scheme() == "http" && is_loopback(&url));
+    if !is_local_http {
+        return Err(ConfigError::MissingVar {
+            name: "MODELGATES_COOKIE_SECRET",
+            hint: "set it to base64 of at least 64 random bytes (make one with \
+                   `openssl rand -base64 64`); a secret is generated only for http://localhost",
+        });
+    }
+    tracing::warn!(
+        "MODELGATES_COOKIE_SECRET is not set: using a random secret for this run only. \
+         Every restart signs all users out. Set it to the output of `openssl rand -base64 64`."
+    );
+    Ok(CookieSecret::generate())
+}
+
+fn parse_secs(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|secs| *secs > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| ConfigError::InvalidVar {
+            name,
+            reason: format!("`{value}` is not a positive whole number of seconds"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelgates_oauth_core::ChallengeMethod;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn from_env_reads_every_variable() {
+        let secret = CookieSecret::generate().to_base64();
+        let old = CookieSecret::generate().to_base64();
+        let previous = format!("{old},{}", CookieSecret::generate().to_base64());
+        let config = ModelGatesConfig::from_lookup(lookup(&[
+            ("MODELGATES_PUBLIC_URL", "https://app.example"),
+            ("MODELGATES_COOKIE_SECRET", &secret),
+            ("MODELGATES_PREVIOUS_COOKIE_SECRETS", &previous),
+            ("MODELGATES_BASE_URL", "http://127.0.0.1:8090"),
+            ("MODELGATES_CHALLENGE_METHOD", "plain"),
+            ("MODELGATES_HTTP_TIMEOUT_SECS", "3"),
+            ("MODELGATES_KEY_MAX_AGE_SECS", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(config.public_url, "https://app.example");
+        assert_eq!(config.previous_secrets.len(), 2);
+        assert_eq!(config.base_url, "http://127.0.0.1:8090");
+        assert_eq!(config.challenge_method, Some(ChallengeMethod::Plain));
+        assert_eq!(config.http_timeout, Duration::from_secs(3));
+        assert_eq!(config.key_max_age, Duration::from_secs(60));
+
+        let none = ModelGatesConfig::from_lookup(lookup(&[
+            ("MODELGATES_PUBLIC_URL", "https://app.example"),
+            ("MODELGATES_COOKIE_SECRET", &secret),
+            ("MODELGATES_CHALLENGE_METHOD", "none"),
+        ]))
+        .unwrap();
+        assert_eq!(none.challenge_method, None);
+    }
+
+    #[test]
+    fn from_env_errors_name_the_variable_and_the_fix() {
+        let missing = ModelGatesConfig::from_lookup(lookup(&[])).unwrap_err();
+        assert!(missing.to_string().contains("MODELGATES_PUBLIC_URL"));
+
+        let production = ModelGatesConfig::from_lookup(lookup(&[(
+            "MODELGATES_PUBLIC_URL",
+            "https://app.example",
+        )]))
+        .unwrap_err();
+        assert!(
+            production.to_string().contains("MODELGATES_COOKIE_SECRET"),
+            "{production}"
+        );
+        assert!(production.to_string().contains("openssl rand"));
+
+        let short = ModelGatesConfig::from_lookup(lookup(&[
+            ("MODELGATES_PUBLIC_URL", "https://app.example"),
+            ("MODELGATES_COOKIE_SECRET", "c2hvcnQ="),
+        ]))
+        .unwrap_err();
+        assert!(
+            short
+                .to_string()
+                .starts_with("MODELGATES_COOKIE_SECRET is invalid"),
+            "{short}"
+        );
+        assert!(short.to_string().contains("at least 64"));
+
+        let secret = CookieSecret::generate().to_base64();
+        let method = ModelGatesConfig::from_lookup(lookup(&[
+            ("MODELGATES_PUBLIC_URL", "https://app.example"),
+            ("MODELGATES_COOKIE_SECRET", &secret),
+            ("MODELGATES_CHALLENGE_METHOD", "S512"),
+        ]))
+        .unwrap_err();
+        assert!(method.to_string().contains("MODELGATES_CHALLENGE_METHOD"));
+
+        let timeout = ModelGatesConfig::from_lookup(lookup(&[
+            ("MODELGATES_PUBLIC_URL", "https://app.example"),
+            ("MODELGATES_COOKIE_SECRET", &secret),
+            ("MODELGATES_HTTP_TIMEOUT_SECS", "soon"),
+        ]))
+        .unwrap_err();
+        assert!(timeout.to_string().contains("MODELGATES_HTTP_TIMEOUT_SECS"));
+    }
+
+    #[test]
+    fn development_generates_a_secret_for_localhost_only() {
+        assert!(
+            ModelGatesConfig::from_lookup(lookup(&[(
+                "MODELGATES_PUBLIC_URL",
+                "http://localhost:3000"
+            )]))
+            .is_ok()
+        );
+        assert!(
+            ModelGatesConfig::from_lookup(lookup(&[(
+                "MODELGATES_PUBLIC_URL",
+                "http://app.example"
+            )]))
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! [`ConfigError`]: a configuration that cannot work, with a message that says what to change.
+
+use modelgates_oauth_core::ClientConfigError;
+
+/// How to make a good secret, quoted by every secret error.
+pub(super) const MAKE_A_SECRET: &str = "make one with `openssl rand -base64 64`";
+/// A configuration that cannot work. Each message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required environment variable is not set.
+    #[error("{name} is not set: {hint}")]
+    MissingVar {
+        /// The variable.
+        name: &'static str,
+        /// How to set it.
+        hint: &'static str,
+    },
+    /// An environment variable has a value that cannot be used.
+    #[error("{name} is invalid: {reason}")]
+    InvalidVar {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// The cookie secret is not base64.
+    #[error("the cookie secret is not valid base64; {MAKE_A_SECRET}")]
+    SecretNotBase64,
+    /// The cookie secret is shorter than 64 bytes.
+    #[error("the cookie secret has {0} bytes, at least 64 are needed; {MAKE_A_SECRET}")]
+    SecretTooShort(usize),
+    /// The public URL cannot serve as the app's origin.
+    #[error("invalid public URL `{url}`: {reason}")]
+    InvalidPublicUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A route path or redirect target is not a usable local path.
+    #[error("invalid path `{path}` for {what}: {reason}")]
+    InvalidPath {
+        /// Which setting.
+        what: &'static str,
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Two routes share a path.
+    #[error("the login, callback and logout paths must differ; `{0}` is used twice")]
+    DuplicatePath(String),
+    /// A cookie name is not a valid cookie token.
+    #[error("invalid cookie name `{0}`: use letters, digits, `-` and `_`")]
+    InvalidCookieName(String),
+    /// A lifetime or timeout is zero.
+    #[error("{0} must be longer than zero")]
+    ZeroDuration(&'static str),
+    /// The ModelGates base URL or the HTTP client is unusable.
+    #[error(transparent)]
+    Client(#[from] ClientConfigError),
+}
+
+impl ConfigError {
+    pub(super) fn for_var(self, name: &'static str) -> Self {
+        Self::InvalidVar {
+            name,
+            reason: self.to_string(),
+        }
+    }
+}

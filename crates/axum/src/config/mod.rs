@@ -1,0 +1,248 @@
+//! [`ModelGatesConfig`]: everything the layer needs, set with `with_*` methods or read from
+//! `MODELGATES_*` environment variables ([`ModelGatesConfig::from_env`]), and checked once by
+//! [`ModelGatesAuth::try_new`].
+//!
+//! The rules the checks apply:
+//!
+//! * The public URL is the app's origin as browsers see it (`https://app.example`, or
+//!   `http://localhost:3000` in development). The callback URL is built from it and the callback
+//!   path, never from `Host` or `X-Forwarded-*` headers. `http` is accepted only on a loopback
+//!   host; a path, query or fragment is refused (mount under a path with
+//!   [`ModelGatesConfig::with_path_prefix`]).
+//! * When the public URL is `https`, cookies are `Secure` and their names carry the `__Host-`
+//!   prefix, so no subdomain or plain-http page can plant or overwrite them.
+//! * The cookie secret is at least 64 random bytes ([`CookieSecret`]). Previous secrets may be
+//!   listed: cookies made under them are still accepted and re-issued under the newest.
+//! * Route paths start with a single `/` and hold no query, fragment, space or backslash; the
+//!   three routes differ; redirect targets are safe local paths; lifetimes and timeouts are
+//!   longer than zero.
+//!
+//! [`ModelGatesAuth::try_new`]: crate::ModelGatesAuth::try_new
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use modelgates_oauth_core::{ChallengeMethod, DEFAULT_BASE_URL, DEFAULT_TIMEOUT};
+
+use crate::error::ErrorPage;
+
+mod env;
+mod error;
+mod secret;
+pub(crate) mod settings;
+
+pub use error::ConfigError;
+pub use secret::{CookieSecret, MIN_SECRET_LEN};
+
+/// The configuration of [`ModelGatesAuth`](crate::ModelGatesAuth).
+///
+/// ```
+/// use std::time::Duration;
+/// use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig};
+///
+/// let config = ModelGatesConfig::new("https://app.example", CookieSecret::generate())
+///     .with_base_url("https://modelgates.ai")
+///     .with_path_prefix("/auth")
+///     .with_default_return_to("/chat")
+///     .with_key_max_age(Duration::from_secs(7 * 24 * 3600));
+/// let layer = ModelGatesAuth::try_new(config).unwrap();
+/// assert_eq!(layer.callback_url().as_str(), "https://app.example/auth/callback");
+/// ```
+#[derive(Clone)]
+#[must_use = "a configuration does nothing until given to ModelGatesAuth::new"]
+pub struct ModelGatesConfig {
+    pub(crate) public_url: String,
+    pub(crate) secret: CookieSecret,
+    pub(crate) previous_secrets: Vec<CookieSecret>,
+    pub(crate) base_url: String,
+    pub(crate) path_prefix: String,
+    pub(crate) login_path: String,
+    pub(crate) callback_path: String,
+    pub(crate) logout_path: String,
+    pub(crate) challenge_method: Option<ChallengeMethod>,
+    pub(crate) default_return_to: String,
+    pub(crate) post_logout_redirect: String,
+    pub(crate) key_max_age: Duration,
+    pub(crate) flow_max_age: Duration,
+    pub(crate) http_timeout: Duration,
+    pub(crate) flow_cookie_name: String,
+    pub(crate) key_cookie_name: String,
+    pub(crate) error_page: Option<ErrorPage>,
+}
+
+impl fmt::Debug for ModelGatesConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelGatesConfig")
+            .field("public_url", &self.public_url)
+            .field("secret", &self.secret)
+            .field("previous_secrets", &self.previous_secrets.len())
+            .field("base_url", &self.base_url)
+            .field("path_prefix", &self.path_prefix)
+            .field("login_path", &self.login_path)
+            .field("callback_path", &self.callback_path)
+            .field("logout_path", &self.logout_path)
+            .field("challenge_method", &self.challenge_method)
+            .field("default_return_to", &self.default_return_to)
+            .field("post_logout_redirect", &self.post_logout_redirect)
+            .field("key_max_age", &self.key_max_age)
+            .field("flow_max_age", &self.flow_max_age)
+            .field("http_timeout", &self.http_timeout)
+            .field("flow_cookie_name", &self.flow_cookie_name)
+            .field("key_cookie_name", &self.key_cookie_name)
+            .field("custom_error_page", &self.error_page.is_some())
+            .finish()
+    }
+}
+
+/// Default key cookie lifetime: 30 days.
+pub const DEFAULT_KEY_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default time allowed between `/login` and `/callback`: 10 minutes, as long as a code lives.
+pub const DEFAULT_FLOW_MAX_AGE: Duration = Duration::from_secs(600);
+
+impl ModelGatesConfig {
+    /// A configuration for an app served at `public_url`, with cookies keyed by `secret`.
+    /// Everything else has its default; nothing is checked until the layer is built.
+    pub fn new(public_url: impl Into<String>, secret: CookieSecret) -> Self {
+        Self {
+            public_url: public_url.into(),
+            secret,
+            previous_secrets: Vec::new(),
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            path_prefix: String::new(),
+            login_path: "/login".to_owned(),
+            callback_path: "/callback".to_owned(),
+            logout_path: "/logout".to_owned(),
+            challenge_method: Some(ChallengeMethod::S256),
+            default_return_to: "/".to_owned(),
+            post_logout_redirect: "/".to_owned(),
+            key_max_age: DEFAULT_KEY_MAX_AGE,
+            flow_max_age: DEFAULT_FLOW_MAX_AGE,
+            http_timeout: DEFAULT_TIMEOUT,
+            flow_cookie_name: "modelgates_flow".to_owned(),
+            key_cookie_name: "modelgates_key".to_owned(),
+            error_page: None,
+        }
+    }
+
+    /// ModelGates' origin (default `https://modelgates.ai`): `https`, or `http` on loopback
+    /// for the emulator.
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// Older secrets whose cookies are still accepted; cookies they made are re-issued under
+    /// the current secret. Drop a secret from this list once its cookies have expired.
+    pub fn with_previous_secrets(
+        mut self,
+        secrets: impl IntoIterator<Item = CookieSecret>,
+    ) -> Self {
+        self.previous_secrets = secrets.into_iter().collect();
+        self
+    }
+
+    /// The path of the sign-in route (default `/login`).
+    pub fn with_login_path(mut self, path: impl Into<String>) -> Self {
+        self.login_path = path.into();
+        self
+    }
+
+    /// The path ModelGates redirects back to (default `/callback`).
+    pub fn with_callback_path(mut self, path: impl Into<String>) -> Self {
+        self.callback_path = path.into();
+        self
+    }
+
+    /// The path of the sign-out route (default `/logout`, POST only).
+    pub fn with_logout_path(mut self, path: impl Into<String>) -> Self {
+        self.logout_path = path.into();
+        self
+    }
+
+    /// A prefix for all three routes, such as `/auth` for `/auth/login`, `/auth/callback` and
+    /// `/auth/logout`.
+    pub fn with_path_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.path_prefix = prefix.into();
+        self
+    }
+
+    /// The PKCE challenge method (default S256, the only recommended one).
+    pub fn with_challenge_method(mut self, method: ChallengeMethod) -> Self {
+        self.challenge_method = Some(method);
+        self
+    }
+
+    /// Sends no PKCE challenge at all: ModelGates' weakest mode, where an intercepted code is
+    /// enough to obtain a key and nothing binds the callback to the browser that started the
+    /// sign-in except the flow cookie. Use only when ModelGates requires it.
+    pub fn without_pkce(mut self) -> Self {
+        self.challenge_method = None;
+        self
+    }
+
+    /// Where to send the user after sign-in when `/login` got no valid `return_to`
+    /// (default `/`). Must be a local path.
+    pub fn with_default_return_to(mut self, path: impl Into<String>) -> Self {
+        self.default_return_to = path.into();
+        self
+    }
+
+    /// Where to send the user after sign-out (default `/`). Must be a local path.
+    pub fn with_post_logout_redirect(mut self, path: impl Into<String>) -> Self {
+        self.post_logout_redirect = path.into();
+        self
+    }
+
+    /// How long the key cookie lasts (default 30 days).
+    pub fn with_key_max_age(mut self, max_age: Duration) -> Self {
+        self.key_max_age = max_age;
+        self
+    }
+
+    /// How long a sign-in may take between `/login` and `/callback` (default 10 minutes).
+    pub fn with_flow_max_age(mut self, max_age: Duration) -> Self {
+        self.flow_max_age = max_age;
+        self
+    }
+
+    /// The timeout of each call to ModelGates (default 10 s).
+    pub fn with_http_timeout(mut self, timeout: Duration) -> Self {
+        self.http_timeout = timeout;
+        self
+    }
+
+    /// The cookie names (default `modelgates_flow` and `modelgates_key`). On an https public
+    /// URL the `__Host-` prefix is added when missing.
+    pub fn with_cookie_names(mut self, flow: impl Into<String>, key: impl Into<String>) -> Self {
+        self.flow_cookie_name = flow.into();
+        self.key_cookie_name = key.into();
+        self
+    }
+
+    /// Replaces the HTML error page. The function gets the error (its status, a stable code
+    /// and a message safe to show) and returns the response; the layer then sets the error's
+    /// status and adds its own headers and cookie changes. JSON clients keep the JSON error.
+    pub fn with_error_page<F>(mut self, page: F) -> Self
+    where
+        F: Fn(&crate::error::AuthError) -> http::Response<axum_core::body::Body>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.error_page = Some(Arc::new(page));
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let config = ModelGatesConfig::new("https://app.example", CookieSecret::generate());
+        let printed = format!("{config:?}");
+        assert!(printed.contains("CookieSecret(<redacted>)"));
+    }
+}

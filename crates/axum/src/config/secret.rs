@@ -1,0 +1,115 @@
+//! [`CookieSecret`]: the key material of every cookie, and the rules it must meet.
+//!
+//! The rules: a secret is at least [`MIN_SECRET_LEN`] (64) bytes, read from base64 (standard or
+//! URL-safe, padded or not); the first 32 bytes sign, the next 32 encrypt (the `cookie` crate's
+//! `Key`). Its `Debug` redacts it and its memory is wiped on drop. A generated secret lives as
+//! long as the process: every restart signs all users out.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use zeroize::Zeroizing;
+
+use super::error::ConfigError;
+use crate::primitives::random_bytes;
+
+/// The shortest cookie secret accepted, in bytes.
+pub const MIN_SECRET_LEN: usize = 64;
+/// The key material cookies are signed and encrypted with: at least 64 random bytes.
+///
+/// `Debug` redacts it; it is wiped from memory on drop.
+///
+/// ```
+/// use modelgates_axum::CookieSecret;
+///
+/// let secret = CookieSecret::generate();
+/// let again = CookieSecret::from_base64(&secret.to_base64()).unwrap();
+/// assert_eq!(format!("{again:?}"), "CookieSecret(<redacted>)");
+/// assert!(CookieSecret::from_base64("c2hvcnQ=").is_err()); // too short
+/// ```
+#[derive(Clone)]
+pub struct CookieSecret(Zeroizing<Vec<u8>>);
+
+impl CookieSecret {
+    /// Reads a secret from base64 (standard or URL-safe, padded or not).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::SecretNotBase64`] or [`ConfigError::SecretTooShort`], whose messages say
+    /// how to make a good one.
+    pub fn from_base64(encoded: &str) -> Result<Self, ConfigError> {
+        let encoded = encoded.trim();
+        let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+            .iter()
+            .find_map(|engine| engine.decode(encoded).ok())
+            .ok_or(ConfigError::SecretNotBase64)?;
+        Self::from_bytes(bytes)
+    }
+
+    /// Uses raw bytes as the secret.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::SecretTooShort`] below 64 bytes.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, ConfigError> {
+        let bytes = Zeroizing::new(bytes);
+        if bytes.len() < MIN_SECRET_LEN {
+            return Err(ConfigError::SecretTooShort(bytes.len()));
+        }
+        Ok(Self(bytes))
+    }
+
+    /// 64 fresh bytes from the operating system's random generator. A server using a
+    /// generated secret signs everyone out whenever it restarts.
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(Zeroizing::new(random_bytes::<MIN_SECRET_LEN>().to_vec()))
+    }
+
+    /// The secret as standard base64, to store it in `MODELGATES_COOKIE_SECRET`.
+    #[must_use]
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.0.as_slice())
+    }
+
+    /// The raw secret, for key derivation inside this crate.
+    #[cfg_attr(
+        not(any(feature = "postgres", feature = "sqlite", feature = "redis")),
+        allow(dead_code)
+    )]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub(crate) fn cookie_key(&self) -> cookie::Key {
+        // `Key::from` takes the first 64 bytes: 32 to sign, 32 to encrypt.
+        cookie::Key::from(&self.0[..MIN_SECRET_LEN])
+    }
+}
+
+impl fmt::Debug for CookieSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CookieSecret(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_must_be_long_enough_and_says_how_to_make_one() {
+        let short = CookieSecret::from_bytes(vec![1; 63]).unwrap_err();
+        assert_eq!(short, ConfigError::SecretTooShort(63));
+        assert!(short.to_string().contains("openssl rand -base64 64"));
+        assert!(CookieSecret::from_bytes(vec![1; 64]).is_ok());
+        assert_eq!(
+            CookieSecret::from_base64("!!!").unwrap_err(),
+            ConfigError::SecretNotBase64
+        );
+        let secret = CookieSecret::generate();
+        let url_safe = URL_SAFE_NO_PAD.encode(secret.0.as_slice());
+        assert!(CookieSecret::from_base64(&url_safe).is_ok());
+    }
+}

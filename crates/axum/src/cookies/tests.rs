@@ -1,0 +1,258 @@
+//! The cookie codecs: round trips, attributes, tampering, rotation, oversized values.
+
+use super::*;
+use crate::primitives::unix_now;
+
+fn codec(keys: Vec<Key>) -> CookieCodec {
+    CookieCodec::new(
+        keys,
+        "modelgates_flow".into(),
+        "modelgates_key".into(),
+        false,
+    )
+}
+
+fn text(set_cookie: HeaderValue) -> String {
+    set_cookie.to_str().unwrap().to_owned()
+}
+
+fn headers(set_cookie: &str) -> HeaderMap {
+    let pair = set_cookie.split(';').next().unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        COOKIE,
+        HeaderValue::from_str(&format!("other=1; {pair}")).unwrap(),
+    );
+    headers
+}
+
+fn flow() -> FlowState {
+    FlowState {
+        pkce: Some(Pkce::generate(ChallengeMethod::S256)),
+        return_to: "/chat?x=1".into(),
+        issued_at: unix_now(),
+    }
+}
+
+#[test]
+fn flow_cookie_round_trips_and_has_the_attributes() {
+    let codec = codec(vec![Key::generate()]);
+    let original = flow();
+    let set_cookie = text(codec.flow_cookie(&original, Duration::from_secs(600)));
+    assert!(set_cookie.contains("HttpOnly"));
+    assert!(set_cookie.contains("SameSite=Lax"));
+    assert!(set_cookie.contains("Path=/"));
+    assert!(set_cookie.contains("Max-Age=600"));
+    assert!(!set_cookie.contains("Secure"));
+    let opened = codec.open_flow(&headers(&set_cookie)).unwrap().unwrap();
+    assert_eq!(opened.pkce, original.pkce);
+    assert_eq!(opened.return_to, "/chat?x=1");
+}
+
+#[test]
+fn every_single_byte_change_is_rejected() {
+    let codec = codec(vec![Key::generate()]);
+    let set_cookie = text(codec.flow_cookie(&flow(), Duration::from_secs(600)));
+    let value = set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    for i in 0..value.len() {
+        let mut bytes = value.clone().into_bytes();
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("modelgates_flow={tampered}")).unwrap(),
+        );
+        assert!(codec.open_flow(&h).is_err(), "byte {i}");
+    }
+}
+
+#[test]
+fn rotation_opens_old_values_and_flags_them() {
+    let (old, new) = (Key::generate(), Key::generate());
+    let before = codec(vec![old.clone()]);
+    let after = codec(vec![new, old]);
+    let set_cookie =
+        text(before.key_cookie("token", TokenProtection::Encrypted, Duration::from_secs(60)));
+    let opened = after
+        .open_key(&headers(&set_cookie), TokenProtection::Encrypted)
+        .unwrap();
+    assert_eq!(opened.value, "token");
+    assert!(opened.needs_reissue);
+    let fresh =
+        text(after.key_cookie("token", TokenProtection::Encrypted, Duration::from_secs(60)));
+    assert!(
+        !after
+            .open_key(&headers(&fresh), TokenProtection::Encrypted)
+            .unwrap()
+            .needs_reissue
+    );
+}
+
+#[test]
+fn a_key_cookie_cannot_stand_in_for_a_flow_cookie() {
+    let codec = codec(vec![Key::generate()]);
+    let signed_session =
+        text(codec.key_cookie("anything", TokenProtection::Signed, Duration::from_secs(60)));
+    let value = signed_session
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1;
+    let mut h = HeaderMap::new();
+    h.insert(
+        COOKIE,
+        HeaderValue::from_str(&format!("modelgates_flow={value}")).unwrap(),
+    );
+    assert!(codec.open_flow(&h).is_err());
+}
+
+#[test]
+fn expiry_and_future_dates() {
+    let mut state = flow();
+    let now = unix_now();
+    assert!(!state.is_expired(Duration::from_secs(600), now));
+    state.issued_at = now - 601;
+    assert!(state.is_expired(Duration::from_secs(600), now));
+    state.issued_at = now + 3600;
+    assert!(state.is_expired(Duration::from_secs(600), now));
+}
+
+/// Found by proptest: a flow whose JSON needs escapes (`"`) failed to decode, because the
+/// decoder borrowed strings from the JSON.
+#[test]
+fn regression_flow_with_json_escapes_round_trips() {
+    let codec = codec(vec![Key::generate()]);
+    let mut state = flow();
+    state.return_to = "\"\\\u{1F860}".into();
+    let set_cookie = text(codec.flow_cookie(&state, Duration::from_secs(600)));
+    assert_eq!(
+        codec
+            .open_flow(&headers(&set_cookie))
+            .unwrap()
+            .unwrap()
+            .return_to,
+        state.return_to
+    );
+}
+
+/// Found by proptest: a signed token holding `;` (or any non-cookie character) broke the
+/// cookie, because signed payloads were not encoded.
+#[test]
+fn regression_signed_tokens_with_cookie_delimiters_round_trip() {
+    let codec = codec(vec![Key::generate()]);
+    for token in [";", "a; b=c", "\"quoted\"", "é"] {
+        let set_cookie =
+            text(codec.key_cookie(token, TokenProtection::Signed, Duration::from_secs(60)));
+        let opened = codec
+            .open_key(&headers(&set_cookie), TokenProtection::Signed)
+            .unwrap();
+        assert_eq!(opened.value, token);
+    }
+}
+
+#[test]
+fn oversized_values_are_ignored() {
+    let codec = codec(vec![Key::generate()]);
+    let mut h = HeaderMap::new();
+    h.insert(
+        COOKIE,
+        HeaderValue::from_str(&format!("modelgates_key={}", "A".repeat(60_000))).unwrap(),
+    );
+    assert!(codec.open_key(&h, TokenProtection::Encrypted).is_none());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn codec() -> CookieCodec {
+        // One fixed key keeps cases reproducible.
+        CookieCodec::new(vec![Key::from(&[7u8; 64])], "f".into(), "k".into(), true)
+    }
+
+    fn as_request(name: &str, value: &str) -> Option<HeaderMap> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("{name}={value}")).ok()?,
+        );
+        Some(headers)
+    }
+
+    fn value_of(set_cookie: &str) -> String {
+        set_cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned()
+    }
+
+    /// `value` with byte `index` replaced by `byte` (which differs from the original).
+    fn mutate(value: &str, index: usize, byte: u8) -> Option<String> {
+        let mut bytes = value.as_bytes().to_vec();
+        let index = index % bytes.len();
+        if bytes[index] == byte {
+            return None;
+        }
+        bytes[index] = byte;
+        String::from_utf8(bytes).ok()
+    }
+
+    proptest! {
+        #[test]
+        fn flow_cookies_round_trip(return_to in any::<String>(), issued_at in any::<u64>(), pkce in any::<bool>()) {
+            let codec = codec();
+            let flow = FlowState {
+                pkce: pkce.then(|| Pkce::generate(ChallengeMethod::S256)),
+                return_to,
+                issued_at,
+            };
+            let value = value_of(&text(codec.flow_cookie(&flow, Duration::from_secs(600))));
+            let opened = codec.open_flow(&as_request("f", &value).unwrap()).unwrap().unwrap();
+            prop_assert_eq!(opened.pkce, flow.pkce);
+            prop_assert_eq!(opened.return_to, flow.return_to);
+            prop_assert_eq!(opened.issued_at, flow.issued_at);
+        }
+
+        #[test]
+        fn flow_cookies_reject_every_single_byte_change(index in any::<usize>(), byte in any::<u8>()) {
+            let codec = codec();
+            let flow = FlowState { pkce: Some(Pkce::generate(ChallengeMethod::S256)), return_to: "/x".into(), issued_at: 1 };
+            let value = value_of(&text(codec.flow_cookie(&flow, Duration::from_secs(600))));
+            let Some(tampered) = mutate(&value, index, byte) else { return Ok(()) };
+            let Some(headers) = as_request("f", &tampered) else { return Ok(()) };
+            prop_assert!(codec.open_flow(&headers).is_err(), "{tampered}");
+        }
+
+        #[test]
+        fn key_cookies_round_trip_and_reject_every_single_byte_change(
+            token in "[ -~]{1,300}",
+            signed in any::<bool>(),
+            index in any::<usize>(),
+            byte in any::<u8>(),
+        ) {
+            let codec = codec();
+            let protection = if signed { TokenProtection::Signed } else { TokenProtection::Encrypted };
+            let value = value_of(&text(codec.key_cookie(&token, protection, Duration::from_secs(60))));
+            let opened = codec.open_key(&as_request("k", &value).unwrap(), protection).unwrap();
+            prop_assert_eq!(&opened.value, &token);
+            prop_assert!(!opened.needs_reissue);
+            let Some(tampered) = mutate(&value, index, byte) else { return Ok(()) };
+            let Some(headers) = as_request("k", &tampered) else { return Ok(()) };
+            prop_assert!(codec.open_key(&headers, protection).is_none(), "{tampered}");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! One way to answer: every response the layer and the extractor build comes from here.
+//!
+//! The rules:
+//!
+//! * Redirects are `303 See Other`, so a `POST` is followed by a `GET`.
+//! * Content negotiation reads every `Accept` header: a client *wants JSON* when they name
+//!   `application/json` and not `text/html`; a request is a *browser navigation* when it is a
+//!   `GET` or `HEAD` whose `Accept` names `text/html`.
+//! * JSON errors are `{"error": {"status": <u16>, "code": "<stable code>", "message": "…"}}`
+//!   with `Content-Type: application/json`.
+//! * HTML error pages escape every value they show.
+//! * Cookies are added as ready `HeaderValue`s (see the `cookies` module), never re-parsed.
+
+use axum_core::body::Body;
+use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+
+/// A `303 See Other` to `location`, which the caller has already made a safe local path or
+/// an URL it built itself.
+pub(crate) fn see_other(location: &str) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    match HeaderValue::from_str(location) {
+        Ok(location) => {
+            response.headers_mut().insert(LOCATION, location);
+        }
+        // Every location is checked before it gets here; refuse rather than redirect nowhere.
+        Err(_) => *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
+    }
+    response
+}
+
+/// Whether any `Accept` header names `media_type`.
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .any(|value| value.to_str().is_ok_and(|v| v.contains(media_type)))
+}
+
+/// Whether the client asked for JSON rather than HTML.
+pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
+    accepts(headers, "application/json") && !accepts(headers, "text/html")
+}
+
+/// Whether the request is a browser navigating to a page.
+pub(crate) fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
+    matches!(*method, Method::GET | Method::HEAD) && accepts(headers, "text/html")
+}
+
+/// The JSON error envelope.
+pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let body =
+        serde_json::json!({"error": {"status": status.as_u16(), "code": code, "message": message}});
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The built-in HTML error page: a title, a message, and links (a sign-in link when
+/// `sign_in` is given). The caller sets the status.
+pub(crate) fn html_error_page(title: &str, message: &str, sign_in: Option<&str>) -> Response<Body> {
+    let links = match sign_in {
+        Some(login) => format!(
+            r#"<p><a href="{}">Sign in with ModelGates</a> · <a href="/">Home</a></p>"#,
+            html_escape::encode_double_quoted_attribute(login)
+        ),
+        None => r#"<p><a href="/">Home</a></p>"#.to_owned(),
+    };
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}}</style>\
+         </head><body><h1>{title}</h1><p id=\"message\">{message}</p>{links}</body></html>",
+        title = html_escape::encode_text(title),
+        message = html_escape::encode_text(message),
+    );
+    let mut response = Response::new(Body::from(page));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+/// Adds a `Set-Cookie`.
+pub(crate) fn set_cookie<B>(response: &mut Response<B>, cookie: HeaderValue) {
+    response.headers_mut().append(SET_COOKIE, cookie);
+}
+
+/// Marks a response as never to be stored by any cache.
+pub(crate) fn no_store<B>(response: &mut Response<B>) {
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(ACCEPT, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn negotiation() {
+        assert!(wants_json(&accept(&["application/json"])));
+        assert!(!wants_json(&accept(&["text/html", "application/json"])));
+        assert!(!wants_json(&accept(&["*/*"])));
+        assert!(is_navigation(&Method::GET, &accept(&["text/html,*/*"])));
+        assert!(!is_navigation(&Method::POST, &accept(&["text/html"])));
+        assert!(!is_navigation(&Method::GET, &accept(&["application/json"])));
+    }
+
+    #[test]
+    fn redirects_go_only_where_a_header_can_say() {
+        assert_eq!(see_other("/a").status(), StatusCode::SEE_OTHER);
+        assert_eq!(see_other("/a").headers()[LOCATION], "/a");
+        assert_eq!(
+            see_other("/a\n").status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}

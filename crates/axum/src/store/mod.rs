@@ -1,0 +1,185 @@
+//! Where a signed-in user's key lives: the [`KeyStore`] trait and its two built-in stores.
+//!
+//! The layer asks the store to [save](KeyStore::save) a freshly issued key and gets back a
+//! [`SessionToken`] to put in the key cookie; on later requests it hands the token back to
+//! [load](KeyStore::load) the key, and to [remove](KeyStore::remove) it at logout.
+//!
+//! * [`CookieStore`] (the default) makes the token out of the key itself, so the key lives in
+//!   the browser inside an AES-256-GCM-encrypted cookie. No server state: any number of app
+//!   instances behind a load balancer work with one shared secret. Logout deletes the cookie,
+//!   but a copy of the cookie taken before logout stays valid until it expires.
+//! * [`MemoryStore`] keeps keys in this process behind a random session id carried in a
+//!   signed cookie. Logout really revokes the session, but keys are lost on restart and not
+//!   shared between instances: for one-process apps and tests.
+//! * `PostgresStore`, `SqliteStore` and `RedisStore` (features `postgres`, `sqlite`, `redis`)
+//!   keep keys sealed at rest in a database behind a signed session id, shared by every
+//!   instance that uses the same database and secret.
+//!
+//! The layer checks the age of every loaded key against the configured key lifetime, so a
+//! store need not. A third-party store can prove it meets the contract with the conformance
+//! suite in `testing` (feature `test-util`).
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use modelgates_oauth_core::ApiKey;
+use zeroize::Zeroizing;
+
+use crate::primitives::{random_bytes, unix_now};
+
+mod cookie;
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "_sealed")]
+mod sealed;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
+
+pub use cookie::CookieStore;
+pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
+#[cfg(feature = "_sealed")]
+pub use sealed::KeySealer;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use sql::SqlStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+/// How a key cookie's token is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenProtection {
+    /// Encrypted and authenticated: the token itself is secret (it holds the key).
+    Encrypted,
+    /// Signed: the token is an opaque random id; the browser may read it but not forge it.
+    Signed,
+}
+
+/// A key and what is known about it, as a store keeps it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoredKey {
+    /// The user-controlled key.
+    pub key: ApiKey,
+    /// ModelGates' id of the user, when it sent one.
+    pub user_id: Option<String>,
+    /// When the key was issued, in seconds since the Unix epoch.
+    pub issued_at: u64,
+}
+
+impl StoredKey {
+    /// A key issued now.
+    #[must_use]
+    pub fn new(key: ApiKey, user_id: Option<String>) -> Self {
+        Self {
+            key,
+            user_id,
+            issued_at: unix_now(),
+        }
+    }
+
+    /// Whether the key is older than `max_age` at `now` (seconds since the epoch).
+    #[must_use]
+    pub fn is_older_than(&self, max_age: Duration, now: u64) -> bool {
+        now.saturating_sub(self.issued_at) >= max_age.as_secs()
+    }
+}
+
+/// What the browser carries in the key cookie: the key itself or an opaque session id,
+/// depending on the store. Treated as a secret: `Debug` redacts it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken(Zeroizing<String>);
+
+impl SessionToken {
+    /// Wraps a token.
+    #[must_use]
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(Zeroizing::new(token.into()))
+    }
+
+    /// A fresh random session id: 32 bytes from the operating system, base64url.
+    #[must_use]
+    pub fn random() -> Self {
+        Self::new(URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+    }
+
+    /// The token's text.
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken(<redacted>)")
+    }
+}
+
+/// A store failed (a database down, a network error). The message must hold no secret.
+#[derive(Debug, thiserror::Error)]
+#[error("the key store failed: {message}")]
+pub struct StoreError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// An error with a message (no secrets in it).
+    #[must_use]
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error caused by another.
+    #[must_use]
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// Storage for signed-in users' keys.
+///
+/// Implementations must be cheap to share (the layer holds one in an `Arc`) and must never
+/// log or return a key in an error.
+pub trait KeyStore: Send + Sync + 'static {
+    /// How the layer protects this store's tokens in the cookie: [`TokenProtection::Encrypted`]
+    /// when the token reveals the key, [`TokenProtection::Signed`] when it is an opaque id.
+    const TOKEN_PROTECTION: TokenProtection;
+
+    /// Keeps a freshly issued key; returns the token the browser will carry.
+    fn save(&self, key: StoredKey)
+    -> impl Future<Output = Result<SessionToken, StoreError>> + Send;
+
+    /// The key for a token, or `None` when unknown, revoked or expired.
+    fn load(
+        &self,
+        token: &SessionToken,
+    ) -> impl Future<Output = Result<Option<StoredKey>, StoreError>> + Send;
+
+    /// Forgets the key for a token (logout). Removing an unknown token is not an error.
+    fn remove(&self, token: &SessionToken) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

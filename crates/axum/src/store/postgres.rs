@@ -1,0 +1,30 @@
+//! [`PostgresStore`] (feature `postgres`): keys in PostgreSQL, shared by many app instances.
+
+use super::sql::{SqlBackend, SqlStore};
+
+/// Keys in PostgreSQL: many app instances share one table. See [`SqlStore`] for its methods
+/// and rules.
+///
+/// ```no_run
+/// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {
+/// use modelgates_axum::ModelGatesAuth;
+/// use modelgates_axum::store::PostgresStore;
+///
+/// let store = PostgresStore::connect("postgres://app@127.0.0.1/app", &config).await?;
+/// let layer = ModelGatesAuth::new(config).with_store(store);
+/// # Ok(())
+/// # }
+/// ```
+pub type PostgresStore = SqlStore<sqlx::Postgres>;
+
+impl SqlBackend for sqlx::Postgres {
+    const SCHEMA: &'static str = include_str!("../../migrations/postgres/0001_modelgates_keys.sql");
+
+    fn connect_options(url: &str) -> Result<sqlx::postgres::PgConnectOptions, sqlx::Error> {
+        url.parse()
+    }
+
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}

@@ -1,0 +1,158 @@
+//! The contract every [`KeyStore`] must meet, as a suite a store's own tests can run
+//! (feature `test-util`).
+//!
+//! [`conformance`] panics, naming the broken rule, when the store:
+//!
+//! * does not give back exactly what was saved (key, user id with characters JSON must escape,
+//!   issue time);
+//! * gives two sessions the same token, or finds a key for a token it never issued;
+//! * fails to remove an unknown token (removing one is not an error);
+//! * lets a token's `Debug` print it;
+//! * for stores whose tokens are opaque ids ([`TokenProtection::Signed`]): puts the key in the
+//!   token, or still loads a key after [`KeyStore::remove`].
+//!
+//! Values are random on every run, so the suite can run against a shared database.
+//!
+//! ```
+//! use modelgates_axum::store::{MemoryStore, testing::conformance};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! conformance(&MemoryStore::default()).await;
+//! # }
+//! ```
+
+use modelgates_oauth_core::ApiKey;
+
+use super::{KeyStore, SessionToken, StoredKey, TokenProtection};
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", SessionToken::random().expose_secret())
+}
+
+/// Runs the whole contract against `store`.
+///
+/// # Panics
+///
+/// When the store breaks a rule of the contract, or fails.
+pub async fn conformance<S: KeyStore>(store: &S) {
+    round_trips(store).await;
+    if S::TOKEN_PROTECTION == TokenProtection::Signed {
+        server_side(store).await;
+    }
+}
+
+async fn round_trips<S: KeyStore>(store: &S) {
+    // A user id with characters JSON must escape, as ModelGates may send.
+    let user = unique("user \"quoted\" \\ é");
+    let key = StoredKey::new(ApiKey::new(unique("sk-mg-v1")), Some(user.clone()));
+    let token = store.save(key.clone()).await.expect("save");
+    let loaded = store
+        .load(&token)
+        .await
+        .expect("load")
+        .expect("a saved key loads");
+    assert_eq!(loaded.key, key.key, "the key comes back");
+    assert_eq!(
+        loaded.user_id.as_deref(),
+        Some(user.as_str()),
+        "the user id comes back"
+    );
+    assert_eq!(loaded.issued_at, key.issued_at, "the issue time comes back");
+
+    let other_key = ApiKey::new(unique("sk-other"));
+    let other = store
+        .save(StoredKey::new(other_key.clone(), None))
+        .await
+        .expect("save");
+    assert_ne!(other, token, "every session has its own token");
+    let other_loaded = store.load(&other).await.expect("load").expect("loads");
+    assert_eq!(other_loaded.key, other_key);
+    assert_eq!(other_loaded.user_id, None);
+
+    assert!(
+        store
+            .load(&SessionToken::random())
+            .await
+            .expect("load")
+            .is_none(),
+        "an unknown token finds nothing"
+    );
+    store
+        .remove(&SessionToken::random())
+        .await
+        .expect("removing an unknown token is not an error");
+    assert!(
+        !format!("{token:?}").contains(token.expose_secret()),
+        "tokens never print"
+    );
+}
+
+async fn server_side<S: KeyStore>(store: &S) {
+    let key = unique("sk");
+    let token = store
+        .save(StoredKey::new(ApiKey::new(&key), None))
+        .await
+        .expect("save");
+    assert!(
+        !token.expose_secret().contains(&key),
+        "the browser holds only an opaque id"
+    );
+    store.remove(&token).await.expect("remove");
+    assert!(
+        store.load(&token).await.expect("load").is_none(),
+        "removed means gone"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::{CookieStore, MemoryStore};
+
+    #[tokio::test]
+    async fn the_built_in_stores_conform() {
+        conformance(&CookieStore).await;
+        conformance(&MemoryStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_store_purges_expired_entries() {
+        let store = MemoryStore::new(Duration::from_secs(60));
+        let mut old = StoredKey::new(ApiKey::new("old"), None);
+        old.issued_at -= 120;
+        let token = store.save(old).await.unwrap();
+        assert!(store.load(&token).await.unwrap().is_none());
+        store
+            .save(StoredKey::new(ApiKey::new("new"), None))
+            .await
+            .unwrap();
+        assert_eq!(store.len(), 1, "the expired entry was purged");
+    }
+
+    /// A store that forgets nothing fails the suite: the suite can fail.
+    #[tokio::test]
+    #[should_panic(expected = "removed means gone")]
+    async fn a_store_that_never_forgets_fails() {
+        #[derive(Default)]
+        struct Sticky(MemoryStore);
+        impl KeyStore for Sticky {
+            const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
+            async fn save(&self, key: StoredKey) -> Result<SessionToken, crate::store::StoreError> {
+                self.0.save(key).await
+            }
+            async fn load(
+                &self,
+                token: &SessionToken,
+            ) -> Result<Option<StoredKey>, crate::store::StoreError> {
+                self.0.load(token).await
+            }
+            async fn remove(&self, _token: &SessionToken) -> Result<(), crate::store::StoreError> {
+                Ok(())
+            }
+        }
+        conformance(&Sticky::default()).await;
+    }
+}

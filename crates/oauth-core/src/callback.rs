@@ -1,0 +1,133 @@
+//! Step 2 of the flow, on the app's side: what ModelGates' redirect brought back to the
+//! callback URL.
+//!
+//! [`CallbackParams::parse`] reads the callback's query string by these rules:
+//!
+//! * An `error` parameter wins over everything else: `error=access_denied` means the user
+//!   pressed Deny ([`CallbackParams::AccessDenied`]); any other value is reported as
+//!   [`CallbackParams::Failed`], cut to 100 characters.
+//! * Otherwise `code` must be present exactly once ([`CallbackError::CodeMissing`],
+//!   [`CallbackError::CodeDuplicated`]), and be 1 to [`MAX_CODE_LEN`] bytes of printable
+//!   ASCII ([`CallbackError::CodeMalformed`]), so that no header, log line or request body
+//!   built from it can be split.
+//! * Other parameters are ignored: the callback URL may carry the app's own.
+//!
+//! ```
+//! use modelgates_oauth_core::{CallbackError, CallbackParams};
+//!
+//! assert_eq!(CallbackParams::parse("code=abc&from=nav"), Ok(CallbackParams::Code("abc".into())));
+//! assert_eq!(CallbackParams::parse("error=access_denied"), Ok(CallbackParams::AccessDenied));
+//! assert_eq!(CallbackParams::parse("code=a&code=b"), Err(CallbackError::CodeDuplicated));
+//! assert_eq!(CallbackParams::parse("code=a%0Ab"), Err(CallbackError::CodeMalformed));
+//! ```
+
+/// The longest `code` accepted, in bytes.
+pub const MAX_CODE_LEN: usize = 2048;
+
+/// The longest `error` value kept, in characters.
+const MAX_ERROR_CHARS: usize = 100;
+
+/// What ModelGates' redirect to the callback URL says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallbackParams {
+    /// The user approved: exchange this one-time code for the key.
+    Code(String),
+    /// The user pressed Deny (`error=access_denied`).
+    AccessDenied,
+    /// ModelGates reported another error (`error=…`, at most 100 characters).
+    Failed {
+        /// The `error` value as received; untrusted text.
+        error: String,
+    },
+}
+
+/// A callback query that carries neither a usable code nor an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallbackError {
+    /// No `code` parameter.
+    #[error("the callback carries no code; start the sign-in again")]
+    CodeMissing,
+    /// More than one `code` parameter.
+    #[error("the callback carries more than one code; start the sign-in again")]
+    CodeDuplicated,
+    /// An empty code, one over 2 KB, or one with characters other than printable ASCII.
+    #[error("the callback's code is malformed; start the sign-in again")]
+    CodeMalformed,
+}
+
+impl CallbackParams {
+    /// Reads a callback's query string (without the `?`) by the module's rules.
+    ///
+    /// # Errors
+    ///
+    /// A [`CallbackError`] when there is no error and no single well-formed code.
+    pub fn parse(query: &str) -> Result<Self, CallbackError> {
+        let mut code = None;
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            match &*name {
+                "error" if value == "access_denied" => return Ok(Self::AccessDenied),
+                "error" => {
+                    return Ok(Self::Failed {
+                        error: value.chars().take(MAX_ERROR_CHARS).collect(),
+                    });
+                }
+                "code" if code.is_some() => return Err(CallbackError::CodeDuplicated),
+                "code" => code = Some(value),
+                _ => {}
+            }
+        }
+        let code = code.ok_or(CallbackError::CodeMissing)?;
+        let well_formed = !code.is_empty()
+            && code.len() <= MAX_CODE_LEN
+            && code.bytes().all(|b| b.is_ascii_graphic());
+        if !well_formed {
+            return Err(CallbackError::CodeMalformed);
+        }
+        Ok(Self::Code(code.into_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_one_and_printable() {
+        assert_eq!(
+            CallbackParams::parse("a=1&code=xyz"),
+            Ok(CallbackParams::Code("xyz".into()))
+        );
+        assert_eq!(CallbackParams::parse(""), Err(CallbackError::CodeMissing));
+        assert_eq!(
+            CallbackParams::parse("code="),
+            Err(CallbackError::CodeMalformed)
+        );
+        assert_eq!(
+            CallbackParams::parse("code=a%20b"),
+            Err(CallbackError::CodeMalformed)
+        );
+        let longest = "c".repeat(MAX_CODE_LEN);
+        assert!(CallbackParams::parse(&format!("code={longest}")).is_ok());
+        assert_eq!(
+            CallbackParams::parse(&format!("code={longest}c")),
+            Err(CallbackError::CodeMalformed)
+        );
+    }
+
+    #[test]
+    fn errors_win_and_are_bounded() {
+        assert_eq!(
+            CallbackParams::parse("code=x&error=access_denied"),
+            Ok(CallbackParams::AccessDenied)
+        );
+        let long = "e".repeat(500);
+        assert_eq!(
+            CallbackParams::parse(&format!("error={long}")),
+            Ok(CallbackParams::Failed {
+                error: "e".repeat(100)
+            })
+        );
+    }
+}
