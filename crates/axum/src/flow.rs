@@ -79,7 +79,7 @@ fn render(error: &AuthError, parts: &Parts, settings: &Settings) -> Response<Bod
     error.render(
         &parts.headers,
         &settings.login_path,
-        settings.error_page.as_ref(),
+        settings.config.error_page.as_ref(),
     )
 }
 
@@ -88,8 +88,8 @@ async fn login(settings: &Settings, parts: &Parts) -> Response<Body> {
     let requested = form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| name == "return_to")
         .map(|(_, v)| v);
-    let return_to = sanitize(requested.as_deref(), &settings.default_return_to).to_owned();
-    let pkce = settings.challenge_method.map(Pkce::generate);
+    let return_to = sanitize(requested.as_deref(), &settings.config.default_return_to).to_owned();
+    let pkce = settings.config.challenge_method.map(Pkce::generate);
     let destination = settings.client.authorization_url(
         &settings.callback_url,
         pkce.as_ref().map(Pkce::challenge).as_ref(),
@@ -99,11 +99,13 @@ async fn login(settings: &Settings, parts: &Parts) -> Response<Body> {
         return_to,
         issued_at: unix_now(),
     };
-    tracing::info!(method = ?settings.challenge_method, "sign-in started");
+    tracing::info!(method = ?settings.config.challenge_method, "sign-in started");
     let mut response = see_other(destination.as_str());
     set_cookie(
         &mut response,
-        settings.codec.flow_cookie(&flow, settings.flow_max_age),
+        settings
+            .codec
+            .flow_cookie(&flow, settings.config.flow_max_age),
     );
     no_store(&mut response);
     response
@@ -147,7 +149,7 @@ async fn complete_sign_in<K: KeyStore>(
         .open_flow(&parts.headers)
         .map_err(|()| AuthError::FlowInvalid)?
         .ok_or(AuthError::FlowMissing)?;
-    if flow.is_expired(settings.flow_max_age, unix_now()) {
+    if flow.is_expired(settings.config.flow_max_age, unix_now()) {
         return Err(AuthError::FlowExpired);
     }
     let code = callback_code(parts)?;
@@ -164,10 +166,10 @@ async fn complete_sign_in<K: KeyStore>(
     let key_cookie = settings.codec.key_cookie(
         token.expose_secret(),
         K::TOKEN_PROTECTION,
-        settings.key_max_age,
+        settings.config.key_max_age,
     );
     // The flow cookie is authentic, but sanitise again: the rule may have tightened since.
-    let return_to = sanitize(Some(&flow.return_to), &settings.default_return_to).to_owned();
+    let return_to = sanitize(Some(&flow.return_to), &settings.config.default_return_to).to_owned();
     Ok(SignedIn {
         return_to,
         key_cookie,
@@ -193,7 +195,7 @@ async fn logout<K: KeyStore>(settings: &Settings, store: &K, parts: &Parts) -> R
         }
     }
     tracing::info!("signed out");
-    let mut response = see_other(&settings.post_logout_redirect);
+    let mut response = see_other(&settings.config.post_logout_redirect);
     set_cookie(&mut response, settings.codec.clear_key());
     no_store(&mut response);
     response

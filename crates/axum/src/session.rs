@@ -43,10 +43,10 @@ pub(crate) async fn authenticate<K: KeyStore>(
     let token = SessionToken::new(opened.value);
     let now = unix_now();
     match store.load(&token).await {
-        Ok(Some(stored)) if !stored.is_older_than(settings.key_max_age, now) => {
+        Ok(Some(stored)) if !stored.is_older_than(settings.config.key_max_age, now) => {
             let reissue = opened.needs_reissue.then(|| {
                 let age = now.saturating_sub(stored.issued_at);
-                let remaining = settings.key_max_age.as_secs().saturating_sub(age);
+                let remaining = settings.config.key_max_age.as_secs().saturating_sub(age);
                 settings.codec.key_cookie(
                     token.expose_secret(),
                     K::TOKEN_PROTECTION,

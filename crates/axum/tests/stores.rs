@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::routing::get;
 use modelgates_axum::core::ApiKey;
+use modelgates_axum::store::testing::conformance;
 use modelgates_axum::store::{
     CookieStore, KeyStore, MemoryStore, PostgresStore, RedisStore, SessionToken, SqliteStore,
     StoredKey,
@@ -52,57 +53,6 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// The contract every store meets.
-async fn conformance<S: KeyStore>(store: &S) {
-    let user = unique("user \"quoted\" é");
-    let key = StoredKey::new(ApiKey::new(unique("sk-mg-v1")), Some(user.clone()));
-    let token = store.save(key.clone()).await.unwrap();
-    let loaded = store
-        .load(&token)
-        .await
-        .unwrap()
-        .expect("a saved key loads");
-    assert_eq!(loaded.key, key.key);
-    assert_eq!(loaded.user_id.as_deref(), Some(user.as_str()));
-    assert_eq!(loaded.issued_at, key.issued_at);
-
-    let other = store
-        .save(StoredKey::new(ApiKey::new(unique("sk-other")), None))
-        .await
-        .unwrap();
-    assert_ne!(other, token, "every session has its own token");
-    assert_eq!(store.load(&other).await.unwrap().unwrap().user_id, None);
-
-    assert!(
-        store.load(&SessionToken::random()).await.unwrap().is_none(),
-        "unknown token"
-    );
-    store.remove(&SessionToken::random()).await.unwrap();
-    assert!(
-        !format!("{token:?}").contains(token.expose_secret()),
-        "tokens never print"
-    );
-}
-
-/// The contract of stores that keep keys server-side: logout deletes.
-async fn server_side_conformance<S: KeyStore>(store: &S) {
-    conformance(store).await;
-    let key = unique("sk");
-    let token = store
-        .save(StoredKey::new(ApiKey::new(&key), None))
-        .await
-        .unwrap();
-    assert!(
-        !token.expose_secret().contains(&key),
-        "the browser holds only an opaque id"
-    );
-    store.remove(&token).await.unwrap();
-    assert!(
-        store.load(&token).await.unwrap().is_none(),
-        "removed means gone"
-    );
-}
-
 fn expired_key(lifetime: Duration) -> StoredKey {
     let mut key = StoredKey::new(ApiKey::new(unique("sk-expired")), None);
     key.issued_at = now() - lifetime.as_secs() - 10;
@@ -116,7 +66,7 @@ async fn cookie_store_conforms() {
 
 #[tokio::test]
 async fn memory_store_conforms() {
-    server_side_conformance(&MemoryStore::default()).await;
+    conformance(&MemoryStore::default()).await;
 }
 
 async fn sqlite(path: &std::path::Path, config: &ModelGatesConfig) -> SqliteStore {
@@ -138,7 +88,7 @@ async fn sqlite_store_conforms_seals_at_rest_revokes_and_purges() {
     let config = ModelGatesConfig::new("http://localhost:3000", secret.clone())
         .with_key_max_age(Duration::from_secs(3600));
     let store = sqlite(&path, &config).await;
-    server_side_conformance(&store).await;
+    conformance(&store).await;
 
     let secret_key = unique("sk-mg-v1-at-rest");
     let token = store
@@ -207,7 +157,7 @@ async fn postgres_store_conforms_seals_at_rest_revokes_and_purges() {
     let store = PostgresStore::connect(&url, &config().with_key_max_age(Duration::from_secs(3600)))
         .await
         .unwrap();
-    server_side_conformance(&store).await;
+    conformance(&store).await;
 
     let secret_key = unique("sk-mg-v1-at-rest");
     let user = unique("pg-user");
@@ -251,7 +201,7 @@ async fn redis_store_conforms_seals_at_rest_revokes_and_expires() {
     let store = RedisStore::connect(&url, &config().with_key_max_age(lifetime))
         .await
         .unwrap();
-    server_side_conformance(&store).await;
+    conformance(&store).await;
 
     let secret_key = unique("sk-mg-v1-at-rest");
     let user = unique("redis-user");

@@ -117,23 +117,8 @@ async fn denial_exits_2_and_stores_nothing() {
     let emu = Emulator::builder().start().await.unwrap();
     let key_file = temp_key_file("deny");
     let mut tool = start(emu.base_url(), &key_file, 30);
-    let consent = http()
-        .get(&tool.auth_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let consent_id = modelgates_emulator::consent_id(&consent).unwrap();
-    let denied = http()
-        .post(format!("{}/auth/consent", emu.base_url()))
-        .form(&[("consent_id", consent_id), ("decision", "deny")])
-        .send()
-        .await
-        .unwrap();
-    let callback = denied.headers()["location"].to_str().unwrap().to_owned();
-    http().get(&callback).send().await.unwrap();
+    let callback = emu.deny(&tool.auth_url).unwrap();
+    http().get(callback).send().await.unwrap();
     let (code, _, stderr) = tokio::task::spawn_blocking(move || wait(&mut tool))
         .await
         .unwrap();

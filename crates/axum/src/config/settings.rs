@@ -3,14 +3,12 @@
 //! and the callback URL.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use modelgates_oauth_core::{ChallengeMethod, ModelGatesClient, Url};
+use modelgates_oauth_core::{ModelGatesClient, Url};
 use url::Host;
 
 use super::{ConfigError, CookieSecret, ModelGatesConfig};
 use crate::cookies::CookieCodec;
-use crate::error::ErrorPage;
 use crate::return_to::is_safe_return_to;
 
 /// Which of the layer's own routes a path is.
@@ -29,12 +27,8 @@ pub(crate) struct Settings {
     pub(crate) login_path: Arc<str>,
     pub(crate) callback_path: String,
     pub(crate) logout_path: String,
-    pub(crate) challenge_method: Option<ChallengeMethod>,
-    pub(crate) default_return_to: String,
-    pub(crate) post_logout_redirect: String,
-    pub(crate) key_max_age: Duration,
-    pub(crate) flow_max_age: Duration,
-    pub(crate) error_page: Option<ErrorPage>,
+    /// The configuration as given, checked: lifetimes, redirects, challenge method, error page.
+    pub(crate) config: ModelGatesConfig,
 }
 
 impl Settings {
@@ -133,12 +127,7 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Settings, ConfigError>
         login_path: login_path.into(),
         callback_path,
         logout_path,
-        challenge_method: config.challenge_method,
-        default_return_to: config.default_return_to,
-        post_logout_redirect: config.post_logout_redirect,
-        key_max_age: config.key_max_age,
-        flow_max_age: config.flow_max_age,
-        error_page: config.error_page,
+        config,
     })
 }
 

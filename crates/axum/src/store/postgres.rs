@@ -1,6 +1,10 @@
 //! [`PostgresStore`] (feature `postgres`): keys in PostgreSQL, shared by many app instances.
 
-use super::sql::{SqlBackend, SqlStore};
+use sqlx::Pool;
+use sqlx::postgres::PgQueryResult;
+
+use super::sql::sealed::Statement;
+use super::sql::{Running, SqlBackend, SqlStore, run};
 
 /// Keys in PostgreSQL: many app instances share one table. See [`SqlStore`] for its methods
 /// and rules.
@@ -24,7 +28,7 @@ impl SqlBackend for sqlx::Postgres {
         url.parse()
     }
 
-    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
-        result.rows_affected()
+    fn run<'a>(pool: &'a Pool<Self>, statement: Statement<'a>) -> Running<'a> {
+        run(pool, statement, PgQueryResult::rows_affected)
     }
 }

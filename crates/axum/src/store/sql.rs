@@ -10,6 +10,8 @@
 //! (`migrations/`) and is applied, idempotently, by [`SqlStore::migrate`] (called by
 //! [`SqlStore::connect`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
@@ -29,8 +31,13 @@ const INSERT: &str = "INSERT INTO modelgates_keys \
 const SELECT_LIVE: &str = "SELECT key_id, sealed FROM modelgates_keys \
      WHERE session_hash = $1 AND expires_at > $2";
 
-/// What differs between the databases: the schema and how a URL becomes connect options.
-/// Implemented for `sqlx::Postgres` and `sqlx::Sqlite`; not meant for other types.
+/// A statement on its way.
+pub(super) type Running<'a> =
+    Pin<Box<dyn Future<Output = Result<Outcome, sqlx::Error>> + Send + 'a>>;
+
+/// What differs between the databases: the schema, how a URL becomes connect options, and
+/// the call into the one generic statement runner. Implemented for `sqlx::Postgres` and
+/// `sqlx::Sqlite` only (the trait is sealed).
 pub trait SqlBackend: Database + sealed::Sealed {
     /// The schema, applied by [`SqlStore::migrate`].
     #[doc(hidden)]
@@ -42,19 +49,100 @@ pub trait SqlBackend: Database + sealed::Sealed {
         url: &str,
     ) -> Result<<Self::Connection as sqlx::Connection>::Options, sqlx::Error>;
 
-    /// How many rows a statement changed.
+    /// Runs one statement by calling the generic runner with this database's types.
     #[doc(hidden)]
-    fn rows_affected(result: &Self::QueryResult) -> u64;
+    fn run<'a>(pool: &'a Pool<Self>, statement: sealed::Statement<'a>) -> Running<'a>;
 }
 
-mod sealed {
+pub(super) mod sealed {
+    /// Implemented by the supported databases only.
     pub trait Sealed {}
+
+    /// A statement with its parameters, in order.
+    pub struct Statement<'a> {
+        pub(in crate::store) sql: &'static str,
+        pub(in crate::store) params: Vec<Param<'a>>,
+        pub(in crate::store) kind: Kind,
+    }
+
+    /// How to run a statement and what it gives back.
+    #[derive(Clone, Copy)]
+    pub(crate) enum Kind {
+        /// Several statements without parameters (the schema).
+        Script,
+        /// Changes rows; gives back how many.
+        Change,
+        /// Fetches at most one `(key_id, sealed)` row.
+        FetchRow,
+    }
+
+    /// One parameter.
+    pub(crate) enum Param<'a> {
+        Int(i64),
+        Text(&'a str),
+        OptionalText(Option<&'a str>),
+        Bytes(&'a [u8]),
+    }
+
+    /// What a statement gave back.
+    pub enum Outcome {
+        RowsAffected(u64),
+        Row(Option<(String, Vec<u8>)>),
+    }
 }
+
+use sealed::{Kind, Outcome, Param, Statement};
 
 #[cfg(feature = "postgres")]
 impl sealed::Sealed for sqlx::Postgres {}
 #[cfg(feature = "sqlite")]
 impl sealed::Sealed for sqlx::Sqlite {}
+
+/// The one piece of generic sqlx code: binds the parameters and runs the statement.
+pub(super) fn run<'a, DB>(
+    pool: &'a Pool<DB>,
+    statement: Statement<'a>,
+    rows_affected: fn(&DB::QueryResult) -> u64,
+) -> Running<'a>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    Box::pin(async move {
+        let mut query = sqlx::query::<DB>(statement.sql);
+        for param in statement.params {
+            query = match param {
+                Param::Int(value) => query.bind(value),
+                Param::Text(value) => query.bind(value),
+                Param::OptionalText(value) => query.bind(value),
+                Param::Bytes(value) => query.bind(value),
+            };
+        }
+        match statement.kind {
+            Kind::Script => {
+                let done = sqlx::raw_sql(statement.sql).execute(pool).await?;
+                Ok(Outcome::RowsAffected(rows_affected(&done)))
+            }
+            Kind::Change => {
+                let done = pool.execute(query).await?;
+                Ok(Outcome::RowsAffected(rows_affected(&done)))
+            }
+            Kind::FetchRow => {
+                let row = query.fetch_optional(pool).await?;
+                let row = row.map(|row| sqlx::FromRow::from_row(&row)).transpose()?;
+                Ok(Outcome::Row(row))
+            }
+        }
+    })
+}
 
 /// Keys in a SQL database; use it as [`PostgresStore`](super::PostgresStore) or
 /// [`SqliteStore`](super::SqliteStore).
@@ -92,19 +180,7 @@ fn seconds(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-impl<DB> SqlStore<DB>
-where
-    DB: SqlBackend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-    for<'r> String: Decode<'r, DB> + Type<DB>,
-    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-{
+impl<DB: SqlBackend> SqlStore<DB> {
     /// A store over an existing pool. Call [`Self::migrate`] once before use.
     #[must_use]
     pub fn new(pool: Pool<DB>, sealer: KeySealer, lifetime: Duration) -> Self {
@@ -139,10 +215,8 @@ where
     ///
     /// When the statements fail.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::raw_sql(DB::SCHEMA)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("applying the schema"))?;
+        self.execute(DB::SCHEMA, Kind::Script, Vec::new(), "applying the schema")
+            .await?;
         Ok(())
     }
 
@@ -152,9 +226,11 @@ where
     ///
     /// When the database fails.
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        self.delete(
+        let now = Param::Int(seconds(unix_now()));
+        self.execute(
             PURGE_EXPIRED,
-            Bind::Int(seconds(unix_now())),
+            Kind::Change,
+            vec![now],
             "purging expired keys",
         )
         .await
@@ -167,7 +243,8 @@ where
     /// When the database fails.
     pub async fn revoke(&self, token: &SessionToken) -> Result<(), StoreError> {
         let hash = session_hash(token);
-        self.delete(DELETE_SESSION, Bind::Text(&hash), "revoking a session")
+        let params = vec![Param::Text(&hash)];
+        self.execute(DELETE_SESSION, Kind::Change, params, "revoking a session")
             .await?;
         Ok(())
     }
@@ -178,7 +255,8 @@ where
     ///
     /// When the database fails.
     pub async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        self.delete(DELETE_USER, Bind::Text(user_id), "revoking a user's keys")
+        let params = vec![Param::Text(user_id)];
+        self.execute(DELETE_USER, Kind::Change, params, "revoking a user's keys")
             .await
     }
 
@@ -188,41 +266,42 @@ where
         &self.pool
     }
 
-    async fn delete(
+    /// Runs a statement that changes rows; returns how many.
+    async fn execute(
         &self,
         sql: &'static str,
-        bind: Bind<'_>,
+        kind: Kind,
+        params: Vec<Param<'_>>,
         what: &str,
     ) -> Result<u64, StoreError> {
-        let query = sqlx::query::<DB>(sql);
-        let query = match bind {
-            Bind::Int(value) => query.bind(value),
-            Bind::Text(value) => query.bind(value),
+        let statement = Statement { sql, params, kind };
+        match DB::run(&self.pool, statement)
+            .await
+            .map_err(db_error(what))?
+        {
+            Outcome::RowsAffected(rows) => Ok(rows),
+            Outcome::Row(_) => Ok(0),
+        }
+    }
+
+    /// The sealed key of a live row.
+    async fn fetch_live(&self, hash: &str) -> Result<Option<SealedKey>, StoreError> {
+        let statement = Statement {
+            sql: SELECT_LIVE,
+            params: vec![Param::Text(hash), Param::Int(seconds(unix_now()))],
+            kind: Kind::FetchRow,
         };
-        let done = self.pool.execute(query).await.map_err(db_error(what))?;
-        Ok(DB::rows_affected(&done))
+        let outcome = DB::run(&self.pool, statement)
+            .await
+            .map_err(db_error("loading a key"))?;
+        Ok(match outcome {
+            Outcome::Row(row) => row.map(|(key_id, sealed)| SealedKey { key_id, sealed }),
+            Outcome::RowsAffected(_) => None,
+        })
     }
 }
 
-/// The one parameter of a `DELETE`.
-enum Bind<'a> {
-    Int(i64),
-    Text(&'a str),
-}
-
-impl<DB> KeyStore for SqlStore<DB>
-where
-    DB: SqlBackend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-    for<'r> String: Decode<'r, DB> + Type<DB>,
-    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-{
+impl<DB: SqlBackend> KeyStore for SqlStore<DB> {
     const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
 
     async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
@@ -231,29 +310,23 @@ where
         let hash = session_hash(&token);
         let sealed = self.sealer.seal(&key, &hash);
         let issued_at = seconds(key.issued_at);
-        let query = sqlx::query::<DB>(INSERT)
-            .bind(hash.as_str())
-            .bind(key.user_id.as_deref())
-            .bind(sealed.key_id.as_str())
-            .bind(sealed.sealed.as_slice())
-            .bind(issued_at)
-            .bind(issued_at.saturating_add(seconds(self.lifetime.as_secs())));
-        self.pool
-            .execute(query)
-            .await
-            .map_err(db_error("saving a key"))?;
+        let params = vec![
+            Param::Text(&hash),
+            Param::OptionalText(key.user_id.as_deref()),
+            Param::Text(&sealed.key_id),
+            Param::Bytes(&sealed.sealed),
+            Param::Int(issued_at),
+            Param::Int(issued_at.saturating_add(seconds(self.lifetime.as_secs()))),
+        ];
+        self.execute(INSERT, Kind::Change, params, "saving a key")
+            .await?;
         Ok(token)
     }
 
     async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
         let hash = session_hash(token);
-        let row: Option<(String, Vec<u8>)> = sqlx::query_as::<DB, _>(SELECT_LIVE)
-            .bind(hash.as_str())
-            .bind(seconds(unix_now()))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error("loading a key"))?;
-        Ok(row.and_then(|(key_id, sealed)| self.sealer.open(&SealedKey { key_id, sealed }, &hash)))
+        let sealed = self.fetch_live(&hash).await?;
+        Ok(sealed.and_then(|sealed| self.sealer.open(&sealed, &hash)))
     }
 
     async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {

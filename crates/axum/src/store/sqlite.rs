@@ -1,6 +1,10 @@
 //! [`SqliteStore`] (feature `sqlite`): keys in a SQLite file, for one machine.
 
-use super::sql::{SqlBackend, SqlStore};
+use sqlx::Pool;
+use sqlx::sqlite::SqliteQueryResult;
+
+use super::sql::sealed::Statement;
+use super::sql::{Running, SqlBackend, SqlStore, run};
 
 /// Keys in SQLite: the embedded choice for one machine (`sqlite:path/to/keys.db`; the file is
 /// created if missing). See [`SqlStore`] for its methods and rules.
@@ -26,7 +30,7 @@ impl SqlBackend for sqlx::Sqlite {
             .create_if_missing(true))
     }
 
-    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
-        result.rows_affected()
+    fn run<'a>(pool: &'a Pool<Self>, statement: Statement<'a>) -> Running<'a> {
+        run(pool, statement, SqliteQueryResult::rows_affected)
     }
 }
