@@ -47,7 +47,7 @@ async fn decide(
     assert_eq!(decided.status(), StatusCode::SEE_OTHER);
     let callback = location(&decided);
     assert!(
-        callback.starts_with(&format!("{}/callback?", app.url)),
+        callback.starts_with(&format!("{}/callback/", app.url)),
         "{callback}"
     );
     client.get(callback).send().await.unwrap()
@@ -105,6 +105,23 @@ async fn connect_chat_and_log_out() {
     assert!(!page.contains("<b>Hello</b>"));
     assert_eq!(app.emulator.chat_count(), 1);
 
+    // Another site (or a sibling subdomain) cannot make this browser spend the key.
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let forged = client
+            .post(format!("{}/chat", app.url))
+            .header(name, value)
+            .form(&[("message", "spend it")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN, "{name}: {value}");
+    }
+    assert_eq!(app.emulator.chat_count(), 1, "no forged chat reached ModelGates");
+
     let logout = client
         .post(format!("{}/logout", app.url))
         .send()
@@ -148,7 +165,7 @@ async fn deny_shows_the_cancelled_page_and_stays_signed_out() {
     let consent_id = reach_consent(&client, &app).await;
     let cancelled = decide(&client, &app, &consent_id, "deny").await;
     assert_eq!(cancelled.status(), StatusCode::FORBIDDEN);
-    assert_eq!(cancelled.headers()["cache-control"], "no-store");
+    assert_eq!(cancelled.headers()["cache-control"], "private, no-store");
     let page = cancelled.text().await.unwrap();
     assert!(page.contains("You cancelled"), "{page}");
     assert!(home(&client, &app).await.contains("Connect ModelGates"));

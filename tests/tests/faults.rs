@@ -70,7 +70,7 @@ async fn each_upstream_fault_gives_its_status_and_others_keep_being_served() {
         app.emulator.inject_once(Endpoint::Keys, fault.clone());
         let failed = unlucky.get(&callback).send().await.unwrap();
         assert_eq!(failed.status(), status, "{fault:?}");
-        assert_eq!(failed.headers()["cache-control"], "no-store");
+        assert_eq!(failed.headers()["cache-control"], "private, no-store");
         let page = failed.text().await.unwrap();
         assert!(page.contains("Please try again"), "{fault:?}: {page}");
         assert!(

@@ -1,11 +1,13 @@
-//! The two cookies: the signed flow cookie and the protected key cookie, and secret rotation.
+//! The two cookies: the encrypted flow cookie and the protected key cookie, and secret rotation.
 //!
 //! The rules this module applies:
 //!
-//! * **Flow cookie** (between `/login` and `/callback`): HMAC-SHA256-signed with the `cookie`
-//!   crate's signed jar. It holds the PKCE verifier, the method, `return_to` and the issue
-//!   time, tagged with a purpose so no other signed value can stand in for it. It is checked
-//!   (signature, then age) before any call to ModelGates.
+//! * **Flow cookie** (between `/login` and `/callback`): AES-256-GCM-encrypted and
+//!   authenticated with the `cookie` crate's private jar, with the cookie's name as associated
+//!   data and a purpose tag inside, so no other value of ours can stand in for it. It holds the
+//!   per-flow binding id, the PKCE verifier and method, `return_to` and the issue time; a proxy
+//!   log or HAR file that records it together with a callback URL learns nothing it can redeem.
+//!   It is checked (authenticity, then age) before any call to ModelGates.
 //! * **Key cookie**: the store's token, AES-256-GCM-encrypted and authenticated with the
 //!   cookie's name as associated data (the private jar), or HMAC-signed and purpose-tagged for
 //!   stores whose token is only an opaque id.
@@ -13,7 +15,12 @@
 //!   which `Strict` would break), `Path=/`, and `Secure` with a `__Host-` name on https.
 //! * **Rotation**: values are made with the newest secret and opened with any configured one,
 //!   newest first; a value opened with an older secret is reported so the caller re-issues it.
-//! * Values longer than [`MAX_COOKIE_VALUE`] are refused before any cryptography.
+//! * Values longer than [`MAX_COOKIE_VALUE`] are refused before any cryptography, and at most
+//!   [`MAX_CANDIDATES`] cookies of one name are tried, so a header stuffed with thousands of
+//!   them costs a few decryptions, not thousands.
+//! * The `Cookie` header is read as bytes, pair by pair: a pair that is not ours is skipped
+//!   whatever bytes it holds, so a sibling subdomain's `tracker=café` does not hide our
+//!   cookies.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -25,7 +32,10 @@ use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use modelgates_oauth_core::{ChallengeMethod, CodeVerifier, Pkce};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
 
+use crate::primitives::random_bytes;
 use crate::store::TokenProtection;
 
 #[cfg(test)]
@@ -34,7 +44,10 @@ mod tests;
 /// The longest cookie value this crate will try to open.
 pub(crate) const MAX_COOKIE_VALUE: usize = 4096;
 
-const FLOW_PURPOSE: &str = "flow1.";
+/// How many cookies of one name are tried at most.
+pub(crate) const MAX_CANDIDATES: usize = 3;
+
+const FLOW_PURPOSE: &str = "flow2.";
 const SESSION_PURPOSE: &str = "sid1.";
 
 /// A successfully opened value, and whether it was made with an older secret.
@@ -68,19 +81,24 @@ impl CookieCodec {
         &self.keys[0]
     }
 
-    /// The value of our cookie `name` that opens, out of every `Cookie` header.
+    /// The values of cookies named `name`, out of every `Cookie` header, at most
+    /// [`MAX_CANDIDATES`] of them.
     ///
     /// A browser may send several cookies of one name (set on different paths or by a
-    /// subdomain); the first that authenticates wins, the rest are ignored.
+    /// subdomain); the first that authenticates wins, the rest are ignored. Pairs are split
+    /// as bytes, so another cookie's non-ASCII bytes cannot hide ours.
     fn candidates<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h str> + 'h {
         headers
             .get_all(COOKIE)
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok)
-            .filter(move |cookie| cookie.name() == name)
-            .filter_map(|cookie| cookie.value_raw())
+            .flat_map(|value| value.as_bytes().split(|&byte| byte == b';'))
+            .filter_map(move |pair| {
+                let (pair_name, value) = pair.split_at(pair.iter().position(|&b| b == b'=')?);
+                (pair_name.trim_ascii() == name.as_bytes()).then(|| value[1..].trim_ascii())
+            })
+            // Our values are ASCII: a value that is not cannot be ours.
+            .filter_map(|value| std::str::from_utf8(value).ok())
+            .take(MAX_CANDIDATES)
     }
 
     /// Whether a cookie named `name` is present at all.
@@ -174,7 +192,8 @@ impl CookieCodec {
 
     /// `Set-Cookie` for a new flow.
     pub(crate) fn flow_cookie(&self, flow: &FlowState, max_age: Duration) -> HeaderValue {
-        let value = self.seal_signed(&self.flow_name, FLOW_PURPOSE, &flow.encode());
+        let payload = Zeroizing::new(format!("{FLOW_PURPOSE}{}", flow.encode().as_str()));
+        let value = self.seal_private(&self.flow_name, &payload);
         self.build(&self.flow_name, value, max_age)
     }
 
@@ -183,10 +202,10 @@ impl CookieCodec {
         if !Self::is_present(headers, &self.flow_name) {
             return Ok(None);
         }
-        let opened = self
-            .open_signed(headers, &self.flow_name, FLOW_PURPOSE)
-            .ok_or(())?;
-        FlowState::decode(&opened.value).map(Some).ok_or(())
+        let opened = self.open_private(headers, &self.flow_name).ok_or(())?;
+        let payload = Zeroizing::new(opened.value);
+        let json = payload.strip_prefix(FLOW_PURPOSE).ok_or(())?;
+        FlowState::decode(json).map(Some).ok_or(())
     }
 
     /// `Set-Cookie` that deletes the flow cookie.
@@ -235,9 +254,38 @@ fn header_value(cookie: &Cookie<'_>) -> HeaderValue {
         .expect("cookie names are checked at startup and cookie values are base64")
 }
 
+/// The per-flow random value that binds a callback to the browser that started the sign-in:
+/// kept in the flow cookie and carried in the callback URL sent to ModelGates.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct FlowId(String);
+
+impl FlowId {
+    /// 128 fresh random bits, base64url: 22 characters that need no escaping in a URL path.
+    pub(crate) fn generate() -> Self {
+        Self(URL_SAFE_NO_PAD.encode(random_bytes::<16>()))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether a callback URL's value is this one, compared in constant time.
+    pub(crate) fn matches(&self, candidate: &str) -> bool {
+        self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for FlowId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FlowId(<redacted>)")
+    }
+}
+
 /// What `/login` remembers for `/callback`.
 #[derive(Debug)]
 pub(crate) struct FlowState {
+    /// The value the callback URL must carry.
+    pub(crate) id: FlowId,
     /// `None` when the sign-in sent no challenge.
     pub(crate) pkce: Option<Pkce>,
     pub(crate) return_to: String,
@@ -248,6 +296,8 @@ pub(crate) struct FlowState {
 /// The flow cookie's JSON. Strings are `Cow` because JSON escapes cannot be borrowed.
 #[derive(Serialize, Deserialize)]
 struct FlowWire<'a> {
+    #[serde(rename = "i", borrow)]
+    id: Cow<'a, str>,
     #[serde(rename = "v", borrow)]
     verifier: Option<Cow<'a, str>>,
     #[serde(rename = "m")]
@@ -262,6 +312,7 @@ impl FlowState {
     /// The flow as JSON (wiped from memory when dropped: it holds the verifier).
     fn encode(&self) -> zeroize::Zeroizing<String> {
         let wire = FlowWire {
+            id: Cow::Borrowed(self.id.as_str()),
             verifier: self
                 .pkce
                 .as_ref()
@@ -284,6 +335,7 @@ impl FlowState {
             _ => return None,
         };
         Some(Self {
+            id: FlowId(wire.id.into_owned()),
             pkce,
             return_to: wire.return_to.into_owned(),
             issued_at: wire.issued_at,

@@ -1,8 +1,9 @@
 //! [`AuthError`]: every failure a user can hit on the layer's routes, with its status and a
 //! page (or JSON) that says what happened and what to do.
 //!
-//! Rules: bad or missing callback input is a 400, a cancelled sign-in a 403, a wrong method a
-//! 405, a ModelGates failure a 502, a ModelGates timeout a 504, a failing key store a 503.
+//! Rules: bad or missing callback input is a 400, a cancelled sign-in or a cross-site request a
+//! 403, a wrong method a 405, a ModelGates failure a 502, a ModelGates timeout a 504, a failing
+//! key store or a full set of exchange slots a 503.
 //! Never a 500 for bad input. HTML goes to browsers, JSON
 //! (`{"error": {"status", "code", "message"}}`) to clients whose `Accept` asks for JSON and not
 //! HTML. Every value that came from the request is HTML-escaped; no message holds a secret.
@@ -34,6 +35,21 @@ pub enum AuthError {
     /// The flow cookie is older than the flow lifetime.
     #[error("This sign-in took too long and has expired. Please sign in again.")]
     FlowExpired,
+    /// The callback URL's flow id is missing or is not the one in this browser's flow cookie:
+    /// the response was meant for another browser's sign-in (or was pushed into this one).
+    #[error(
+        "This sign-in response does not belong to the sign-in started in this browser. Please sign in again."
+    )]
+    FlowMismatch,
+    /// A callback was already tried with this flow: each sign-in is single-use.
+    #[error("This sign-in was already used. Please sign in again.")]
+    FlowUsed,
+    /// Every key-exchange slot is taken; the answer carries `Retry-After: 1`.
+    #[error("Too many sign-ins are in progress right now. Please try again in a moment.")]
+    Busy,
+    /// A state-changing request came from another site.
+    #[error("This request came from another site and was refused.")]
+    CrossSite,
     /// `/callback` has no `code` parameter.
     #[error("The sign-in response has no code. Please sign in again.")]
     CodeMissing,
@@ -85,12 +101,15 @@ impl AuthError {
             Self::FlowMissing
             | Self::FlowInvalid
             | Self::FlowExpired
+            | Self::FlowMismatch
+            | Self::FlowUsed
             | Self::CodeMissing
             | Self::CodeDuplicated
             | Self::CodeMalformed
             | Self::AuthorizationFailed { .. }
             | Self::CodeRejected(_) => StatusCode::BAD_REQUEST,
-            Self::AccessDenied => StatusCode::FORBIDDEN,
+            Self::AccessDenied | Self::CrossSite => StatusCode::FORBIDDEN,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -105,6 +124,10 @@ impl AuthError {
             Self::FlowMissing => "flow_missing",
             Self::FlowInvalid => "flow_invalid",
             Self::FlowExpired => "flow_expired",
+            Self::FlowMismatch => "flow_mismatch",
+            Self::FlowUsed => "flow_used",
+            Self::Busy => "busy",
+            Self::CrossSite => "cross_site",
             Self::CodeMissing => "code_missing",
             Self::CodeDuplicated => "code_duplicated",
             Self::CodeMalformed => "code_malformed",
@@ -120,7 +143,7 @@ impl AuthError {
 
     /// Whether offering "sign in again" makes sense after this error.
     fn offers_retry(&self) -> bool {
-        !matches!(self, Self::MethodNotAllowed { .. })
+        !matches!(self, Self::MethodNotAllowed { .. } | Self::CrossSite)
     }
 
     pub(crate) fn from_exchange(error: ExchangeError) -> Self {
@@ -142,8 +165,11 @@ impl AuthError {
     fn title(&self) -> &'static str {
         match self {
             Self::AccessDenied => "Sign-in cancelled",
-            Self::Upstream(_) | Self::UpstreamTimeout(_) | Self::Store(_) => "Sign-in unavailable",
+            Self::Upstream(_) | Self::UpstreamTimeout(_) | Self::Store(_) | Self::Busy => {
+                "Sign-in unavailable"
+            }
             Self::MethodNotAllowed { .. } => "Method not allowed",
+            Self::CrossSite => "Request refused",
             _ => "Sign-in failed",
         }
     }

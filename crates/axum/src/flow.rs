@@ -3,34 +3,47 @@
 //! The rules:
 //!
 //! * `GET /login[?return_to=/path]`: `return_to` is sanitised (see
-//!   [`is_safe_return_to`](crate::return_to::is_safe_return_to)); a fresh PKCE verifier and
-//!   its challenge are made; the signed flow cookie is set; the answer is a 303 to ModelGates'
-//!   `/auth` with `Cache-Control: no-store`.
-//! * `GET /callback`: the flow cookie is checked (present, authentic, younger than the flow
-//!   lifetime) before anything else, and deleted whatever the outcome. Then the query is read
-//!   by [`CallbackParams::parse`] (`error=access_denied` is "you cancelled"; exactly one
-//!   well-formed `code`); the code is exchanged with the flow's PKCE values; the key goes to
-//!   the store and the key cookie is set; the answer is a 303 to the flow's `return_to`.
-//!   Every answer carries `Cache-Control: no-store` and `Referrer-Policy: no-referrer`.
-//! * `POST /logout`: the store forgets the key, the key cookie is deleted, and the answer is a
-//!   303 to the post-logout page. (`SameSite=Lax` keeps other sites from posting it with the
-//!   user's cookie.)
+//!   [`is_safe_return_to`](crate::return_to::is_safe_return_to)); a fresh flow id, PKCE
+//!   verifier and challenge are made; the encrypted flow cookie is set (with the default
+//!   `return_to` instead when the requested one would make the cookie larger than 4096 bytes);
+//!   the answer is a 303 to ModelGates' `/auth` whose `callback_url` is the callback path
+//!   followed by the flow id (`/callback/<flow id>`).
+//! * `GET /callback/<flow id>`, checked in this order, each failure a precise 4xx/5xx before
+//!   anything reaches ModelGates: the flow cookie is present, authentic and younger than the
+//!   flow lifetime; the flow id in the path equals the one in the cookie (compared in constant
+//!   time), so a code pushed into someone else's browser (login CSRF, even against a provider
+//!   that ignores PKCE) is refused; the flow has not been tried before (single use, per layer
+//!   instance); the query is read by [`CallbackParams::parse`] (`error=access_denied` is "you
+//!   cancelled"; exactly one well-formed `code`); a key-exchange slot is free (503 with
+//!   `Retry-After: 1` otherwise). Then the code is exchanged with the flow's PKCE values, the
+//!   key goes to the store, the key cookie is set, and the answer is a 303 to the flow's
+//!   `return_to`. The flow cookie is deleted whatever the outcome, and every answer carries
+//!   `Referrer-Policy: no-referrer`.
+//! * `POST /logout`: refused with 403 when it comes from another site (see
+//!   [`same_origin`](crate::same_origin)); otherwise the store forgets the key, the key cookie
+//!   is deleted, and the answer is a 303 to the post-logout page.
 //! * Any other method on these paths is a 405 naming the right one.
+//! * Every answer that sets a cookie is `Cache-Control: private, no-store` with
+//!   `Vary: Cookie`.
 
 use axum_core::body::Body;
-use http::header::REFERRER_POLICY;
+use http::header::{REFERRER_POLICY, RETRY_AFTER};
 use http::request::Parts;
 use http::{HeaderValue, Method, Response};
 use modelgates_oauth_core::{CallbackParams, Pkce};
 use tracing::Instrument as _;
 
 use crate::config::settings::{Route, Settings};
-use crate::cookies::FlowState;
+use crate::cookies::{FlowId, FlowState};
 use crate::error::AuthError;
 use crate::primitives::unix_now;
 use crate::response::{no_store, see_other, set_cookie};
 use crate::return_to::sanitize;
+use crate::same_origin::is_cross_site;
 use crate::store::{KeyStore, SessionToken, StoredKey};
+
+/// The largest `Set-Cookie` value browsers are sure to keep.
+const MAX_SET_COOKIE_LEN: usize = 4096;
 
 /// Answers a request for one of the layer's routes.
 pub(crate) async fn handle<K: KeyStore>(
@@ -53,6 +66,12 @@ pub(crate) async fn handle<K: KeyStore>(
             },
         };
         let mut response = render(&error, &parts, settings);
+        no_store(&mut response);
+        return response;
+    }
+    if route == Route::Logout && is_cross_site(&parts.headers, &settings.public_origin) {
+        tracing::warn!("refused a cross-site logout");
+        let mut response = render(&AuthError::CrossSite, &parts, settings);
         no_store(&mut response);
         return response;
     }
@@ -88,26 +107,30 @@ async fn login(settings: &Settings, parts: &Parts) -> Response<Body> {
     let requested = form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| name == "return_to")
         .map(|(_, v)| v);
-    let return_to = sanitize(requested.as_deref(), &settings.config.default_return_to).to_owned();
+    let default_return_to = &settings.config.default_return_to;
     let pkce = settings.config.challenge_method.map(Pkce::generate);
+    let id = FlowId::generate();
     let destination = settings.client.authorization_url(
-        &settings.callback_url,
+        &settings.callback_url_for(id.as_str()),
         pkce.as_ref().map(Pkce::challenge).as_ref(),
     );
-    let flow = FlowState {
+    let mut flow = FlowState {
+        id,
         pkce,
-        return_to,
+        return_to: sanitize(requested.as_deref(), default_return_to).to_owned(),
         issued_at: unix_now(),
     };
+    let max_age = settings.config.flow_max_age;
+    let mut flow_cookie = settings.codec.flow_cookie(&flow, max_age);
+    if flow_cookie.len() > MAX_SET_COOKIE_LEN {
+        // A browser would drop the cookie and the sign-in would fail at the callback.
+        tracing::info!("return_to too long for the flow cookie; using the default");
+        flow.return_to.clone_from(default_return_to);
+        flow_cookie = settings.codec.flow_cookie(&flow, max_age);
+    }
     tracing::info!(method = ?settings.config.challenge_method, "sign-in started");
     let mut response = see_other(destination.as_str());
-    set_cookie(
-        &mut response,
-        settings
-            .codec
-            .flow_cookie(&flow, settings.config.flow_max_age),
-    );
-    no_store(&mut response);
+    set_cookie(&mut response, flow_cookie);
     response
 }
 
@@ -121,11 +144,16 @@ async fn callback<K: KeyStore>(settings: &Settings, store: &K, parts: &Parts) ->
         }
         Err(error) => {
             tracing::warn!(code = error.code(), status = error.status().as_u16(), %error, "sign-in failed");
-            render(&error, parts, settings)
+            let mut response = render(&error, parts, settings);
+            if let AuthError::Busy = error {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            response
         }
     };
     set_cookie(&mut response, settings.codec.clear_flow());
-    no_store(&mut response);
     response
         .headers_mut()
         .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -152,7 +180,23 @@ async fn complete_sign_in<K: KeyStore>(
     if flow.is_expired(settings.config.flow_max_age, unix_now()) {
         return Err(AuthError::FlowExpired);
     }
+    let presented = settings.flow_id_in(parts.uri.path());
+    if !presented.is_some_and(|id| flow.id.matches(id)) {
+        return Err(AuthError::FlowMismatch);
+    }
+    let first_try = settings
+        .spent_flows
+        .entry(flow.id.as_str().to_owned())
+        .or_insert(())
+        .is_fresh();
+    if !first_try {
+        return Err(AuthError::FlowUsed);
+    }
     let code = callback_code(parts)?;
+    let _slot = settings
+        .exchange_slots
+        .try_acquire()
+        .map_err(|_| AuthError::Busy)?;
     let issued = settings
         .client
         .exchange_code(&code, flow.pkce.as_ref())
@@ -197,6 +241,5 @@ async fn logout<K: KeyStore>(settings: &Settings, store: &K, parts: &Parts) -> R
     tracing::info!("signed out");
     let mut response = see_other(&settings.config.post_logout_redirect);
     set_cookie(&mut response, settings.codec.clear_key());
-    no_store(&mut response);
     response
 }

@@ -1,9 +1,11 @@
 //! [`ResponseFuture`]: the response future of
-//! [`ModelGatesAuthService`](crate::layer::ModelGatesAuthService).
+//! [`ModelGatesAuthService`](crate::layer::ModelGatesAuthService) and
+//! [`SameOrigin`](crate::same_origin::SameOrigin).
 //!
-//! Two shapes, so the common case costs nothing: a request the layer only annotates (no key
-//! cookie) polls the inner service's own future, unboxed; a request the layer must do async
-//! work for (the sign-in routes, a key to load) polls one boxed future.
+//! Three shapes, so the common case costs nothing: a request the layer only annotates (no key
+//! cookie) polls the inner service's own future, unboxed; a request answered at once (a
+//! refused cross-site post) holds its response; a request the layer must do async work for
+//! (the sign-in routes, a key to load) polls one boxed future.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +20,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type BoxedResponse<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
 
 pin_project_lite::pin_project! {
-    /// The response future of [`ModelGatesAuthService`].
+    /// The response future of the crate's services.
     pub struct ResponseFuture<F, E> {
         #[pin]
         kind: Kind<F, E>,
@@ -29,6 +31,7 @@ pin_project_lite::pin_project! {
     #[project = KindProj]
     enum Kind<F, E> {
         Inner { #[pin] future: F },
+        Ready { response: Option<Response<Body>> },
         Boxed { future: BoxedResponse<E> },
     }
 }
@@ -37,6 +40,14 @@ impl<F, E> ResponseFuture<F, E> {
     pub(crate) fn inner(future: F) -> Self {
         Self {
             kind: Kind::Inner { future },
+        }
+    }
+
+    pub(crate) fn ready(response: Response<Body>) -> Self {
+        Self {
+            kind: Kind::Ready {
+                response: Some(response),
+            },
         }
     }
 
@@ -64,6 +75,9 @@ where
             KindProj::Inner { future } => {
                 Poll::Ready(ready!(future.poll(cx)).map(|r| r.map(Body::new)))
             }
+            KindProj::Ready { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("a ResponseFuture polled after it completed"))),
             KindProj::Boxed { future } => future.as_mut().poll(cx),
         }
     }

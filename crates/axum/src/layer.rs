@@ -33,6 +33,7 @@ use crate::extract::{AuthContext, ModelGatesKey};
 use crate::flow;
 use crate::future::ResponseFuture;
 use crate::response::set_cookie;
+use crate::same_origin::SameOriginLayer;
 use crate::session::{Authenticated, authenticate};
 use crate::store::{CookieStore, KeyStore};
 
@@ -124,10 +125,18 @@ impl<K: KeyStore> ModelGatesAuth<K> {
         }
     }
 
-    /// The callback URL sent to ModelGates: the public URL plus the callback path.
+    /// The callback URL: the public URL plus the callback path. Each sign-in sends ModelGates
+    /// this URL followed by one more path segment, its flow id.
     #[must_use]
     pub fn callback_url(&self) -> &Url {
         &self.settings.callback_url
+    }
+
+    /// A [`SameOriginLayer`] for this app's public origin, to put on the app's own
+    /// state-changing routes (see [`same_origin`](crate::same_origin)).
+    #[must_use]
+    pub fn same_origin(&self) -> SameOriginLayer {
+        SameOriginLayer::for_origin(self.settings.public_origin.clone())
     }
 
     /// The layer's ModelGates client, sharing its connection pool.

@@ -71,6 +71,7 @@ pub mod layer;
 mod primitives;
 mod response;
 pub mod return_to;
+pub mod same_origin;
 mod session;
 pub mod store;
 
@@ -123,6 +124,7 @@ pub mod __fuzz {
     pub fn sample_cookie_header() -> String {
         let codec = codec();
         let flow = crate::cookies::FlowState {
+            id: crate::cookies::FlowId::generate(),
             pkce: Some(modelgates_oauth_core::Pkce::generate(
                 modelgates_oauth_core::ChallengeMethod::S256,
             )),

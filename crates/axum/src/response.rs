@@ -10,9 +10,13 @@
 //!   with `Content-Type: application/json`.
 //! * HTML error pages escape every value they show.
 //! * Cookies are added as ready `HeaderValue`s (see the `cookies` module), never re-parsed.
+//! * A response that sets a cookie must never be stored by a shared cache (a CDN would hand
+//!   one user's cookie to everyone): it gets `Cache-Control: private, no-store`, keeping only
+//!   the directives of the inner service that do not allow storing (`no-transform`, say), and
+//!   `Vary: Cookie` unless `Vary` already names `Cookie` or `*`.
 
 use axum_core::body::Body;
-use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
 /// A `303 See Other` to `location`, which the caller has already made a safe local path or
@@ -87,16 +91,61 @@ pub(crate) fn html_error_page(title: &str, message: &str, sign_in: Option<&str>)
     response
 }
 
-/// Adds a `Set-Cookie`.
+/// Adds a `Set-Cookie`, and keeps every cache from storing the response.
 pub(crate) fn set_cookie<B>(response: &mut Response<B>, cookie: HeaderValue) {
     response.headers_mut().append(SET_COOKIE, cookie);
+    no_store(response);
 }
 
-/// Marks a response as never to be stored by any cache.
+/// `Cache-Control` directives that let a cache store or share a response.
+const STORING_DIRECTIVES: [&str; 11] = [
+    "public",
+    "private",
+    "no-store",
+    "no-cache",
+    "max-age",
+    "s-maxage",
+    "immutable",
+    "must-revalidate",
+    "proxy-revalidate",
+    "stale-while-revalidate",
+    "stale-if-error",
+];
+
+/// Marks a response as never to be stored by any cache: `Cache-Control: private, no-store`
+/// merged with the directives already there, and `Vary: Cookie`.
 pub(crate) fn no_store<B>(response: &mut Response<B>) {
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let headers = response.headers_mut();
+    let mut directives = String::from("private, no-store");
+    for kept in headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|directive| {
+            let name = directive.split('=').next().unwrap_or_default().trim();
+            !name.is_empty()
+                && !STORING_DIRECTIVES
+                    .iter()
+                    .any(|storing| name.eq_ignore_ascii_case(storing))
+        })
+    {
+        directives.push_str(", ");
+        directives.push_str(kept);
+    }
+    let value = HeaderValue::from_str(&directives)
+        .unwrap_or_else(|_| HeaderValue::from_static("private, no-store"));
+    headers.insert(CACHE_CONTROL, value);
+    let varies_on_cookie = headers
+        .get_all(VARY)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|name| name.trim() == "*" || name.trim().eq_ignore_ascii_case("cookie"));
+    if !varies_on_cookie {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
 }
 
 #[cfg(test)]
@@ -119,6 +168,41 @@ mod tests {
         assert!(is_navigation(&Method::GET, &accept(&["text/html,*/*"])));
         assert!(!is_navigation(&Method::POST, &accept(&["text/html"])));
         assert!(!is_navigation(&Method::GET, &accept(&["application/json"])));
+    }
+
+    fn cache_headers(cache_control: Option<&'static str>, vary: Option<&'static str>) -> HeaderMap {
+        let mut response = Response::new(());
+        if let Some(value) = cache_control {
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static(value));
+        }
+        if let Some(value) = vary {
+            response
+                .headers_mut()
+                .insert(VARY, HeaderValue::from_static(value));
+        }
+        set_cookie(&mut response, HeaderValue::from_static("a=b"));
+        response.into_parts().0.headers
+    }
+
+    #[test]
+    fn cookies_make_responses_private_and_uncacheable() {
+        let plain = cache_headers(None, None);
+        assert_eq!(plain[CACHE_CONTROL], "private, no-store");
+        assert_eq!(plain[VARY], "Cookie");
+        let public = cache_headers(
+            Some("public, max-age=3600, s-maxage=600, no-transform"),
+            Some("Accept-Encoding"),
+        );
+        assert_eq!(public[CACHE_CONTROL], "private, no-store, no-transform");
+        let vary: Vec<_> = public.get_all(VARY).iter().collect();
+        assert_eq!(vary, ["Accept-Encoding", "Cookie"]);
+        assert_eq!(cache_headers(None, Some("cookie"))[VARY], "cookie");
+        assert_eq!(
+            cache_headers(None, Some("*")).get_all(VARY).iter().count(),
+            1
+        );
     }
 
     #[test]

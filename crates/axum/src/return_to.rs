@@ -2,18 +2,32 @@
 //!
 //! A `return_to` is kept only if all of these hold; otherwise the configured default is used:
 //!
+//! * every character is printable ASCII (no control characters, no CR or LF that could split
+//!   a header, no spaces), and it is at most 2048 bytes long;
 //! * it starts with exactly one `/`, not followed by `/` or `\` (so it cannot name another
 //!   host as `//evil.example` or `/\evil.example` does);
-//! * percent-decoding it once does not break the rule above either (`/%2F%2Fevil.example`), so
-//!   an app that decodes the path again cannot be turned into an open redirect;
-//! * every character is printable ASCII (no control characters, no CR or LF that could split
-//!   a header, no spaces);
-//! * it is at most 2048 bytes long.
+//! * percent-decoded once, it holds no `\`, no control character and nothing outside ASCII,
+//!   and still starts with a single `/` (`/%2F%2Fevil.example`), so an app that decodes the
+//!   path again cannot be turned into an open redirect;
+//! * resolved against the app's origin as a browser resolves it (dot segments removed, `%2e`
+//!   read as `.`), it stays on that origin and its path does not start with `//`, and so does
+//!   its once-decoded form: `/.//evil`, `/%2e%2e//evil` and `/%2E/%2Fevil` would otherwise
+//!   become the path `//evil`, one step from an off-site link wherever a page echoes its own
+//!   path.
 //!
 //! The rule is idempotent: a kept value is kept again unchanged.
 
+use std::sync::LazyLock;
+
+use url::Url;
+
 /// The longest `return_to` kept.
 pub(crate) const MAX_RETURN_TO_LEN: usize = 2048;
+
+/// Any origin serves to resolve a path that starts with a single `/`: the result's origin is
+/// that origin exactly when the path is local.
+static ORIGIN: LazyLock<Url> =
+    LazyLock::new(|| Url::parse("https://return-to.invalid/").expect("a valid URL"));
 
 /// Whether `candidate` is a safe local target by the module's rules.
 ///
@@ -25,6 +39,7 @@ pub(crate) const MAX_RETURN_TO_LEN: usize = 2048;
 /// assert!(!is_safe_return_to("/\\evil.example"));
 /// assert!(!is_safe_return_to("https://evil.example"));
 /// assert!(!is_safe_return_to("/%2F%2Fevil.example"));
+/// assert!(!is_safe_return_to("/.//evil.example"));
 /// ```
 #[must_use]
 pub fn is_safe_return_to(candidate: &str) -> bool {
@@ -35,7 +50,23 @@ pub fn is_safe_return_to(candidate: &str) -> bool {
         return false;
     }
     let decoded: Vec<u8> = percent_encoding::percent_decode_str(candidate).collect();
-    is_local_path(&decoded) && !decoded.iter().any(u8::is_ascii_control)
+    let decoded_is_clean = decoded
+        .iter()
+        .all(|&b| b.is_ascii() && !b.is_ascii_control() && b != b'\\');
+    if !decoded_is_clean || !is_local_path(&decoded) {
+        return false;
+    }
+    // Clean ASCII, so the decoded bytes are text.
+    let decoded = String::from_utf8_lossy(&decoded);
+    resolves_locally(candidate) && resolves_locally(&decoded)
+}
+
+/// Whether `path`, resolved as a browser resolves it, stays on the origin with a path that
+/// does not start with `//`.
+fn resolves_locally(path: &str) -> bool {
+    ORIGIN.join(path).is_ok_and(|resolved| {
+        resolved.origin() == ORIGIN.origin() && !resolved.path().starts_with("//")
+    })
 }
 
 fn is_local_path(path: &[u8]) -> bool {
@@ -63,7 +94,7 @@ mod tests {
             "/",
             "/chat",
             "/a/b?c=d&e=%2F",
-            "/search?q=%E2%9C%93",
+            "/search?q=%3Cb%3E",
             "/@user",
             "/a//b",
             "/#top",
@@ -92,6 +123,14 @@ mod tests {
             "/tab\there",
             "/space here",
             "/caf\u{e9}",
+            "/caf%C3%A9",
+            "/a\\b",
+            "/a%5Cb",
+            "/.//evil.example",
+            "/%2e%2e//evil.example",
+            "/%2E/%2Fevil.example",
+            "/a/..//evil.example",
+            "/a/%2e%2e//evil.example",
         ] {
             assert!(!is_safe_return_to(bad), "{bad:?}");
             assert_eq!(sanitize(Some(bad), "/"), "/");

@@ -15,7 +15,7 @@ use modelgates_axum::core::{ChatMessage, ChatRequest};
 use modelgates_axum::store::MemoryStore;
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::{Emulator, Endpoint, Fault};
-use support::{Browser, code_of, config, http, read};
+use support::{Browser, code_of, config, emulator, http, path_of, read};
 use tower::ServiceExt as _;
 
 async fn home(key: Option<ModelGatesKey>) -> String {
@@ -52,20 +52,23 @@ fn app(layer: ModelGatesAuth) -> Router {
 
 #[tokio::test]
 async fn full_flow_sign_in_chat_logout() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     assert_eq!(browser.get("/").await.body, "signed out");
 
     let login = browser.get("/login?return_to=%2Fme%3Fx%3D1").await;
     assert_eq!(login.status, StatusCode::SEE_OTHER);
-    assert_eq!(login.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(login.headers[header::CACHE_CONTROL], "private, no-store");
     let auth = url::Url::parse(login.location()).unwrap();
     assert!(
         auth.as_str()
             .starts_with(&format!("{}/auth?", emu.base_url()))
     );
     let query: std::collections::HashMap<_, _> = auth.query_pairs().into_owned().collect();
-    assert_eq!(query["callback_url"], "http://localhost:3000/callback");
+    let flow_id = query["callback_url"]
+        .strip_prefix("http://localhost:3000/callback/")
+        .expect("the callback URL carries the flow id");
+    assert_eq!(flow_id.len(), 22, "128 random bits, base64url");
     assert_eq!(query["code_challenge_method"], "S256");
     assert_eq!(query["code_challenge"].len(), 43);
     assert!(browser.cookies.contains_key("modelgates_flow"));
@@ -81,7 +84,7 @@ async fn full_flow_sign_in_chat_logout() {
         .await;
     assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.body);
     assert_eq!(landed.location(), "/me?x=1");
-    assert_eq!(landed.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(landed.headers[header::CACHE_CONTROL], "private, no-store");
     assert_eq!(landed.headers[header::REFERRER_POLICY], "no-referrer");
     assert!(
         !browser.cookies.contains_key("modelgates_flow"),
@@ -119,10 +122,12 @@ async fn full_flow_sign_in_chat_logout() {
 
 #[tokio::test]
 async fn plain_and_no_pkce_modes_sign_in() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     for cfg in [
-        config(&emu).with_challenge_method(modelgates_axum::core::ChallengeMethod::Plain),
-        config(&emu).without_pkce(),
+        config(&emu)
+            .with_challenge_method(modelgates_axum::core::ChallengeMethod::Plain)
+            .allow_weak_pkce(),
+        config(&emu).without_pkce().allow_weak_pkce(),
     ] {
         let mut browser = Browser::new(app(ModelGatesAuth::new(cfg)));
         let landed = browser.sign_in("/login").await;
@@ -143,7 +148,7 @@ async fn router_with_state_inside_service_builder() {
     async fn greet(State(state): State<AppState>, key: ModelGatesKey) -> String {
         format!("{} {}", state.greeting, key.user_id().unwrap_or("?"))
     }
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let app = Router::new()
         .route("/greet", get(greet))
         .layer(tower::ServiceBuilder::new().layer(ModelGatesAuth::new(config(&emu))))
@@ -156,7 +161,7 @@ async fn router_with_state_inside_service_builder() {
 
 #[tokio::test]
 async fn works_around_a_plain_tower_service() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let inner = tower::service_fn(|request: Request<Body>| async move {
         let signed_in = ModelGatesKey::from_extensions(request.extensions())
             .unwrap()
@@ -181,7 +186,7 @@ async fn works_around_a_plain_tower_service() {
 
 #[tokio::test]
 async fn extractor_rejections() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
 
     let navigation = browser.get("/me?tab=2").await;
@@ -213,7 +218,7 @@ async fn extractor_rejections() {
 
 #[tokio::test]
 async fn the_login_redirect_round_trips_to_the_page_asked_for() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let navigation = browser.get("/me?tab=2").await;
     let landed = browser.sign_in(navigation.location()).await;
@@ -222,7 +227,7 @@ async fn the_login_redirect_round_trips_to_the_page_asked_for() {
 
 #[tokio::test]
 async fn callback_rejection_paths() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
 
     // No flow cookie at all.
@@ -234,7 +239,7 @@ async fn callback_rejection_paths() {
         "{}",
         page.body
     );
-    assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(page.headers[header::CACHE_CONTROL], "private, no-store");
     assert_eq!(page.headers[header::REFERRER_POLICY], "no-referrer");
     assert_eq!(
         emu.exchange_count(),
@@ -277,8 +282,9 @@ async fn callback_rejection_paths() {
         ),
     ];
     for (uri, code, status) in cases {
-        browser.start_sign_in("/login").await;
-        let json = browser.get_json(uri).await;
+        let flow = path_of(&browser.start_sign_in("/login").await);
+        let uri = uri.replacen("/callback", &flow, 1);
+        let json = browser.get_json(&uri).await;
         assert_eq!(json.status, status, "{uri}: {}", json.body);
         let body: serde_json::Value = serde_json::from_str(&json.body).unwrap();
         assert_eq!(body["error"]["code"], code, "{uri}");
@@ -290,22 +296,24 @@ async fn callback_rejection_paths() {
         );
         assert_eq!(browser.get("/").await.body, "signed out");
     }
-    let long = format!("/callback?code={}", "a".repeat(2049));
-    browser.start_sign_in("/login").await;
+    let flow = path_of(&browser.start_sign_in("/login").await);
+    let long = format!("{flow}?code={}", "a".repeat(2049));
     assert_eq!(
         browser.get_json(&long).await.status,
         StatusCode::BAD_REQUEST
     );
 
-    browser.start_sign_in("/login").await;
+    let flow = path_of(&browser.start_sign_in("/login").await);
     let page = browser
-        .get("/callback?error=%3Cscript%3Ex%3C%2Fscript%3E")
+        .get(&format!(
+            "{flow}?error=%3Cscript%3Ex%3C%2Fscript%3E%0D%0Aforged"
+        ))
         .await;
     assert!(!page.body.contains("<script>"), "escaped: {}", page.body);
     assert!(page.body.contains("&lt;script&gt;"));
 
-    browser.start_sign_in("/login").await;
-    let denied = browser.get("/callback?error=access_denied").await;
+    let flow = path_of(&browser.start_sign_in("/login").await);
+    let denied = browser.get(&format!("{flow}?error=access_denied")).await;
     assert!(denied.body.contains("You cancelled"), "{}", denied.body);
     assert!(
         denied.body.contains("href=\"/login\""),
@@ -315,17 +323,20 @@ async fn callback_rejection_paths() {
 
 #[tokio::test]
 async fn replayed_and_injected_codes_are_rejected() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let layer = ModelGatesAuth::new(config(&emu));
 
-    // Replay: the victim's callback URL used again after it worked.
+    // Replay: the victim's callback URL used again after it worked. It names the finished
+    // flow, not the new one, so it is refused before anything reaches ModelGates.
     let mut victim = Browser::new(app(layer.clone()));
     let callback = victim.start_sign_in("/login").await;
     assert_eq!(victim.get(&callback).await.status, StatusCode::SEE_OTHER);
     victim.start_sign_in("/login").await;
+    let exchanges = emu.exchange_count();
     let replay = victim.get_json(&callback).await;
     assert_eq!(replay.status, StatusCode::BAD_REQUEST);
-    assert!(replay.body.contains("code_rejected"));
+    assert!(replay.body.contains("flow_mismatch"), "{}", replay.body);
+    assert_eq!(emu.exchange_count(), exchanges);
 
     // Injection: an attacker's code pushed into a victim's flow fails PKCE.
     let mut attacker = Browser::new(app(layer.clone()));
@@ -349,7 +360,7 @@ async fn replayed_and_injected_codes_are_rejected() {
 
 #[tokio::test]
 async fn modelgates_failures_give_502_504_and_leave_the_user_able_to_retry() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let cfg = config(&emu).with_http_timeout(Duration::from_secs(1));
     let mut browser = Browser::new(app(ModelGatesAuth::new(cfg)));
     let faults = [
@@ -378,7 +389,7 @@ async fn modelgates_failures_give_502_504_and_leave_the_user_able_to_retry() {
 
 #[tokio::test]
 async fn wrong_methods_get_405() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let post_login = browser.post("/login").await;
     assert_eq!(post_login.status, StatusCode::METHOD_NOT_ALLOWED);
@@ -390,7 +401,7 @@ async fn wrong_methods_get_405() {
 
 #[tokio::test]
 async fn cookie_attributes_for_http_and_https() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let mut local = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let login = local.get("/login").await;
     let flow = login.set_cookie("modelgates_flow").unwrap();
@@ -418,7 +429,7 @@ async fn cookie_attributes_for_http_and_https() {
     let auth = url::Url::parse(login.location()).unwrap();
     assert!(
         auth.query_pairs()
-            .any(|(k, v)| k == "callback_url" && v == "https://app.example/callback")
+            .any(|(k, v)| k == "callback_url" && v.starts_with("https://app.example/callback/"))
     );
     let approved = http().get(auth.as_str()).send().await.unwrap();
     let callback = url::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap();
@@ -435,7 +446,7 @@ async fn cookie_attributes_for_http_and_https() {
 
 #[tokio::test]
 async fn key_cookie_holds_no_readable_key() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let landed = browser.sign_in("/login").await;
     let issued = emu.issued_keys().pop().unwrap();
@@ -453,24 +464,23 @@ fn flip(value: &str, index: usize) -> String {
 
 /// Makes a flow cookie the way an attacker holding the secret, or a clock, would.
 fn forged_flow(secret: &CookieSecret, json: &str) -> String {
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
-    // The signed payload is base64url of the JSON, behind a purpose tag.
+    // The encrypted payload is the JSON behind a purpose tag.
     let key = cookie::Key::from(
         &base64::engine::general_purpose::STANDARD
             .decode(secret.to_base64())
             .unwrap()[..64],
     );
     let mut jar = cookie::CookieJar::new();
-    jar.signed_mut(&key).add(cookie::Cookie::new(
+    jar.private_mut(&key).add(cookie::Cookie::new(
         "modelgates_flow",
-        format!("flow1.{payload}"),
+        format!("flow2.{json}"),
     ));
     jar.get("modelgates_flow").unwrap().value().to_owned()
 }
 
 #[tokio::test]
 async fn hostile_flow_cookies() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let secret = CookieSecret::generate();
     let cfg = ModelGatesConfig::new("http://localhost:3000", secret.clone())
         .with_base_url(emu.base_url());
@@ -481,7 +491,7 @@ async fn hostile_flow_cookies() {
     let expired = forged_flow(
         &secret,
         &format!(
-            r#"{{"v":"{}","m":"S256","r":"/","t":1000}}"#,
+            r#"{{"i":"x","v":"{}","m":"S256","r":"/","t":1000}}"#,
             "a".repeat(43)
         ),
     );
@@ -493,7 +503,7 @@ async fn hostile_flow_cookies() {
     let exchanges_before = emu.exchange_count();
     let other_secret = forged_flow(
         &CookieSecret::generate(),
-        r#"{"v":null,"m":null,"r":"/","t":1}"#,
+        r#"{"i":"x","v":null,"m":null,"r":"/","t":1}"#,
     );
     let cases = [
         (format!("{genuine}x"), "flow_invalid"),
@@ -528,7 +538,7 @@ async fn hostile_flow_cookies() {
 
 #[tokio::test]
 async fn hostile_key_cookies_sign_out_and_are_cleared() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let layer = ModelGatesAuth::new(config(&emu));
     let mut browser = Browser::new(app(layer.clone()));
     browser.sign_in("/login").await;
@@ -583,7 +593,7 @@ fn key_cookie_issued_at(secret: &CookieSecret, key: &str, issued_at: u64) -> Str
 
 #[tokio::test]
 async fn expired_key_cookies_are_refused() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let secret = CookieSecret::generate();
     let cfg = ModelGatesConfig::new("http://localhost:3000", secret.clone())
         .with_base_url(emu.base_url())
@@ -615,7 +625,7 @@ async fn expired_key_cookies_are_refused() {
 
 #[tokio::test]
 async fn return_to_payloads_never_leave_the_site() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let payloads = [
         "//evil.example",
@@ -639,7 +649,7 @@ async fn return_to_payloads_never_leave_the_site() {
 
 #[tokio::test]
 async fn host_and_forwarded_headers_do_not_change_the_callback() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let login = browser
         .send(
@@ -658,12 +668,15 @@ async fn host_and_forwarded_headers_do_not_change_the_callback() {
         .unwrap()
         .1
         .into_owned();
-    assert_eq!(callback, "http://localhost:3000/callback");
+    assert!(
+        callback.starts_with("http://localhost:3000/callback/"),
+        "{callback}"
+    );
 }
 
 #[tokio::test]
 async fn a_60_kb_cookie_header_is_handled() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     browser.cookies.insert("junk".into(), "x".repeat(30_000));
     browser
@@ -682,7 +695,7 @@ async fn a_60_kb_cookie_header_is_handled() {
 
 #[tokio::test]
 async fn rotation_accepts_old_cookies_and_reissues_them() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let (old, new) = (CookieSecret::generate(), CookieSecret::generate());
     let before =
         ModelGatesConfig::new("http://localhost:3000", old.clone()).with_base_url(emu.base_url());
@@ -722,7 +735,7 @@ async fn rotation_accepts_old_cookies_and_reissues_them() {
 
 #[tokio::test]
 async fn instances_sharing_a_secret_share_sign_ins() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let secret = CookieSecret::generate();
     let instance = || {
         app(ModelGatesAuth::new(
@@ -744,7 +757,7 @@ async fn instances_sharing_a_secret_share_sign_ins() {
 
 #[tokio::test]
 async fn memory_store_keeps_keys_server_side_and_logout_revokes() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let store = MemoryStore::default();
     let layer = ModelGatesAuth::new(config(&emu)).with_store(store.clone());
     let app = routes().layer(layer);
@@ -765,7 +778,7 @@ async fn memory_store_keeps_keys_server_side_and_logout_revokes() {
 
 #[tokio::test]
 async fn paths_under_a_prefix() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let layer = ModelGatesAuth::new(
         config(&emu)
             .with_path_prefix("/auth")
@@ -792,7 +805,7 @@ async fn paths_under_a_prefix() {
 
 #[tokio::test]
 async fn custom_error_page() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let cfg = config(&emu).with_error_page(|error| {
         http::Response::new(Body::from(format!("custom: {}", error.code())))
     });
@@ -800,12 +813,12 @@ async fn custom_error_page() {
     let page = browser.get("/callback?code=x").await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert_eq!(page.body, "custom: flow_missing");
-    assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(page.headers[header::CACHE_CONTROL], "private, no-store");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_sign_ins_each_get_their_own_key() {
-    let emu = Emulator::start_auto_approve().await.unwrap();
+    let emu = emulator().await;
     let app = app(ModelGatesAuth::new(config(&emu)));
     let users = (0..200).map(|_| {
         let mut browser = Browser::new(app.clone());

@@ -10,7 +10,11 @@
 //!    otherwise 400 `Invalid code_challenge_method`.
 //! 5. The `code_verifier` must be present, well formed, and match the challenge:
 //!    otherwise 403 `Invalid code or code_verifier`.
-//! 6. Success: `{"key": "sk-mg-v1-…", "user_id": "…"}`.
+//! 6. A code issued without a challenge must be redeemed without a `code_verifier`
+//!    (RFC 9700 §2.1.1: otherwise an attacker's code could be redeemed in a victim's PKCE
+//!    flow): 403 `Invalid code or code_verifier`, unless the emulator was built with
+//!    [`lenient_pkce`](crate::EmulatorBuilder::lenient_pkce).
+//! 7. Success: `{"key": "sk-mg-v1-…", "user_id": "…"}`.
 
 use std::sync::Arc;
 
@@ -75,6 +79,8 @@ pub(crate) async fn exchange(
         if !verifier_matches(request.code_verifier.as_deref(), challenge) {
             return api_error(StatusCode::FORBIDDEN, INVALID_CODE);
         }
+    } else if request.code_verifier.is_some() && !shared.lenient_pkce {
+        return api_error(StatusCode::FORBIDDEN, INVALID_CODE);
     }
     let key = shared.issue_key(&request.code, &entry.user_id);
     Json(serde_json::json!({"key": key, "user_id": entry.user_id})).into_response()

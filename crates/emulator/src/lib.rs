@@ -67,6 +67,7 @@ type ReplyFn = dyn Fn(&ChatInput) -> String + Send + Sync;
 #[must_use = "a builder does nothing until .start() is called"]
 pub struct EmulatorBuilder {
     auto_approve: bool,
+    lenient_pkce: bool,
     code_lifetime: Duration,
     port: u16,
     reply: Option<Arc<ReplyFn>>,
@@ -76,6 +77,7 @@ impl std::fmt::Debug for EmulatorBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmulatorBuilder")
             .field("auto_approve", &self.auto_approve)
+            .field("lenient_pkce", &self.lenient_pkce)
             .field("code_lifetime", &self.code_lifetime)
             .field("port", &self.port)
             .field("custom_reply", &self.reply.is_some())
@@ -88,6 +90,15 @@ impl EmulatorBuilder {
     /// (default: show the page).
     pub fn auto_approve(mut self, yes: bool) -> Self {
         self.auto_approve = yes;
+        self
+    }
+
+    /// Accept a `code_verifier` for a code that was issued without a challenge (default:
+    /// refuse it with 403, as RFC 9700 §2.1.1 requires). A lenient provider lets an attacker's
+    /// challenge-less code be redeemed in a victim's PKCE flow; tests use this switch to prove
+    /// that an app defends itself without relying on the provider.
+    pub fn lenient_pkce(mut self, yes: bool) -> Self {
+        self.lenient_pkce = yes;
         self
     }
 
@@ -125,6 +136,7 @@ impl EmulatorBuilder {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(
             self.auto_approve,
+            self.lenient_pkce,
             self.code_lifetime,
             self.reply,
         ));
@@ -163,6 +175,7 @@ impl Emulator {
     pub fn builder() -> EmulatorBuilder {
         EmulatorBuilder {
             auto_approve: false,
+            lenient_pkce: false,
             code_lifetime: DEFAULT_CODE_LIFETIME,
             port: 0,
             reply: None,

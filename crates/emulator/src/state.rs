@@ -110,6 +110,9 @@ struct Tables {
 
 pub(crate) struct Shared {
     pub(crate) auto_approve: bool,
+    /// Accept a `code_verifier` for a code issued without a challenge (RFC 9700 §2.1.1 says
+    /// a server must refuse it).
+    pub(crate) lenient_pkce: bool,
     code_lifetime: Duration,
     pub(crate) reply: Option<Arc<ReplyFn>>,
     pub(crate) faults: Faults,
@@ -120,6 +123,7 @@ impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
             .field("auto_approve", &self.auto_approve)
+            .field("lenient_pkce", &self.lenient_pkce)
             .field("code_lifetime", &self.code_lifetime)
             .finish_non_exhaustive()
     }
@@ -128,11 +132,13 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     pub(crate) fn new(
         auto_approve: bool,
+        lenient_pkce: bool,
         code_lifetime: Duration,
         reply: Option<Arc<ReplyFn>>,
     ) -> Self {
         Self {
             auto_approve,
+            lenient_pkce,
             code_lifetime,
             reply,
             faults: Faults::default(),

@@ -220,6 +220,34 @@ async fn plain_and_no_challenge_modes_work() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// RFC 9700 §2.1.1: a verifier for a code issued without a challenge is refused, so an
+/// attacker's challenge-less code cannot be redeemed inside a victim's PKCE flow. The lenient
+/// switch restores the permissive behaviour some providers have.
+#[tokio::test]
+async fn a_verifier_for_a_code_without_challenge_is_refused_unless_lenient() {
+    let strict = Emulator::start_auto_approve().await.unwrap();
+    let code = code_for(&strict, None).await;
+    let body = json!({"code": code, "code_verifier": VERIFIER, "code_challenge_method": "S256"});
+    let (status, answer) = exchange(&strict, body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error_message(&answer), "Invalid code or code_verifier");
+
+    let lenient = Emulator::builder()
+        .auto_approve(true)
+        .lenient_pkce(true)
+        .start()
+        .await
+        .unwrap();
+    let code = code_for(&lenient, None).await;
+    let body = json!({"code": code, "code_verifier": VERIFIER, "code_challenge_method": "S256"});
+    let (status, _) = exchange(&lenient, body).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the lenient provider ignores the verifier"
+    );
+}
+
 #[tokio::test]
 async fn documented_errors() {
     let emu = Emulator::start_auto_approve().await.unwrap();

@@ -5,7 +5,9 @@
 //!
 //! * An `error` parameter wins over everything else: `error=access_denied` means the user
 //!   pressed Deny ([`CallbackParams::AccessDenied`]); any other value is reported as
-//!   [`CallbackParams::Failed`], cut to 100 characters.
+//!   [`CallbackParams::Failed`], keeping only the characters RFC 6749 §4.1.2.1 allows in an
+//!   `error` (`%x20-21 / %x23-5B / %x5D-7E`: no control characters, no `"` or `\`, nothing
+//!   outside ASCII), cut to 100 characters. It is still untrusted text: it may hold `<`.
 //! * Otherwise `code` must be present exactly once ([`CallbackError::CodeMissing`],
 //!   [`CallbackError::CodeDuplicated`]), and be 1 to [`MAX_CODE_LEN`] bytes of printable
 //!   ASCII ([`CallbackError::CodeMalformed`]), so that no header, log line or request body
@@ -35,9 +37,10 @@ pub enum CallbackParams {
     Code(String),
     /// The user pressed Deny (`error=access_denied`).
     AccessDenied,
-    /// ModelGates reported another error (`error=…`, at most 100 characters).
+    /// ModelGates reported another error (`error=…`, filtered, at most 100 characters).
     Failed {
-        /// The `error` value as received; untrusted text.
+        /// The `error` value with only RFC 6749's characters kept; untrusted text, to be
+        /// escaped wherever it is shown.
         error: String,
     },
 }
@@ -70,7 +73,11 @@ impl CallbackParams {
                 "error" if value == "access_denied" => return Ok(Self::AccessDenied),
                 "error" => {
                     return Ok(Self::Failed {
-                        error: value.chars().take(MAX_ERROR_CHARS).collect(),
+                        error: value
+                            .chars()
+                            .filter(|&c| is_error_char(c))
+                            .take(MAX_ERROR_CHARS)
+                            .collect(),
                     });
                 }
                 "code" if code.is_some() => return Err(CallbackError::CodeDuplicated),
@@ -87,6 +94,11 @@ impl CallbackParams {
         }
         Ok(Self::Code(code.into_owned()))
     }
+}
+
+/// RFC 6749 §4.1.2.1: `error = 1*( %x20-21 / %x23-5B / %x5D-7E )`.
+fn is_error_char(c: char) -> bool {
+    matches!(c, '\x20'..='\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e')
 }
 
 #[cfg(test)]
@@ -113,6 +125,16 @@ mod tests {
         assert_eq!(
             CallbackParams::parse(&format!("code={longest}c")),
             Err(CallbackError::CodeMalformed)
+        );
+    }
+
+    #[test]
+    fn errors_keep_only_rfc_6749_characters() {
+        assert_eq!(
+            CallbackParams::parse("error=bad%0D%0Aforged%20line%22%5C%C3%A9%00"),
+            Ok(CallbackParams::Failed {
+                error: "badforged line".into()
+            })
         );
     }
 

@@ -33,11 +33,16 @@ pub struct AppState {
     pub model: String,
 }
 
-/// The app's routes with the ModelGates layer in front, keys in any store.
+/// The app's routes with the ModelGates layer in front, keys in any store. The app's own
+/// `POST /chat` sits behind the same-origin guard, so no other site (nor a sibling subdomain)
+/// can make a signed-in browser spend the user's key.
 pub fn app<K: KeyStore>(layer: ModelGatesAuth<K>, model: impl Into<String>) -> Router {
-    routes().layer(layer).with_state(AppState {
-        model: model.into(),
-    })
+    routes()
+        .layer(layer.same_origin())
+        .layer(layer)
+        .with_state(AppState {
+            model: model.into(),
+        })
 }
 
 /// The app's own routes without the layer, to add routes before layering.

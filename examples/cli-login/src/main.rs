@@ -4,6 +4,10 @@
 //! It listens on `127.0.0.1` (port 3000 by default, `--port 0` for any free one), prints the
 //! `/auth` URL and opens it in the browser, receives the callback, exchanges the code with
 //! PKCE S256, and stores the key in a file created with mode 0600, printing only a masked form.
+//!
+//! The callback URL carries a random per-run segment (`/callback/<flow id>`): only a request
+//! to that exact path ends the wait, so another local page or program that guesses the port
+//! can neither cancel the sign-in nor push its own code into it; other requests get a 404.
 //! Denial or timeout end it with a clear message and a non-zero exit:
 //!
 //! | exit | meaning |
@@ -20,13 +24,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::Html;
 use axum::routing::get;
 use clap::Parser;
 use modelgates_oauth_core::{
     CallbackError, CallbackParams, ChallengeMethod, ModelGatesClient, Pkce, Url,
 };
+use rand::TryRng as _;
+use subtle::ConstantTimeEq as _;
 use tokio::sync::mpsc;
 
 /// Sign in with ModelGates and store the key for this tool.
@@ -89,7 +96,9 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
         .map_err(|e| fail(e.to_string()))?
         .port();
     // RFC 8252 §7.3: a loopback IP literal, not `localhost`, which may resolve elsewhere.
-    let callback = Url::parse(&format!("http://127.0.0.1:{port}/callback")).expect("a valid URL");
+    let flow_id = flow_id().map_err(|e| fail(format!("no randomness available: {e}")))?;
+    let callback =
+        Url::parse(&format!("http://127.0.0.1:{port}/callback/{flow_id}")).expect("a valid URL");
 
     let pkce = Pkce::generate(ChallengeMethod::S256);
     let auth_url = client.authorization_url(&callback, Some(&pkce.challenge()));
@@ -97,8 +106,8 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
     let (sender, mut outcomes) = mpsc::channel::<Outcome>(1);
     let server = tokio::spawn(async move {
         let app = Router::new()
-            .route("/callback", get(receive))
-            .with_state(sender);
+            .route("/callback/{flow_id}", get(receive))
+            .with_state(Callback { sender, flow_id });
         let _ = axum::serve(listener, app).await;
     });
 
@@ -151,11 +160,33 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
     Ok(())
 }
 
+/// 128 random bits, hex: the per-run path segment of the callback URL.
+fn flow_id() -> Result<String, rand::rngs::SysError> {
+    let mut bytes = [0u8; 16];
+    rand::rngs::SysRng.try_fill_bytes(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What the callback route needs: where to send the outcome, and its own flow id.
+#[derive(Clone)]
+struct Callback {
+    sender: mpsc::Sender<Outcome>,
+    flow_id: String,
+}
+
 /// The callback: hands the outcome to the waiting command, tells the person what happened.
 async fn receive(
-    State(sender): State<mpsc::Sender<Outcome>>,
+    State(callback): State<Callback>,
+    UrlPath(flow_id): UrlPath<String>,
     RawQuery(query): RawQuery,
-) -> Html<&'static str> {
+) -> (StatusCode, Html<&'static str>) {
+    let ours: bool = flow_id.as_bytes().ct_eq(callback.flow_id.as_bytes()).into();
+    if !ours {
+        return (
+            StatusCode::NOT_FOUND,
+            Html("This is not the sign-in this tool started."),
+        );
+    }
     let outcome = CallbackParams::parse(query.as_deref().unwrap_or(""));
     let page = match &outcome {
         Ok(CallbackParams::Code(_)) => {
@@ -165,8 +196,8 @@ async fn receive(
         _ => "Sign-in failed. See the terminal.",
     };
     // Only the first callback counts; later ones find the channel full or closed.
-    let _ = sender.try_send(outcome);
-    Html(page)
+    let _ = callback.sender.try_send(outcome);
+    (StatusCode::OK, Html(page))
 }
 
 fn default_key_file() -> Option<PathBuf> {

@@ -77,12 +77,30 @@ async fn approval_stores_the_key_in_a_private_file() {
         auth.query_pairs()
             .any(|(k, v)| k == "code_challenge_method" && v == "S256")
     );
-    assert!(auth.query_pairs().any(|(k, v)| k == "callback_url"
-        && v.starts_with("http://127.0.0.1:")
-        && v.ends_with("/callback")));
+    let callback_url = auth
+        .query_pairs()
+        .find(|(k, _)| k == "callback_url")
+        .unwrap()
+        .1
+        .into_owned();
+    let callback_url = url::Url::parse(&callback_url).unwrap();
+    assert_eq!(callback_url.host_str(), Some("127.0.0.1"));
+    let segments: Vec<_> = callback_url.path_segments().unwrap().collect();
+    assert_eq!(segments[0], "callback");
+    assert_eq!(segments[1].len(), 32, "a 128-bit per-run segment");
 
-    let approved = http().get(&tool.auth_url).send().await.unwrap();
-    let callback = approved.headers()["location"].to_str().unwrap().to_owned();
+    // Another local page that knows the port cannot cancel the sign-in or inject a code.
+    let origin = format!("http://127.0.0.1:{}", callback_url.port().unwrap());
+    for hostile in [
+        format!("{origin}/callback?error=access_denied"),
+        format!("{origin}/callback/{}?error=access_denied", "0".repeat(32)),
+        format!("{origin}/callback/guess?code=attacker-code"),
+    ] {
+        let answer = http().get(&hostile).send().await.unwrap();
+        assert_eq!(answer.status(), 404, "{hostile}");
+    }
+
+    let callback = emu.approve(&tool.auth_url).unwrap().to_string();
     let page = http()
         .get(&callback)
         .send()

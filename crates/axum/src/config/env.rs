@@ -24,6 +24,7 @@ impl ModelGatesConfig {
     /// | `MODELGATES_PREVIOUS_COOKIE_SECRETS` | older secrets, comma-separated, still accepted | none |
     /// | `MODELGATES_BASE_URL` | ModelGates' origin | `https://modelgates.ai` |
     /// | `MODELGATES_CHALLENGE_METHOD` | `S256`, `plain` or `none` | `S256` |
+    /// | `MODELGATES_ALLOW_WEAK_PKCE` | `true` to accept `plain` or `none` | `false` |
     /// | `MODELGATES_HTTP_TIMEOUT_SECS` | timeout of calls to ModelGates | `10` |
     /// | `MODELGATES_KEY_MAX_AGE_SECS` | lifetime of the key cookie | `2592000` (30 days) |
     ///
@@ -68,6 +69,18 @@ impl ModelGatesConfig {
                     name: "MODELGATES_CHALLENGE_METHOD",
                     reason: "use S256 (recommended), plain or none".to_owned(),
                 })?),
+            };
+        }
+        if let Some(allow) = get("MODELGATES_ALLOW_WEAK_PKCE") {
+            config.weak_pkce_allowed = match allow.trim() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(ConfigError::InvalidVar {
+                        name: "MODELGATES_ALLOW_WEAK_PKCE",
+                        reason: format!("`{allow}` is not true or false"),
+                    });
+                }
             };
         }
         if let Some(secs) = get("MODELGATES_HTTP_TIMEOUT_SECS") {
@@ -135,6 +148,7 @@ mod tests {
             ("MODELGATES_PREVIOUS_COOKIE_SECRETS", &previous),
             ("MODELGATES_BASE_URL", "http://127.0.0.1:8090"),
             ("MODELGATES_CHALLENGE_METHOD", "plain"),
+            ("MODELGATES_ALLOW_WEAK_PKCE", "true"),
             ("MODELGATES_HTTP_TIMEOUT_SECS", "3"),
             ("MODELGATES_KEY_MAX_AGE_SECS", "60"),
         ]))
@@ -143,6 +157,7 @@ mod tests {
         assert_eq!(config.previous_secrets.len(), 2);
         assert_eq!(config.base_url, "http://127.0.0.1:8090");
         assert_eq!(config.challenge_method, Some(ChallengeMethod::Plain));
+        assert!(config.weak_pkce_allowed);
         assert_eq!(config.http_timeout, Duration::from_secs(3));
         assert_eq!(config.key_max_age, Duration::from_secs(60));
 
@@ -153,6 +168,23 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(none.challenge_method, None);
+        assert!(
+            !none.weak_pkce_allowed,
+            "the method alone is not the opt-in"
+        );
+        let error = crate::ModelGatesAuth::try_new(none).unwrap_err();
+        assert!(
+            error.to_string().contains("MODELGATES_ALLOW_WEAK_PKCE"),
+            "{error}"
+        );
+        assert!(
+            ModelGatesConfig::from_lookup(lookup(&[
+                ("MODELGATES_PUBLIC_URL", "https://app.example"),
+                ("MODELGATES_COOKIE_SECRET", &secret),
+                ("MODELGATES_ALLOW_WEAK_PKCE", "maybe"),
+            ]))
+            .is_err()
+        );
     }
 
     #[test]

@@ -54,6 +54,15 @@ pub enum ConfigError {
     /// A cookie name is not a valid cookie token.
     #[error("invalid cookie name `{0}`: use letters, digits, `-` and `_`")]
     InvalidCookieName(String),
+    /// A weak PKCE mode was chosen without the explicit opt-in.
+    #[error(
+        "the PKCE mode `{0}` is weaker than S256 and needs an explicit opt-in: call \
+         allow_weak_pkce() or set MODELGATES_ALLOW_WEAK_PKCE=true, or use S256"
+    )]
+    WeakPkceNotAllowed(&'static str),
+    /// A limit is zero.
+    #[error("{0} must be at least 1")]
+    ZeroLimit(&'static str),
     /// A lifetime or timeout is zero.
     #[error("{0} must be longer than zero")]
     ZeroDuration(&'static str),

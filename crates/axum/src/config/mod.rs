@@ -69,6 +69,8 @@ pub struct ModelGatesConfig {
     pub(crate) flow_cookie_name: String,
     pub(crate) key_cookie_name: String,
     pub(crate) error_page: Option<ErrorPage>,
+    pub(crate) weak_pkce_allowed: bool,
+    pub(crate) max_concurrent_exchanges: usize,
 }
 
 impl fmt::Debug for ModelGatesConfig {
@@ -91,6 +93,8 @@ impl fmt::Debug for ModelGatesConfig {
             .field("flow_cookie_name", &self.flow_cookie_name)
             .field("key_cookie_name", &self.key_cookie_name)
             .field("custom_error_page", &self.error_page.is_some())
+            .field("weak_pkce_allowed", &self.weak_pkce_allowed)
+            .field("max_concurrent_exchanges", &self.max_concurrent_exchanges)
             .finish()
     }
 }
@@ -99,6 +103,8 @@ impl fmt::Debug for ModelGatesConfig {
 pub const DEFAULT_KEY_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default time allowed between `/login` and `/callback`: 10 minutes, as long as a code lives.
 pub const DEFAULT_FLOW_MAX_AGE: Duration = Duration::from_secs(600);
+/// Default bound on key exchanges in flight at once, per layer.
+pub const DEFAULT_MAX_CONCURRENT_EXCHANGES: usize = 256;
 
 impl ModelGatesConfig {
     /// A configuration for an app served at `public_url`, with cookies keyed by `secret`.
@@ -122,6 +128,8 @@ impl ModelGatesConfig {
             flow_cookie_name: "modelgates_flow".to_owned(),
             key_cookie_name: "modelgates_key".to_owned(),
             error_page: None,
+            weak_pkce_allowed: false,
+            max_concurrent_exchanges: DEFAULT_MAX_CONCURRENT_EXCHANGES,
         }
     }
 
@@ -167,17 +175,34 @@ impl ModelGatesConfig {
         self
     }
 
-    /// The PKCE challenge method (default S256, the only recommended one).
+    /// The PKCE challenge method (default S256, the only recommended one). `plain` also needs
+    /// [`Self::allow_weak_pkce`].
     pub fn with_challenge_method(mut self, method: ChallengeMethod) -> Self {
         self.challenge_method = Some(method);
         self
     }
 
     /// Sends no PKCE challenge at all: ModelGates' weakest mode, where an intercepted code is
-    /// enough to obtain a key and nothing binds the callback to the browser that started the
-    /// sign-in except the flow cookie. Use only when ModelGates requires it.
+    /// enough to obtain a key. The per-flow binding still ties each callback to the browser
+    /// that started it. Needs [`Self::allow_weak_pkce`]; use only when ModelGates requires it.
     pub fn without_pkce(mut self) -> Self {
         self.challenge_method = None;
+        self
+    }
+
+    /// Accepts the `plain` challenge method or no PKCE at all, which the layer otherwise
+    /// refuses at startup (environment: `MODELGATES_ALLOW_WEAK_PKCE=true`). The layer logs a
+    /// loud warning at startup whenever a weak mode is in use.
+    pub fn allow_weak_pkce(mut self) -> Self {
+        self.weak_pkce_allowed = true;
+        self
+    }
+
+    /// How many key exchanges may be in flight at once (default 256); a callback beyond that
+    /// is answered 503 with `Retry-After: 1`, so neither the app nor ModelGates can be flooded
+    /// through the callback route.
+    pub fn with_max_concurrent_exchanges(mut self, limit: usize) -> Self {
+        self.max_concurrent_exchanges = limit;
         self
     }
 
@@ -221,8 +246,15 @@ impl ModelGatesConfig {
     }
 
     /// Replaces the HTML error page. The function gets the error (its status, a stable code
-    /// and a message safe to show) and returns the response; the layer then sets the error's
-    /// status and adds its own headers and cookie changes. JSON clients keep the JSON error.
+    /// and a message) and returns the response; the layer then sets the error's status and
+    /// adds its own headers and cookie changes. JSON clients keep the JSON error.
+    ///
+    /// The message is **untrusted text**: [`AuthError::AuthorizationFailed`] carries the
+    /// `error` value of the callback's query, which anyone can put in a link (it is reduced to
+    /// RFC 6749's characters, but may hold `<`, `>` and `&`). Escape it, as the built-in page
+    /// does.
+    ///
+    /// [`AuthError::AuthorizationFailed`]: crate::error::AuthError::AuthorizationFailed
     pub fn with_error_page<F>(mut self, page: F) -> Self
     where
         F: Fn(&crate::error::AuthError) -> http::Response<axum_core::body::Body>

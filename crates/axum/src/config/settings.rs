@@ -1,10 +1,17 @@
 //! [`Settings`]: a [`ModelGatesConfig`] checked and resolved once, when the layer is built,
-//! into what every request reads: the ModelGates client, the cookie codec, the route paths
-//! and the callback URL.
+//! into what every request reads: the ModelGates client, the cookie codec, the route paths,
+//! the callback URL, and the two guards of the callback (the spent flows and the exchange
+//! slots).
+//!
+//! The callback route is the callback path followed by one more path segment, the flow's
+//! binding id (`/callback/<flow id>`): ModelGates is given that full URL as `callback_url`
+//! and sends the browser back to it. A path segment rather than a query parameter, because it
+//! survives whatever a provider does to the callback URL's query when it adds `code` to it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use modelgates_oauth_core::{ModelGatesClient, Url};
+use modelgates_oauth_core::{ChallengeMethod, ModelGatesClient, Url};
 use url::Host;
 
 use super::{ConfigError, CookieSecret, ModelGatesConfig};
@@ -27,22 +34,52 @@ pub(crate) struct Settings {
     pub(crate) login_path: Arc<str>,
     pub(crate) callback_path: String,
     pub(crate) logout_path: String,
+    /// The app's origin, such as `https://app.example`, for the same-origin checks.
+    pub(crate) public_origin: String,
     /// The configuration as given, checked: lifetimes, redirects, challenge method, error page.
     pub(crate) config: ModelGatesConfig,
+    /// Flow ids a callback has already been tried with, kept as long as a flow lives.
+    pub(crate) spent_flows: moka::sync::Cache<String, ()>,
+    /// One permit per key exchange in flight.
+    pub(crate) exchange_slots: tokio::sync::Semaphore,
 }
+
+/// How many spent flow ids are remembered at most (per layer): beyond that the oldest are
+/// forgotten before their flows expire.
+pub(crate) const MAX_SPENT_FLOWS: u64 = 100_000;
 
 impl Settings {
     /// The layer's own route at `path`, if any.
     pub(crate) fn route(&self, path: &str) -> Option<Route> {
         if path == &*self.login_path {
             Some(Route::Login)
-        } else if path == self.callback_path {
+        } else if path
+            .strip_prefix(&self.callback_path)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        {
+            // Everything under the callback path is ours, so a malformed callback gets a
+            // precise error instead of the app's 404.
             Some(Route::Callback)
         } else if path == self.logout_path {
             Some(Route::Logout)
         } else {
             None
         }
+    }
+
+    /// The flow id a callback path carries: the one segment after the callback path.
+    pub(crate) fn flow_id_in<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let id = path.strip_prefix(&self.callback_path)?.strip_prefix('/')?;
+        (!id.is_empty() && !id.contains('/')).then_some(id)
+    }
+
+    /// The callback URL for one flow.
+    pub(crate) fn callback_url_for(&self, flow_id: &str) -> Url {
+        let mut url = self.callback_url.clone();
+        url.path_segments_mut()
+            .expect("an http(s) URL has a path")
+            .push(flow_id);
+        url
     }
 }
 
@@ -104,6 +141,12 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Settings, ConfigError>
     if flow_name == key_name {
         return Err(ConfigError::InvalidCookieName(key_name));
     }
+    if config.max_concurrent_exchanges == 0 {
+        return Err(ConfigError::ZeroLimit(
+            "the number of concurrent key exchanges",
+        ));
+    }
+    check_pkce_mode(&config)?;
     let keys = std::iter::once(&config.secret)
         .chain(&config.previous_secrets)
         .map(CookieSecret::cookie_key)
@@ -127,11 +170,37 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Settings, ConfigError>
         login_path: login_path.into(),
         callback_path,
         logout_path,
+        public_origin: public_url.origin().ascii_serialization(),
+        spent_flows: moka::sync::Cache::builder()
+            .max_capacity(MAX_SPENT_FLOWS)
+            .time_to_live(config.flow_max_age + Duration::from_secs(60))
+            .build(),
+        exchange_slots: tokio::sync::Semaphore::new(config.max_concurrent_exchanges),
         config,
     })
 }
 
-fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
+/// Refuses `plain` and "no PKCE" without the opt-in, and warns loudly when they are in use.
+fn check_pkce_mode(config: &ModelGatesConfig) -> Result<(), ConfigError> {
+    let weak = match config.challenge_method {
+        Some(ChallengeMethod::S256) => return Ok(()),
+        Some(ChallengeMethod::Plain) => "plain",
+        None => "none",
+    };
+    if !config.weak_pkce_allowed {
+        return Err(ConfigError::WeakPkceNotAllowed(weak));
+    }
+    let warning = format!(
+        "WARNING: ModelGates sign-in uses the weak PKCE mode `{weak}`: a code intercepted \
+         with its /auth URL can be redeemed by whoever intercepted it. Use S256 unless \
+         ModelGates requires otherwise."
+    );
+    tracing::warn!("{warning}");
+    eprintln!("{warning}");
+    Ok(())
+}
+
+pub(crate) fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
     let invalid = |reason| ConfigError::InvalidPublicUrl {
         url: raw.to_owned(),
         reason,
@@ -278,6 +347,31 @@ mod tests {
                 .unwrap();
         assert!(matches!(error, ConfigError::Client(_)), "{error}");
         assert!(error.to_string().contains("use https"));
+    }
+
+    #[test]
+    fn weak_pkce_needs_the_opt_in() {
+        use modelgates_oauth_core::ChallengeMethod;
+        let plain =
+            resolve(config("https://app.example").with_challenge_method(ChallengeMethod::Plain));
+        assert_eq!(plain.err(), Some(ConfigError::WeakPkceNotAllowed("plain")));
+        let none = resolve(config("https://app.example").without_pkce())
+            .err()
+            .unwrap();
+        assert_eq!(none, ConfigError::WeakPkceNotAllowed("none"));
+        assert!(
+            none.to_string().contains("MODELGATES_ALLOW_WEAK_PKCE"),
+            "{none}"
+        );
+        assert!(
+            resolve(
+                config("https://app.example")
+                    .without_pkce()
+                    .allow_weak_pkce()
+            )
+            .is_ok()
+        );
+        assert!(resolve(config("https://app.example").with_max_concurrent_exchanges(0)).is_err());
     }
 
     #[test]

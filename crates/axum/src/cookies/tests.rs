@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::primitives::unix_now;
+use base64::Engine as _;
 
 fn codec(keys: Vec<Key>) -> CookieCodec {
     CookieCodec::new(
@@ -28,6 +29,7 @@ fn headers(set_cookie: &str) -> HeaderMap {
 
 fn flow() -> FlowState {
     FlowState {
+        id: FlowId::generate(),
         pkce: Some(Pkce::generate(ChallengeMethod::S256)),
         return_to: "/chat?x=1".into(),
         issued_at: unix_now(),
@@ -161,6 +163,76 @@ fn regression_signed_tokens_with_cookie_delimiters_round_trip() {
 }
 
 #[test]
+fn the_flow_cookie_is_encrypted() {
+    let codec = codec(vec![Key::generate()]);
+    let state = flow();
+    let set_cookie = text(codec.flow_cookie(&state, Duration::from_secs(600)));
+    let value = set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .unwrap();
+    let verifier = state.pkce.as_ref().unwrap().verifier().expose_secret();
+    for secret in [
+        verifier.as_bytes(),
+        state.id.as_str().as_bytes(),
+        b"/chat?x=1",
+    ] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret),
+            "the cookie must not carry its contents readably"
+        );
+    }
+}
+
+#[test]
+fn a_foreign_non_ascii_cookie_does_not_hide_ours() {
+    let codec = codec(vec![Key::generate()]);
+    let set_cookie =
+        text(codec.key_cookie("token", TokenProtection::Encrypted, Duration::from_secs(60)));
+    let pair = set_cookie.split(';').next().unwrap();
+    let mut h = HeaderMap::new();
+    let header = [
+        b"tracker=caf\xc3\xa9; ".as_slice(),
+        pair.as_bytes(),
+        b"; other=\xff",
+    ]
+    .concat();
+    h.insert(COOKIE, HeaderValue::from_bytes(&header).unwrap());
+    assert_eq!(
+        codec
+            .open_key(&h, TokenProtection::Encrypted)
+            .unwrap()
+            .value,
+        "token"
+    );
+}
+
+#[test]
+fn at_most_a_few_cookies_of_one_name_are_tried() {
+    let codec = codec(vec![Key::generate(), Key::generate()]);
+    let header = vec!["modelgates_key=AAAA"; 10_000].join("; ");
+    let mut h = HeaderMap::new();
+    h.insert(COOKIE, HeaderValue::from_str(&header).unwrap());
+    let tries = std::cell::Cell::new(0);
+    let opened = codec.open(&h, "modelgates_key", |_, _| {
+        tries.set(tries.get() + 1);
+        None
+    });
+    assert!(opened.is_none());
+    assert_eq!(
+        tries.get(),
+        MAX_CANDIDATES * 2,
+        "3 candidates, each with both keys"
+    );
+}
+
+#[test]
 fn oversized_values_are_ignored() {
     let codec = codec(vec![Key::generate()]);
     let mut h = HeaderMap::new();
@@ -216,6 +288,7 @@ mod properties {
         fn flow_cookies_round_trip(return_to in any::<String>(), issued_at in any::<u64>(), pkce in any::<bool>()) {
             let codec = codec();
             let flow = FlowState {
+                id: FlowId::generate(),
                 pkce: pkce.then(|| Pkce::generate(ChallengeMethod::S256)),
                 return_to,
                 issued_at,
@@ -223,6 +296,7 @@ mod properties {
             let value = value_of(&text(codec.flow_cookie(&flow, Duration::from_secs(600))));
             let opened = codec.open_flow(&as_request("f", &value).unwrap()).unwrap().unwrap();
             prop_assert_eq!(opened.pkce, flow.pkce);
+            prop_assert_eq!(opened.id, flow.id);
             prop_assert_eq!(opened.return_to, flow.return_to);
             prop_assert_eq!(opened.issued_at, flow.issued_at);
         }
@@ -230,7 +304,7 @@ mod properties {
         #[test]
         fn flow_cookies_reject_every_single_byte_change(index in any::<usize>(), byte in any::<u8>()) {
             let codec = codec();
-            let flow = FlowState { pkce: Some(Pkce::generate(ChallengeMethod::S256)), return_to: "/x".into(), issued_at: 1 };
+            let flow = FlowState { id: FlowId::generate(), pkce: Some(Pkce::generate(ChallengeMethod::S256)), return_to: "/x".into(), issued_at: 1 };
             let value = value_of(&text(codec.flow_cookie(&flow, Duration::from_secs(600))));
             let Some(tampered) = mutate(&value, index, byte) else { return Ok(()) };
             let Some(headers) = as_request("f", &tampered) else { return Ok(()) };

@@ -1,6 +1,6 @@
 //! [`MemoryStore`]: keys in this process, behind random session ids.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -10,7 +10,12 @@ use super::{KeyStore, SessionToken, StoreError, StoredKey, TokenProtection};
 use crate::primitives::unix_now;
 
 /// Keys kept in this process's memory behind random session ids, for single-process apps and
-/// tests. Entries older than the store's lifetime are purged as new ones arrive.
+/// tests.
+///
+/// The store holds at most its capacity ([`MemoryStore::DEFAULT_CAPACITY`], 100,000 sessions,
+/// about 25 MB, unless set with [`MemoryStore::with_capacity`]): a sign-in beyond it evicts
+/// the oldest session, whose user must sign in again. Sessions older than the store's lifetime
+/// are purged as new ones arrive, oldest first, at a constant cost per sign-in.
 ///
 /// ```
 /// use std::time::Duration;
@@ -25,8 +30,41 @@ use crate::primitives::unix_now;
 /// ```
 #[derive(Clone)]
 pub struct MemoryStore {
-    entries: Arc<Mutex<HashMap<String, StoredKey>>>,
+    sessions: Arc<Mutex<Sessions>>,
     lifetime: Duration,
+    capacity: usize,
+}
+
+/// The sessions, and their tokens in the order they were saved (tokens already revoked may
+/// linger in the queue until they reach its front or the queue is compacted).
+#[derive(Default)]
+struct Sessions {
+    entries: HashMap<String, StoredKey>,
+    order: VecDeque<String>,
+}
+
+impl Sessions {
+    /// Drops sessions from the oldest while they have expired or the store is full.
+    fn make_room(&mut self, lifetime: Duration, capacity: usize, now: u64) {
+        while let Some(oldest) = self.order.front() {
+            let evict = match self.entries.get(oldest) {
+                None => true,
+                Some(stored) => {
+                    self.entries.len() >= capacity || stored.is_older_than(lifetime, now)
+                }
+            };
+            if !evict {
+                break;
+            }
+            if let Some(token) = self.order.pop_front() {
+                self.entries.remove(&token);
+            }
+        }
+        if self.order.len() > capacity.saturating_mul(2) {
+            let entries = &self.entries;
+            self.order.retain(|token| entries.contains_key(token));
+        }
+    }
 }
 
 impl fmt::Debug for MemoryStore {
@@ -34,6 +72,7 @@ impl fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("entries", &self.len())
             .field("lifetime", &self.lifetime)
+            .field("capacity", &self.capacity)
             .finish()
     }
 }
@@ -45,19 +84,31 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    /// An empty store whose entries live at most `lifetime`.
+    /// How many sessions a store holds unless told otherwise.
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+
+    /// An empty store whose entries live at most `lifetime`, holding at most
+    /// [`Self::DEFAULT_CAPACITY`] sessions.
     #[must_use]
     pub fn new(lifetime: Duration) -> Self {
+        Self::with_capacity(lifetime, Self::DEFAULT_CAPACITY)
+    }
+
+    /// An empty store whose entries live at most `lifetime`, holding at most `capacity`
+    /// sessions (at least 1): the oldest is evicted to make room.
+    #[must_use]
+    pub fn with_capacity(lifetime: Duration, capacity: usize) -> Self {
         Self {
-            entries: Arc::default(),
+            sessions: Arc::default(),
             lifetime,
+            capacity: capacity.max(1),
         }
     }
 
     /// How many sessions are held.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().entries.len()
     }
 
     /// Whether no session is held.
@@ -68,11 +119,11 @@ impl MemoryStore {
 
     /// Removes a session's key: its next request is signed out.
     pub fn revoke(&self, token: &SessionToken) {
-        self.lock().remove(token.expose_secret());
+        self.lock().entries.remove(token.expose_secret());
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StoredKey>> {
-        self.entries
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -86,10 +137,11 @@ impl KeyStore for MemoryStore {
         key: StoredKey,
     ) -> impl Future<Output = Result<SessionToken, StoreError>> + Send {
         let token = SessionToken::random();
-        let now = unix_now();
-        let mut entries = self.lock();
-        entries.retain(|_, stored| !stored.is_older_than(self.lifetime, now));
-        entries.insert(token.expose_secret().to_owned(), key);
+        let mut sessions = self.lock();
+        sessions.make_room(self.lifetime, self.capacity, unix_now());
+        let id = token.expose_secret().to_owned();
+        sessions.order.push_back(id.clone());
+        sessions.entries.insert(id, key);
         std::future::ready(Ok(token))
     }
 
@@ -100,6 +152,7 @@ impl KeyStore for MemoryStore {
         let now = unix_now();
         let found = self
             .lock()
+            .entries
             .get(token.expose_secret())
             .filter(|stored| !stored.is_older_than(self.lifetime, now))
             .cloned();

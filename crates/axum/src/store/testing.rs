@@ -132,6 +132,46 @@ mod tests {
         assert_eq!(store.len(), 1, "the expired entry was purged");
     }
 
+    #[tokio::test]
+    async fn a_full_memory_store_evicts_the_oldest_and_stays_correct() {
+        let store = MemoryStore::with_capacity(Duration::from_secs(3600), 3);
+        let mut tokens = Vec::new();
+        for i in 0..5 {
+            let key = StoredKey::new(ApiKey::new(format!("sk-{i}")), None);
+            tokens.push(store.save(key).await.unwrap());
+        }
+        assert_eq!(store.len(), 3);
+        for (i, token) in tokens.iter().enumerate() {
+            let loaded = store.load(token).await.unwrap();
+            if i < 2 {
+                assert!(loaded.is_none(), "session {i} was evicted");
+            } else {
+                assert_eq!(loaded.unwrap().key, ApiKey::new(format!("sk-{i}")));
+            }
+        }
+        // Revoked sessions free their place and never come back.
+        store.revoke(&tokens[4]);
+        let newest = store
+            .save(StoredKey::new(ApiKey::new("sk-new"), None))
+            .await
+            .unwrap();
+        assert!(store.load(&tokens[4]).await.unwrap().is_none());
+        assert!(
+            store.load(&tokens[2]).await.unwrap().is_some(),
+            "no needless eviction"
+        );
+        assert!(store.load(&newest).await.unwrap().is_some());
+        for _ in 0..100 {
+            let token = store
+                .save(StoredKey::new(ApiKey::new("sk-churn"), None))
+                .await
+                .unwrap();
+            store.revoke(&token);
+        }
+        assert!(store.len() <= 3);
+        conformance(&store).await;
+    }
+
     /// A store that forgets nothing fails the suite: the suite can fail.
     #[tokio::test]
     #[should_panic(expected = "removed means gone")]

@@ -71,6 +71,22 @@ pub fn http() -> reqwest::Client {
     CLIENT.with(Clone::clone)
 }
 
+/// Whether this test binary runs the suites against a lenient provider, one that accepts a
+/// verifier for a code issued without a challenge (`tests/lenient.rs`).
+pub fn lenient_provider() -> bool {
+    env!("CARGO_CRATE_NAME") == "lenient"
+}
+
+/// An auto-approving emulator on 127.0.0.1, lenient in `tests/lenient.rs`.
+pub async fn emulator() -> Emulator {
+    Emulator::builder()
+        .auto_approve(true)
+        .lenient_pkce(lenient_provider())
+        .start()
+        .await
+        .unwrap()
+}
+
 pub fn config(emu: &Emulator) -> ModelGatesConfig {
     ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
         .with_base_url(emu.base_url())
@@ -159,6 +175,11 @@ impl Browser {
         let callback = self.start_sign_in(login).await;
         self.get(&callback).await
     }
+}
+
+/// The path of a callback (`/callback/<flow id>`), without its query.
+pub fn path_of(callback: &str) -> String {
+    callback.split('?').next().unwrap().to_owned()
 }
 
 pub fn code_of(callback: &str) -> String {

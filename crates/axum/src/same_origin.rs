@@ -1,0 +1,170 @@
+//! [`SameOriginLayer`]: refuses state-changing requests that another site makes a browser
+//! send, such as an auto-submitted form that posts to `/chat` or `/logout`.
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig};
+//!
+//! async fn chat() -> &'static str { "ok" }
+//!
+//! let auth = ModelGatesAuth::new(ModelGatesConfig::new("https://app.example", CookieSecret::generate()));
+//! let app: Router = Router::new()
+//!     .route("/chat", post(chat))
+//!     .layer(auth.same_origin()) // the app's own POST routes
+//!     .layer(auth);              // its /logout is guarded already
+//! ```
+//!
+//! The rules, for a request whose method is not `GET`, `HEAD`, `OPTIONS` or `TRACE`:
+//!
+//! * `Sec-Fetch-Site: same-origin` or `none` (typed by the user) is allowed;
+//!   `same-site` (a sibling subdomain) and `cross-site` are refused with 403.
+//! * Without `Sec-Fetch-Site` (older browsers), an `Origin` header must be the app's public
+//!   origin; `Origin: null` is refused.
+//! * A request with neither header is allowed: it does not come from a browser page, and a
+//!   browser that could be driven by another site sends at least one of them.
+//!
+//! The refusal is JSON or HTML like the layer's other errors (`"code": "cross_site"`).
+
+use std::task::{Context, Poll};
+
+use axum_core::body::Body;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::config::ConfigError;
+use crate::config::settings::parse_public_url;
+use crate::error::AuthError;
+use crate::future::ResponseFuture;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Whether a request was sent by another site, by the module's rules (method aside).
+pub(crate) fn is_cross_site(headers: &HeaderMap, public_origin: &str) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    headers.get(http::header::ORIGIN).is_some_and(|origin| {
+        !origin
+            .as_bytes()
+            .eq_ignore_ascii_case(public_origin.as_bytes())
+    })
+}
+
+/// The layer: wraps a service with [`SameOrigin`]. Made by
+/// [`ModelGatesAuth::same_origin`](crate::ModelGatesAuth::same_origin) or [`Self::new`].
+#[derive(Debug, Clone)]
+pub struct SameOriginLayer {
+    origin: std::sync::Arc<str>,
+}
+
+impl SameOriginLayer {
+    /// A guard for an app served at `public_url` (such as `https://app.example`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidPublicUrl`] as for the layer's public URL.
+    pub fn new(public_url: &str) -> Result<Self, ConfigError> {
+        let url = parse_public_url(public_url)?;
+        Ok(Self::for_origin(url.origin().ascii_serialization()))
+    }
+
+    pub(crate) fn for_origin(origin: String) -> Self {
+        Self {
+            origin: origin.into(),
+        }
+    }
+}
+
+impl<S> Layer<S> for SameOriginLayer {
+    type Service = SameOrigin<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SameOrigin {
+            inner,
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+/// The service [`SameOriginLayer`] wraps around an inner service.
+#[derive(Debug, Clone)]
+pub struct SameOrigin<S> {
+    inner: S,
+    origin: std::sync::Arc<str>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SameOrigin<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let safe = matches!(
+            *request.method(),
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        );
+        if !safe && is_cross_site(request.headers(), &self.origin) {
+            tracing::warn!(method = %request.method(), path = request.uri().path(), "refused a cross-site request");
+            let refusal = AuthError::CrossSite.render(request.headers(), "", None);
+            return ResponseFuture::ready(refusal);
+        }
+        ResponseFuture::inner(self.inner.call(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    http::HeaderName::from_static(k),
+                    HeaderValue::from_static(v),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_rules() {
+        let origin = "https://app.example";
+        for allowed in [
+            headers(&[]),
+            headers(&[("sec-fetch-site", "same-origin")]),
+            headers(&[("sec-fetch-site", "none")]),
+            headers(&[("origin", "https://app.example")]),
+            headers(&[
+                ("sec-fetch-site", "same-origin"),
+                ("origin", "https://evil.example"),
+            ]),
+        ] {
+            assert!(!is_cross_site(&allowed, origin), "{allowed:?}");
+        }
+        for refused in [
+            headers(&[("sec-fetch-site", "cross-site")]),
+            headers(&[("sec-fetch-site", "same-site")]),
+            headers(&[("sec-fetch-site", "same-origin, cross-site")]),
+            headers(&[("origin", "https://evil.example")]),
+            headers(&[("origin", "https://chat.app.example")]),
+            headers(&[("origin", "http://app.example")]),
+            headers(&[("origin", "null")]),
+        ] {
+            assert!(is_cross_site(&refused, origin), "{refused:?}");
+        }
+    }
+}
