@@ -14,7 +14,7 @@ use http::{Request, StatusCode, header};
 use modelgates_axum::core::{ChatMessage, ChatRequest};
 use modelgates_axum::store::MemoryStore;
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
-use modelgates_emulator::{Emulator, Endpoint, Fault};
+use modelgates_emulator::{Endpoint, Fault};
 use support::{Browser, code_of, config, emulator, http, path_of, read};
 use tower::ServiceExt as _;
 

@@ -3,6 +3,9 @@
 //! not). Every test must still pass: the layer defends itself without relying on the provider.
 //! `support::lenient_provider` tells the suites which binary they run in.
 
+// Each suite brings its own copy of the test support, as it does in its own binary.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "flow.rs"]
 mod flow;
 

@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::primitives::unix_now;
-use base64::Engine as _;
 
 fn codec(keys: Vec<Key>) -> CookieCodec {
     CookieCodec::new(
