@@ -120,7 +120,11 @@ async fn connect_chat_and_log_out() {
             .unwrap();
         assert_eq!(forged.status(), StatusCode::FORBIDDEN, "{name}: {value}");
     }
-    assert_eq!(app.emulator.chat_count(), 1, "no forged chat reached ModelGates");
+    assert_eq!(
+        app.emulator.chat_count(),
+        1,
+        "no forged chat reached ModelGates"
+    );
 
     let logout = client
         .post(format!("{}/logout", app.url))

@@ -192,6 +192,44 @@ async fn postgres_store_conforms_seals_at_rest_revokes_and_purges() {
     assert!(store.purge_expired().await.unwrap() >= 1);
 }
 
+/// The PostgreSQL store over TLS (sqlx with rustls): Debian's cluster serves TLS with its
+/// self-signed certificate, which `sslmode=require` accepts without verifying.
+#[tokio::test]
+async fn postgres_store_works_over_tls() {
+    let Some(url) = server_url("MODELGATES_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let store = PostgresStore::connect(&format!("{url}{separator}sslmode=require"), &config())
+        .await
+        .expect("the server speaks TLS, as .ci/run sets it up");
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(encrypted, "the connection is encrypted");
+    conformance(&store).await;
+}
+
+/// Databases off this machine without TLS are refused before any connection is made.
+#[tokio::test]
+async fn plaintext_databases_off_this_machine_are_refused() {
+    for url in [
+        "postgres://app@db.example/app",
+        "postgres://app@db.example/app?sslmode=prefer",
+    ] {
+        let error = PostgresStore::connect(url, &config()).await.unwrap_err();
+        assert!(error.to_string().contains("without TLS"), "{url}: {error}");
+    }
+    let error = RedisStore::connect("redis://cache.example/", &config())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("rediss://"), "{error}");
+    // rediss:// is understood: the store's Redis client is built with TLS.
+    assert!(redis::Client::open("rediss://cache.example/").is_ok());
+}
+
 #[tokio::test]
 async fn redis_store_conforms_seals_at_rest_revokes_and_expires() {
     let Some(url) = server_url("MODELGATES_TEST_REDIS_URL") else {

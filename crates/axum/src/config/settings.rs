@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use modelgates_oauth_core::{ChallengeMethod, ModelGatesClient, Url};
-use url::Host;
 
 use super::{ConfigError, CookieSecret, ModelGatesConfig};
 use crate::cookies::CookieCodec;
@@ -230,13 +229,17 @@ pub(crate) fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
 }
 
 /// Whether a URL's host is loopback: `localhost`, an address in `127.0.0.0/8`, or `::1`.
+/// Read from the host's text, because URLs of non-special schemes (`postgres://`,
+/// `redis://`) keep their host as an opaque string even when it is an address.
 pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn check_path<'a>(what: &'static str, path: &'a str) -> Result<&'a str, ConfigError> {

@@ -44,6 +44,8 @@ mod sql;
 mod sqlite;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod transport;
 
 pub use cookie::CookieStore;
 pub use memory::MemoryStore;

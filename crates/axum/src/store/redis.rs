@@ -15,6 +15,7 @@ use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
 
 use super::sealed::{KeySealer, SealedKey, session_hash};
+use super::transport::check_redis;
 use super::{KeyStore, SessionToken, StoreError, StoredKey, TokenProtection};
 use crate::config::ModelGatesConfig;
 use crate::primitives::unix_now;
@@ -73,11 +74,16 @@ impl RedisStore {
     /// Connects to `url` and keeps keys as long as the layer's key cookie lives, sealed with
     /// its secrets.
     ///
+    /// A server off this machine must be reached over TLS (`rediss://`); `redis://` to another
+    /// host is refused unless the URL asks for plaintext explicitly with `plaintext=true`.
+    ///
     /// # Errors
     ///
-    /// When the URL is invalid or Redis cannot be reached.
+    /// When the URL is invalid or refused, or Redis cannot be reached.
     pub async fn connect(url: &str, config: &ModelGatesConfig) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(redis_error("opening the Redis URL"))?;
+        let url = check_redis(url)?;
+        let client =
+            redis::Client::open(url.as_str()).map_err(redis_error("opening the Redis URL"))?;
         let connection = ConnectionManager::new(client)
             .await
             .map_err(redis_error("connecting to Redis"))?;

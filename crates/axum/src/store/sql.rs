@@ -43,11 +43,11 @@ pub trait SqlBackend: Database + sealed::Sealed {
     #[doc(hidden)]
     const SCHEMA: &'static str;
 
-    /// Connect options for `url`.
+    /// Connect options for `url`, after the transport rules of the store module.
     #[doc(hidden)]
     fn connect_options(
         url: &str,
-    ) -> Result<<Self::Connection as sqlx::Connection>::Options, sqlx::Error>;
+    ) -> Result<<Self::Connection as sqlx::Connection>::Options, StoreError>;
 
     /// Runs one statement by calling the generic runner with this database's types.
     #[doc(hidden)]
@@ -196,11 +196,11 @@ impl<DB: SqlBackend> SqlStore<DB> {
     ///
     /// # Errors
     ///
-    /// When the URL is invalid, the database cannot be reached or the schema cannot be
-    /// applied.
+    /// When the URL is invalid, names a PostgreSQL server off this machine without TLS (see
+    /// [`PostgresStore`](super::PostgresStore)), the database cannot be reached, or the schema
+    /// cannot be applied.
     pub async fn connect(url: &str, config: &ModelGatesConfig) -> Result<Self, StoreError> {
-        let options = DB::connect_options(url)
-            .map_err(|e| StoreError::with_source("the database URL is invalid", e))?;
+        let options = DB::connect_options(url)?;
         let pool = Pool::<DB>::connect_with(options)
             .await
             .map_err(db_error("connecting to the database"))?;

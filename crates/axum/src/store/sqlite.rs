@@ -3,6 +3,7 @@
 use sqlx::Pool;
 use sqlx::sqlite::SqliteQueryResult;
 
+use super::StoreError;
 use super::sql::sealed::Statement;
 use super::sql::{Running, SqlBackend, SqlStore, run};
 
@@ -24,10 +25,11 @@ pub type SqliteStore = SqlStore<sqlx::Sqlite>;
 impl SqlBackend for sqlx::Sqlite {
     const SCHEMA: &'static str = include_str!("../../migrations/sqlite/0001_modelgates_keys.sql");
 
-    fn connect_options(url: &str) -> Result<sqlx::sqlite::SqliteConnectOptions, sqlx::Error> {
-        Ok(url
-            .parse::<sqlx::sqlite::SqliteConnectOptions>()?
-            .create_if_missing(true))
+    fn connect_options(url: &str) -> Result<sqlx::sqlite::SqliteConnectOptions, StoreError> {
+        let options: sqlx::sqlite::SqliteConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::with_source("the database URL is invalid", e))?;
+        Ok(options.create_if_missing(true))
     }
 
     fn run<'a>(pool: &'a Pool<Self>, statement: Statement<'a>) -> Running<'a> {
