@@ -1,25 +1,42 @@
 //! `POST /api/v1/chat/completions`: OpenAI-shaped completions with an issued key.
 //!
 //! Rules: any method but POST is a 405; the `Authorization: Bearer` key must be one this
-//! emulator issued and did not revoke (401 otherwise, in the documented error shape); the body
-//! must hold `model` and a non-empty `messages` (400 otherwise). The answer depends only on
-//! the input, so tests can assert it; `stream: true` answers server-sent events in OpenAI's
-//! chunk format, ending with `data: [DONE]`.
+//! emulator issued and did not revoke (401 otherwise, in the gateway's error shape
+//! `{"error": {"code": <status>, "message": …}}`); the body must hold `model` and a non-empty
+//! `messages` (400 otherwise). The answer depends only on the input, so tests can assert it:
+//!
+//! * with `tools` and a last message from the user, the model calls the first tool with
+//!   `{"text": <that message>}` (`finish_reason: "tool_calls"`);
+//! * after a `tool` message, it answers `"[model] The tool said: <its content>"`;
+//! * otherwise `"[model] You said: <last user message>"`, or the builder's reply function.
+//!
+//! Completions carry every field OpenAI clients require (`id`, `object`, `created`, `model`,
+//! `choices[].message.{role, content, refusal}`, `finish_reason`, `logprobs`, `usage`), null
+//! where there is nothing to say. `stream: true` answers server-sent events: a keep-alive
+//! comment first (`: MODELGATES PROCESSING`, as gateways send while a model thinks), a role
+//! chunk, one chunk per word, a last chunk with the finish reason and usage, then
+//! `data: [DONE]`. Each completion is charged to its key ([`PRICE_PER_TOKEN`]). A stream the
+//! client drops before its end is counted ([`Emulator::streams_cancelled`]).
+//!
+//! [`PRICE_PER_TOKEN`]: crate::PRICE_PER_TOKEN
+//! [`Emulator::streams_cancelled`]: crate::Emulator::streams_cancelled
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
 
-use crate::faults::{Endpoint, Outcome};
+use crate::faults::{Endpoint, Outcome, StreamPace};
 use crate::pages::api_error;
 use crate::state::Shared;
 
 /// A chat request as the emulator read it: what a custom reply function sees.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[non_exhaustive]
 pub struct ChatInput {
     /// The requested model.
@@ -29,29 +46,79 @@ pub struct ChatInput {
     /// Whether server-sent events were asked for.
     #[serde(default)]
     pub stream: bool,
+    /// The tools offered to the model, as sent.
+    #[serde(default)]
+    pub tools: Vec<Value>,
 }
 
 /// One message of a [`ChatInput`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[non_exhaustive]
 pub struct InputMessage {
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
-    /// The text.
+    /// The text: a string as sent, the text parts of a content array joined, or empty.
+    #[serde(default, deserialize_with = "text_of")]
     pub content: String,
+}
+
+/// OpenAI content is a string, an array of parts, or null.
+fn text_of<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let value = <Option<Value> as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(match value {
+        Some(Value::String(text)) => text,
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|part| part.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => String::new(),
+    })
 }
 
 impl ChatInput {
     /// The emulator's default reply: `"[model] You said: <last user message>"`.
     #[must_use]
     pub fn default_reply(&self) -> String {
-        let last = self
-            .messages
+        format!("[{}] You said: {}", self.model, self.last("user"))
+    }
+
+    fn last(&self, role: &str) -> &str {
+        self.messages
             .iter()
             .rev()
-            .find(|m| m.role == "user")
-            .map_or("", |m| m.content.as_str());
-        format!("[{}] You said: {last}", self.model)
+            .find(|m| m.role == role)
+            .map_or("", |m| m.content.as_str())
+    }
+
+    /// The tool the model calls, when it calls one: the first tool offered, after a user turn.
+    fn tool_to_call(&self) -> Option<&str> {
+        let last = self.messages.last()?;
+        if last.role != "user" {
+            return None;
+        }
+        self.tools.first()?.pointer("/function/name")?.as_str()
+    }
+}
+
+/// What the model answers.
+enum Answer {
+    Text(String),
+    ToolCall { name: String, arguments: String },
+}
+
+impl Answer {
+    fn tokens(&self) -> usize {
+        match self {
+            Self::Text(text) => text.split_whitespace().count(),
+            Self::ToolCall { .. } => 1,
+        }
+    }
+
+    fn finish_reason(&self) -> &'static str {
+        match self {
+            Self::Text(_) => "stop",
+            Self::ToolCall { .. } => "tool_calls",
+        }
     }
 }
 
@@ -65,17 +132,14 @@ pub(crate) async fn completions(
         return api_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
     shared.record_chat();
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let Some(key) = key.filter(|k| shared.key_is_valid(k)) else {
+    let Some(key) = bearer(&headers).filter(|k| shared.key_is_valid(k)) else {
         return api_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key");
     };
     tracing::debug!(key = %mask(key), "chat completion");
-    if let Outcome::Answer(response) = shared.faults.apply(Endpoint::Chat).await {
-        return response;
-    }
+    let pace = match shared.faults.apply(Endpoint::Chat).await {
+        Outcome::Answer(response) => return response,
+        Outcome::Proceed(pace) => pace,
+    };
     let input = match serde_json::from_slice::<ChatInput>(&body) {
         Ok(input) if !input.messages.is_empty() => input,
         _ => {
@@ -85,70 +149,196 @@ pub(crate) async fn completions(
             );
         }
     };
-    let reply = shared
-        .reply
-        .as_ref()
-        .map_or_else(|| input.default_reply(), |f| f(&input));
-    if input.stream {
-        stream_answer(&input.model, &reply)
+    if !shared.completion_delay.is_zero() {
+        tokio::time::sleep(shared.completion_delay).await;
+    }
+    let answer = if let Some(name) = input.tool_to_call() {
+        Answer::ToolCall {
+            name: name.to_owned(),
+            arguments: json!({"text": input.last("user")}).to_string(),
+        }
+    } else if input.messages.last().is_some_and(|m| m.role == "tool") {
+        Answer::Text(format!(
+            "[{}] The tool said: {}",
+            input.model,
+            input.last("tool")
+        ))
     } else {
-        Json(completion(&input, &reply)).into_response()
+        Answer::Text(
+            shared
+                .reply
+                .as_ref()
+                .map_or_else(|| input.default_reply(), |f| f(&input)),
+        )
+    };
+    let usage = usage(&input, &answer);
+    shared.charge(key, usage["total_tokens"].as_u64().unwrap_or(0) as usize);
+    if input.stream {
+        stream_answer(&shared, &input.model, &answer, &usage, pace)
+    } else {
+        Json(completion(&input.model, &answer, &usage)).into_response()
     }
 }
 
-fn completion(input: &ChatInput, reply: &str) -> serde_json::Value {
+/// The Bearer key of a request.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+fn usage(input: &ChatInput, answer: &Answer) -> Value {
     let prompt_tokens: usize = input
         .messages
         .iter()
         .map(|m| m.content.split_whitespace().count())
         .sum();
-    let completion_tokens = reply.split_whitespace().count();
-    serde_json::json!({
-        "id": "chatcmpl-emulator",
-        "object": "chat.completion",
-        "created": 0,
-        "model": input.model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": reply},
-            "finish_reason": "stop"
-        }],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens
-        }
+    let completion_tokens = answer.tokens();
+    json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens
     })
 }
 
-fn stream_answer(model: &str, reply: &str) -> Response {
-    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
-        let event = serde_json::json!({
-            "id": "chatcmpl-emulator",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
-        });
-        format!("data: {event}\n\n")
+fn tool_calls(name: &str, arguments: &str) -> Value {
+    json!([{
+        "index": 0,
+        "id": "call_emulator_0",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments}
+    }])
+}
+
+fn completion(model: &str, answer: &Answer, usage: &Value) -> Value {
+    let message = match answer {
+        Answer::Text(text) => {
+            json!({"role": "assistant", "content": text, "refusal": null, "tool_calls": null})
+        }
+        Answer::ToolCall { name, arguments } => json!({
+            "role": "assistant",
+            "content": null,
+            "refusal": null,
+            "tool_calls": tool_calls(name, arguments)
+        }),
     };
-    let mut body = chunk(serde_json::json!({"role": "assistant"}), None);
-    for piece in reply.split_inclusive(' ') {
-        body.push_str(&chunk(serde_json::json!({"content": piece}), None));
+    json!({
+        "id": "chatcmpl-emulator",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "system_fingerprint": null,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "finish_reason": answer.finish_reason(),
+            "logprobs": null
+        }],
+        "usage": usage
+    })
+}
+
+fn chunk(model: &str, delta: &Value, finish: Option<&str>, usage: Option<&Value>) -> Bytes {
+    let event = json!({
+        "id": "chatcmpl-emulator",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "system_fingerprint": null,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}],
+        "usage": usage
+    });
+    Bytes::from(format!("data: {event}\n\n"))
+}
+
+/// The chunks of a streamed answer, after the keep-alive and before `[DONE]`.
+fn chunks(model: &str, answer: &Answer, usage: &Value) -> Vec<Bytes> {
+    let mut chunks = vec![chunk(model, &json!({"role": "assistant"}), None, None)];
+    match answer {
+        Answer::Text(text) => chunks.extend(
+            text.split_inclusive(' ')
+                .map(|piece| chunk(model, &json!({"content": piece}), None, None)),
+        ),
+        Answer::ToolCall { name, arguments } => chunks.push(chunk(
+            model,
+            &json!({"tool_calls": tool_calls(name, arguments)}),
+            None,
+            None,
+        )),
     }
-    body.push_str(&chunk(serde_json::json!({}), Some("stop")));
-    body.push_str("data: [DONE]\n\n");
+    chunks.push(chunk(
+        model,
+        &json!({}),
+        Some(answer.finish_reason()),
+        Some(usage),
+    ));
+    chunks
+}
+
+/// Counts the stream as cancelled if it is dropped before its last chunk was sent.
+struct CancelWatch {
+    shared: Arc<Shared>,
+    finished: bool,
+}
+
+impl Drop for CancelWatch {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.shared.record_stream_cancelled();
+        }
+    }
+}
+
+fn stream_answer(
+    shared: &Arc<Shared>,
+    model: &str,
+    answer: &Answer,
+    usage: &Value,
+    pace: StreamPace,
+) -> Response {
+    let chunks = chunks(model, answer, usage);
+    let watch = CancelWatch {
+        shared: shared.clone(),
+        finished: false,
+    };
+    let body = futures_util::stream::unfold(
+        (chunks.into_iter().enumerate(), watch, false),
+        move |(mut chunks, mut watch, done)| async move {
+            if done {
+                return None;
+            }
+            let Some((index, chunk)) = chunks.next() else {
+                watch.finished = true;
+                let end = Bytes::from_static(b"data: [DONE]\n\n");
+                return Some((Ok::<_, Infallible>(end), (chunks, watch, true)));
+            };
+            match pace {
+                StreamPace::Normal => {}
+                StreamPace::Slow(pause) => tokio::time::sleep(pause).await,
+                // The role chunk and the first text chunk go out; then nothing, ever.
+                StreamPace::Stall if index >= 2 => {
+                    std::future::pending::<()>().await;
+                }
+                StreamPace::Stall => {}
+            }
+            Some((Ok(chunk), (chunks, watch, false)))
+        },
+    );
+    let keep_alive = futures_util::stream::once(async {
+        Ok::<_, Infallible>(Bytes::from_static(b": MODELGATES PROCESSING\n\n"))
+    });
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        body,
+        Body::from_stream(futures_util::StreamExt::chain(keep_alive, body)),
     )
         .into_response()
 }
 
 /// The first 12 characters of a key, for logs.
-fn mask(key: &str) -> String {
+pub(crate) fn mask(key: &str) -> String {
     format!("{}…", key.chars().take(12).collect::<String>())
 }

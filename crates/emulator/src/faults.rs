@@ -25,6 +25,10 @@ pub enum Endpoint {
     Keys,
     /// `POST /api/v1/chat/completions`.
     Chat,
+    /// `GET /api/v1/key`.
+    KeyInfo,
+    /// `GET /api/v1/models`.
+    Models,
 }
 
 /// A way for an endpoint to fail.
@@ -42,14 +46,31 @@ pub enum Fault {
     Delay(Duration),
     /// Start a 200 answer, then drop the connection in the middle of the body.
     DropConnection,
+    /// A streamed completion waits this long before each chunk (other answers are unchanged).
+    SlowStream(Duration),
+    /// A streamed completion sends its first text chunk, then nothing more, keeping the
+    /// connection open until the client gives up.
+    StallStream,
 }
 
 /// What the endpoint does after consulting the faults.
 pub(crate) enum Outcome {
     /// Answer this instead of doing the work.
     Answer(Response),
-    /// Do the work (after any injected delay has passed).
-    Proceed,
+    /// Do the work (after any injected delay has passed), at this stream pace.
+    Proceed(StreamPace),
+}
+
+/// How a streamed completion is paced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum StreamPace {
+    /// As fast as possible.
+    #[default]
+    Normal,
+    /// This long before each chunk.
+    Slow(Duration),
+    /// The first text chunk, then silence.
+    Stall,
 }
 
 #[derive(Default)]
@@ -88,14 +109,16 @@ impl Faults {
     /// Applies the fault planned for `endpoint`, if any.
     pub(crate) async fn apply(&self, endpoint: Endpoint) -> Outcome {
         let Some(fault) = self.take(endpoint) else {
-            return Outcome::Proceed;
+            return Outcome::Proceed(StreamPace::Normal);
         };
         tracing::info!(?endpoint, ?fault, "injecting fault");
         match fault {
             Fault::Delay(delay) => {
                 tokio::time::sleep(delay).await;
-                Outcome::Proceed
+                Outcome::Proceed(StreamPace::Normal)
             }
+            Fault::SlowStream(pause) => Outcome::Proceed(StreamPace::Slow(pause)),
+            Fault::StallStream => Outcome::Proceed(StreamPace::Stall),
             Fault::Status(code) => {
                 let status =
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

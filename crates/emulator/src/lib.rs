@@ -32,6 +32,7 @@
 
 #![forbid(unsafe_code)]
 
+mod api;
 mod auth;
 mod chat;
 mod faults;
@@ -53,13 +54,30 @@ pub use auth::InvalidAuthUrl;
 pub use chat::{ChatInput, InputMessage};
 pub use faults::{Endpoint, Fault};
 use state::Shared;
-pub use state::{ExchangeRecord, IssuedKeyRecord};
+pub use state::{AttributionRecord, ExchangeRecord, IssuedKeyRecord};
 
 /// How long a code lives unless configured otherwise, as ModelGates documents it.
 pub const DEFAULT_CODE_LIFETIME: Duration = Duration::from_secs(600);
 
 /// The prefix of every key the emulator issues.
 pub const KEY_PREFIX: &str = "sk-mg-v1-";
+
+/// What each prompt or completion token costs, in US dollars.
+pub const PRICE_PER_TOKEN: f64 = 0.000_001;
+
+/// The spending limit every key reports unless configured, in US dollars.
+pub const DEFAULT_KEY_LIMIT: f64 = 10.0;
+
+/// The models `GET /api/v1/models` lists: id and display name. Completions answer for any
+/// model id.
+pub const MODELS: [(&str, &str); 3] = [
+    ("openai/gpt-5.2", "OpenAI: GPT-5.2"),
+    (
+        "anthropic/claude-sonnet-4.5",
+        "Anthropic: Claude Sonnet 4.5",
+    ),
+    ("meta-llama/llama-4-maverick", "Meta: Llama 4 Maverick"),
+];
 
 type ReplyFn = dyn Fn(&ChatInput) -> String + Send + Sync;
 
@@ -68,6 +86,8 @@ type ReplyFn = dyn Fn(&ChatInput) -> String + Send + Sync;
 pub struct EmulatorBuilder {
     auto_approve: bool,
     lenient_pkce: bool,
+    completion_delay: Duration,
+    key_limit: Option<f64>,
     code_lifetime: Duration,
     port: u16,
     reply: Option<Arc<ReplyFn>>,
@@ -78,6 +98,8 @@ impl std::fmt::Debug for EmulatorBuilder {
         f.debug_struct("EmulatorBuilder")
             .field("auto_approve", &self.auto_approve)
             .field("lenient_pkce", &self.lenient_pkce)
+            .field("completion_delay", &self.completion_delay)
+            .field("key_limit", &self.key_limit)
             .field("code_lifetime", &self.code_lifetime)
             .field("port", &self.port)
             .field("custom_reply", &self.reply.is_some())
@@ -99,6 +121,20 @@ impl EmulatorBuilder {
     /// that an app defends itself without relying on the provider.
     pub fn lenient_pkce(mut self, yes: bool) -> Self {
         self.lenient_pkce = yes;
+        self
+    }
+
+    /// How long every chat completion waits before answering (default none), as a slow or
+    /// reasoning model does.
+    pub fn completion_delay(mut self, delay: Duration) -> Self {
+        self.completion_delay = delay;
+        self
+    }
+
+    /// The spending limit every key reports in `GET /api/v1/key`, in US dollars (default
+    /// [`DEFAULT_KEY_LIMIT`]; `None` for no limit).
+    pub fn key_limit(mut self, limit: Option<f64>) -> Self {
+        self.key_limit = limit;
         self
     }
 
@@ -134,12 +170,15 @@ impl EmulatorBuilder {
         let listener =
             TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(
+        let mut shared = Shared::new(
             self.auto_approve,
             self.lenient_pkce,
             self.code_lifetime,
             self.reply,
-        ));
+        );
+        shared.completion_delay = self.completion_delay;
+        shared.key_limit = self.key_limit;
+        let shared = Arc::new(shared);
         let (stop, stopped) = oneshot::channel::<()>();
         let app = router(shared.clone());
         let task = tokio::spawn(async move {
@@ -176,6 +215,8 @@ impl Emulator {
         EmulatorBuilder {
             auto_approve: false,
             lenient_pkce: false,
+            completion_delay: Duration::ZERO,
+            key_limit: Some(DEFAULT_KEY_LIMIT),
             code_lifetime: DEFAULT_CODE_LIFETIME,
             port: 0,
             reply: None,
@@ -274,6 +315,19 @@ impl Emulator {
         auth::decide_url(&self.shared, auth_url, false)
     }
 
+    /// The attribution headers (`HTTP-Referer`, `X-Title`) of every request to an `/api/v1`
+    /// endpoint so far, oldest first.
+    #[must_use]
+    pub fn attributions(&self) -> Vec<AttributionRecord> {
+        self.shared.attributions()
+    }
+
+    /// How many streamed completions the client dropped before their end.
+    #[must_use]
+    pub fn streams_cancelled(&self) -> usize {
+        self.shared.streams_cancelled()
+    }
+
     /// Revokes a key it issued: later chat calls with it get 401.
     pub fn revoke_key(&self, key: &str) {
         self.shared.revoke_key(key);
@@ -334,8 +388,37 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/auth/consent", post(auth::decide))
         .route("/api/v1/auth/keys", any(keys::exchange))
         .route("/api/v1/chat/completions", any(chat::completions))
+        .route("/api/v1/key", get(api::key_info))
+        .route("/api/v1/models", get(api::models))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            record_attribution,
+        ))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(shared)
+}
+
+/// Records the attribution headers of every `/api/v1` request, as a gateway would read them.
+async fn record_attribution(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if request.uri().path().starts_with("/api/v1/") {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        shared.record_attribution(AttributionRecord {
+            path: request.uri().path().to_owned(),
+            referer: header("http-referer"),
+            title: header("x-title"),
+        });
+    }
+    next.run(request).await
 }
 
 /// Logs method, path and status of each request; never a query string, a body or a header,

@@ -93,6 +93,26 @@ pub struct ExchangeRecord {
 
 struct KeyEntry {
     revoked: bool,
+    /// Credits spent, in US dollars.
+    usage: f64,
+}
+
+/// The attribution headers one request to an `/api/v1` endpoint carried, as tests read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AttributionRecord {
+    /// The path, such as `/api/v1/auth/keys`.
+    pub path: String,
+    /// `HTTP-Referer`, when sent.
+    pub referer: Option<String>,
+    /// `X-Title`, when sent.
+    pub title: Option<String>,
+}
+
+/// What the emulator knows of a key, as `GET /api/v1/key` reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct KeyUsage {
+    pub(crate) usage: f64,
 }
 
 #[derive(Default)]
@@ -106,10 +126,16 @@ struct Tables {
     last_exchange: Option<ExchangeRecord>,
     chat_count: usize,
     users: u64,
+    attributions: VecDeque<AttributionRecord>,
+    streams_cancelled: usize,
 }
 
 pub(crate) struct Shared {
     pub(crate) auto_approve: bool,
+    /// How long every completion waits before answering.
+    pub(crate) completion_delay: Duration,
+    /// The spending limit every key reports, in US dollars.
+    pub(crate) key_limit: Option<f64>,
     /// Accept a `code_verifier` for a code issued without a challenge (RFC 9700 §2.1.1 says
     /// a server must refuse it).
     pub(crate) lenient_pkce: bool,
@@ -138,6 +164,8 @@ impl Shared {
     ) -> Self {
         Self {
             auto_approve,
+            completion_delay: Duration::ZERO,
+            key_limit: Some(crate::DEFAULT_KEY_LIMIT),
             lenient_pkce,
             code_lifetime,
             reply,
@@ -218,7 +246,13 @@ impl Shared {
     pub(crate) fn issue_key(&self, code: &str, user_id: &str) -> String {
         let key = format!("{}{}", crate::KEY_PREFIX, random_token(32));
         let mut tables = self.tables();
-        tables.keys.insert(key.clone(), KeyEntry { revoked: false });
+        tables.keys.insert(
+            key.clone(),
+            KeyEntry {
+                revoked: false,
+                usage: 0.0,
+            },
+        );
         push_bounded(
             &mut tables.issued_keys,
             IssuedKeyRecord {
@@ -232,6 +266,38 @@ impl Shared {
 
     pub(crate) fn key_is_valid(&self, key: &str) -> bool {
         self.tables().keys.get(key).is_some_and(|k| !k.revoked)
+    }
+
+    /// The usage of a valid key.
+    pub(crate) fn key_usage(&self, key: &str) -> Option<KeyUsage> {
+        let tables = self.tables();
+        let entry = tables.keys.get(key).filter(|k| !k.revoked)?;
+        Some(KeyUsage { usage: entry.usage })
+    }
+
+    /// Charges a completion of `tokens` tokens to a key.
+    pub(crate) fn charge(&self, key: &str, tokens: usize) {
+        if let Some(entry) = self.tables().keys.get_mut(key) {
+            #[allow(clippy::cast_precision_loss)] // token counts are small
+            let cost = tokens as f64 * crate::PRICE_PER_TOKEN;
+            entry.usage += cost;
+        }
+    }
+
+    pub(crate) fn record_attribution(&self, record: AttributionRecord) {
+        push_bounded(&mut self.tables().attributions, record);
+    }
+
+    pub(crate) fn attributions(&self) -> Vec<AttributionRecord> {
+        self.tables().attributions.iter().cloned().collect()
+    }
+
+    pub(crate) fn record_stream_cancelled(&self) {
+        self.tables().streams_cancelled += 1;
+    }
+
+    pub(crate) fn streams_cancelled(&self) -> usize {
+        self.tables().streams_cancelled
     }
 
     pub(crate) fn revoke_key(&self, key: &str) {

@@ -444,11 +444,16 @@ async fn chat_streams_server_sent_events() {
     .await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let text = response.text().await.unwrap();
+    assert!(
+        text.starts_with(": MODELGATES PROCESSING\n\n"),
+        "a keep-alive comment first"
+    );
     assert!(text.ends_with("data: [DONE]\n\n"));
     let mut content = String::new();
+    let mut last = Value::Null;
     for event in text
         .split("\n\n")
-        .filter(|e| !e.is_empty() && *e != "data: [DONE]")
+        .filter(|e| !e.is_empty() && *e != "data: [DONE]" && !e.starts_with(':'))
     {
         let chunk: Value = serde_json::from_str(event.strip_prefix("data: ").unwrap()).unwrap();
         assert_eq!(chunk["object"], "chat.completion.chunk");
@@ -457,8 +462,139 @@ async fn chat_streams_server_sent_events() {
                 .as_str()
                 .unwrap_or(""),
         );
+        last = chunk;
     }
     assert_eq!(content, "[m] You said: one two");
+    assert_eq!(last["choices"][0]["finish_reason"], "stop");
+    assert_eq!(last["usage"]["total_tokens"], 7);
+}
+
+#[tokio::test]
+async fn tools_are_called_and_their_results_answered() {
+    let emu = Emulator::start_auto_approve().await.unwrap();
+    let key = issued_key(&emu).await;
+    let tools = json!([{"type": "function", "function": {"name": "lookup", "parameters": {}}}]);
+    let call: Value = chat(
+        &emu,
+        Some(&key),
+        json!({"model": "m", "tools": tools, "messages": [{"role": "user", "content": "weather"}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let choice = &call["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], Value::Null);
+    let tool_call = &choice["message"]["tool_calls"][0];
+    assert_eq!(tool_call["function"]["name"], "lookup");
+    assert_eq!(tool_call["function"]["arguments"], r#"{"text":"weather"}"#);
+    let answer: Value = chat(
+        &emu,
+        Some(&key),
+        json!({"model": "m", "tools": tools, "messages": [
+            {"role": "user", "content": "weather"},
+            {"role": "assistant", "content": null, "tool_calls": choice["message"]["tool_calls"]},
+            {"role": "tool", "tool_call_id": tool_call["id"], "content": "sunny"}
+        ]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "[m] The tool said: sunny"
+    );
+}
+
+#[tokio::test]
+async fn key_info_counts_usage_and_models_are_listed() {
+    let emu = Emulator::start_auto_approve().await.unwrap();
+    let key = issued_key(&emu).await;
+    let info = |key: String| {
+        let emu_url = emu.base_url().to_owned();
+        async move {
+            http()
+                .get(format!("{emu_url}/api/v1/key"))
+                .bearer_auth(key)
+                .header("http-referer", "https://app.example")
+                .header("x-title", "Example")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let before: Value = info(key.clone()).await.json().await.unwrap();
+    assert_eq!(before["data"]["usage"], 0.0);
+    assert_eq!(before["data"]["limit"], 10.0);
+    chat(
+        &emu,
+        Some(&key),
+        json!({"model": "m", "messages": [{"role": "user", "content": "one two three"}]}),
+    )
+    .await;
+    let after: Value = info(key.clone()).await.json().await.unwrap();
+    let usage = after["data"]["usage"].as_f64().unwrap();
+    assert!(
+        (usage - 9.0 * modelgates_emulator::PRICE_PER_TOKEN).abs() < 1e-12,
+        "{usage}"
+    );
+    assert!(after["data"]["limit_remaining"].as_f64().unwrap() < 10.0);
+    assert_eq!(
+        info("sk-mg-v1-unknown".into()).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let attribution = emu.attributions().pop().unwrap();
+    assert_eq!(attribution.path, "/api/v1/key");
+    assert_eq!(attribution.referer.as_deref(), Some("https://app.example"));
+    assert_eq!(attribution.title.as_deref(), Some("Example"));
+
+    let models: Value = http()
+        .get(format!("{}/api/v1/models", emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "openai/gpt-5.2");
+    assert_eq!(
+        models["data"].as_array().unwrap().len(),
+        modelgates_emulator::MODELS.len()
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_stream_sends_one_chunk_and_a_dropped_one_is_counted() {
+    let emu = Emulator::start_auto_approve().await.unwrap();
+    let key = issued_key(&emu).await;
+    emu.inject_once(Endpoint::Chat, Fault::StallStream);
+    let mut response = chat(
+        &emu,
+        Some(&key),
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "a b c"}]}),
+    )
+    .await;
+    let mut received = String::new();
+    while !received.contains("\"content\":\"[m] \"") {
+        let chunk = response
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the first chunks arrive");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let next = tokio::time::timeout(std::time::Duration::from_millis(300), response.chunk()).await;
+    assert!(next.is_err(), "then nothing");
+    drop(response);
+    for _ in 0..500 {
+        if emu.streams_cancelled() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(emu.streams_cancelled(), 1);
 }
 
 #[tokio::test]
