@@ -1,6 +1,8 @@
-//! The real-browser test: headless Chromium, driven over WebDriver by fantoccini, opens
+//! The real-browser tests: headless Chromium, driven over WebDriver by fantoccini, opens
 //! example-chat, clicks Connect, approves on the emulator's consent page, lands back signed in,
-//! chats, sees the reply, logs out and is signed out.
+//! chats, watches the reply grow token by token, chats again with the conversation kept on the
+//! page, logs out and is signed out. A second run does the same with JavaScript disabled: the
+//! plain form posts still work, whole replies instead of streamed ones.
 //!
 //! It needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
 //! test says loudly that it was skipped; under CI (`CI=true`) a missing browser is a failure.
@@ -105,7 +107,7 @@ async fn start_driver() -> Driver {
     }
 }
 
-async fn open_browser(driver: &Driver) -> Client {
+async fn open_browser(driver: &Driver, javascript: bool) -> Client {
     let args = [
         "--headless=new",
         "--no-sandbox",
@@ -122,9 +124,15 @@ async fn open_browser(driver: &Driver) -> Client {
     .map(|a| (*a).to_owned())
     .chain([format!("--user-data-dir={}", driver._profile.0.display())])
     .collect::<Vec<_>>();
+    // 2 = block: Chromium's content setting for JavaScript.
+    let prefs = if javascript {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({"profile.managed_default_content_settings.javascript": 2})
+    };
     let capabilities = serde_json::json!({
         "browserName": "chrome",
-        "goog:chromeOptions": {"binary": CHROMIUM, "args": args}
+        "goog:chromeOptions": {"binary": CHROMIUM, "args": args, "prefs": prefs}
     });
     let serde_json::Value::Object(capabilities) = capabilities else {
         unreachable!()
@@ -169,29 +177,78 @@ async fn click(browser: &Client, id: &str) {
 
 #[tokio::test]
 async fn a_person_connects_chats_and_logs_out_in_chromium() {
+    run_in_chromium(true).await;
+}
+
+#[tokio::test]
+async fn the_chat_works_with_javascript_disabled() {
+    run_in_chromium(false).await;
+}
+
+async fn run_in_chromium(javascript: bool) {
     if !browser_available() {
         return;
     }
     let app = start_chat_app(Emulator::builder().start().await.unwrap()).await;
     let driver = start_driver().await;
-    let browser = open_browser(&driver).await;
-    let outcome = run_scenario(&browser, &app).await;
+    let browser = open_browser(&driver, javascript).await;
+    let outcome = run_scenario(&browser, &app, javascript).await;
     browser.close().await.unwrap();
     outcome.unwrap();
 }
 
-async fn run_scenario(browser: &Client, app: &modelgates_e2e::RunningApp) -> Result<(), String> {
+async fn send(browser: &Client, text: &str) -> Result<(), String> {
+    let message = browser
+        .wait()
+        .at_most(STEP_TIMEOUT)
+        .for_element(Locator::Id("message"))
+        .await
+        .map_err(|e| e.to_string())?;
+    message.send_keys(text).await.map_err(|e| e.to_string())?;
+    click(browser, "send").await;
+    Ok(())
+}
+
+/// Polls `#reply` until it reads `expected`; returns every distinct text seen on the way.
+async fn watch_reply(browser: &Client, expected: &str) -> Vec<String> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        if let Ok(element) = browser.find(Locator::Id("reply")).await {
+            if let Ok(text) = element.text().await {
+                if seen.last() != Some(&text) {
+                    seen.push(text.clone());
+                }
+                if text == expected {
+                    return seen;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reply never read {expected:?}; saw {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn run_scenario(
+    browser: &Client,
+    app: &modelgates_e2e::RunningApp,
+    javascript: bool,
+) -> Result<(), String> {
+    let step = |name: &str| format!("{}-{name}", if javascript { "js" } else { "nojs" });
     browser.goto(&app.url).await.map_err(|e| e.to_string())?;
-    screenshot(browser, "1-home").await;
+    screenshot(browser, &step("1-home")).await;
     click(browser, "connect").await;
 
     // The emulator's consent page names the app; Approve is a real form POST.
     let origin = text_of(browser, "app-origin").await;
     assert_eq!(origin, app.url);
-    screenshot(browser, "2-consent").await;
+    screenshot(browser, &step("2-consent")).await;
     click(browser, "approve").await;
 
-    // Back on the app, signed in: the chat form and a masked key.
+    // Back on the app, signed in: the chat form, a masked key and its usage.
     let key_shown = text_of(browser, "key").await;
     let issued = app
         .emulator
@@ -201,25 +258,46 @@ async fn run_scenario(browser: &Client, app: &modelgates_e2e::RunningApp) -> Res
         .key;
     assert_ne!(key_shown, issued, "the key is never shown whole");
     assert!(key_shown.starts_with(&issued[..8]));
-    screenshot(browser, "3-signed-in").await;
+    assert!(text_of(browser, "usage").await.contains("of $10.00"));
+    screenshot(browser, &step("3-signed-in")).await;
 
-    let message = browser
-        .find(Locator::Id("message"))
+    // Each word of the reply is 120 ms apart, so a streamed reply is seen growing.
+    app.emulator.inject_once(
+        modelgates_emulator::Endpoint::Chat,
+        modelgates_emulator::Fault::SlowStream(Duration::from_millis(120)),
+    );
+    send(browser, "Hello from Chromium <3").await?;
+    let expected = "[openai/gpt-5.2] You said: Hello from Chromium <3";
+    let seen = watch_reply(browser, expected).await;
+    if javascript {
+        let growing: Vec<_> = seen
+            .iter()
+            .filter(|text| !text.is_empty() && text.as_str() != expected)
+            .collect();
+        assert!(
+            growing.len() >= 3
+                && growing
+                    .iter()
+                    .all(|text| expected.starts_with(text.as_str())),
+            "the reply grows token by token: {seen:?}"
+        );
+    }
+    screenshot(browser, &step("4-reply")).await;
+
+    // A second message: the first turn stays on the page.
+    send(browser, "And again").await?;
+    watch_reply(browser, "[openai/gpt-5.2] You said: And again").await;
+    let turns = browser
+        .find_all(Locator::Css(".you"))
         .await
         .map_err(|e| e.to_string())?;
-    message
-        .send_keys("Hello from Chromium <3")
-        .await
-        .map_err(|e| e.to_string())?;
-    click(browser, "send").await;
-    let reply = text_of(browser, "reply").await;
-    assert_eq!(reply, "[openai/gpt-5.2] You said: Hello from Chromium <3");
-    screenshot(browser, "4-reply").await;
+    assert_eq!(turns.len(), 2, "the conversation stays on the page");
+    screenshot(browser, &step("5-conversation")).await;
 
     click(browser, "logout").await;
     let connect = text_of(browser, "connect").await;
     assert_eq!(connect, "Connect ModelGates");
-    screenshot(browser, "5-signed-out").await;
+    screenshot(browser, &step("6-signed-out")).await;
     let cookies = browser.get_all_cookies().await.map_err(|e| e.to_string())?;
     assert!(
         cookies.iter().all(|c| c.name() != "modelgates_key"),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum_core::body::Body;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use modelgates_oauth_core::{CallbackError, ExchangeError};
+use modelgates_oauth_core::{CallbackError, ExchangeError, RequestError};
 
 use crate::response::{html_error_page, json_error, wants_json};
 use crate::store::StoreError;
@@ -149,7 +149,7 @@ impl AuthError {
     pub(crate) fn from_exchange(error: ExchangeError) -> Self {
         match error {
             ExchangeError::CodeRejected { .. } => Self::CodeRejected(error),
-            ExchangeError::Timeout => Self::UpstreamTimeout(error),
+            ExchangeError::Request(RequestError::Timeout) => Self::UpstreamTimeout(error),
             other => Self::Upstream(other),
         }
     }
@@ -210,11 +210,11 @@ mod tests {
         assert_eq!(AuthError::FlowMissing.status(), StatusCode::BAD_REQUEST);
         assert_eq!(AuthError::AccessDenied.status(), StatusCode::FORBIDDEN);
         assert_eq!(
-            AuthError::from_exchange(ExchangeError::Timeout).status(),
+            AuthError::from_exchange(RequestError::Timeout.into()).status(),
             StatusCode::GATEWAY_TIMEOUT
         );
         assert_eq!(
-            AuthError::from_exchange(ExchangeError::MalformedResponse("x".into())).status(),
+            AuthError::from_exchange(RequestError::MalformedResponse("x".into()).into()).status(),
             StatusCode::BAD_GATEWAY
         );
         assert_eq!(

@@ -14,25 +14,29 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{Extensions, StatusCode, Uri};
-use modelgates_oauth_core::{ApiKey, ChatError, ChatRequest, ChatResponse, ModelGatesClient};
+use modelgates_oauth_core::{ApiKey, KeyInfo, ModelGatesClient, ModelInfo, RequestError};
 
 use crate::response::{is_navigation, json_error, see_other};
 use crate::return_to::is_safe_return_to;
 
-/// The signed-in user's ModelGates key, with a chat client that reuses the layer's pooled
-/// HTTP client. Cheap to clone.
+/// The signed-in user's ModelGates key, with the layer's pooled HTTP clients. Cheap to clone.
 ///
 /// ```
 /// use axum::{Router, routing::post};
 /// use modelgates_axum::ModelGatesKey;
-/// use modelgates_oauth_core::{ChatMessage, ChatRequest};
+/// use modelgates_axum::api::ApiError;
+/// use modelgates_axum::core::async_openai::types::chat::{
+///     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
+/// };
 ///
-/// async fn chat(key: ModelGatesKey) -> String {
-///     let request = ChatRequest::new("openai/gpt-5.2", vec![ChatMessage::user("Hello!")]);
-///     match key.chat(&request).await {
-///         Ok(reply) => reply.text().unwrap_or_default().to_owned(),
-///         Err(error) => error.to_string(),
-///     }
+/// async fn chat(key: ModelGatesKey) -> Result<String, ApiError> {
+///     let request = CreateChatCompletionRequestArgs::default()
+///         .model("openai/gpt-5.2")
+///         .messages([ChatCompletionRequestUserMessage::from("Hello!").into()])
+///         .build()?;
+///     // A revoked key (401) signs the user out on the way out, through `ApiError`.
+///     let reply = key.openai().chat().create(request).await?;
+///     Ok(reply.choices[0].message.content.clone().unwrap_or_default())
 /// }
 ///
 /// let app: Router = Router::new().route("/chat", post(chat));
@@ -76,20 +80,59 @@ impl ModelGatesKey {
         self.0.user_id.as_deref()
     }
 
-    /// The layer's ModelGates client (shared connection pool).
+    /// The layer's ModelGates client (shared connection pools).
     #[must_use]
     pub fn client(&self) -> &ModelGatesClient {
         &self.0.client
     }
 
-    /// Sends a chat completion request with this key.
+    /// An `async_openai::Client` for ModelGates' OpenAI-compatible API with this key, for
+    /// calls that answer whole (total timeout: [`ModelGatesConfig::with_api_timeout`]). See
+    /// [`ModelGatesClient::openai`].
+    ///
+    /// [`ModelGatesConfig::with_api_timeout`]: crate::ModelGatesConfig::with_api_timeout
+    #[cfg(feature = "openai")]
+    #[must_use]
+    pub fn openai(
+        &self,
+    ) -> modelgates_oauth_core::async_openai::Client<
+        modelgates_oauth_core::async_openai::config::OpenAIConfig,
+    > {
+        self.0.client.openai(&self.0.key)
+    }
+
+    /// An `async_openai::Client` for streams with this key: no total timeout, an idle timeout
+    /// between chunks ([`ModelGatesConfig::with_stream_idle_timeout`]). See
+    /// [`sse`](crate::sse) to relay a stream to a browser.
+    ///
+    /// [`ModelGatesConfig::with_stream_idle_timeout`]: crate::ModelGatesConfig::with_stream_idle_timeout
+    #[cfg(feature = "openai")]
+    #[must_use]
+    pub fn openai_stream(
+        &self,
+    ) -> modelgates_oauth_core::async_openai::Client<
+        modelgates_oauth_core::async_openai::config::OpenAIConfig,
+    > {
+        self.0.client.openai_stream(&self.0.key)
+    }
+
+    /// This key's limit and usage (`GET /api/v1/key`).
     ///
     /// # Errors
     ///
-    /// As [`ModelGatesClient::chat`]; [`ChatError::KeyRejected`] means the user must sign in
-    /// again.
-    pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ChatError> {
-        self.0.client.chat(&self.0.key, request).await
+    /// [`RequestError::KeyRejected`] when the key was revoked; convert it into
+    /// [`ApiError`](crate::api::ApiError) with `?` to sign the user out.
+    pub async fn key_info(&self) -> Result<KeyInfo, RequestError> {
+        self.0.client.key_info(&self.0.key).await
+    }
+
+    /// The models ModelGates offers (`GET /api/v1/models`).
+    ///
+    /// # Errors
+    ///
+    /// As [`ModelGatesClient::models`].
+    pub async fn models(&self) -> Result<Vec<ModelInfo>, RequestError> {
+        self.0.client.models().await
     }
 
     /// The key from a request's extensions, for tower services without axum's extractors:
@@ -147,17 +190,21 @@ fn signed_out(parts: &Parts, context: &AuthContext) -> ModelGatesKeyRejection {
     if !is_navigation(&parts.method, &parts.headers) {
         return ModelGatesKeyRejection::SignedOut { login: None };
     }
-    let here = context
-        .original_uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str());
-    let login = if is_safe_return_to(here) {
-        let encoded: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
-        format!("{}?return_to={encoded}", context.login_path)
-    } else {
-        context.login_path.to_string()
-    };
+    let login = login_location(&context.login_path, Some(&context.original_uri));
     ModelGatesKeyRejection::SignedOut { login: Some(login) }
+}
+
+/// The login route, coming back to `here` when it is a safe local target.
+pub(crate) fn login_location(login_path: &str, here: Option<&Uri>) -> String {
+    let here = here
+        .and_then(Uri::path_and_query)
+        .map_or("/", |pq| pq.as_str());
+    if is_safe_return_to(here) {
+        let encoded: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+        format!("{login_path}?return_to={encoded}")
+    } else {
+        login_path.to_owned()
+    }
 }
 
 /// Why [`ModelGatesKey`] could not be extracted.

@@ -12,6 +12,9 @@
 //!    secret is re-issued under the current one.
 //! 4. If the store fails while loading, the request is treated as signed out for this request
 //!    only (the cookie is kept) and the failure is logged.
+//! 5. A response carrying [`SignOut`](crate::api::SignOut) (ModelGates refused the user's key)
+//!    signs the user out: the store forgets the key, the cookie is deleted, and a browser is
+//!    sent to sign in again.
 //!
 //! A request without our key cookie costs one extension insert: no cryptography, no allocation
 //! beyond that, no boxing.
@@ -26,6 +29,7 @@ use modelgates_oauth_core::{ModelGatesClient, Url};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::api::SignOut;
 use crate::config::settings::{Settings, resolve};
 use crate::config::{ConfigError, ModelGatesConfig};
 use crate::cookies::CookieCodec;
@@ -34,7 +38,7 @@ use crate::flow;
 use crate::future::ResponseFuture;
 use crate::response::set_cookie;
 use crate::same_origin::SameOriginLayer;
-use crate::session::{Authenticated, authenticate};
+use crate::session::{Authenticated, RequestSummary, authenticate, sign_out};
 use crate::store::{CookieStore, KeyStore};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -223,10 +227,18 @@ where
             let Authenticated {
                 key,
                 set_cookie: cookie,
+                token,
             } = authenticate(&settings, &*store, request.headers()).await;
+            let summary = key.is_some().then(|| RequestSummary::of(&request));
             let context = context(&settings, key, request.uri());
             request.extensions_mut().insert(context);
-            let mut response = inner.call(request).await?.map(Body::new);
+            let response = inner.call(request).await?;
+            if let Some(summary) =
+                summary.filter(|_| response.extensions().get::<SignOut>().is_some())
+            {
+                return Ok(sign_out(&settings, &*store, token.as_ref(), &summary, response).await);
+            }
+            let mut response = response.map(Body::new);
             if let Some(cookie) = cookie {
                 set_cookie(&mut response, cookie);
             }

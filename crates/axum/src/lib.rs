@@ -5,26 +5,32 @@
 //! makes that one layer and one extractor:
 //!
 //! ```no_run
-//! use axum::{Form, Router, routing::post};
+//! use axum::{Form, Router, response::IntoResponse, routing::post};
+//! use modelgates_axum::api::ApiError;
+//! use modelgates_axum::core::async_openai::types::chat::{
+//!     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
+//! };
 //! use modelgates_axum::{ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
-//! use modelgates_oauth_core::{ChatMessage, ChatRequest};
 //!
 //! #[derive(serde::Deserialize)]
 //! struct Ask { message: String }
 //!
-//! async fn chat(key: ModelGatesKey, Form(ask): Form<Ask>) -> String {
-//!     let request = ChatRequest::new("openai/gpt-5.2", vec![ChatMessage::user(ask.message)]);
-//!     match key.chat(&request).await {
-//!         Ok(reply) => reply.text().unwrap_or_default().to_owned(),
-//!         Err(error) => error.to_string(),
-//!     }
+//! /// Streams the reply to the browser as server-sent events, paid by the signed-in user.
+//! async fn chat(key: ModelGatesKey, Form(ask): Form<Ask>) -> Result<impl IntoResponse, ApiError> {
+//!     let request = CreateChatCompletionRequestArgs::default()
+//!         .model("openai/gpt-5.2")
+//!         .messages([ChatCompletionRequestUserMessage::from(ask.message).into()])
+//!         .build()?;
+//!     key.stream_chat(request).await
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = ModelGatesConfig::from_env()?; // MODELGATES_PUBLIC_URL, MODELGATES_COOKIE_SECRET, ...
+//! let auth = ModelGatesAuth::new(config);
 //! let app: Router = Router::new()
 //!     .route("/chat", post(chat))
-//!     .layer(ModelGatesAuth::new(config)); // mounts /login, /callback, /logout
+//!     .layer(auth.same_origin()) // no other site can post here with the user's cookie
+//!     .layer(auth); // mounts /login, /callback, /logout
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app).await?;
 //! # Ok(())
@@ -33,12 +39,16 @@
 //!
 //! # The flow
 //!
-//! 1. `GET /login?return_to=/chat` makes a PKCE verifier, keeps it in a signed flow cookie,
-//!    and redirects to ModelGates' `/auth` with the S256 challenge.
-//! 2. The user approves; ModelGates redirects to `/callback?code=…`.
-//! 3. The layer checks the flow cookie, exchanges the code and the verifier for the key, keeps
-//!    the key in the [`KeyStore`] (by default an encrypted cookie) and redirects to `/chat`.
-//! 4. Handlers take [`ModelGatesKey`] (or `Option<ModelGatesKey>`) and call ModelGates with it.
+//! 1. `GET /login?return_to=/chat` makes a flow id and a PKCE verifier, keeps them in an
+//!    encrypted flow cookie, and redirects to ModelGates' `/auth` with the S256 challenge and
+//!    the callback URL `/callback/<flow id>`.
+//! 2. The user approves; ModelGates redirects to `/callback/<flow id>?code=…`.
+//! 3. The layer checks the flow cookie and the flow id, exchanges the code and the verifier for
+//!    the key, keeps the key in the [`KeyStore`](store::KeyStore) (by default an encrypted
+//!    cookie) and redirects to `/chat`.
+//! 4. Handlers take [`ModelGatesKey`] (or `Option<ModelGatesKey>`) and call ModelGates with it
+//!    through async-openai ([`ModelGatesKey::openai`], [`ModelGatesKey::stream_chat`]). A key
+//!    revoked on ModelGates signs the user out ([`api`]).
 //! 5. `POST /logout` forgets the key.
 //!
 //! # Modules
@@ -61,6 +71,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod config;
 mod cookies;
 pub mod error;
@@ -73,6 +84,8 @@ mod response;
 pub mod return_to;
 pub mod same_origin;
 mod session;
+#[cfg(feature = "openai")]
+pub mod sse;
 pub mod store;
 
 pub use config::{CookieSecret, ModelGatesConfig};

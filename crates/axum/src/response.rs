@@ -47,9 +47,14 @@ pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
     accepts(headers, "application/json") && !accepts(headers, "text/html")
 }
 
+/// Whether the client asked for HTML: a browser.
+pub(crate) fn accepts_html(headers: &HeaderMap) -> bool {
+    accepts(headers, "text/html")
+}
+
 /// Whether the request is a browser navigating to a page.
 pub(crate) fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
-    matches!(*method, Method::GET | Method::HEAD) && accepts(headers, "text/html")
+    matches!(*method, Method::GET | Method::HEAD) && accepts_html(headers)
 }
 
 /// The JSON error envelope.

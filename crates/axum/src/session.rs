@@ -9,14 +9,19 @@
 //!   of its lifetime.
 //! * If the store fails, the request is signed out for this request only: the cookie is kept
 //!   and the failure logged.
+//! * A response carrying [`SignOut`](crate::api::SignOut) (a handler's
+//!   [`ApiError::KeyRejected`](crate::api::ApiError::KeyRejected): ModelGates refused the
+//!   key) signs the user out on its way out: see [`sign_out`].
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue};
+use axum_core::body::Body;
+use http::{HeaderMap, HeaderValue, Method, Response, Uri};
 
 use crate::config::settings::Settings;
-use crate::extract::ModelGatesKey;
+use crate::extract::{ModelGatesKey, login_location};
 use crate::primitives::unix_now;
+use crate::response::{accepts_html, see_other, set_cookie};
 use crate::store::{KeyStore, SessionToken};
 
 /// The outcome of reading a request's key cookie.
@@ -25,6 +30,56 @@ pub(crate) struct Authenticated {
     pub(crate) key: Option<ModelGatesKey>,
     /// A `Set-Cookie` the response must carry: a deletion or a rotation.
     pub(crate) set_cookie: Option<HeaderValue>,
+    /// The session's token, to forget it if the response signs the user out.
+    pub(crate) token: Option<SessionToken>,
+}
+
+/// Signs a user out after a handler asked for it with [`SignOut`](crate::api::SignOut): the
+/// store forgets the session, the key cookie is deleted, and a browser (`Accept: text/html`)
+/// is sent to sign in again, back to this page for a `GET`.
+pub(crate) async fn sign_out<K: KeyStore, B>(
+    settings: &Settings,
+    store: &K,
+    token: Option<&SessionToken>,
+    request: &RequestSummary,
+    response: Response<B>,
+) -> Response<Body>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if let Some(token) = token {
+        if let Err(error) = store.remove(token).await {
+            tracing::warn!(%error, "the key store failed to forget a rejected key");
+        }
+    }
+    tracing::info!("ModelGates rejected the key; signed out");
+    let mut response = if request.wants_page {
+        let here = (request.method == Method::GET).then_some(&request.uri);
+        see_other(&login_location(&settings.login_path, here))
+    } else {
+        response.map(Body::new)
+    };
+    set_cookie(&mut response, settings.codec.clear_key());
+    response
+}
+
+/// What the layer keeps of a request to act on its response.
+pub(crate) struct RequestSummary {
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    /// The client asked for HTML: a browser.
+    pub(crate) wants_page: bool,
+}
+
+impl RequestSummary {
+    pub(crate) fn of<B>(request: &http::Request<B>) -> Self {
+        Self {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            wants_page: accepts_html(request.headers()),
+        }
+    }
 }
 
 /// Opens the key cookie in `headers` and loads its key from `store`.
@@ -36,6 +91,7 @@ pub(crate) async fn authenticate<K: KeyStore>(
     let signed_out = |set_cookie| Authenticated {
         key: None,
         set_cookie,
+        token: None,
     };
     let Some(opened) = settings.codec.open_key(headers, K::TOKEN_PROTECTION) else {
         return signed_out(Some(settings.codec.clear_key()));
@@ -57,6 +113,7 @@ pub(crate) async fn authenticate<K: KeyStore>(
             Authenticated {
                 key: Some(key),
                 set_cookie: reissue,
+                token: Some(token),
             }
         }
         Ok(_) => signed_out(Some(settings.codec.clear_key())),

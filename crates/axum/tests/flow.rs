@@ -11,7 +11,10 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use base64::Engine as _;
 use http::{Request, StatusCode, header};
-use modelgates_axum::core::{ChatMessage, ChatRequest};
+use modelgates_axum::api::ApiError;
+use modelgates_axum::core::async_openai::types::chat::{
+    ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
+};
 use modelgates_axum::store::MemoryStore;
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::{Endpoint, Fault};
@@ -30,13 +33,13 @@ async fn which_key(key: ModelGatesKey) -> String {
     key.api_key().expose_secret().to_owned()
 }
 
-async fn chat(key: ModelGatesKey) -> Result<String, (StatusCode, String)> {
-    let request = ChatRequest::new("openai/gpt-5.2", vec![ChatMessage::user("Hello!")]);
-    let reply = key
-        .chat(&request)
-        .await
-        .map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
-    Ok(reply.text().unwrap_or_default().to_owned())
+async fn chat(key: ModelGatesKey) -> Result<String, ApiError> {
+    let request = CreateChatCompletionRequestArgs::default()
+        .model("openai/gpt-5.2")
+        .messages([ChatCompletionRequestUserMessage::from("Hello!").into()])
+        .build()?;
+    let reply = key.openai().chat().create(request).await?;
+    Ok(reply.choices[0].message.content.clone().unwrap_or_default())
 }
 
 fn routes() -> Router {

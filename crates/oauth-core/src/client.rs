@@ -1,27 +1,43 @@
-//! [`ModelGatesClient`]: one pooled HTTP client for every call to one ModelGates origin.
+//! [`ModelGatesClient`]: the pooled HTTP clients for every call to one ModelGates origin.
 //!
 //! The rules this module applies:
 //!
 //! * The base URL is `https`, or `http` only when its host is loopback (`localhost`,
 //!   `127.0.0.0/8`, `[::1]`): keys and verifiers never cross a network in clear text.
 //! * The base URL is an origin, optionally with a path prefix; queries and fragments are refused.
-//! * One `reqwest::Client` is built once and shared by clones (connection pooling).
-//! * Every call has a total timeout (10 s unless configured) and redirects are never followed,
-//!   so a key exchange cannot be bounced to another host.
+//! * The HTTP clients are built once and shared by clones (connection pooling), one per kind
+//!   of call, because their timeouts differ: the **key exchange** has a short total timeout
+//!   (10 s); **API calls** (completions, key info, models) a total timeout of minutes (10 min),
+//!   since a reasoning model may think that long; **streams** no total timeout but an idle
+//!   timeout between chunks (60 s). All have a connect timeout (10 s).
+//! * Redirects are never followed, so a key exchange cannot be bounced to another host.
+//! * Every call carries the app's attribution, as OpenRouter-style gateways read it:
+//!   `HTTP-Referer` (the app's URL) and `X-Title` (its name), when configured.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::{Host, Url};
 
 /// ModelGates' public origin, the default base URL.
 pub const DEFAULT_BASE_URL: &str = "https://modelgates.ai";
 
-/// The total time one call may take unless configured otherwise.
+/// The total time a key exchange may take unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A client for one ModelGates origin: builds `/auth` URLs, exchanges codes, calls chat.
+/// The total time an API call may take unless configured otherwise.
+pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The longest silence between two chunks of a stream unless configured otherwise.
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The time a connection may take to open unless configured otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client for one ModelGates origin: builds `/auth` URLs, exchanges codes, and calls the
+/// API with a user's key.
 ///
 /// Cloning is cheap and shares the connection pool.
 ///
@@ -46,11 +62,22 @@ pub struct ModelGatesClient {
 
 #[derive(Debug)]
 pub(crate) struct ClientInner {
-    pub(crate) http: reqwest::Client,
+    /// The key exchange: a short total timeout.
+    pub(crate) http_auth: reqwest::Client,
+    /// API calls: a total timeout of minutes.
+    pub(crate) http_api: reqwest::Client,
+    /// Streams: an idle timeout between chunks, no total timeout.
+    #[cfg_attr(not(feature = "openai"), allow(dead_code))]
+    pub(crate) http_stream: reqwest::Client,
+    pub(crate) stream_idle_timeout: Duration,
     pub(crate) base_url: Url,
     pub(crate) keys_url: Url,
-    pub(crate) chat_url: Url,
     pub(crate) auth_url: Url,
+    pub(crate) key_info_url: Url,
+    pub(crate) models_url: Url,
+    /// `{base}api/v1`, the OpenAI-compatible API's base, without a trailing slash.
+    #[cfg_attr(not(feature = "openai"), allow(dead_code))]
+    pub(crate) api_base: String,
 }
 
 impl ModelGatesClient {
@@ -68,14 +95,16 @@ impl ModelGatesClient {
         ModelGatesClientBuilder::default()
     }
 
+    /// The longest silence allowed between two chunks of a stream.
+    #[must_use]
+    pub fn stream_idle_timeout(&self) -> Duration {
+        self.inner.stream_idle_timeout
+    }
+
     /// The validated base URL, always ending in `/`.
     #[must_use]
     pub fn base_url(&self) -> &Url {
         &self.inner.base_url
-    }
-
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.inner.http
     }
 }
 
@@ -85,7 +114,12 @@ impl ModelGatesClient {
 pub struct ModelGatesClientBuilder {
     base_url: String,
     timeout: Duration,
+    api_timeout: Duration,
+    stream_idle_timeout: Duration,
+    connect_timeout: Duration,
     user_agent: String,
+    app_url: Option<String>,
+    app_title: Option<String>,
 }
 
 impl Default for ModelGatesClientBuilder {
@@ -93,7 +127,12 @@ impl Default for ModelGatesClientBuilder {
         Self {
             base_url: DEFAULT_BASE_URL.to_owned(),
             timeout: DEFAULT_TIMEOUT,
+            api_timeout: DEFAULT_API_TIMEOUT,
+            stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             user_agent: concat!("modelgates-oauth-core/", env!("CARGO_PKG_VERSION")).to_owned(),
+            app_url: None,
+            app_title: None,
         }
     }
 }
@@ -105,9 +144,42 @@ impl ModelGatesClientBuilder {
         self
     }
 
-    /// The total time a call may take, connection included (default 10 s).
+    /// The total time a key exchange may take, connection included (default 10 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The total time an API call that is not a stream may take (default 10 minutes).
+    pub fn api_timeout(mut self, timeout: Duration) -> Self {
+        self.api_timeout = timeout;
+        self
+    }
+
+    /// The longest silence between two chunks of a stream (default 60 s); a stream has no
+    /// total timeout.
+    pub fn stream_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.stream_idle_timeout = timeout;
+        self
+    }
+
+    /// The time a connection may take to open, for every kind of call (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The app's URL, sent with every call as `HTTP-Referer`: ModelGates asks apps to
+    /// identify themselves so. For a local app use `http://localhost:3000`; in production a
+    /// public URL (the app's site or its repository).
+    pub fn app_url(mut self, app_url: impl Into<String>) -> Self {
+        self.app_url = Some(app_url.into());
+        self
+    }
+
+    /// The app's name, sent with every call as `X-Title`.
+    pub fn app_title(mut self, app_title: impl Into<String>) -> Self {
+        self.app_title = Some(app_title.into());
         self
     }
 
@@ -125,28 +197,58 @@ impl ModelGatesClientBuilder {
     /// carries a query or fragment, or the HTTP client cannot be built.
     pub fn build(self) -> Result<ModelGatesClient, ClientConfigError> {
         let base_url = parse_base_url(&self.base_url)?;
-        let http = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(self.user_agent)
+        let headers = self.attribution_headers()?;
+        let http = |configure: &dyn Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder| {
+            configure(
+                reqwest::Client::builder()
+                    .connect_timeout(self.connect_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(&self.user_agent)
+                    .default_headers(headers.clone()),
+            )
             .build()
-            .map_err(|e| ClientConfigError::HttpClient(e.to_string()))?;
+            .map_err(|e| ClientConfigError::HttpClient(e.to_string()))
+        };
         let join = |path: &str| {
             base_url
                 .join(path)
                 .expect("a relative path joins onto a base URL")
         };
         let inner = ClientInner {
+            http_auth: http(&|b| b.timeout(self.timeout))?,
+            http_api: http(&|b| b.timeout(self.api_timeout))?,
+            http_stream: http(&|b| b.read_timeout(self.stream_idle_timeout))?,
+            stream_idle_timeout: self.stream_idle_timeout,
             keys_url: join("api/v1/auth/keys"),
-            chat_url: join("api/v1/chat/completions"),
             auth_url: join("auth"),
+            key_info_url: join("api/v1/key"),
+            models_url: join("api/v1/models"),
+            api_base: join("api/v1").as_str().trim_end_matches('/').to_owned(),
             base_url,
-            http,
         };
         Ok(ModelGatesClient {
             inner: Arc::new(inner),
         })
+    }
+}
+
+impl ModelGatesClientBuilder {
+    /// `HTTP-Referer` and `X-Title`, checked as header values.
+    fn attribution_headers(&self) -> Result<HeaderMap, ClientConfigError> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("http-referer", &self.app_url),
+            ("x-title", &self.app_title),
+        ] {
+            let Some(value) = value else { continue };
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                ClientConfigError::InvalidAttribution(format!(
+                    "{name} `{value}` is not a valid header value (printable ASCII only)"
+                ))
+            })?;
+            headers.insert(HeaderName::from_static(name), value);
+        }
+        Ok(headers)
     }
 }
 
@@ -213,6 +315,9 @@ pub enum ClientConfigError {
     /// The HTTP client (TLS backend) could not be built.
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),
+    /// The app URL or title cannot be sent as a header.
+    #[error("invalid attribution: {0}")]
+    InvalidAttribution(String),
 }
 
 #[cfg(test)]

@@ -11,17 +11,20 @@
 //! | 400 whose message names `code_challenge_method` | [`ExchangeError::InvalidChallengeMethod`] |
 //! | 403, or a 400 whose message names the code | [`ExchangeError::CodeRejected`] (expired and reused codes land here) |
 //! | 405 | [`ExchangeError::MethodNotAllowed`] |
-//! | any other non-2xx | [`ExchangeError::Status`], with ModelGates' own `error.message` |
-//! | 2xx that is not JSON, or whose `key` is missing or empty | [`ExchangeError::MalformedResponse`] |
-//! | no answer in time | [`ExchangeError::Timeout`] |
-//! | connection refused, reset or dropped mid-answer | [`ExchangeError::Transport`] |
+//! | any other non-2xx | [`RequestError::Status`], with ModelGates' own `error.message` |
+//! | 2xx that is not JSON, or whose `key` is missing or empty | [`RequestError::MalformedResponse`] |
+//! | no answer in time | [`RequestError::Timeout`] |
+//! | connection refused, reset or dropped mid-answer | [`RequestError::Transport`] |
+//!
+//! The last four arrive as [`ExchangeError::Request`].
 //!
 //! Neither the verifier nor the key appears in any error.
 
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{CallError, error_message};
+use crate::error::RequestError;
+use crate::http::error_message;
 use crate::{ApiKey, ChallengeMethod, ModelGatesClient, Pkce};
 
 /// The largest exchange answer read; a key answer is well under 1 KiB.
@@ -86,15 +89,8 @@ impl ModelGatesClient {
             code_challenge_method: pkce.map(Pkce::method),
         };
         let answer = self
-            .post_json(&self.inner.keys_url, None, &body, MAX_EXCHANGE_BODY)
-            .await
-            .map_err(|e| match e {
-                CallError::Timeout => ExchangeError::Timeout,
-                CallError::Transport(e) => ExchangeError::Transport(e),
-                CallError::TooLarge(limit) => ExchangeError::MalformedResponse(format!(
-                    "the answer is larger than {limit} bytes"
-                )),
-            })?;
+            .post_json(&self.inner.keys_url, &body, MAX_EXCHANGE_BODY)
+            .await?;
         tracing::debug!(
             status = answer.status.as_u16(),
             "ModelGates answered the key exchange"
@@ -102,17 +98,15 @@ impl ModelGatesClient {
         if !answer.status.is_success() {
             return Err(classify_failure(answer.status, &answer.body));
         }
-        let parsed: ExchangeAnswer = serde_json::from_slice(&answer.body).map_err(|_| {
-            ExchangeError::MalformedResponse("the answer is not the documented JSON object".into())
-        })?;
+        let malformed = |what: &str| RequestError::MalformedResponse(what.to_owned()).into();
+        let parsed: ExchangeAnswer = serde_json::from_slice(&answer.body)
+            .map_err(|_| malformed("the answer is not the documented JSON object"))?;
         match parsed.key {
             Some(key) if !key.is_empty() => Ok(IssuedKey {
                 key: ApiKey::new(key),
                 user_id: parsed.user_id,
             }),
-            _ => Err(ExchangeError::MalformedResponse(
-                "the answer holds no key".into(),
-            )),
+            _ => Err(malformed("the answer holds no key")),
         }
     }
 }
@@ -133,10 +127,11 @@ fn classify_failure(status: StatusCode, body: &[u8]) -> ExchangeError {
             message,
         },
         StatusCode::METHOD_NOT_ALLOWED => ExchangeError::MethodNotAllowed,
-        _ => ExchangeError::Status {
+        _ => RequestError::Status {
             status: status.as_u16(),
             message,
-        },
+        }
+        .into(),
     }
 }
 
@@ -171,25 +166,9 @@ pub enum ExchangeError {
          check that the base URL is not redirected or proxied into a GET"
     )]
     MethodNotAllowed,
-    /// Any other non-success status.
-    #[error("ModelGates answered {status} ({message}); try again later")]
-    Status {
-        /// The HTTP status.
-        status: u16,
-        /// ModelGates' `error.message`, or the reason phrase.
-        message: String,
-    },
-    /// No answer within the client's timeout.
-    #[error("ModelGates did not answer in time; try again, or raise the client's timeout")]
-    Timeout,
-    /// The connection failed: refused, reset, or dropped before the answer was complete.
-    #[error(
-        "the connection to ModelGates failed ({0}); check the base URL and the network, then try again"
-    )]
-    Transport(#[source] reqwest::Error),
-    /// A success status whose body is not the documented `{"key": ...}` object.
-    #[error("ModelGates sent a malformed answer: {0}; try again later")]
-    MalformedResponse(String),
+    /// Any other failure: another status, a timeout, a broken connection, a malformed answer.
+    #[error(transparent)]
+    Request(#[from] RequestError),
 }
 
 impl ExchangeError {

@@ -1,5 +1,5 @@
 //! The one place that sends a request to ModelGates and reads its answer, shared by the key
-//! exchange and the chat call.
+//! exchange and ModelGates' own endpoints.
 //!
 //! Rules: bodies are read up to a size limit (a broken or hostile upstream cannot make us
 //! buffer without bound); ModelGates' own `error.message` is kept, stripped of control
@@ -10,14 +10,7 @@ use reqwest::StatusCode;
 use serde::Serialize;
 
 use crate::ModelGatesClient;
-
-/// How a call failed before a complete answer was read.
-#[derive(Debug)]
-pub(crate) enum CallError {
-    Timeout,
-    Transport(reqwest::Error),
-    TooLarge(usize),
-}
+use crate::error::{RequestError, TransportError};
 
 /// A complete answer: status and body.
 pub(crate) struct Answer {
@@ -26,41 +19,67 @@ pub(crate) struct Answer {
 }
 
 impl ModelGatesClient {
+    /// Posts JSON with the short sign-in client (the key exchange).
     pub(crate) async fn post_json(
         &self,
         url: &url::Url,
-        bearer: Option<&str>,
         body: &impl Serialize,
         limit: usize,
-    ) -> Result<Answer, CallError> {
-        let mut request = self.http().post(url.clone()).json(body);
+    ) -> Result<Answer, RequestError> {
+        read(self.inner.http_auth.post(url.clone()).json(body), limit).await
+    }
+
+    /// Gets with the API client, authorised by `bearer`.
+    pub(crate) async fn get(
+        &self,
+        url: &url::Url,
+        bearer: Option<&str>,
+        limit: usize,
+    ) -> Result<Answer, RequestError> {
+        let mut request = self.inner.http_api.get(url.clone());
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
-        let mut response = request.send().await.map_err(CallError::from_reqwest)?;
-        let status = response.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(CallError::from_reqwest)? {
-            if body.len() + chunk.len() > limit {
-                return Err(CallError::TooLarge(limit));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Answer {
-            status,
-            body: Bytes::from(body),
-        })
+        read(request, limit).await
     }
 }
 
-impl CallError {
-    fn from_reqwest(error: reqwest::Error) -> Self {
-        if error.is_timeout() {
-            Self::Timeout
-        } else {
-            // The URL is ours and holds no secret, but strip it so messages stay short.
-            Self::Transport(error.without_url())
+/// Sends a request and reads the whole answer, at most `limit` bytes of it.
+async fn read(request: reqwest::RequestBuilder, limit: usize) -> Result<Answer, RequestError> {
+    let mut response = request.send().await.map_err(from_reqwest)?;
+    let status = response.status();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(from_reqwest)? {
+        if body.len() + chunk.len() > limit {
+            return Err(RequestError::MalformedResponse(format!(
+                "the answer is larger than {limit} bytes"
+            )));
         }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Answer {
+        status,
+        body: Bytes::from(body),
+    })
+}
+
+fn from_reqwest(error: reqwest::Error) -> RequestError {
+    if error.is_timeout() {
+        RequestError::Timeout
+    } else {
+        // The URL is ours and holds no secret, but strip it so messages stay short.
+        RequestError::Transport(TransportError::new(error.without_url()))
+    }
+}
+
+/// The error for a non-success answer of an endpoint used with a key.
+pub(crate) fn status_error(answer: &Answer) -> RequestError {
+    if answer.status == StatusCode::UNAUTHORIZED {
+        return RequestError::KeyRejected;
+    }
+    RequestError::Status {
+        status: answer.status.as_u16(),
+        message: error_message(answer.status, &answer.body),
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! ModelGates lets an app's users pay for their own model calls: the app sends the user to
 //! ModelGates' `/auth` page, gets a one-time `code` back on its callback URL, and exchanges it
-//! for a user-controlled API key. This crate is that protocol and nothing else:
+//! for a user-controlled API key. This crate is that protocol, and the way to use the key:
 //!
 //! * [`Pkce`], [`CodeVerifier`], [`CodeChallenge`], [`ChallengeMethod`]: PKCE as RFC 7636
 //!   defines it;
@@ -10,19 +10,28 @@
 //! * [`CallbackParams::parse`]: what the redirect back to the app carries;
 //! * [`ModelGatesClient::exchange_code`]: step 2, `code` to [`ApiKey`], with typed
 //!   [`ExchangeError`]s;
-//! * [`ModelGatesClient::chat`]: step 3, a minimal chat completions call with the key.
+//! * step 3, the API: [`ModelGatesClient::openai`] (feature `openai`, on by default) gives an
+//!   `async_openai::Client` set up for ModelGates and the user's key, and
+//!   [`ModelGatesClient::key_info`] and [`ModelGatesClient::models`] call ModelGates' own
+//!   endpoints.
 //!
-//! Secrets are types: [`CodeVerifier`] and [`ApiKey`] never print, and no error message holds
-//! one. For axum and tower apps, the `modelgates-axum` crate wraps all of this in a layer.
+//! Every call carries the app's attribution (`HTTP-Referer`, `X-Title`) when configured with
+//! [`ModelGatesClientBuilder::app_url`] and [`ModelGatesClientBuilder::app_title`]. Secrets are types: [`CodeVerifier`] and [`ApiKey`]
+//! never print, and no error message holds one. For axum and tower apps, the `modelgates-axum`
+//! crate wraps all of this in a layer.
 //!
 //! ```no_run
-//! use modelgates_oauth_core::{
-//!     CallbackParams, ChallengeMethod, ChatMessage, ChatRequest, ModelGatesClient, Pkce,
+//! use async_openai::types::chat::{
+//!     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 //! };
+//! use modelgates_oauth_core::{CallbackParams, ChallengeMethod, ModelGatesClient, Pkce};
 //! use url::Url;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = ModelGatesClient::new()?;
+//! let client = ModelGatesClient::builder()
+//!     .app_url("https://github.com/me/my-tool")
+//!     .app_title("My tool")
+//!     .build()?;
 //! let pkce = Pkce::generate(ChallengeMethod::S256);
 //! let callback = Url::parse("http://localhost:3000/callback")?;
 //! let url = client.authorization_url(&callback, Some(&pkce.challenge()));
@@ -33,10 +42,12 @@
 //!     return Err("the user cancelled".into());
 //! };
 //! let issued = client.exchange_code(&code, Some(&pkce)).await?;
-//! let reply = client
-//!     .chat(&issued.key, &ChatRequest::new("openai/gpt-5.2", vec![ChatMessage::user("Hello!")]))
-//!     .await?;
-//! println!("{}", reply.text().unwrap_or_default());
+//! let request = CreateChatCompletionRequestArgs::default()
+//!     .model("openai/gpt-5.2")
+//!     .messages([ChatCompletionRequestUserMessage::from("Hello!").into()])
+//!     .build()?;
+//! let reply = client.openai(&issued.key).chat().create(request).await?;
+//! println!("{:?}", reply.choices[0].message.content);
 //! # Ok(())
 //! # }
 //! ```
@@ -45,18 +56,23 @@
 
 mod authorize;
 mod callback;
-mod chat;
 mod client;
+mod endpoints;
+mod error;
 mod exchange;
 mod http;
 mod key;
+#[cfg(feature = "openai")]
+pub mod openai;
 mod pkce;
 
 pub use callback::{CallbackError, CallbackParams, MAX_CODE_LEN};
-pub use chat::{ChatChoice, ChatError, ChatMessage, ChatRequest, ChatResponse, Role, Usage};
 pub use client::{
-    ClientConfigError, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ModelGatesClient, ModelGatesClientBuilder,
+    ClientConfigError, DEFAULT_API_TIMEOUT, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT, ModelGatesClient, ModelGatesClientBuilder,
 };
+pub use endpoints::{KeyInfo, ModelInfo};
+pub use error::{RequestError, TransportError};
 pub use exchange::{ExchangeError, IssuedKey};
 pub use key::ApiKey;
 pub use pkce::{
@@ -64,3 +80,7 @@ pub use pkce::{
     MIN_VERIFIER_LEN, Pkce, UnknownChallengeMethod,
 };
 pub use url::Url;
+
+/// The OpenAI client crate, re-exported so its version always matches.
+#[cfg(feature = "openai")]
+pub use async_openai;

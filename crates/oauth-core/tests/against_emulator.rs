@@ -4,10 +4,16 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use modelgates_emulator::{Emulator, Endpoint, Fault};
+use modelgates_oauth_core::async_openai;
+use modelgates_oauth_core::async_openai::types::chat::{
+    ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
+    FinishReason,
+};
 use modelgates_oauth_core::{
-    ApiKey, CallbackParams, ChallengeMethod, ChatError, ChatMessage, ChatRequest, CodeVerifier,
-    ExchangeError, ModelGatesClient, Pkce, Url,
+    ApiKey, CallbackParams, ChallengeMethod, CodeVerifier, ExchangeError, ModelGatesClient, Pkce,
+    RequestError, Url, openai,
 };
 
 fn client(base: &str) -> ModelGatesClient {
@@ -59,9 +65,16 @@ async fn all_three_modes_exchange_and_chat() {
             }
         }
 
-        let request = ChatRequest::new("openai/gpt-5.2", vec![ChatMessage::user("Hello!")]);
-        let reply = client.chat(&issued.key, &request).await.unwrap();
-        assert_eq!(reply.text(), Some("[openai/gpt-5.2] You said: Hello!"));
+        let reply = client
+            .openai(&issued.key)
+            .chat()
+            .create(hello())
+            .await
+            .unwrap();
+        assert_eq!(
+            reply.choices[0].message.content.as_deref(),
+            Some("[openai/gpt-5.2] You said: Hello!")
+        );
         assert_eq!(reply.usage.unwrap().total_tokens, 5);
     }
 }
@@ -150,24 +163,30 @@ async fn upstream_faults_map_to_typed_errors() {
         }),
         (
             Fault::Status(500),
-            |e| matches!(e, ExchangeError::Status { status: 500, message } if message == "Internal Server Error"),
+            |e| matches!(e, ExchangeError::Request(RequestError::Status { status: 500, message }) if message == "Internal Server Error"),
         ),
         (Fault::Status(502), |e| {
-            matches!(e, ExchangeError::Status { status: 502, .. })
+            matches!(
+                e,
+                ExchangeError::Request(RequestError::Status { status: 502, .. })
+            )
         }),
         (Fault::Status(403), ExchangeError::is_code_rejected),
         (Fault::MalformedJson, |e| {
-            matches!(e, ExchangeError::MalformedResponse(_))
+            matches!(
+                e,
+                ExchangeError::Request(RequestError::MalformedResponse(_))
+            )
         }),
         (
             Fault::MissingKey,
-            |e| matches!(e, ExchangeError::MalformedResponse(m) if m.contains("no key")),
+            |e| matches!(e, ExchangeError::Request(RequestError::MalformedResponse(m)) if m.contains("no key")),
         ),
         (Fault::DropConnection, |e| {
-            matches!(e, ExchangeError::Transport(_))
+            matches!(e, ExchangeError::Request(RequestError::Transport(_)))
         }),
         (Fault::Delay(Duration::from_secs(3)), |e| {
-            matches!(e, ExchangeError::Timeout)
+            matches!(e, ExchangeError::Request(RequestError::Timeout))
         }),
     ];
     for (fault, expected) in cases {
@@ -188,7 +207,10 @@ async fn connection_refused_is_a_transport_error() {
         .port();
     let client = client(&format!("http://127.0.0.1:{port}"));
     let error = client.exchange_code("code", None).await.unwrap_err();
-    assert!(matches!(error, ExchangeError::Transport(_)), "{error:?}");
+    assert!(
+        matches!(error, ExchangeError::Request(RequestError::Transport(_))),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("check the base URL"));
 }
 
@@ -231,13 +253,16 @@ async fn a_400_naming_the_code_is_a_rejected_code() {
     let base = fixed(418, r#"{"error":{"code":418,"message":"short and stout"}}"#).await;
     let error = client(&base).exchange_code("c", None).await.unwrap_err();
     assert!(
-        matches!(&error, ExchangeError::Status { status: 418, message } if message == "short and stout")
+        matches!(&error, ExchangeError::Request(RequestError::Status { status: 418, message }) if message == "short and stout")
     );
 
     let base = fixed(200, r#"{"key":"","user_id":null}"#).await;
     let error = client(&base).exchange_code("c", None).await.unwrap_err();
     assert!(
-        matches!(error, ExchangeError::MalformedResponse(_)),
+        matches!(
+            error,
+            ExchangeError::Request(RequestError::MalformedResponse(_))
+        ),
         "an empty key is no key"
     );
 
@@ -251,37 +276,204 @@ async fn redirects_are_not_followed() {
     let base = fixed(307, "").await;
     let error = client(&base).exchange_code("c", None).await.unwrap_err();
     assert!(
-        matches!(error, ExchangeError::Status { status: 307, .. }),
+        matches!(
+            error,
+            ExchangeError::Request(RequestError::Status { status: 307, .. })
+        ),
         "{error:?}"
     );
 }
 
 #[tokio::test]
-async fn chat_errors() {
+async fn key_rejection_and_api_failures() {
     let emu = Emulator::start_auto_approve().await.unwrap();
     let client = client(emu.base_url());
-    let request = ChatRequest::new("m", vec![ChatMessage::user("hi")]);
     let forged = ApiKey::new("sk-mg-v1-forged-key-value-123456");
-    let error = client.chat(&forged, &request).await.unwrap_err();
-    assert!(matches!(error, ChatError::KeyRejected));
+    let error = client.key_info(&forged).await.unwrap_err();
+    assert!(matches!(error, RequestError::KeyRejected), "{error:?}");
     assert!(error.to_string().contains("sign in again"));
     assert_no_secret(&error, &error.to_string(), &[forged.expose_secret()]);
+    let rejected = client
+        .openai(&forged)
+        .chat()
+        .create(hello())
+        .await
+        .unwrap_err();
+    assert!(openai::is_key_rejected(&rejected), "{rejected:?}");
 
     let code = sign_in(&emu, &client, None);
     let key = client.exchange_code(&code, None).await.unwrap().key;
-    emu.inject_once(Endpoint::Chat, Fault::Status(503));
+    emu.inject_once(Endpoint::KeyInfo, Fault::Status(503));
     assert!(matches!(
-        client.chat(&key, &request).await,
-        Err(ChatError::Status { status: 503, .. })
+        client.key_info(&key).await,
+        Err(RequestError::Status { status: 503, .. })
     ));
-    emu.inject_once(Endpoint::Chat, Fault::MissingKey);
-    assert!(matches!(
-        client.chat(&key, &request).await,
-        Err(ChatError::MalformedResponse(_))
-    ));
+    // async-openai retries server errors itself: fail every attempt.
+    emu.inject(Endpoint::Chat, Fault::Status(400));
+    let refused = client
+        .openai(&key)
+        .chat()
+        .create(hello())
+        .await
+        .unwrap_err();
+    assert!(!openai::is_key_rejected(&refused), "{refused:?}");
+    emu.clear_faults();
     emu.revoke_key(key.expose_secret());
+    let revoked = client
+        .openai(&key)
+        .chat()
+        .create(hello())
+        .await
+        .unwrap_err();
+    assert!(openai::is_key_rejected(&revoked), "{revoked:?}");
     assert!(matches!(
-        client.chat(&key, &request).await,
-        Err(ChatError::KeyRejected)
+        client.key_info(&key).await,
+        Err(RequestError::KeyRejected)
     ));
+}
+
+fn hello() -> CreateChatCompletionRequest {
+    CreateChatCompletionRequestArgs::default()
+        .model("openai/gpt-5.2")
+        .messages([ChatCompletionRequestUserMessage::from("Hello!").into()])
+        .build()
+        .unwrap()
+}
+
+/// `hello()` as a stream; `stream: true` set explicitly, as async-openai's `byot` feature
+/// (which an app may turn on) requires.
+fn hello_stream() -> CreateChatCompletionRequest {
+    CreateChatCompletionRequest {
+        stream: Some(true),
+        ..hello()
+    }
+}
+
+/// async-openai, through the client's pools, in both shapes; the key's usage grows; the models
+/// list parses; every call, the exchange included, carries the app's attribution.
+#[tokio::test]
+async fn the_api_through_async_openai_with_attribution() {
+    let emu = Emulator::start_auto_approve().await.unwrap();
+    let client = ModelGatesClient::builder()
+        .base_url(emu.base_url())
+        .app_url("https://github.com/me/tool")
+        .app_title("My tool")
+        .build()
+        .unwrap();
+    let code = sign_in(&emu, &client, None);
+    let key = client.exchange_code(&code, None).await.unwrap().key;
+
+    let reply = client.openai(&key).chat().create(hello()).await.unwrap();
+    assert_eq!(
+        reply.choices[0].message.content.as_deref(),
+        Some("[openai/gpt-5.2] You said: Hello!")
+    );
+    let mut stream = client
+        .openai_stream(&key)
+        .chat()
+        .create_stream(hello_stream())
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let mut finish = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        if let Some(choice) = chunk.choices.first() {
+            text.push_str(choice.delta.content.as_deref().unwrap_or(""));
+            finish = finish.or(choice.finish_reason);
+        }
+    }
+    assert_eq!(text, "[openai/gpt-5.2] You said: Hello!");
+    assert_eq!(finish, Some(FinishReason::Stop));
+
+    let info = client.key_info(&key).await.unwrap();
+    assert!(info.usage > 0.0, "{info:?}");
+    assert_eq!(info.limit, Some(modelgates_emulator::DEFAULT_KEY_LIMIT));
+    let models = client.models().await.unwrap();
+    assert_eq!(models[0].id, "openai/gpt-5.2");
+
+    let seen = emu.attributions();
+    for path in [
+        "/api/v1/auth/keys",
+        "/api/v1/chat/completions",
+        "/api/v1/key",
+        "/api/v1/models",
+    ] {
+        let record = seen.iter().find(|r| r.path == path).expect(path);
+        assert_eq!(
+            record.referer.as_deref(),
+            Some("https://github.com/me/tool"),
+            "{path}"
+        );
+        assert_eq!(record.title.as_deref(), Some("My tool"), "{path}");
+    }
+}
+
+/// A completion slower than the exchange's timeout still succeeds: API calls have their own.
+#[tokio::test]
+async fn a_completion_slower_than_the_exchange_timeout_succeeds() {
+    let emu = Emulator::builder()
+        .auto_approve(true)
+        .completion_delay(Duration::from_millis(1500))
+        .start()
+        .await
+        .unwrap();
+    let client = ModelGatesClient::builder()
+        .base_url(emu.base_url())
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let code = sign_in(&emu, &client, None);
+    let key = client.exchange_code(&code, None).await.unwrap().key;
+    let reply = client.openai(&key).chat().create(hello()).await.unwrap();
+    assert!(reply.choices[0].message.content.is_some());
+
+    let impatient = ModelGatesClient::builder()
+        .base_url(emu.base_url())
+        .api_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let error = impatient
+        .openai(&key)
+        .chat()
+        .create(hello())
+        .await
+        .unwrap_err();
+    assert!(openai::is_timeout(&error), "{error:?}");
+}
+
+/// A stream that stops sending ends with an error once the idle timeout passes.
+#[tokio::test]
+async fn a_stalled_stream_ends_with_an_idle_timeout() {
+    let emu = Emulator::start_auto_approve().await.unwrap();
+    let client = ModelGatesClient::builder()
+        .base_url(emu.base_url())
+        .stream_idle_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let code = sign_in(&emu, &client, None);
+    let key = client.exchange_code(&code, None).await.unwrap().key;
+    emu.inject_once(Endpoint::Chat, Fault::StallStream);
+    let mut stream = client
+        .openai_stream(&key)
+        .chat()
+        .create_stream(hello_stream())
+        .await
+        .unwrap();
+    let mut error = None;
+    let started = std::time::Instant::now();
+    while let Some(item) = stream.next().await {
+        if let Err(e) = item {
+            error = Some(e);
+            break;
+        }
+    }
+    let error = error.expect("the stream ends with an error");
+    // async-openai reports a stream's transport failure as text; the idle timeout is told by
+    // when it comes (the SSE relay of modelgates-axum names it so).
+    assert!(
+        matches!(error, async_openai::error::OpenAIError::StreamError(_)),
+        "{error:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
 }

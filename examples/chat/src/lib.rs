@@ -1,24 +1,48 @@
 //! example-chat: a chat page whose users pay for their own model calls through ModelGates.
 //!
-//! The contract (environment variables, routes, behaviour) is the one in the repository's
-//! `DESIGN.md`: `GET /` shows a Connect button or the chat form, `POST /chat` answers a page
-//! holding the model's reply, and the layer mounts `/login`, `/callback` and `/logout`.
-//! With `MODELGATES_BASE_URL` unset, an emulator is started in-process so the app runs with no
-//! network at all.
+//! The contract:
+//!
+//! * `GET /` shows a Connect button, or the chat: the key (masked) with its usage and limit,
+//!   a model picked from ModelGates' models list, and the conversation so far.
+//! * `POST /chat` (form fields `message`, and `model` and `history` from the page) answers the
+//!   page again with the model's whole reply, HTML-escaped; with `Accept: text/event-stream`
+//!   it answers server-sent events whose unnamed events carry `{"delta": "…"}` in order and
+//!   end with an event named `done` (see `modelgates_axum::sse`). The page uses the second
+//!   form when JavaScript runs and the first when it does not.
+//! * The conversation is kept in the page (a hidden `history` field), never on the server.
+//! * The layer mounts `/login`, `/callback/…` and `/logout`; `POST /chat` is guarded against
+//!   cross-site posts; a key revoked on ModelGates signs the user out.
+//!
+//! Environment: `PORT` (3000), `PUBLIC_URL` (`http://localhost:$PORT`), `MODELGATES_BASE_URL`
+//! (unset: an emulator is started in-process so the app runs with no network at all),
+//! `MODELGATES_COOKIE_SECRET` (generated with a warning), `MODELGATES_MODEL`
+//! (`openai/gpt-5.2`), `MODELGATES_KEY_STORE` (`cookie`), `MODELGATES_APP_URL` (the public
+//! URL) and `MODELGATES_APP_TITLE` (`ModelGates chat example`).
 
 use std::net::{Ipv4Addr, SocketAddr};
+
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use html_escape::encode_text;
+use modelgates_axum::api::ApiError;
 use modelgates_axum::config::ConfigError;
-use modelgates_axum::core::{ChatError, ChatMessage, ChatRequest};
+use modelgates_axum::core::async_openai::types::chat::{
+    ChatCompletionRequestAssistantMessageArgs, ChatCompletionRequestMessage,
+    ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
+};
+use modelgates_axum::core::{KeyInfo, ModelInfo, RequestError};
 use modelgates_axum::store::{KeyStore, MemoryStore, PostgresStore, RedisStore, SqliteStore};
 use modelgates_axum::{ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::Emulator;
+
+mod page;
+
+/// The app's name, sent to ModelGates as `X-Title` unless `MODELGATES_APP_TITLE` is set.
+pub const APP_TITLE: &str = "ModelGates chat example";
 
 /// The model used when `MODELGATES_MODEL` is unset.
 pub const DEFAULT_MODEL: &str = "openai/gpt-5.2";
@@ -29,8 +53,20 @@ pub const MAX_MESSAGE_CHARS: usize = 4000;
 /// What the app needs besides the layer.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The model every chat goes to.
+    /// The model chats go to unless the page picks another.
     pub model: String,
+    /// ModelGates' models list, fetched once.
+    models: Arc<tokio::sync::OnceCell<Vec<ModelInfo>>>,
+}
+
+impl AppState {
+    /// State whose default model is `model`.
+    pub fn new(model: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            models: Arc::default(),
+        }
+    }
 }
 
 /// The app's routes with the ModelGates layer in front, keys in any store. The app's own
@@ -40,9 +76,7 @@ pub fn app<K: KeyStore>(layer: ModelGatesAuth<K>, model: impl Into<String>) -> R
     routes()
         .layer(layer.same_origin())
         .layer(layer)
-        .with_state(AppState {
-            model: model.into(),
-        })
+        .with_state(AppState::new(model))
 }
 
 /// The app's own routes without the layer, to add routes before layering.
@@ -50,6 +84,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/chat", post(chat))
+        .route("/usage", get(usage))
 }
 
 /// Settings read from the environment, as `DESIGN.md` lists them.
@@ -103,6 +138,12 @@ pub fn config(public_url: &str, base_url: &str) -> Result<ModelGatesConfig, Conf
     let config = ModelGatesConfig::from_lookup(|name| match name {
         "MODELGATES_PUBLIC_URL" => Some(public_url.to_owned()),
         "MODELGATES_BASE_URL" => Some(base_url.to_owned()),
+        "MODELGATES_APP_TITLE" => Some(
+            std::env::var(name)
+                .ok()
+                .filter(|title| !title.trim().is_empty())
+                .unwrap_or_else(|| APP_TITLE.to_owned()),
+        ),
         other => std::env::var(other).ok(),
     })?;
     Ok(config)
@@ -202,48 +243,69 @@ async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Resul
         .await
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#1d1d1f}\
-button{font-size:1rem;padding:.45rem 1.1rem;cursor:pointer}textarea{width:100%;font:inherit;padding:.5rem;box-sizing:border-box}\
-.reply{background:#f3f4f6;border-radius:.5rem;padding:.75rem 1rem;white-space:pre-wrap}\
-.you{border-left:3px solid #6366f1;padding-left:.75rem;white-space:pre-wrap}\
-header{display:flex;justify-content:space-between;align-items:center}small{color:#6b7280}";
-
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>{STYLE}</style></head><body>{body}</body></html>",
-        title = encode_text(title)
-    ))
+/// One turn of the conversation, as the page keeps it in its `history` field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Turn {
+    /// `user` or `assistant`.
+    pub role: String,
+    /// What was said.
+    pub content: String,
 }
 
-fn signed_in_header(key: &ModelGatesKey) -> String {
-    format!(
-        "<header><h1>ModelGates chat</h1><form method=\"post\" action=\"/logout\">\
-         <button type=\"submit\" id=\"logout\">Log out</button></form></header>\
-         <p><small>Connected with key <code id=\"key\">{}</code></small></p>",
-        encode_text(&key.api_key().masked())
-    )
+/// The most turns a conversation sent back by the page may hold.
+pub const MAX_TURNS: usize = 50;
+/// The most bytes the `history` field may hold.
+pub const MAX_HISTORY_BYTES: usize = 100_000;
+
+/// The models to offer: ModelGates' list, fetched once; the configured model alone while the
+/// list cannot be had.
+async fn models(state: &AppState, key: &ModelGatesKey) -> Vec<ModelInfo> {
+    if let Some(models) = state.models.get() {
+        return models.clone();
+    }
+    match key.models().await {
+        Ok(models) if !models.is_empty() => {
+            state.models.get_or_init(|| async { models }).await.clone()
+        }
+        Ok(_) => vec![fallback_model(&state.model)],
+        Err(error) => {
+            tracing::warn!(%error, "the models list is unavailable");
+            vec![fallback_model(&state.model)]
+        }
+    }
 }
 
-const CHAT_FORM: &str = "<form method=\"post\" action=\"/chat\">\
-    <p><label for=\"message\">Message</label></p>\
-    <textarea id=\"message\" name=\"message\" rows=\"3\" required maxlength=\"4000\"></textarea>\
-    <p><button type=\"submit\" id=\"send\">Send</button></p></form>";
+fn fallback_model(id: &str) -> ModelInfo {
+    serde_json::from_value(serde_json::json!({ "id": id, "name": id })).expect("a model object")
+}
 
-async fn home(key: Option<ModelGatesKey>) -> Html<String> {
-    match key {
-        Some(key) => page(
-            "ModelGates chat",
-            &format!("{}{CHAT_FORM}", signed_in_header(&key)),
-        ),
-        None => page(
-            "ModelGates chat",
-            "<h1>ModelGates chat</h1>\
-             <p>Chat with a model, paid from your own ModelGates account. Connecting gives this \
-             app a key you control and can revoke at any time.</p>\
-             <form method=\"get\" action=\"/login\"><button type=\"submit\" id=\"connect\">Connect ModelGates</button></form>",
-        ),
+async fn home(
+    State(state): State<AppState>,
+    key: Option<ModelGatesKey>,
+) -> Result<Response, ApiError> {
+    let Some(key) = key else {
+        return Ok(page::connect().into_response());
+    };
+    Ok(render(&state, &key, &state.model, &[], None)
+        .await?
+        .into_response())
+}
+
+/// The key's usage line, for the page to refresh after a streamed reply.
+async fn usage(key: ModelGatesKey) -> Result<String, ApiError> {
+    Ok(page::usage_line(key_info(&key).await?.as_ref()))
+}
+
+/// The key's limit and usage; `None` when ModelGates cannot say. A revoked key is an
+/// [`ApiError::KeyRejected`], which signs the user out on its way through the layer.
+async fn key_info(key: &ModelGatesKey) -> Result<Option<KeyInfo>, ApiError> {
+    match key.key_info().await {
+        Ok(info) => Ok(Some(info)),
+        Err(RequestError::KeyRejected) => Err(ApiError::KeyRejected),
+        Err(error) => {
+            tracing::warn!(%error, "the key's usage is unavailable");
+            Ok(None)
+        }
     }
 }
 
@@ -251,6 +313,70 @@ async fn home(key: Option<ModelGatesKey>) -> Html<String> {
 #[derive(Debug, serde::Deserialize)]
 pub struct ChatForm {
     message: String,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    history: Option<String>,
+}
+
+impl ChatForm {
+    /// The earlier turns, checked: at most [`MAX_TURNS`] of `user` and `assistant`.
+    fn history(&self) -> Result<Vec<Turn>, &'static str> {
+        let Some(raw) = self.history.as_deref().filter(|h| !h.trim().is_empty()) else {
+            return Ok(Vec::new());
+        };
+        if raw.len() > MAX_HISTORY_BYTES {
+            return Err("The conversation is too long; reload the page to start a new one.");
+        }
+        let turns: Vec<Turn> = serde_json::from_str(raw)
+            .map_err(|_| "The conversation could not be read; reload the page.")?;
+        let valid = turns.len() <= MAX_TURNS
+            && turns
+                .iter()
+                .all(|t| t.role == "user" || t.role == "assistant");
+        if valid {
+            Ok(turns)
+        } else {
+            Err("The conversation could not be read; reload the page.")
+        }
+    }
+
+    /// The model asked for, if it looks like a model id; the default otherwise.
+    fn model<'a>(&'a self, default: &'a str) -> &'a str {
+        self.model
+            .as_deref()
+            .filter(|m| {
+                !m.is_empty()
+                    && m.len() <= 100
+                    && m.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"/._:-".contains(&b))
+            })
+            .unwrap_or(default)
+    }
+}
+
+/// The request for ModelGates: the earlier turns, then the new message.
+fn completion_request(
+    model: &str,
+    history: &[Turn],
+    message: &str,
+) -> Result<CreateChatCompletionRequest, ApiError> {
+    let mut messages: Vec<ChatCompletionRequestMessage> = Vec::with_capacity(history.len() + 1);
+    for turn in history {
+        messages.push(if turn.role == "assistant" {
+            ChatCompletionRequestAssistantMessageArgs::default()
+                .content(turn.content.as_str())
+                .build()?
+                .into()
+        } else {
+            ChatCompletionRequestUserMessage::from(turn.content.as_str()).into()
+        });
+    }
+    messages.push(ChatCompletionRequestUserMessage::from(message).into());
+    Ok(CreateChatCompletionRequestArgs::default()
+        .model(model)
+        .messages(messages)
+        .build()?)
 }
 
 async fn chat(
@@ -258,45 +384,99 @@ async fn chat(
     key: Option<ModelGatesKey>,
     headers: HeaderMap,
     Form(form): Form<ChatForm>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let Some(key) = key else {
-        return signed_out(&headers);
+        return Ok(signed_out(&headers));
     };
+    let streaming = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
     let message = form.message.trim();
-    if message.is_empty() || message.chars().count() > MAX_MESSAGE_CHARS {
-        let body = format!(
-            "{}<p role=\"alert\">Please write a message of 1 to {MAX_MESSAGE_CHARS} characters.</p>{CHAT_FORM}",
-            signed_in_header(&key)
-        );
-        return (StatusCode::BAD_REQUEST, page("ModelGates chat", &body)).into_response();
-    }
-    let request = ChatRequest::new(state.model, vec![ChatMessage::user(message)]);
-    match key.chat(&request).await {
-        Ok(reply) => {
-            let text = reply.text().unwrap_or("(the model sent no text)");
-            let body = format!(
-                "{}<p class=\"you\" id=\"you\">{}</p><div class=\"reply\" id=\"reply\">{}</div>{CHAT_FORM}",
-                signed_in_header(&key),
-                encode_text(message),
-                encode_text(text)
-            );
-            page("ModelGates chat", &body).into_response()
+    let model = form.model(&state.model).to_owned();
+    let history = form.history();
+    let problem = match &history {
+        Err(problem) => Some(*problem),
+        Ok(_) if message.is_empty() || message.chars().count() > MAX_MESSAGE_CHARS => {
+            Some("Please write a message of 1 to 4000 characters.")
         }
-        Err(ChatError::KeyRejected) => {
-            let body = "<h1>Your key no longer works</h1><p>It was revoked or has expired. \
-                        <a href=\"/login\">Connect ModelGates again</a>.</p>";
-            (StatusCode::UNAUTHORIZED, page("Key rejected", body)).into_response()
+        Ok(_) => None,
+    };
+    let mut history = history.unwrap_or_default();
+    if let Some(problem) = problem {
+        return refuse(&state, &key, &model, &history, streaming, problem).await;
+    }
+    let request = completion_request(&model, &history, message)?;
+    if streaming {
+        return Ok(key.stream_chat(request).await?.into_response());
+    }
+    history.push(Turn {
+        role: "user".into(),
+        content: message.to_owned(),
+    });
+    match key.openai().chat().create(request).await {
+        Ok(reply) => {
+            let text = reply
+                .choices
+                .first()
+                .and_then(|c| c.message.content.clone())
+                .unwrap_or_else(|| "(the model sent no text)".to_owned());
+            history.push(Turn {
+                role: "assistant".into(),
+                content: text,
+            });
+            Ok(render(&state, &key, &model, &history, None)
+                .await
+                .into_response())
         }
         Err(error) => {
+            let error = ApiError::from(error);
+            if let ApiError::KeyRejected = error {
+                return Err(error);
+            }
             tracing::warn!(%error, "chat call failed");
-            let body = format!(
-                "{}<p role=\"alert\">The model could not answer: {}</p>{CHAT_FORM}",
-                signed_in_header(&key),
-                encode_text(&error.to_string())
-            );
-            (StatusCode::BAD_GATEWAY, page("ModelGates chat", &body)).into_response()
+            let alert = format!("The model could not answer: {error}");
+            let page = render(&state, &key, &model, &history, Some(&alert)).await?;
+            Ok((error.status(), page).into_response())
         }
     }
+}
+
+/// The chat page with the key's usage and the models list.
+async fn render(
+    state: &AppState,
+    key: &ModelGatesKey,
+    model: &str,
+    history: &[Turn],
+    alert: Option<&str>,
+) -> Result<Html<String>, ApiError> {
+    let (usage, models) = tokio::join!(key_info(key), models(state, key));
+    Ok(page::ChatPage {
+        key,
+        usage: usage?.as_ref(),
+        models: &models,
+        model,
+        history,
+        alert,
+    }
+    .render())
+}
+
+/// A message that cannot be sent: 400, as JSON for a script, or the page again.
+async fn refuse(
+    state: &AppState,
+    key: &ModelGatesKey,
+    model: &str,
+    history: &[Turn],
+    streaming: bool,
+    problem: &str,
+) -> Result<Response, ApiError> {
+    if streaming {
+        let body = serde_json::json!({"error": {"status": 400, "code": "bad_message", "message": problem}});
+        return Ok((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
+    }
+    let page = render(state, key, model, history, Some(problem)).await?;
+    Ok((StatusCode::BAD_REQUEST, page).into_response())
 }
 
 /// A signed-out chat post: browsers go to sign in, other clients get a 401.

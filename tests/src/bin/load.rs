@@ -63,9 +63,7 @@ async fn serve(base_url: String) {
     let app = example_chat::routes()
         .route("/whoami", axum::routing::get(whoami))
         .layer(ModelGatesAuth::new(config))
-        .with_state(example_chat::AppState {
-            model: example_chat::DEFAULT_MODEL.to_owned(),
-        });
+        .with_state(example_chat::AppState::new(example_chat::DEFAULT_MODEL));
     println!("URL {url}");
     // Stop when the driver closes our stdin (or dies).
     let stdin_closed = tokio::task::spawn_blocking(|| {

@@ -25,7 +25,11 @@ impl ModelGatesConfig {
     /// | `MODELGATES_BASE_URL` | ModelGates' origin | `https://modelgates.ai` |
     /// | `MODELGATES_CHALLENGE_METHOD` | `S256`, `plain` or `none` | `S256` |
     /// | `MODELGATES_ALLOW_WEAK_PKCE` | `true` to accept `plain` or `none` | `false` |
-    /// | `MODELGATES_HTTP_TIMEOUT_SECS` | timeout of calls to ModelGates | `10` |
+    /// | `MODELGATES_HTTP_TIMEOUT_SECS` | timeout of the key exchange | `10` |
+    /// | `MODELGATES_API_TIMEOUT_SECS` | total timeout of an API call that is not a stream | `600` |
+    /// | `MODELGATES_STREAM_IDLE_TIMEOUT_SECS` | longest silence inside a stream | `60` |
+    /// | `MODELGATES_APP_URL` | sent as `HTTP-Referer` | the public URL |
+    /// | `MODELGATES_APP_TITLE` | sent as `X-Title` | none |
     /// | `MODELGATES_KEY_MAX_AGE_SECS` | lifetime of the key cookie | `2592000` (30 days) |
     ///
     /// # Errors
@@ -86,6 +90,14 @@ impl ModelGatesConfig {
         if let Some(secs) = get("MODELGATES_HTTP_TIMEOUT_SECS") {
             config.http_timeout = parse_secs("MODELGATES_HTTP_TIMEOUT_SECS", &secs)?;
         }
+        if let Some(secs) = get("MODELGATES_API_TIMEOUT_SECS") {
+            config.api_timeout = parse_secs("MODELGATES_API_TIMEOUT_SECS", &secs)?;
+        }
+        if let Some(secs) = get("MODELGATES_STREAM_IDLE_TIMEOUT_SECS") {
+            config.stream_idle_timeout = parse_secs("MODELGATES_STREAM_IDLE_TIMEOUT_SECS", &secs)?;
+        }
+        config.app_url = get("MODELGATES_APP_URL");
+        config.app_title = get("MODELGATES_APP_TITLE");
         if let Some(secs) = get("MODELGATES_KEY_MAX_AGE_SECS") {
             config.key_max_age = parse_secs("MODELGATES_KEY_MAX_AGE_SECS", &secs)?;
         }
@@ -151,6 +163,10 @@ mod tests {
             ("MODELGATES_ALLOW_WEAK_PKCE", "true"),
             ("MODELGATES_HTTP_TIMEOUT_SECS", "3"),
             ("MODELGATES_KEY_MAX_AGE_SECS", "60"),
+            ("MODELGATES_API_TIMEOUT_SECS", "120"),
+            ("MODELGATES_STREAM_IDLE_TIMEOUT_SECS", "30"),
+            ("MODELGATES_APP_URL", "https://github.com/me/app"),
+            ("MODELGATES_APP_TITLE", "My app"),
         ]))
         .unwrap();
         assert_eq!(config.public_url, "https://app.example");
@@ -160,6 +176,10 @@ mod tests {
         assert!(config.weak_pkce_allowed);
         assert_eq!(config.http_timeout, Duration::from_secs(3));
         assert_eq!(config.key_max_age, Duration::from_secs(60));
+        assert_eq!(config.api_timeout, Duration::from_secs(120));
+        assert_eq!(config.stream_idle_timeout, Duration::from_secs(30));
+        assert_eq!(config.app_url.as_deref(), Some("https://github.com/me/app"));
+        assert_eq!(config.app_title.as_deref(), Some("My app"));
 
         let none = ModelGatesConfig::from_lookup(lookup(&[
             ("MODELGATES_PUBLIC_URL", "https://app.example"),

@@ -23,7 +23,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use modelgates_oauth_core::{ChallengeMethod, DEFAULT_BASE_URL, DEFAULT_TIMEOUT};
+use modelgates_oauth_core::{
+    ChallengeMethod, DEFAULT_API_TIMEOUT, DEFAULT_BASE_URL, DEFAULT_STREAM_IDLE_TIMEOUT,
+    DEFAULT_TIMEOUT,
+};
 
 use crate::error::ErrorPage;
 
@@ -71,6 +74,10 @@ pub struct ModelGatesConfig {
     pub(crate) error_page: Option<ErrorPage>,
     pub(crate) weak_pkce_allowed: bool,
     pub(crate) max_concurrent_exchanges: usize,
+    pub(crate) app_url: Option<String>,
+    pub(crate) app_title: Option<String>,
+    pub(crate) api_timeout: Duration,
+    pub(crate) stream_idle_timeout: Duration,
 }
 
 impl fmt::Debug for ModelGatesConfig {
@@ -95,6 +102,10 @@ impl fmt::Debug for ModelGatesConfig {
             .field("custom_error_page", &self.error_page.is_some())
             .field("weak_pkce_allowed", &self.weak_pkce_allowed)
             .field("max_concurrent_exchanges", &self.max_concurrent_exchanges)
+            .field("app_url", &self.app_url)
+            .field("app_title", &self.app_title)
+            .field("api_timeout", &self.api_timeout)
+            .field("stream_idle_timeout", &self.stream_idle_timeout)
             .finish()
     }
 }
@@ -130,6 +141,10 @@ impl ModelGatesConfig {
             error_page: None,
             weak_pkce_allowed: false,
             max_concurrent_exchanges: DEFAULT_MAX_CONCURRENT_EXCHANGES,
+            app_url: None,
+            app_title: None,
+            api_timeout: DEFAULT_API_TIMEOUT,
+            stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
         }
     }
 
@@ -231,9 +246,37 @@ impl ModelGatesConfig {
         self
     }
 
-    /// The timeout of each call to ModelGates (default 10 s).
+    /// The timeout of the key exchange (default 10 s). API calls have their own timeouts.
     pub fn with_http_timeout(mut self, timeout: Duration) -> Self {
         self.http_timeout = timeout;
+        self
+    }
+
+    /// The total time an API call that is not a stream may take (default 10 minutes: a
+    /// reasoning model may think that long).
+    pub fn with_api_timeout(mut self, timeout: Duration) -> Self {
+        self.api_timeout = timeout;
+        self
+    }
+
+    /// The longest silence between two chunks of a streamed completion (default 60 s); a
+    /// stream has no total timeout.
+    pub fn with_stream_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.stream_idle_timeout = timeout;
+        self
+    }
+
+    /// The app's URL, sent to ModelGates with every call as `HTTP-Referer` (default: the
+    /// public URL). ModelGates asks local apps to use `http://localhost:3000` and production
+    /// apps a public URL (their site or repository).
+    pub fn with_app_url(mut self, url: impl Into<String>) -> Self {
+        self.app_url = Some(url.into());
+        self
+    }
+
+    /// The app's name, sent to ModelGates with every call as `X-Title` (default: none).
+    pub fn with_app_title(mut self, title: impl Into<String>) -> Self {
+        self.app_title = Some(title.into());
         self
     }
 

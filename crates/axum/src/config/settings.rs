@@ -130,6 +130,8 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Settings, ConfigError>
         ("the key cookie lifetime", config.key_max_age),
         ("the flow lifetime", config.flow_max_age),
         ("the HTTP timeout", config.http_timeout),
+        ("the API timeout", config.api_timeout),
+        ("the stream idle timeout", config.stream_idle_timeout),
     ] {
         if duration.is_zero() {
             return Err(ConfigError::ZeroDuration(what));
@@ -150,11 +152,22 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Settings, ConfigError>
         .chain(&config.previous_secrets)
         .map(CookieSecret::cookie_key)
         .collect();
-    let client = ModelGatesClient::builder()
+    let mut client = ModelGatesClient::builder()
         .base_url(config.base_url.clone())
         .timeout(config.http_timeout)
+        .api_timeout(config.api_timeout)
+        .stream_idle_timeout(config.stream_idle_timeout)
         .user_agent(concat!("modelgates-axum/", env!("CARGO_PKG_VERSION")))
-        .build()?;
+        .app_url(
+            config
+                .app_url
+                .as_deref()
+                .unwrap_or(public_url.as_str().trim_end_matches('/')),
+        );
+    if let Some(title) = &config.app_title {
+        client = client.app_title(title);
+    }
+    let client = client.build()?;
     let callback_url = public_url
         .join(&callback_path)
         .map_err(|_| ConfigError::InvalidPath {

@@ -1,0 +1,172 @@
+//! Relaying a streamed completion to a browser as server-sent events (feature `openai`).
+//!
+//! ```
+//! use axum::{Json, Router, routing::post};
+//! use modelgates_axum::ModelGatesKey;
+//! use modelgates_axum::api::ApiError;
+//! use modelgates_axum::core::async_openai::types::chat::{
+//!     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
+//! };
+//!
+//! async fn chat(key: ModelGatesKey) -> Result<impl axum::response::IntoResponse, ApiError> {
+//!     let request = CreateChatCompletionRequestArgs::default()
+//!         .model("openai/gpt-5.2")
+//!         .messages([ChatCompletionRequestUserMessage::from("Hello!").into()])
+//!         .build()?;
+//!     key.stream_chat(request).await // text/event-stream, token by token
+//! }
+//!
+//! let app: Router = Router::new().route("/chat", post(chat));
+//! ```
+//!
+//! The events, in order:
+//!
+//! * each piece of text as it arrives: an unnamed event whose data is `{"delta": "<text>"}`;
+//! * a tool call the model makes: `event: tool_call`, data the chunk's `tool_calls` array;
+//! * the end: `event: done`, data `{"finish_reason": "stop" | "length" | "tool_calls" | …,
+//!   "usage": {"prompt_tokens", "completion_tokens", "total_tokens"} | null}`;
+//! * instead of the end, when the upstream stream fails: `event: error`, data
+//!   `{"code": "idle_timeout" | "upstream_error", "message": "…"}`; `idle_timeout` when
+//!   ModelGates sent nothing for the stream idle timeout.
+//!
+//! A comment line goes out every 15 s so proxies keep an idle connection open. When the
+//! browser goes away, the response is dropped, and with it the upstream stream: the
+//! connection to ModelGates is closed and the model stops spending the user's credits.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::{Stream, StreamExt as _};
+use modelgates_oauth_core::async_openai::types::chat::{
+    ChatCompletionResponseStream, CompletionUsage, CreateChatCompletionRequest, FinishReason,
+};
+use serde_json::json;
+
+use crate::ModelGatesKey;
+use crate::api::ApiError;
+
+/// What the relay has seen so far.
+struct Relay {
+    upstream: ChatCompletionResponseStream,
+    idle_timeout: Duration,
+    last_chunk: Instant,
+    finish_reason: Option<FinishReason>,
+    usage: Option<CompletionUsage>,
+    ended: bool,
+}
+
+impl Relay {
+    /// The next event to send, or `None` once the end (or an error) was sent.
+    async fn next_event(&mut self) -> Option<Event> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            let Some(item) = self.upstream.next().await else {
+                self.ended = true;
+                return Some(self.done());
+            };
+            let chunk = match item {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    self.ended = true;
+                    return Some(self.error(&error));
+                }
+            };
+            self.last_chunk = Instant::now();
+            self.usage = chunk.usage.or(self.usage.take());
+            let Some(choice) = chunk.choices.into_iter().next() else {
+                continue;
+            };
+            self.finish_reason = choice.finish_reason.or(self.finish_reason);
+            if let Some(tool_calls) = choice.delta.tool_calls {
+                return Some(data(
+                    Event::default().event("tool_call"),
+                    &json!(tool_calls),
+                ));
+            }
+            match choice.delta.content {
+                Some(text) if !text.is_empty() => {
+                    return Some(data(Event::default(), &json!({ "delta": text })));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn done(&self) -> Event {
+        let finish = self
+            .finish_reason
+            .map(|reason| serde_json::to_value(reason).unwrap_or(serde_json::Value::Null));
+        data(
+            Event::default().event("done"),
+            &json!({ "finish_reason": finish, "usage": self.usage }),
+        )
+    }
+
+    fn error(&self, error: &modelgates_oauth_core::async_openai::error::OpenAIError) -> Event {
+        // async-openai reports a stream's transport failures as text; silence as long as the
+        // idle timeout before the failure is what the idle timeout looks like.
+        let idle = self.last_chunk.elapsed() >= self.idle_timeout;
+        let (code, message) = if idle {
+            (
+                "idle_timeout",
+                format!(
+                    "ModelGates sent nothing for {} s; the answer is incomplete.",
+                    self.idle_timeout.as_secs_f32()
+                ),
+            )
+        } else {
+            ("upstream_error", ApiError::from_stream_error(error))
+        };
+        tracing::warn!(code, "a relayed stream failed");
+        data(
+            Event::default().event("error"),
+            &json!({ "code": code, "message": message }),
+        )
+    }
+}
+
+fn data(event: Event, value: &serde_json::Value) -> Event {
+    event.data(value.to_string())
+}
+
+/// Relays `upstream` as server-sent events by the module's rules. `idle_timeout` is the
+/// stream idle timeout the client was built with, to name an idle timeout as such.
+pub fn relay(
+    upstream: ChatCompletionResponseStream,
+    idle_timeout: Duration,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send> {
+    let relay = Relay {
+        upstream,
+        idle_timeout,
+        last_chunk: Instant::now(),
+        finish_reason: None,
+        usage: None,
+        ended: false,
+    };
+    let events = futures_util::stream::unfold(relay, |mut relay| async move {
+        let event = relay.next_event().await?;
+        Some((Ok(event), relay))
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+impl ModelGatesKey {
+    /// Starts a streamed completion with this key and relays it as server-sent events (see
+    /// [`sse`](crate::sse)). `stream: true` is set on the request.
+    ///
+    /// # Errors
+    ///
+    /// An [`ApiError`] when ModelGates refuses to start the stream; returned from a handler,
+    /// [`ApiError::KeyRejected`] signs the user out.
+    pub async fn stream_chat(
+        &self,
+        mut request: CreateChatCompletionRequest,
+    ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + Send + use<>>, ApiError> {
+        request.stream = Some(true);
+        let upstream = self.openai_stream().chat().create_stream(request).await?;
+        Ok(relay(upstream, self.client().stream_idle_timeout()))
+    }
+}
