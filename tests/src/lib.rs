@@ -1,6 +1,8 @@
 //! Helpers for the workspace-level end-to-end tests: serve example-chat's app over real HTTP
 //! on 127.0.0.1 against an in-process emulator.
 
+pub mod child;
+
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig};
 use modelgates_emulator::Emulator;
 use tokio::net::TcpListener;

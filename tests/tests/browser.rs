@@ -205,7 +205,17 @@ async fn send(browser: &Client, text: &str) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     message.send_keys(text).await.map_err(|e| e.to_string())?;
-    click(browser, "send").await;
+    // While a reply streams, Send is disabled; wait for it as a person would.
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let button = browser
+        .find(Locator::Id("send"))
+        .await
+        .map_err(|e| e.to_string())?;
+    while !button.is_enabled().await.map_err(|e| e.to_string())? {
+        assert!(Instant::now() < deadline, "Send stayed disabled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    button.click().await.map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -5,14 +5,14 @@
 //! 1. A request whose path is the login, callback or logout path is answered by the layer
 //!    itself (see the `flow` rules in the crate documentation); the inner service never sees it.
 //! 2. Any other request is passed to the inner service with an extension that
-//!    [`ModelGatesKey`](crate::ModelGatesKey) reads: the key when a valid key cookie is present,
+//!    [`ModelGatesKey`] reads: the key when a valid key cookie is present,
 //!    "signed out" otherwise.
 //! 3. A key cookie that fails authentication, has expired, or names a session the store no
 //!    longer knows is deleted with a `Set-Cookie` on the response. One made under a previous
 //!    secret is re-issued under the current one.
 //! 4. If the store fails while loading, the request is treated as signed out for this request
 //!    only (the cookie is kept) and the failure is logged.
-//! 5. A response carrying [`SignOut`](crate::api::SignOut) (ModelGates refused the user's key)
+//! 5. A response carrying [`SignOut`] (ModelGates refused the user's key)
 //!    signs the user out: the store forgets the key, the cookie is deleted, and a browser is
 //!    sent to sign in again.
 //!

@@ -92,6 +92,11 @@ pub use config::{CookieSecret, ModelGatesConfig};
 pub use extract::ModelGatesKey;
 pub use layer::ModelGatesAuth;
 
+/// The README's examples, compiled and run as doc tests so that what it shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 /// The protocol crate, re-exported so apps need only this one dependency.
 pub use modelgates_oauth_core as core;
 

@@ -10,16 +10,14 @@
 //! answers the SHA-256 fingerprint of the signed-in key) runs in a child process, so its memory
 //! is measured alone; the emulator and the simulated browsers run in this process.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures_util::StreamExt as _;
-use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
+use modelgates_e2e::child::{fingerprint, memory_kib, serve_until_stdin_closes, start_server};
 use modelgates_emulator::Emulator;
-use sha2::{Digest as _, Sha256};
 
 #[derive(Parser, Debug)]
 #[command(about = "Load-test sign-ins through ModelGatesAuth against the emulator on loopback")]
@@ -40,84 +38,11 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     match args.serve {
         Some(base_url) => {
-            runtime.block_on(serve(base_url));
+            runtime.block_on(serve_until_stdin_closes(base_url));
             ExitCode::SUCCESS
         }
         None => runtime.block_on(drive(args.users, args.concurrency)),
     }
-}
-
-fn fingerprint(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The child: example-chat's app plus `/whoami`, until stdin closes.
-async fn serve(base_url: String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let config = ModelGatesConfig::new(&url, CookieSecret::generate()).with_base_url(base_url);
-    let whoami = |key: ModelGatesKey| async move { fingerprint(key.api_key().expose_secret()) };
-    let app = example_chat::routes()
-        .route("/whoami", axum::routing::get(whoami))
-        .layer(ModelGatesAuth::new(config))
-        .with_state(example_chat::AppState::new(example_chat::DEFAULT_MODEL));
-    println!("URL {url}");
-    // Stop when the driver closes our stdin (or dies).
-    let stdin_closed = tokio::task::spawn_blocking(|| {
-        let mut sink = String::new();
-        while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
-    });
-    tokio::select! {
-        result = axum::serve(listener, app) => result.unwrap(),
-        _ = stdin_closed => {}
-    }
-}
-
-/// Resident and peak memory of a process, in KiB, from /proc.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(base_url: &str) -> Server {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--serve", base_url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the app server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("URL ")
-        .expect("the server prints its URL")
-        .to_owned();
-    Server { child, url }
 }
 
 /// What one user measured.

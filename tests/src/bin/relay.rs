@@ -1,0 +1,180 @@
+//! Time to first token, relayed through example-chat versus straight from the emulator, and
+//! the relay's memory per open stream. Bounded: a fixed number of requests, on loopback.
+//!
+//! ```text
+//! cargo run --release -p modelgates-e2e --bin relay -- --requests 500 --streams 200
+//! ```
+//!
+//! The app runs in a child process (so its memory is measured alone); the emulator and the
+//! client run in this one. "First token" is the first chunk carrying text: a `content` delta
+//! straight from the emulator, a `delta` event through the app. Each request is a fresh
+//! completion; connections are pooled, as a browser's would be.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use modelgates_e2e::child::{memory_kib, serve_until_stdin_closes, start_server};
+use modelgates_emulator::{Emulator, Endpoint, Fault};
+
+#[derive(Parser, Debug)]
+#[command(about = "Measure the SSE relay's time to first token and memory per stream")]
+struct Args {
+    /// Completions timed on each path.
+    #[arg(long, default_value_t = 500)]
+    requests: usize,
+    /// Relayed streams held open at once for the memory figure.
+    #[arg(long, default_value_t = 200)]
+    streams: usize,
+    /// Internal: serve the app against this emulator and print its URL.
+    #[arg(long, hide = true)]
+    serve: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    if let Some(base_url) = args.serve {
+        runtime.block_on(serve_until_stdin_closes(base_url));
+        return ExitCode::SUCCESS;
+    }
+    match runtime.block_on(measure(args.requests, args.streams)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("relay: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads `response` until `marker` appears; the time since `started`.
+async fn first(
+    mut response: reqwest::Response,
+    marker: &str,
+    started: Instant,
+) -> Result<(Duration, reqwest::Response), String> {
+    let mut seen = String::new();
+    while !seen.contains(marker) {
+        let chunk = response
+            .chunk()
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the stream ended before its first token")?;
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    Ok((started.elapsed(), response))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index]
+}
+
+fn report(name: &str, mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+    println!(
+        "{name:>8}: p50 {:.3} ms, p99 {:.3} ms over {} completions",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        samples.len()
+    );
+    p50
+}
+
+async fn measure(requests: usize, streams: usize) -> Result<(), String> {
+    let emulator = Emulator::start_auto_approve()
+        .await
+        .map_err(|e| e.to_string())?;
+    let server = start_server(emulator.base_url());
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let login = http
+        .get(format!("{}/login", server.url))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let auth = login
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no redirect to /auth")?
+        .to_owned();
+    let callback = emulator.approve(&auth).map_err(|e| e.to_string())?;
+    http.get(format!(
+        "{}{}?{}",
+        server.url,
+        callback.path(),
+        callback.query().unwrap_or("")
+    ))
+    .send()
+    .await
+    .map_err(|e| e.to_string())?;
+    let key = emulator.issued_keys().pop().ok_or("no key issued")?.key;
+
+    let direct = || {
+        http.post(format!("{}/api/v1/chat/completions", emulator.base_url()))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({
+                "model": "openai/gpt-5.2",
+                "stream": true,
+                "messages": [{"role": "user", "content": "time to first token"}]
+            }))
+    };
+    let relayed = || {
+        http.post(format!("{}/chat", server.url))
+            .header("accept", "text/event-stream")
+            .form(&[("message", "time to first token")])
+    };
+
+    let (mut direct_samples, mut relayed_samples) = (Vec::new(), Vec::new());
+    // Interleaved, so both paths see the same machine; the first 20 of each warm up.
+    for round in 0..requests + 20 {
+        let started = Instant::now();
+        let response = direct().send().await.map_err(|e| e.to_string())?;
+        let (elapsed, _) = first(response, "\"content\"", started).await?;
+        let started = Instant::now();
+        let response = relayed().send().await.map_err(|e| e.to_string())?;
+        let (relay_elapsed, _) = first(response, "\"delta\"", started).await?;
+        if round >= 20 {
+            direct_samples.push(elapsed);
+            relayed_samples.push(relay_elapsed);
+        }
+    }
+    let direct_p50 = report("direct", direct_samples);
+    let relayed_p50 = report("relayed", relayed_samples);
+    println!(
+        "relay adds {:.3} ms at p50",
+        (relayed_p50.as_secs_f64() - direct_p50.as_secs_f64()) * 1e3
+    );
+
+    // Memory: hold `streams` relayed streams open (the emulator stalls each after its first
+    // token) and compare the app's resident memory before and after.
+    emulator.inject(Endpoint::Chat, Fault::StallStream);
+    let pid = server.child.id();
+    let (before, _) = memory_kib(pid);
+    let mut open = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        let response = relayed().send().await.map_err(|e| e.to_string())?;
+        let (_, response) = first(response, "\"delta\"", Instant::now()).await?;
+        open.push(response);
+    }
+    let (during, peak) = memory_kib(pid);
+    drop(open);
+    emulator.clear_faults();
+    #[allow(clippy::cast_precision_loss)]
+    let per_stream = (during.saturating_sub(before)) as f64 / streams as f64;
+    println!(
+        "memory: {before} KiB before, {during} KiB with {streams} open streams (peak {peak} KiB): \
+         {per_stream:.1} KiB per open stream"
+    );
+    Ok(())
+}
