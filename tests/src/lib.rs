@@ -68,17 +68,5 @@ async fn axum_serve(listener: TcpListener, app: axum::Router) {
 }
 
 /// A client that keeps cookies like a browser and does not follow redirects, so each hop
-/// can be checked.
-///
-/// # Panics
-///
-/// When the TLS backend cannot start.
-#[must_use]
-pub fn browser_like_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .expect("reqwest client")
-}
+/// can be checked: `modelgates_axum::testing::client()`.
+pub use modelgates_axum::testing::client as browser_like_client;

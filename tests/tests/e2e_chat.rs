@@ -53,11 +53,19 @@ async fn decide(
     client.get(callback).send().await.unwrap()
 }
 
-async fn sign_in(client: &Client, app: &RunningApp) {
+/// Through the consent page, as a person does.
+async fn sign_in_by_consent(client: &Client, app: &RunningApp) {
     let consent_id = reach_consent(client, app).await;
     let landed = decide(client, app, &consent_id, "approve").await;
     assert_eq!(landed.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&landed), "/");
+}
+
+/// With the test helper every app can use.
+async fn sign_in(client: &Client, app: &RunningApp) {
+    modelgates_axum::testing::sign_in(client, &app.url, &app.emulator)
+        .await
+        .unwrap();
 }
 
 async fn home(client: &Client, app: &RunningApp) -> String {
@@ -80,7 +88,7 @@ async fn connect_chat_and_log_out() {
     assert!(page.contains("Connect ModelGates"));
     assert!(!page.contains("id=\"message\""));
 
-    sign_in(&client, &app).await;
+    sign_in_by_consent(&client, &app).await;
     let key = app.emulator.issued_keys().pop().unwrap().key;
     let page = home(&client, &app).await;
     assert!(page.contains("id=\"message\""), "the chat form: {page}");

@@ -41,9 +41,9 @@ async fn signed_in(client: &Client, app: &RunningApp) -> bool {
 }
 
 async fn full_sign_in_and_chat(client: &Client, app: &RunningApp) {
-    let callback = callback_url(client, app).await;
-    let landed = client.get(callback).send().await.unwrap();
-    assert_eq!(landed.status(), StatusCode::SEE_OTHER);
+    modelgates_axum::testing::sign_in(client, &app.url, &app.emulator)
+        .await
+        .unwrap();
     assert!(signed_in(client, app).await);
     let reply = client
         .post(format!("{}/chat", app.url))

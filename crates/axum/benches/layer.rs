@@ -28,7 +28,7 @@ use axum_extra::extract::cookie::{Key, PrivateCookieJar};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt as _;
 use http::{Request, header};
-use modelgates_axum::core::ApiKey;
+use modelgates_axum::oauth_core::ApiKey;
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::Emulator;
 use tower::ServiceExt as _;

@@ -11,12 +11,14 @@
 //! * **Key cookie**: the store's token, AES-256-GCM-encrypted and authenticated with the
 //!   cookie's name as associated data (the private jar), or HMAC-signed and purpose-tagged for
 //!   stores whose token is only an opaque id.
-//! * Both are `HttpOnly`, `SameSite=Lax` (the callback is a top-level cross-site navigation,
-//!   which `Strict` would break), `Path=/`, and `Secure` with a `__Host-` name on https.
+//! * Both are `HttpOnly`, `Path=/`, and `Secure` with a `__Host-` name on https. The flow
+//!   cookie is `SameSite=Lax` (the callback is a top-level cross-site navigation, which
+//!   `Strict` would break); the key cookie is `Lax` unless configured `Strict`. With a
+//!   configured cookie Domain the key cookie carries it and a `__Secure-` name instead.
 //! * **Rotation**: values are made with the newest secret and opened with any configured one,
 //!   newest first; a value opened with an older secret is reported so the caller re-issues it.
-//! * Values longer than [`MAX_COOKIE_VALUE`] are refused before any cryptography, and at most
-//!   [`MAX_CANDIDATES`] cookies of one name are tried, so a header stuffed with thousands of
+//! * Values longer than 4096 bytes are refused before any cryptography, and at most
+//!   three cookies of one name are tried, so a header stuffed with thousands of
 //!   them costs a few decryptions, not thousands.
 //! * The `Cookie` header is read as bytes, pair by pair: a pair that is not ours is skipped
 //!   whatever bytes it holds, so a sibling subdomain's `tracker=café` does not hide our
@@ -64,6 +66,8 @@ pub(crate) struct CookieCodec {
     pub(crate) flow_name: String,
     pub(crate) key_name: String,
     secure: bool,
+    key_same_site: SameSite,
+    key_domain: Option<String>,
 }
 
 impl CookieCodec {
@@ -74,7 +78,20 @@ impl CookieCodec {
             flow_name,
             key_name,
             secure,
+            key_same_site: SameSite::Lax,
+            key_domain: None,
         }
+    }
+
+    /// The key cookie's `SameSite` and `Domain` (the flow cookie is always `Lax`, host-only).
+    pub(crate) fn with_key_attributes(
+        mut self,
+        same_site: SameSite,
+        domain: Option<String>,
+    ) -> Self {
+        self.key_same_site = same_site;
+        self.key_domain = domain;
+        self
     }
 
     fn newest(&self) -> &Key {
@@ -164,14 +181,23 @@ impl CookieCodec {
         jar.get(name).expect("just added").value().to_owned()
     }
 
-    /// A cookie with the attributes every cookie of ours has.
+    /// A cookie with the attributes every cookie of ours has, and the key cookie's own.
     fn with_attributes(&self, name: &str, value: String) -> Cookie<'static> {
-        Cookie::build((name.to_owned(), value))
+        let is_key = name == self.key_name;
+        let mut cookie = Cookie::build((name.to_owned(), value))
             .http_only(true)
-            .same_site(SameSite::Lax)
+            .same_site(if is_key {
+                self.key_same_site
+            } else {
+                SameSite::Lax
+            })
             .path("/")
             .secure(self.secure)
-            .build()
+            .build();
+        if let Some(domain) = self.key_domain.as_ref().filter(|_| is_key) {
+            cookie.set_domain(domain.clone());
+        }
+        cookie
     }
 
     fn build(&self, name: &str, value: String, max_age: Duration) -> HeaderValue {

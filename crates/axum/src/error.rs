@@ -47,6 +47,19 @@ pub enum AuthError {
     /// Every key-exchange slot is taken; the answer carries `Retry-After: 1`.
     #[error("Too many sign-ins are in progress right now. Please try again in a moment.")]
     Busy,
+    /// The layer is inside a router nested under `prefix` whose paths do not reach it.
+    #[error(
+        "ModelGatesAuth is inside a router nested at `{prefix}`, where its login, callback and \
+         logout paths cannot reach it: add `.merge(auth.routes())` to the nested router before \
+         `.layer(auth)`, or put the layer on the outer router with `.with_path_prefix(\"{prefix}\")`"
+    )]
+    Misplaced {
+        /// The prefix the nesting router strips.
+        prefix: String,
+    },
+    /// The app's on-sign-in hook refused the sign-in; its message is shown.
+    #[error("Your sign-in could not be completed: {0}")]
+    SignInRejected(#[source] crate::config::SignInRejected),
     /// A state-changing request came from another site.
     #[error("This request came from another site and was refused.")]
     CrossSite,
@@ -108,12 +121,13 @@ impl AuthError {
             | Self::CodeMalformed
             | Self::AuthorizationFailed { .. }
             | Self::CodeRejected(_) => StatusCode::BAD_REQUEST,
-            Self::AccessDenied | Self::CrossSite => StatusCode::FORBIDDEN,
+            Self::AccessDenied | Self::CrossSite | Self::SignInRejected(_) => StatusCode::FORBIDDEN,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Misplaced { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -128,6 +142,8 @@ impl AuthError {
             Self::FlowUsed => "flow_used",
             Self::Busy => "busy",
             Self::CrossSite => "cross_site",
+            Self::SignInRejected(_) => "sign_in_rejected",
+            Self::Misplaced { .. } => "layer_misplaced",
             Self::CodeMissing => "code_missing",
             Self::CodeDuplicated => "code_duplicated",
             Self::CodeMalformed => "code_malformed",
@@ -143,7 +159,10 @@ impl AuthError {
 
     /// Whether offering "sign in again" makes sense after this error.
     fn offers_retry(&self) -> bool {
-        !matches!(self, Self::MethodNotAllowed { .. } | Self::CrossSite)
+        !matches!(
+            self,
+            Self::MethodNotAllowed { .. } | Self::CrossSite | Self::Misplaced { .. }
+        )
     }
 
     pub(crate) fn from_exchange(error: ExchangeError) -> Self {
@@ -170,6 +189,7 @@ impl AuthError {
             }
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::CrossSite => "Request refused",
+            Self::Misplaced { .. } => "Sign-in is not set up correctly",
             _ => "Sign-in failed",
         }
     }

@@ -25,7 +25,7 @@ use crate::return_to::is_safe_return_to;
 /// use axum::{Router, routing::post};
 /// use modelgates_axum::ModelGatesKey;
 /// use modelgates_axum::api::ApiError;
-/// use modelgates_axum::core::async_openai::types::chat::{
+/// use modelgates_axum::oauth_core::async_openai::types::chat::{
 ///     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 /// };
 ///
@@ -92,6 +92,7 @@ impl ModelGatesKey {
     ///
     /// [`ModelGatesConfig::with_api_timeout`]: crate::ModelGatesConfig::with_api_timeout
     #[cfg(feature = "openai")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
     #[must_use]
     pub fn openai(
         &self,
@@ -107,6 +108,7 @@ impl ModelGatesKey {
     ///
     /// [`ModelGatesConfig::with_stream_idle_timeout`]: crate::ModelGatesConfig::with_stream_idle_timeout
     #[cfg(feature = "openai")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
     #[must_use]
     pub fn openai_stream(
         &self,
@@ -188,10 +190,16 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ModelGatesKey {
 
 fn signed_out(parts: &Parts, context: &AuthContext) -> ModelGatesKeyRejection {
     if !is_navigation(&parts.method, &parts.headers) {
-        return ModelGatesKeyRejection::SignedOut { login: None };
+        return ModelGatesKeyRejection::SignedOut {
+            login: None,
+            login_path: context.login_path.to_string(),
+        };
     }
     let login = login_location(&context.login_path, Some(&context.original_uri));
-    ModelGatesKeyRejection::SignedOut { login: Some(login) }
+    ModelGatesKeyRejection::SignedOut {
+        login: Some(login),
+        login_path: context.login_path.to_string(),
+    }
 }
 
 /// The login route, coming back to `here` when it is a safe local target.
@@ -199,8 +207,14 @@ pub(crate) fn login_location(login_path: &str, here: Option<&Uri>) -> String {
     let here = here
         .and_then(Uri::path_and_query)
         .map_or("/", |pq| pq.as_str());
-    if is_safe_return_to(here) {
-        let encoded: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+    login_url(login_path, here)
+}
+
+/// `login_path` with `return_to`, when `return_to` is a safe local target (see
+/// [`is_safe_return_to`]); `login_path` alone otherwise.
+pub(crate) fn login_url(login_path: &str, return_to: &str) -> String {
+    if is_safe_return_to(return_to) {
+        let encoded: String = form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
         format!("{login_path}?return_to={encoded}")
     } else {
         login_path.to_owned()
@@ -213,9 +227,13 @@ pub(crate) fn login_location(login_path: &str, here: Option<&Uri>) -> String {
 pub enum ModelGatesKeyRejection {
     /// The request is not signed in. Browsers are sent to `login`; other clients get a 401.
     #[error("not signed in with ModelGates")]
+    #[non_exhaustive]
     SignedOut {
-        /// The login URL for a browser navigation, `None` for other requests.
+        /// The login URL for a browser navigation, coming back to this page; `None` for
+        /// other requests.
         login: Option<String>,
+        /// The login route as this request reaches it (nesting prefix included).
+        login_path: String,
     },
     /// `ModelGatesAuth` is not in front of this handler.
     #[error(
@@ -226,13 +244,40 @@ pub enum ModelGatesKeyRejection {
 }
 
 impl ModelGatesKeyRejection {
+    /// The login URL coming back to `return_to` (a local path; anything else is dropped), for
+    /// a page that offers a sign-in link instead of redirecting. `None` when the layer is
+    /// missing.
+    ///
+    /// ```
+    /// use axum::response::{Html, IntoResponse, Response};
+    /// use modelgates_axum::ModelGatesKey;
+    /// use modelgates_axum::extract::ModelGatesKeyRejection;
+    ///
+    /// async fn dashboard(key: Result<ModelGatesKey, ModelGatesKeyRejection>) -> Response {
+    ///     match key {
+    ///         Ok(_) => Html("<h1>Your dashboard</h1>").into_response(),
+    ///         Err(rejection) => match rejection.login_url("/dashboard") {
+    ///             Some(login) => Html(format!("<a href=\"{login}\">Sign in</a>")).into_response(),
+    ///             None => rejection.into_response(),
+    ///         },
+    ///     }
+    /// }
+    /// ```
+    #[must_use]
+    pub fn login_url(&self, return_to: &str) -> Option<String> {
+        match self {
+            Self::SignedOut { login_path, .. } => Some(login_url(login_path, return_to)),
+            Self::MissingLayer => None,
+        }
+    }
+
     /// The status this rejection answers with: 303 to the login route for a browser, 401 for
     /// other signed-out requests, 500 when the layer is missing.
     #[must_use]
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::SignedOut { login: Some(_) } => StatusCode::SEE_OTHER,
-            Self::SignedOut { login: None } => StatusCode::UNAUTHORIZED,
+            Self::SignedOut { login: Some(_), .. } => StatusCode::SEE_OTHER,
+            Self::SignedOut { login: None, .. } => StatusCode::UNAUTHORIZED,
             Self::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -250,8 +295,10 @@ impl ModelGatesKeyRejection {
 impl IntoResponse for ModelGatesKeyRejection {
     fn into_response(self) -> Response {
         match &self {
-            Self::SignedOut { login: Some(login) } => see_other(login),
-            Self::SignedOut { login: None } => {
+            Self::SignedOut {
+                login: Some(login), ..
+            } => see_other(login),
+            Self::SignedOut { login: None, .. } => {
                 json_error(self.status(), self.code(), "Sign in with ModelGates first.")
             }
             Self::MissingLayer => {
@@ -271,8 +318,12 @@ mod tests {
         for rejection in [
             ModelGatesKeyRejection::SignedOut {
                 login: Some("/login".into()),
+                login_path: "/login".into(),
             },
-            ModelGatesKeyRejection::SignedOut { login: None },
+            ModelGatesKeyRejection::SignedOut {
+                login: None,
+                login_path: "/login".into(),
+            },
             ModelGatesKeyRejection::MissingLayer,
         ] {
             assert_eq!(

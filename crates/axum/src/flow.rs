@@ -16,8 +16,8 @@
 //!   instance); the query is read by [`CallbackParams::parse`] (`error=access_denied` is "you
 //!   cancelled"; exactly one well-formed `code`); a key-exchange slot is free (503 with
 //!   `Retry-After: 1` otherwise). Then the code is exchanged with the flow's PKCE values, the
-//!   key goes to the store, the key cookie is set, and the answer is a 303 to the flow's
-//!   `return_to`. The flow cookie is deleted whatever the outcome, and every answer carries
+//!   app's on-sign-in hook runs (its refusal is a 403 and stores nothing), the key goes to the
+//!   store, the key cookie is set, and the answer is a 303 to the flow's `return_to`. The flow cookie is deleted whatever the outcome, and every answer carries
 //!   `Referrer-Policy: no-referrer`.
 //! * `POST /logout`: refused with 403 when it comes from another site (see
 //!   [`same_origin`](crate::same_origin)); otherwise the store forgets the key, the key cookie
@@ -33,6 +33,7 @@ use http::{HeaderValue, Method, Response};
 use modelgates_oauth_core::{CallbackParams, Pkce};
 use tracing::Instrument as _;
 
+use crate::config::SignIn;
 use crate::config::settings::{Route, Settings};
 use crate::cookies::{FlowId, FlowState};
 use crate::error::AuthError;
@@ -51,6 +52,7 @@ pub(crate) async fn handle<K: KeyStore>(
     settings: &Settings,
     store: &K,
     parts: Parts,
+    mount: &str,
 ) -> Response<Body> {
     let allowed = match route {
         Route::Login | Route::Callback => Method::GET,
@@ -77,7 +79,7 @@ pub(crate) async fn handle<K: KeyStore>(
     }
     match route {
         Route::Login => {
-            login(settings, &parts)
+            login(settings, &parts, mount)
                 .instrument(tracing::info_span!("modelgates.login"))
                 .await
         }
@@ -102,7 +104,7 @@ fn render(error: &AuthError, parts: &Parts, settings: &Settings) -> Response<Bod
     )
 }
 
-async fn login(settings: &Settings, parts: &Parts) -> Response<Body> {
+async fn login(settings: &Settings, parts: &Parts, mount: &str) -> Response<Body> {
     let query = parts.uri.query().unwrap_or("");
     let requested = form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| name == "return_to")
@@ -111,7 +113,7 @@ async fn login(settings: &Settings, parts: &Parts) -> Response<Body> {
     let pkce = settings.config.challenge_method.map(Pkce::generate);
     let id = FlowId::generate();
     let destination = settings.client.authorization_url(
-        &settings.callback_url_for(id.as_str()),
+        &settings.callback_url_for(mount, id.as_str()),
         pkce.as_ref().map(Pkce::challenge).as_ref(),
     );
     let mut flow = FlowState {
@@ -203,6 +205,17 @@ async fn complete_sign_in<K: KeyStore>(
         .await
         .map_err(AuthError::from_exchange)?;
     tracing::info!(user_id = issued.user_id.as_deref(), "key issued");
+    if let Some(hook) = &settings.config.on_sign_in {
+        hook(SignIn {
+            user_id: issued.user_id.clone(),
+            key: issued.key.clone(),
+        })
+        .await
+        .map_err(|rejected| {
+            tracing::info!(%rejected, "the app refused the sign-in");
+            AuthError::SignInRejected(rejected)
+        })?;
+    }
     let token: SessionToken = store
         .save(StoredKey::new(issued.key, issued.user_id))
         .await

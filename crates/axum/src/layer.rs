@@ -20,6 +20,7 @@
 //! beyond that, no boxing.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use axum_core::body::Body;
@@ -33,9 +34,11 @@ use crate::api::SignOut;
 use crate::config::settings::{Settings, resolve};
 use crate::config::{ConfigError, ModelGatesConfig};
 use crate::cookies::CookieCodec;
+use crate::error::AuthError;
 use crate::extract::{AuthContext, ModelGatesKey};
 use crate::flow;
 use crate::future::ResponseFuture;
+use crate::mount::Mount;
 use crate::response::set_cookie;
 use crate::same_origin::SameOriginLayer;
 use crate::session::{Authenticated, RequestSummary, authenticate, sign_out};
@@ -44,12 +47,33 @@ use crate::store::{CookieStore, KeyStore};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What handlers see of this request: the key, or how to sign in.
-fn context(settings: &Settings, key: Option<ModelGatesKey>, uri: &Uri) -> AuthContext {
-    AuthContext {
-        key,
-        login_path: settings.login_path.clone(),
-        original_uri: uri.clone(),
+fn context(
+    settings: &Settings,
+    key: Option<ModelGatesKey>,
+    uri: &Uri,
+    mount: Option<&Mount>,
+) -> AuthContext {
+    match mount {
+        None => AuthContext {
+            key,
+            login_path: settings.login_path.clone(),
+            original_uri: uri.clone(),
+        },
+        Some(mount) => AuthContext {
+            key,
+            login_path: format!("{}{}", mount.prefix, settings.login_path).into(),
+            original_uri: mount.original.clone(),
+        },
     }
+}
+
+/// The answer of a layer inside a nested router whose paths are not routed to it.
+fn misplaced(settings: &Settings, mount: &Mount, headers: &http::HeaderMap) -> Response<Body> {
+    let error = AuthError::Misplaced {
+        prefix: mount.prefix.clone(),
+    };
+    tracing::error!("{error}");
+    error.render(headers, &settings.login_path, None)
 }
 
 /// The layer: mounts the sign-in routes and makes the user's key available to handlers.
@@ -136,11 +160,69 @@ impl<K: KeyStore> ModelGatesAuth<K> {
         &self.settings.callback_url
     }
 
+    /// The URL of the login route, coming back to `return_to` (a local path; anything else is
+    /// dropped), for pages that link to the sign-in instead of hard-coding it. Inside a nested
+    /// router, add the nesting prefix, or use
+    /// [`ModelGatesKeyRejection::login_url`](crate::extract::ModelGatesKeyRejection::login_url),
+    /// which knows it.
+    ///
+    /// ```
+    /// use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig};
+    ///
+    /// let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
+    ///     .with_path_prefix("/auth");
+    /// let auth = ModelGatesAuth::new(config);
+    /// assert_eq!(auth.login_url("/chat"), "/auth/login?return_to=%2Fchat");
+    /// assert_eq!(auth.login_url("https://evil.example"), "/auth/login");
+    /// ```
+    #[must_use]
+    pub fn login_url(&self, return_to: &str) -> String {
+        crate::extract::login_url(&self.settings.login_path, return_to)
+    }
+
     /// A [`SameOriginLayer`] for this app's public origin, to put on the app's own
     /// state-changing routes (see [`same_origin`](crate::same_origin)).
     #[must_use]
     pub fn same_origin(&self) -> SameOriginLayer {
         SameOriginLayer::for_origin(self.settings.public_origin.clone())
+    }
+
+    /// The layer's own paths as routes of a `Router`, to merge into a router that is nested
+    /// (`Router::nest`) before this layer is put on it: a nested router sends a path to the
+    /// layer only when it is one of its routes. On the outermost router it is not needed.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig};
+    ///
+    /// let auth = ModelGatesAuth::new(ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate()));
+    /// let app: Router = Router::new().nest(
+    ///     "/app",
+    ///     Router::new()
+    ///         .route("/", get(|| async { "home" }))
+    ///         .merge(auth.routes()) // /app/login, /app/callback/…, /app/logout
+    ///         .layer(auth),
+    /// );
+    /// ```
+    ///
+    /// The routes answer 500 naming the layer if a request ever reaches them: the layer in
+    /// front answers them itself.
+    pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        self.settings
+            .routes_registered
+            .store(true, Ordering::Relaxed);
+        let unreachable = axum::routing::any(|| async {
+            AuthError::Misplaced {
+                prefix: String::new(),
+            }
+            .render(&http::HeaderMap::new(), "/", None)
+        });
+        let callback = &self.settings.callback_path;
+        axum::Router::new()
+            .route(&self.settings.login_path, unreachable.clone())
+            .route(callback, unreachable.clone())
+            .route(&format!("{callback}/{{*flow}}"), unreachable.clone())
+            .route(&self.settings.logout_path, unreachable)
     }
 
     /// The layer's ModelGates client, sharing its connection pool.
@@ -206,16 +288,23 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let mount = Mount::of(&request);
+        if let Some(mount) = &mount {
+            if !self.settings.routes_registered.load(Ordering::Relaxed) {
+                return ResponseFuture::ready(misplaced(&self.settings, mount, request.headers()));
+            }
+        }
         if let Some(route) = self.settings.route(request.uri().path()) {
             let (settings, store) = (self.settings.clone(), self.store.clone());
             let (parts, _body) = request.into_parts();
+            let prefix = mount.map(|m| m.prefix).unwrap_or_default();
             return ResponseFuture::boxed(async move {
-                Ok(flow::handle(route, &settings, &*store, parts).await)
+                Ok(flow::handle(route, &settings, &*store, parts, &prefix).await)
             });
         }
         // The fast path: no key cookie, so no cryptography, no store, no boxing.
         if !CookieCodec::is_present(request.headers(), &self.settings.codec.key_name) {
-            let context = context(&self.settings, None, request.uri());
+            let context = context(&self.settings, None, request.uri(), mount.as_ref());
             request.extensions_mut().insert(context);
             return ResponseFuture::inner(self.inner.call(request));
         }
@@ -229,9 +318,10 @@ where
                 set_cookie: cookie,
                 token,
             } = authenticate(&settings, &*store, request.headers()).await;
-            let summary = key.is_some().then(|| RequestSummary::of(&request));
-            let context = context(&settings, key, request.uri());
+            let signed_in = key.is_some();
+            let context = context(&settings, key, request.uri(), mount.as_ref());
             request.extensions_mut().insert(context);
+            let summary = signed_in.then(|| RequestSummary::of(&request)).flatten();
             let response = inner.call(request).await?;
             if let Some(summary) =
                 summary.filter(|_| response.extensions().get::<SignOut>().is_some())

@@ -7,7 +7,7 @@
 //! ```no_run
 //! use axum::{Form, Router, response::IntoResponse, routing::post};
 //! use modelgates_axum::api::ApiError;
-//! use modelgates_axum::core::async_openai::types::chat::{
+//! use modelgates_axum::oauth_core::async_openai::types::chat::{
 //!     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 //! };
 //! use modelgates_axum::{ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
@@ -59,8 +59,11 @@
 //! errors), [`layer`] and [`future`] (the tower layer, its service and response future),
 //! [`extract`] (the extractor and its rejections), [`store`] (where keys live: cookie, memory,
 //! and with features `postgres`, `sqlite` and `redis` databases with keys sealed at rest),
-//! [`error`] (what a failed sign-in answers) and [`return_to`] (where a user may be sent
-//! back to).
+//! [`error`] (what a failed sign-in answers), [`return_to`] (where a user may be sent back
+//! to), [`same_origin`] (the guard against cross-site posts), [`api`] (handler errors and the
+//! sign-out on a revoked key), [`sse`] (streaming replies to browsers) and `testing` (feature
+//! `test-util`). The rules of the sign-in routes are in [`flow`], those of the cookies in
+//! [`cookies`], and how a request is recognised as signed in in [`session`].
 //!
 //! # Security
 //!
@@ -70,23 +73,29 @@
 //! threat model.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod api;
 pub mod config;
-mod cookies;
+pub mod cookies;
 pub mod error;
 pub mod extract;
-mod flow;
+pub mod flow;
 pub mod future;
 pub mod layer;
+mod mount;
 mod primitives;
 mod response;
 pub mod return_to;
 pub mod same_origin;
-mod session;
+pub mod session;
 #[cfg(feature = "openai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub mod sse;
 pub mod store;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testing;
 
 pub use config::{CookieSecret, ModelGatesConfig};
 pub use extract::ModelGatesKey;
@@ -97,8 +106,9 @@ pub use layer::ModelGatesAuth;
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
 
-/// The protocol crate, re-exported so apps need only this one dependency.
-pub use modelgates_oauth_core as core;
+/// The protocol crate, re-exported so apps need only this one dependency. (Not named `core`,
+/// which would shadow the standard `core` crate for `use modelgates_axum::*;`.)
+pub use modelgates_oauth_core as oauth_core;
 
 /// Entry points for the fuzz targets in `fuzz/`: not part of the public API.
 #[cfg(feature = "__fuzz")]

@@ -11,7 +11,9 @@
 //!   and the failure logged.
 //! * A response carrying [`SignOut`](crate::api::SignOut) (a handler's
 //!   [`ApiError::KeyRejected`](crate::api::ApiError::KeyRejected): ModelGates refused the
-//!   key) signs the user out on its way out: see [`sign_out`].
+//!   key) signs the user out on its way out: the store forgets the session, the key cookie is
+//!   deleted, and a browser (`Accept: text/html`) is sent to sign in again, back to the page
+//!   it asked for on a `GET`.
 
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use axum_core::body::Body;
 use http::{HeaderMap, HeaderValue, Method, Response, Uri};
 
 use crate::config::settings::Settings;
-use crate::extract::{ModelGatesKey, login_location};
+use crate::extract::{AuthContext, ModelGatesKey, login_location};
 use crate::primitives::unix_now;
 use crate::response::{accepts_html, see_other, set_cookie};
 use crate::store::{KeyStore, SessionToken};
@@ -56,7 +58,7 @@ where
     tracing::info!("ModelGates rejected the key; signed out");
     let mut response = if request.wants_page {
         let here = (request.method == Method::GET).then_some(&request.uri);
-        see_other(&login_location(&settings.login_path, here))
+        see_other(&login_location(&request.login_path, here))
     } else {
         response.map(Body::new)
     };
@@ -67,18 +69,24 @@ where
 /// What the layer keeps of a request to act on its response.
 pub(crate) struct RequestSummary {
     pub(crate) method: Method,
+    /// The whole URI, as the browser asked for it.
     pub(crate) uri: Uri,
+    /// The login route as the browser reaches it.
+    pub(crate) login_path: std::sync::Arc<str>,
     /// The client asked for HTML: a browser.
     pub(crate) wants_page: bool,
 }
 
 impl RequestSummary {
-    pub(crate) fn of<B>(request: &http::Request<B>) -> Self {
-        Self {
+    /// The summary of a request that carries the layer's context.
+    pub(crate) fn of<B>(request: &http::Request<B>) -> Option<Self> {
+        let context = request.extensions().get::<AuthContext>()?;
+        Some(Self {
             method: request.method().clone(),
-            uri: request.uri().clone(),
+            uri: context.original_uri.clone(),
+            login_path: context.login_path.clone(),
             wants_page: accepts_html(request.headers()),
-        }
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 //! use axum::{Json, Router, routing::post};
 //! use modelgates_axum::ModelGatesKey;
 //! use modelgates_axum::api::ApiError;
-//! use modelgates_axum::core::async_openai::types::chat::{
+//! use modelgates_axum::oauth_core::async_openai::types::chat::{
 //!     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 //! };
 //!

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use futures_util::StreamExt as _;
 use http::{StatusCode, header};
 use modelgates_axum::api::ApiError;
-use modelgates_axum::core::async_openai::types::chat::{
+use modelgates_axum::oauth_core::async_openai::types::chat::{
     ChatCompletionMessageToolCalls, ChatCompletionRequestAssistantMessageArgs,
     ChatCompletionRequestMessage, ChatCompletionRequestToolMessageArgs,
     ChatCompletionRequestUserMessage, ChatCompletionTool, ChatCompletionTools,
@@ -298,24 +298,10 @@ async fn serve(cfg: ModelGatesConfig, emu: &Emulator) -> Served {
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = http.get(format!("{url}/login")).send().await.unwrap();
-    let auth = login.headers()["location"].to_str().unwrap().to_owned();
-    let callback = emu.approve(&auth).unwrap();
-    let landed = http
-        .get(format!(
-            "{url}{}?{}",
-            callback.path(),
-            callback.query().unwrap()
-        ))
-        .send()
+    let http = modelgates_axum::testing::client();
+    modelgates_axum::testing::sign_in(&http, &url, emu)
         .await
         .unwrap();
-    assert_eq!(landed.status(), StatusCode::SEE_OTHER);
     Served { url, http, task }
 }
 

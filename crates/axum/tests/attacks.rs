@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};
 use http::{HeaderValue, Request, StatusCode, header};
-use modelgates_axum::core::{ChallengeMethod, ModelGatesClient, Pkce};
+use modelgates_axum::oauth_core::{ChallengeMethod, ModelGatesClient, Pkce};
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::{Emulator, Endpoint, Fault};
 use support::{Browser, code_of, config, emulator, lenient_provider, path_of, read};

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use http::{Request, StatusCode, header};
 use modelgates_axum::api::ApiError;
-use modelgates_axum::core::async_openai::types::chat::{
+use modelgates_axum::oauth_core::async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 };
 use modelgates_axum::store::MemoryStore;
@@ -128,7 +128,7 @@ async fn plain_and_no_pkce_modes_sign_in() {
     let emu = emulator().await;
     for cfg in [
         config(&emu)
-            .with_challenge_method(modelgates_axum::core::ChallengeMethod::Plain)
+            .with_challenge_method(modelgates_axum::oauth_core::ChallengeMethod::Plain)
             .allow_weak_pkce(),
         config(&emu).without_pkce().allow_weak_pkce(),
     ] {

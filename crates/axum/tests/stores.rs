@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::routing::get;
-use modelgates_axum::core::ApiKey;
+use modelgates_axum::oauth_core::ApiKey;
 use modelgates_axum::store::testing::conformance;
 use modelgates_axum::store::{
     CookieStore, KeyStore, MemoryStore, PostgresStore, RedisStore, SessionToken, SqliteStore,

@@ -27,10 +27,13 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Logs go to stderr, coloured only on a terminal: no escape codes in files and pipes.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let emulator = Emulator::builder()

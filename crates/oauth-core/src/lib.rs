@@ -53,6 +53,7 @@
 //! ```
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authorize;
 mod callback;
@@ -63,6 +64,7 @@ mod exchange;
 mod http;
 mod key;
 #[cfg(feature = "openai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub mod openai;
 mod pkce;
 
@@ -83,4 +85,5 @@ pub use url::Url;
 
 /// The OpenAI client crate, re-exported so its version always matches.
 #[cfg(feature = "openai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub use async_openai;

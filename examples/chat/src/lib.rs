@@ -30,11 +30,11 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use modelgates_axum::api::ApiError;
 use modelgates_axum::config::ConfigError;
-use modelgates_axum::core::async_openai::types::chat::{
+use modelgates_axum::oauth_core::async_openai::types::chat::{
     ChatCompletionRequestAssistantMessageArgs, ChatCompletionRequestMessage,
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
 };
-use modelgates_axum::core::{KeyInfo, ModelInfo, RequestError};
+use modelgates_axum::oauth_core::{KeyInfo, ModelInfo, RequestError};
 use modelgates_axum::store::{KeyStore, MemoryStore, PostgresStore, RedisStore, SqliteStore};
 use modelgates_axum::{ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::Emulator;
@@ -87,7 +87,7 @@ pub fn routes() -> Router<AppState> {
         .route("/usage", get(usage))
 }
 
-/// Settings read from the environment, as `DESIGN.md` lists them.
+/// Settings read from the environment, as the crate documentation lists them.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `PORT` (default 3000; 0 picks a free port).

@@ -138,4 +138,14 @@ fn an_unknown_key_store_is_a_clear_startup_error() {
         stderr.contains("MODELGATES_KEY_STORE `mongodb://nope` is not one of"),
         "{stderr}"
     );
+    // With no secret set, the warning reaches stderr even without reading the logs, and logs
+    // written to a pipe carry no colour codes.
+    assert!(
+        stderr.contains("WARNING: MODELGATES_COOKIE_SECRET is not set"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no ANSI escape codes in a pipe: {stderr}"
+    );
 }

@@ -115,10 +115,13 @@ fn development_secret(public_url: &str) -> Result<CookieSecret, ConfigError> {
                    `openssl rand -base64 64`); a secret is generated only for http://localhost",
         });
     }
-    tracing::warn!(
-        "MODELGATES_COOKIE_SECRET is not set: using a random secret for this run only. \
-         Every restart signs all users out. Set it to the output of `openssl rand -base64 64`."
-    );
+    let warning = "MODELGATES_COOKIE_SECRET is not set: using a random secret for this run only. \
+                   Every restart signs all users out. Set it to the output of \
+                   `openssl rand -base64 64`.";
+    tracing::warn!("{warning}");
+    // Also to stderr, once: an app without a tracing subscriber would show nothing.
+    static PRINTED: std::sync::Once = std::sync::Once::new();
+    PRINTED.call_once(|| eprintln!("WARNING: {warning}"));
     Ok(CookieSecret::generate())
 }
 

@@ -5,7 +5,18 @@ use modelgates_oauth_core::ClientConfigError;
 /// How to make a good secret, quoted by every secret error.
 pub(super) const MAKE_A_SECRET: &str = "make one with `openssl rand -base64 64`";
 /// A configuration that cannot work. Each message says what to change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Its `Debug` form is the message too, so that `ModelGatesConfig::from_env()?` in a `main`
+/// that returns `Result` prints something a person can act on.
+///
+/// ```
+/// use modelgates_axum::ModelGatesConfig;
+///
+/// let error = ModelGatesConfig::from_lookup(|_| None).unwrap_err();
+/// assert_eq!(format!("{error:?}"), error.to_string());
+/// assert!(format!("{error:?}").starts_with("MODELGATES_PUBLIC_URL is not set"));
+/// ```
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// A required environment variable is not set.
@@ -60,6 +71,14 @@ pub enum ConfigError {
          allow_weak_pkce() or set MODELGATES_ALLOW_WEAK_PKCE=true, or use S256"
     )]
     WeakPkceNotAllowed(&'static str),
+    /// The cookie Domain cannot work with this public URL or cookie name.
+    #[error("invalid cookie domain `{domain}`: {reason}")]
+    InvalidCookieDomain {
+        /// The domain as given.
+        domain: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A limit is zero.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
@@ -77,5 +96,11 @@ impl ConfigError {
             name,
             reason: self.to_string(),
         }
+    }
+}
+
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }

@@ -32,10 +32,12 @@ use crate::error::ErrorPage;
 
 mod env;
 mod error;
+mod hook;
 mod secret;
 pub(crate) mod settings;
 
 pub use error::ConfigError;
+pub use hook::{SignIn, SignInRejected};
 pub use secret::{CookieSecret, MIN_SECRET_LEN};
 
 /// The configuration of [`ModelGatesAuth`](crate::ModelGatesAuth).
@@ -78,6 +80,24 @@ pub struct ModelGatesConfig {
     pub(crate) app_title: Option<String>,
     pub(crate) api_timeout: Duration,
     pub(crate) stream_idle_timeout: Duration,
+    pub(crate) on_sign_in: Option<hook::OnSignIn>,
+    pub(crate) key_cookie_same_site: SameSite,
+    pub(crate) cookie_domain: Option<String>,
+}
+
+/// The `SameSite` attribute of the key cookie. (The flow cookie is always `Lax`: it must come
+/// back with the top-level navigation from ModelGates to the callback, which `Strict` would
+/// block.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SameSite {
+    /// Sent on same-site requests and on top-level navigations from other sites (a link to
+    /// your app from elsewhere arrives signed in). The default.
+    #[default]
+    Lax,
+    /// Sent on same-site requests only: a link from another site arrives signed out, and the
+    /// first navigation inside the app signs in. Stricter against cross-site requests.
+    Strict,
 }
 
 impl fmt::Debug for ModelGatesConfig {
@@ -106,6 +126,9 @@ impl fmt::Debug for ModelGatesConfig {
             .field("app_title", &self.app_title)
             .field("api_timeout", &self.api_timeout)
             .field("stream_idle_timeout", &self.stream_idle_timeout)
+            .field("on_sign_in", &self.on_sign_in.is_some())
+            .field("key_cookie_same_site", &self.key_cookie_same_site)
+            .field("cookie_domain", &self.cookie_domain)
             .finish()
     }
 }
@@ -145,6 +168,9 @@ impl ModelGatesConfig {
             app_title: None,
             api_timeout: DEFAULT_API_TIMEOUT,
             stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
+            on_sign_in: None,
+            key_cookie_same_site: SameSite::Lax,
+            cookie_domain: None,
         }
     }
 
@@ -274,6 +300,34 @@ impl ModelGatesConfig {
         self
     }
 
+    /// Runs the app's own work right after ModelGates issued a key and before the user is
+    /// signed in, such as creating the app's user record. Returning [`SignInRejected`] ends
+    /// the sign-in with a 403 page showing its message, and nothing is stored.
+    ///
+    /// ```
+    /// use modelgates_axum::config::{SignIn, SignInRejected};
+    /// use modelgates_axum::{CookieSecret, ModelGatesConfig};
+    ///
+    /// let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
+    ///     .with_on_sign_in(|sign_in: SignIn| async move {
+    ///         match sign_in.user_id {
+    ///             Some(user_id) => {
+    ///                 // create or update the app's user record for `user_id` here
+    ///                 Ok(())
+    ///             }
+    ///             None => Err(SignInRejected::new("ModelGates did not say who you are.")),
+    ///         }
+    ///     });
+    /// ```
+    pub fn with_on_sign_in<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(SignIn) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), SignInRejected>> + Send + 'static,
+    {
+        self.on_sign_in = Some(hook::boxed(hook));
+        self
+    }
+
     /// The app's name, sent to ModelGates with every call as `X-Title` (default: none).
     pub fn with_app_title(mut self, title: impl Into<String>) -> Self {
         self.app_title = Some(title.into());
@@ -285,6 +339,26 @@ impl ModelGatesConfig {
     pub fn with_cookie_names(mut self, flow: impl Into<String>, key: impl Into<String>) -> Self {
         self.flow_cookie_name = flow.into();
         self.key_cookie_name = key.into();
+        self
+    }
+
+    /// The key cookie's `SameSite` (default [`SameSite::Lax`]).
+    pub fn with_key_cookie_same_site(mut self, same_site: SameSite) -> Self {
+        self.key_cookie_same_site = same_site;
+        self
+    }
+
+    /// A `Domain` for the key cookie, for an app spread over subdomains of `domain` (such as
+    /// `example.com` for `app.example.com` and `chat.example.com`). The public URL's host must
+    /// be `domain` or one of its subdomains.
+    ///
+    /// What it exposes: **every** subdomain of `domain` then receives the key cookie, and any
+    /// of them, or a page served from one, can overwrite it (a subdomain you do not fully
+    /// control is an attacker). On https the key cookie's name then carries `__Secure-`
+    /// instead of `__Host-`, which forbids a Domain; naming it `__Host-…` yourself together
+    /// with a Domain is refused. The flow cookie stays host-only.
+    pub fn with_cookie_domain(mut self, domain: impl Into<String>) -> Self {
+        self.cookie_domain = Some(domain.into());
         self
     }
 

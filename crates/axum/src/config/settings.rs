@@ -41,6 +41,9 @@ pub(crate) struct Settings {
     pub(crate) spent_flows: moka::sync::Cache<String, ()>,
     /// One permit per key exchange in flight.
     pub(crate) exchange_slots: tokio::sync::Semaphore,
+    /// Whether [`ModelGatesAuth::routes`](crate::ModelGatesAuth::routes) registered the
+    /// layer's paths in a router, so that a nested router routes them to the layer.
+    pub(crate) routes_registered: std::sync::atomic::AtomicBool,
 }
 
 /// How many spent flow ids are remembered at most (per layer): beyond that the oldest are
@@ -72,9 +75,13 @@ impl Settings {
         (!id.is_empty() && !id.contains('/')).then_some(id)
     }
 
-    /// The callback URL for one flow.
-    pub(crate) fn callback_url_for(&self, flow_id: &str) -> Url {
+    /// The callback URL for one flow, for a layer mounted under `mount` (the path prefix a
+    /// nesting router stripped; empty on the outermost router).
+    pub(crate) fn callback_url_for(&self, mount: &str, flow_id: &str) -> Url {
         let mut url = self.callback_url.clone();
+        if !mount.is_empty() {
+            url.set_path(&format!("{mount}{}", self.callback_path));
+        }
         url.path_segments_mut()
             .expect("an http(s) URL has a path")
             .push(flow_id);
@@ -138,7 +145,11 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Settings, ConfigError>
         }
     }
     let flow_name = cookie_name(&config.flow_cookie_name, secure)?;
-    let key_name = cookie_name(&config.key_cookie_name, secure)?;
+    let domain = check_domain(&config, &public_url)?;
+    let key_name = match domain {
+        None => cookie_name(&config.key_cookie_name, secure)?,
+        Some(_) => domain_cookie_name(&config.key_cookie_name, secure)?,
+    };
     if flow_name == key_name {
         return Err(ConfigError::InvalidCookieName(key_name));
     }
@@ -175,9 +186,15 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Settings, ConfigError>
             path: callback_path.clone(),
             reason: "it does not form a URL with the public URL",
         })?;
+    let same_site = match config.key_cookie_same_site {
+        super::SameSite::Strict => cookie::SameSite::Strict,
+        _ => cookie::SameSite::Lax,
+    };
+    let codec = CookieCodec::new(keys, flow_name, key_name, secure)
+        .with_key_attributes(same_site, domain.map(str::to_owned));
     Ok(Settings {
         client,
-        codec: CookieCodec::new(keys, flow_name, key_name, secure),
+        codec,
         callback_url,
         login_path: login_path.into(),
         callback_path,
@@ -188,6 +205,7 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Settings, ConfigError>
             .time_to_live(config.flow_max_age + Duration::from_secs(60))
             .build(),
         exchange_slots: tokio::sync::Semaphore::new(config.max_concurrent_exchanges),
+        routes_registered: std::sync::atomic::AtomicBool::new(false),
         config,
     })
 }
@@ -271,6 +289,57 @@ fn check_path<'a>(what: &'static str, path: &'a str) -> Result<&'a str, ConfigEr
             reason: "it must start with a single / and hold no query, fragment, space or backslash",
         })
     }
+}
+
+/// The cookie Domain, checked: a plain host name that the public URL's host is or is under.
+fn check_domain<'c>(
+    config: &'c ModelGatesConfig,
+    public_url: &Url,
+) -> Result<Option<&'c str>, ConfigError> {
+    let Some(raw) = config.cookie_domain.as_deref() else {
+        return Ok(None);
+    };
+    let invalid = |reason| ConfigError::InvalidCookieDomain {
+        domain: raw.to_owned(),
+        reason,
+    };
+    let domain = raw.strip_prefix('.').unwrap_or(raw);
+    let well_formed = !domain.is_empty()
+        && domain.contains('.')
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !well_formed {
+        return Err(invalid("use a host name such as example.com"));
+    }
+    let host = public_url.host_str().unwrap_or_default();
+    if !(host.eq_ignore_ascii_case(domain)
+        || host
+            .to_ascii_lowercase()
+            .ends_with(&format!(".{}", domain.to_ascii_lowercase())))
+    {
+        return Err(invalid(
+            "the public URL's host is not this domain or one of its subdomains",
+        ));
+    }
+    if config.key_cookie_name.starts_with("__Host-") {
+        return Err(invalid(
+            "a __Host- cookie cannot have a Domain; name the key cookie without __Host- \
+             (it gets __Secure- on https)",
+        ));
+    }
+    Ok(Some(domain))
+}
+
+/// A cookie name for a cookie with a Domain: `__Secure-` on https, which allows one.
+fn domain_cookie_name(name: &str, secure: bool) -> Result<String, ConfigError> {
+    let bare = cookie_name(name, false)?;
+    let bare = bare.strip_prefix("__Secure-").unwrap_or(&bare);
+    Ok(if secure {
+        format!("__Secure-{bare}")
+    } else {
+        bare.to_owned()
+    })
 }
 
 fn cookie_name(name: &str, secure: bool) -> Result<String, ConfigError> {
@@ -388,6 +457,42 @@ mod tests {
             .is_ok()
         );
         assert!(resolve(config("https://app.example").with_max_concurrent_exchanges(0)).is_err());
+    }
+
+    #[test]
+    fn cookie_domain_rules() {
+        let shared =
+            resolve(config("https://chat.example.com").with_cookie_domain("example.com")).unwrap();
+        assert_eq!(shared.codec.key_name, "__Secure-modelgates_key");
+        assert_eq!(
+            shared.codec.flow_name, "__Host-modelgates_flow",
+            "the flow cookie stays host-only"
+        );
+        for (url, domain) in [
+            ("https://chat.example.com", "other.com"),
+            ("https://chat.example.com", "le.com"),
+            ("https://example.com", "com"),
+            ("https://chat.example.com", "exa mple.com"),
+        ] {
+            assert!(
+                matches!(
+                    resolve(config(url).with_cookie_domain(domain)),
+                    Err(ConfigError::InvalidCookieDomain { .. })
+                ),
+                "{url} {domain}"
+            );
+        }
+        let host_prefixed = resolve(
+            config("https://chat.example.com")
+                .with_cookie_names("f", "__Host-k")
+                .with_cookie_domain("example.com"),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            host_prefixed.to_string().contains("__Host-"),
+            "{host_prefixed}"
+        );
     }
 
     #[test]

@@ -1,0 +1,162 @@
+//! The layer wherever an axum user would put it: on the outer router, inside a `nest` (with its
+//! routes registered), around a nested router with a prefix, across `Router::merge`, and behind
+//! `tower_http::normalize_path`. Each placement signs a user in and out for real against the
+//! emulator; the one placement that cannot work says where to put the layer.
+
+mod support;
+
+use axum::Router;
+use axum::routing::get;
+use http::{StatusCode, header};
+use modelgates_axum::{ModelGatesAuth, ModelGatesKey};
+use support::{Browser, config, emulator};
+use tower::Layer as _;
+use tower_http::normalize_path::NormalizePathLayer;
+
+async fn me(key: Option<ModelGatesKey>) -> String {
+    key.map_or_else(
+        || "signed out".to_owned(),
+        |k| k.api_key().expose_secret().to_owned(),
+    )
+}
+
+async fn must_sign_in(key: ModelGatesKey) -> &'static str {
+    let _ = key;
+    "private"
+}
+
+fn pages() -> Router {
+    Router::new()
+        .route("/me", get(me))
+        .route("/private", get(must_sign_in))
+}
+
+/// Signs in through `login`, following ModelGates' redirect to the callback URL it was given;
+/// returns where the callback sent the browser.
+async fn sign_in(
+    browser: &mut Browser,
+    emu: &modelgates_emulator::Emulator,
+    login: &str,
+) -> String {
+    let login = browser.get(login).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.body);
+    let callback = emu.approve(login.location()).unwrap();
+    let landed = browser
+        .get(&format!(
+            "{}?{}",
+            callback.path(),
+            callback.query().unwrap()
+        ))
+        .await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.body);
+    landed.location().to_owned()
+}
+
+#[tokio::test]
+async fn inside_a_nest_with_its_routes() {
+    let emu = emulator().await;
+    let auth = ModelGatesAuth::new(config(&emu));
+    let app = Router::new().nest("/app", pages().merge(auth.routes()).layer(auth));
+    let mut browser = Browser::new(app);
+
+    // Signed out, a page sends the browser to the nested login, coming back to itself.
+    let private = browser.get("/app/private").await;
+    assert_eq!(private.location(), "/app/login?return_to=%2Fapp%2Fprivate");
+    let login = browser.get(private.location()).await;
+    let auth_url = url::Url::parse(login.location()).unwrap();
+    let callback_url = auth_url
+        .query_pairs()
+        .find(|(k, _)| k == "callback_url")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(
+        callback_url.starts_with("http://localhost:3000/app/callback/"),
+        "the callback carries the nesting prefix: {callback_url}"
+    );
+    let callback = emu.approve(login.location()).unwrap();
+    let landed = browser
+        .get(&format!(
+            "{}?{}",
+            callback.path(),
+            callback.query().unwrap()
+        ))
+        .await;
+    assert_eq!(landed.location(), "/app/private");
+    assert_eq!(browser.get("/app/private").await.body, "private");
+    assert_eq!(
+        browser.get("/app/me").await.body,
+        emu.issued_keys().pop().unwrap().key
+    );
+    let logout = browser.post("/app/logout").await;
+    assert_eq!(logout.status, StatusCode::SEE_OTHER);
+    assert_eq!(browser.get("/app/me").await.body, "signed out");
+}
+
+#[tokio::test]
+async fn inside_a_nest_without_its_routes_says_where_to_put_it() {
+    let emu = emulator().await;
+    let app = Router::new().nest("/app", pages().layer(ModelGatesAuth::new(config(&emu))));
+    let mut browser = Browser::new(app);
+    let page = browser.get_json("/app/me").await;
+    assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(page.body.contains("layer_misplaced"), "{}", page.body);
+    assert!(page.body.contains(".merge(auth.routes())"), "{}", page.body);
+    assert!(page.body.contains("with_path_prefix"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn on_the_outer_router_with_a_prefix() {
+    let emu = emulator().await;
+    let auth = ModelGatesAuth::new(config(&emu).with_path_prefix("/app"));
+    let app = Router::new().nest("/app", pages()).layer(auth);
+    let mut browser = Browser::new(app);
+    let private = browser.get("/app/private").await;
+    assert_eq!(private.location(), "/app/login?return_to=%2Fapp%2Fprivate");
+    assert_eq!(
+        sign_in(&mut browser, &emu, private.location()).await,
+        "/app/private"
+    );
+    assert_eq!(browser.get("/app/private").await.body, "private");
+}
+
+#[tokio::test]
+async fn across_router_merge() {
+    let emu = emulator().await;
+    let auth = ModelGatesAuth::new(config(&emu));
+    let other = Router::new().route("/other", get(|| async { "other" }));
+    for app in [
+        // The layer on the merged whole.
+        other.clone().merge(pages()).layer(auth.clone()),
+        // The layer on one part, merged into the rest.
+        other
+            .clone()
+            .merge(pages().merge(auth.routes()).layer(auth.clone())),
+    ] {
+        let mut browser = Browser::new(app);
+        assert_eq!(
+            sign_in(&mut browser, &emu, "/login?return_to=%2Fme").await,
+            "/me"
+        );
+        assert_ne!(browser.get("/me").await.body, "signed out");
+        assert_eq!(browser.get("/other").await.body, "other");
+    }
+}
+
+#[tokio::test]
+async fn behind_normalize_path() {
+    let emu = emulator().await;
+    let inner = pages().layer(ModelGatesAuth::new(config(&emu)));
+    let normalized = NormalizePathLayer::trim_trailing_slash().layer(inner);
+    let mut browser = Browser::new(Router::new().fallback_service(normalized));
+    assert_eq!(
+        sign_in(&mut browser, &emu, "/login/?return_to=%2Fme").await,
+        "/me"
+    );
+    assert_ne!(browser.get("/me/").await.body, "signed out");
+    let logout = browser
+        .send(http::Request::post("/logout/"), axum::body::Body::empty())
+        .await;
+    assert_eq!(logout.status, StatusCode::SEE_OTHER);
+    assert!(logout.headers.get_all(header::SET_COOKIE).iter().count() >= 1);
+}
