@@ -13,15 +13,10 @@ use http::{HeaderValue, Request, StatusCode, header};
 use modelgates_axum::oauth_core::{ChallengeMethod, ModelGatesClient, Pkce};
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::{Emulator, Endpoint, Fault};
-use support::{Browser, code_of, config, emulator, lenient_provider, path_of, read};
+use support::{
+    Browser, code_of, config, emulator, key_or_signed_out, lenient_provider, path_of, read,
+};
 use tower::ServiceExt as _;
-
-async fn me(key: Option<ModelGatesKey>) -> String {
-    key.map_or_else(
-        || "signed out".to_owned(),
-        |key| key.api_key().expose_secret().to_owned(),
-    )
-}
 
 async fn post_chat(key: ModelGatesKey) -> &'static str {
     let _ = key;
@@ -37,7 +32,7 @@ async fn cacheable() -> ([(header::HeaderName, &'static str); 1], &'static str) 
 
 fn app(layer: ModelGatesAuth) -> Router {
     Router::new()
-        .route("/me", get(me))
+        .route("/me", get(key_or_signed_out))
         .route("/chat", post(post_chat))
         .route("/public", get(cacheable))
         .layer(layer.same_origin())

@@ -664,13 +664,7 @@ async fn host_and_forwarded_headers_do_not_change_the_callback() {
             Body::empty(),
         )
         .await;
-    let auth = url::Url::parse(login.location()).unwrap();
-    let callback = auth
-        .query_pairs()
-        .find(|(k, _)| k == "callback_url")
-        .unwrap()
-        .1
-        .into_owned();
+    let callback = support::callback_url_param(login.location());
     assert!(
         callback.starts_with("http://localhost:3000/callback/"),
         "{callback}"

@@ -9,16 +9,9 @@ use axum::Router;
 use axum::routing::get;
 use http::{StatusCode, header};
 use modelgates_axum::{ModelGatesAuth, ModelGatesKey};
-use support::{Browser, config, emulator};
+use support::{Browser, callback_url_param, config, emulator, key_or_signed_out};
 use tower::Layer as _;
 use tower_http::normalize_path::NormalizePathLayer;
-
-async fn me(key: Option<ModelGatesKey>) -> String {
-    key.map_or_else(
-        || "signed out".to_owned(),
-        |k| k.api_key().expose_secret().to_owned(),
-    )
-}
 
 async fn must_sign_in(key: ModelGatesKey) -> &'static str {
     let _ = key;
@@ -27,7 +20,7 @@ async fn must_sign_in(key: ModelGatesKey) -> &'static str {
 
 fn pages() -> Router {
     Router::new()
-        .route("/me", get(me))
+        .route("/me", get(key_or_signed_out))
         .route("/private", get(must_sign_in))
 }
 
@@ -63,13 +56,7 @@ async fn inside_a_nest_with_its_routes() {
     let private = browser.get("/app/private").await;
     assert_eq!(private.location(), "/app/login?return_to=%2Fapp%2Fprivate");
     let login = browser.get(private.location()).await;
-    let auth_url = url::Url::parse(login.location()).unwrap();
-    let callback_url = auth_url
-        .query_pairs()
-        .find(|(k, _)| k == "callback_url")
-        .unwrap()
-        .1
-        .into_owned();
+    let callback_url = callback_url_param(login.location());
     assert!(
         callback_url.starts_with("http://localhost:3000/app/callback/"),
         "the callback carries the nesting prefix: {callback_url}"

@@ -177,6 +177,25 @@ impl Browser {
     }
 }
 
+/// The `callback_url` a `/login` redirect sends to ModelGates.
+pub fn callback_url_param(auth_location: &str) -> String {
+    url::Url::parse(auth_location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "callback_url")
+        .expect("a callback_url parameter")
+        .1
+        .into_owned()
+}
+
+/// A handler answering the signed-in key, or "signed out".
+pub async fn key_or_signed_out(key: Option<modelgates_axum::ModelGatesKey>) -> String {
+    key.map_or_else(
+        || "signed out".to_owned(),
+        |k| k.api_key().expose_secret().to_owned(),
+    )
+}
+
 /// The path of a callback (`/callback/<flow id>`), without its query.
 pub fn path_of(callback: &str) -> String {
     callback.split('?').next().unwrap().to_owned()
