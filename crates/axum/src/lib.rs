@@ -103,15 +103,16 @@ pub use layer::ModelGatesAuth;
 
 /// The README's examples, compiled and run as doc tests so that what it shows works.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
 /// The protocol crate, re-exported so apps need only this one dependency. (Not named `core`,
 /// which would shadow the standard `core` crate for `use modelgates_axum::*;`.)
 pub use modelgates_oauth_core as oauth_core;
 
-/// Entry points for the fuzz targets in `fuzz/`: not part of the public API.
-#[cfg(feature = "__fuzz")]
+/// Entry points for the fuzz targets in `fuzz/`, compiled only under cargo-fuzz's
+/// `--cfg fuzzing`: not part of the public API.
+#[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod __fuzz {
     use http::header::COOKIE;

@@ -197,6 +197,9 @@ impl ModelGatesClientBuilder {
     /// carries a query or fragment, or the HTTP client cannot be built.
     pub fn build(self) -> Result<ModelGatesClient, ClientConfigError> {
         let base_url = parse_base_url(&self.base_url)?;
+        if base_url.scheme() == "https" && !cfg!(any(feature = "rustls", feature = "native-tls")) {
+            return Err(ClientConfigError::NoTls(self.base_url));
+        }
         let headers = self.attribution_headers()?;
         let http = |configure: &dyn Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder| {
             configure(
@@ -315,6 +318,12 @@ pub enum ClientConfigError {
     /// The HTTP client (TLS backend) could not be built.
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),
+    /// An https base URL, but the crate was built without a TLS backend.
+    #[error(
+        "cannot reach `{0}`: this build has no TLS; enable the `rustls` (default) or \
+         `native-tls` feature of modelgates-oauth-core or modelgates-axum"
+    )]
+    NoTls(String),
     /// The app URL or title cannot be sent as a header.
     #[error("invalid attribution: {0}")]
     InvalidAttribution(String),

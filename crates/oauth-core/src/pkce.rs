@@ -154,6 +154,7 @@ pub enum InvalidVerifier {
 /// assert_eq!(serde_json::to_string(&ChallengeMethod::S256).unwrap(), "\"S256\"");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ChallengeMethod {
     /// `BASE64URL(SHA256(verifier))`: the default and the only recommended method.
     #[default]

@@ -214,7 +214,8 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Settings, ConfigError>
 fn check_pkce_mode(config: &ModelGatesConfig) -> Result<(), ConfigError> {
     let weak = match config.challenge_method {
         Some(ChallengeMethod::S256) => return Ok(()),
-        Some(ChallengeMethod::Plain) => "plain",
+        // `plain`, and any method ModelGates may add, is weaker than S256 until proven not.
+        Some(other) => other.as_str(),
         None => "none",
     };
     if !config.weak_pkce_allowed {

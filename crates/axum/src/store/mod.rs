@@ -36,7 +36,7 @@ mod memory;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
-#[cfg(feature = "_sealed")]
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
 mod sealed;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod sql;
@@ -56,7 +56,7 @@ pub use postgres::PostgresStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisStore;
-#[cfg(feature = "_sealed")]
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
 #[cfg_attr(
     docsrs,
     doc(cfg(any(feature = "postgres", feature = "sqlite", feature = "redis")))
