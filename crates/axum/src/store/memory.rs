@@ -13,7 +13,8 @@ use crate::primitives::unix_now;
 /// tests.
 ///
 /// The store holds at most its capacity ([`MemoryStore::DEFAULT_CAPACITY`], 100,000 sessions,
-/// about 25 MB, unless set with [`MemoryStore::with_capacity`]): a sign-in beyond it evicts
+/// unless set with [`MemoryStore::with_capacity`]; full, it took 35 MiB of memory in a
+/// measurement with 52-character keys and 18-character user ids): a sign-in beyond it evicts
 /// the oldest session, whose user must sign in again. Sessions older than the store's lifetime
 /// are purged as new ones arrive, oldest first, at a constant cost per sign-in.
 ///
