@@ -39,7 +39,7 @@ use crate::extract::{AuthContext, ModelGatesKey};
 use crate::flow;
 use crate::future::ResponseFuture;
 use crate::mount::Mount;
-use crate::response::set_cookie;
+use crate::response::{json_error, set_cookie};
 use crate::same_origin::SameOriginLayer;
 use crate::session::{Authenticated, RequestSummary, authenticate, sign_out};
 use crate::store::{CookieStore, KeyStore};
@@ -212,10 +212,15 @@ impl<K: KeyStore> ModelGatesAuth<K> {
             .routes_registered
             .store(true, Ordering::Relaxed);
         let unreachable = axum::routing::any(|| async {
-            AuthError::Misplaced {
-                prefix: String::new(),
-            }
-            .render(&http::HeaderMap::new(), "/", None)
+            tracing::error!(
+                "a request reached ModelGatesAuth::routes() without the layer in front"
+            );
+            json_error(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "layer_missing",
+                "ModelGatesAuth::routes() answered a request the layer never saw: put \
+                 `.layer(auth)` on the router after `.merge(auth.routes())`",
+            )
         });
         let callback = &self.settings.callback_path;
         axum::Router::new()

@@ -367,13 +367,7 @@ async fn a_return_to_too_large_for_the_cookie_falls_back_to_the_default() {
     assert!(flow_cookie.len() <= 4096, "{} bytes", flow_cookie.len());
     let auth = login.location().to_owned();
     let callback = emu.approve(&auth).unwrap();
-    let landed = browser
-        .get(&format!(
-            "{}?{}",
-            callback.path(),
-            callback.query().unwrap()
-        ))
-        .await;
+    let landed = browser.visit(&callback).await;
     assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.body);
     assert_eq!(landed.location(), "/");
 }

@@ -78,13 +78,7 @@ async fn full_flow_sign_in_chat_logout() {
 
     let approved = http().get(auth.as_str()).send().await.unwrap();
     let callback = url::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap();
-    let landed = browser
-        .get(&format!(
-            "{}?{}",
-            callback.path(),
-            callback.query().unwrap()
-        ))
-        .await;
+    let landed = browser.visit(&callback).await;
     assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.body);
     assert_eq!(landed.location(), "/me?x=1");
     assert_eq!(landed.headers[header::CACHE_CONTROL], "private, no-store");
@@ -436,13 +430,7 @@ async fn cookie_attributes_for_http_and_https() {
     );
     let approved = http().get(auth.as_str()).send().await.unwrap();
     let callback = url::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap();
-    let landed = secure
-        .get(&format!(
-            "{}?{}",
-            callback.path(),
-            callback.query().unwrap()
-        ))
-        .await;
+    let landed = secure.visit(&callback).await;
     let key = landed.set_cookie("__Host-modelgates_key").unwrap();
     assert!(key.contains("Secure") && key.contains("HttpOnly"), "{key}");
 }

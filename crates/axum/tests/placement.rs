@@ -34,13 +34,7 @@ async fn sign_in(
     let login = browser.get(login).await;
     assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.body);
     let callback = emu.approve(login.location()).unwrap();
-    let landed = browser
-        .get(&format!(
-            "{}?{}",
-            callback.path(),
-            callback.query().unwrap()
-        ))
-        .await;
+    let landed = browser.visit(&callback).await;
     assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.body);
     landed.location().to_owned()
 }
@@ -62,13 +56,7 @@ async fn inside_a_nest_with_its_routes() {
         "the callback carries the nesting prefix: {callback_url}"
     );
     let callback = emu.approve(login.location()).unwrap();
-    let landed = browser
-        .get(&format!(
-            "{}?{}",
-            callback.path(),
-            callback.query().unwrap()
-        ))
-        .await;
+    let landed = browser.visit(&callback).await;
     assert_eq!(landed.location(), "/app/private");
     assert_eq!(browser.get("/app/private").await.body, "private");
     assert_eq!(
@@ -90,6 +78,18 @@ async fn inside_a_nest_without_its_routes_says_where_to_put_it() {
     assert!(page.body.contains("layer_misplaced"), "{}", page.body);
     assert!(page.body.contains(".merge(auth.routes())"), "{}", page.body);
     assert!(page.body.contains("with_path_prefix"), "{}", page.body);
+}
+
+/// The registered routes alone, without the layer in front, say so.
+#[tokio::test]
+async fn its_routes_without_the_layer_say_so() {
+    let emu = emulator().await;
+    let auth = ModelGatesAuth::new(config(&emu));
+    let mut browser = Browser::new(pages().merge(auth.routes()));
+    let page = browser.get("/login").await;
+    assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(page.body.contains("layer_missing"), "{}", page.body);
+    assert!(page.body.contains(".layer(auth)"), "{}", page.body);
 }
 
 #[tokio::test]

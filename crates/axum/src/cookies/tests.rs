@@ -16,6 +16,18 @@ fn text(set_cookie: HeaderValue) -> String {
     set_cookie.to_str().unwrap().to_owned()
 }
 
+/// The value of a `Set-Cookie`.
+fn value_of(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
 fn headers(set_cookie: &str) -> HeaderMap {
     let pair = set_cookie.split(';').next().unwrap();
     let mut headers = HeaderMap::new();
@@ -54,14 +66,7 @@ fn flow_cookie_round_trips_and_has_the_attributes() {
 fn every_single_byte_change_is_rejected() {
     let codec = codec(vec![Key::generate()]);
     let set_cookie = text(codec.flow_cookie(&flow(), Duration::from_secs(600)));
-    let value = set_cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap()
-        .1
-        .to_owned();
+    let value = value_of(&set_cookie);
     for i in 0..value.len() {
         let mut bytes = value.clone().into_bytes();
         bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
@@ -102,13 +107,7 @@ fn a_key_cookie_cannot_stand_in_for_a_flow_cookie() {
     let codec = codec(vec![Key::generate()]);
     let signed_session =
         text(codec.key_cookie("anything", TokenProtection::Signed, Duration::from_secs(60)));
-    let value = signed_session
-        .split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap()
-        .1;
+    let value = value_of(&signed_session);
     let mut h = HeaderMap::new();
     h.insert(
         COOKIE,
@@ -166,13 +165,7 @@ fn the_flow_cookie_is_encrypted() {
     let codec = codec(vec![Key::generate()]);
     let state = flow();
     let set_cookie = text(codec.flow_cookie(&state, Duration::from_secs(600)));
-    let value = set_cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap()
-        .1;
+    let value = value_of(&set_cookie);
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value)
         .unwrap();
@@ -258,17 +251,6 @@ mod properties {
             HeaderValue::from_str(&format!("{name}={value}")).ok()?,
         );
         Some(headers)
-    }
-
-    fn value_of(set_cookie: &str) -> String {
-        set_cookie
-            .split(';')
-            .next()
-            .unwrap()
-            .split_once('=')
-            .unwrap()
-            .1
-            .to_owned()
     }
 
     /// `value` with byte `index` replaced by `byte` (which differs from the original).

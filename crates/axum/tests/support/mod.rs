@@ -160,6 +160,15 @@ impl Browser {
         self.send(Request::post(uri), Body::empty()).await
     }
 
+    /// Follows ModelGates' redirect to the app: GETs `callback`'s path and query.
+    pub async fn visit(&mut self, callback: &url::Url) -> Page {
+        let target = match callback.query() {
+            Some(query) => format!("{}?{query}", callback.path()),
+            None => callback.path().to_owned(),
+        };
+        self.get(&target).await
+    }
+
     /// `/login` then ModelGates' `/auth` (auto-approve): the callback path and query to visit.
     pub async fn start_sign_in(&mut self, login: &str) -> String {
         let login = self.get(login).await;
