@@ -1,10 +1,27 @@
 //! The app server of the measuring programs (`load`, `relay`), run as a child process of the
 //! program itself so that its memory is measured alone: example-chat's app behind
-//! `ModelGatesAuth`, plus `/whoami`, which answers the SHA-256 fingerprint of the signed-in key.
+//! `ModelGatesAuth`, plus three routes of its own:
+//!
+//! * `GET /whoami` answers the SHA-256 fingerprint of the signed-in key;
+//! * `GET /__stats` answers how many calls reached the key store's database (counted below any
+//!   cache, so a cache hit counts nothing);
+//! * `POST /__revoke-user` revokes every session of the signed-in user with the database
+//!   store's `revoke_user`, the way an app's admin action would.
 
+use std::future::Future;
 use std::io::{BufRead as _, BufReader};
+use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use axum::Router;
+use axum::routing::{get, post};
+use modelgates_axum::store::{
+    CachingStore, CookieStore, KeyStore, MemoryStore, PostgresStore, RedisStore, RevocationFeed,
+    SessionToken, SqliteStore, StoreError, StoredKey, TokenProtection,
+};
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use sha2::{Digest as _, Sha256};
 
@@ -17,20 +34,257 @@ pub fn fingerprint(key: &str) -> String {
         .collect()
 }
 
-/// The child: example-chat's app plus `/whoami`, until stdin closes.
+/// Where the app servers keep keys: `cookie`, `memory`, `sqlite:PATH`, `postgres://…`,
+/// `redis://…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// The default `CookieStore`.
+    Cookie,
+    /// `MemoryStore` (one process only).
+    Memory,
+    /// `SqliteStore` on this URL (`sqlite:PATH`).
+    Sqlite(String),
+    /// `PostgresStore` on this URL.
+    Postgres(String),
+    /// `RedisStore` on this URL.
+    Redis(String),
+}
+
+impl StoreSpec {
+    /// Whether several processes can share the store.
+    #[must_use]
+    pub fn is_shared(&self) -> bool {
+        !matches!(self, Self::Memory)
+    }
+
+    /// Whether the store can revoke a session so that a copied cookie stops working.
+    #[must_use]
+    pub fn revokes(&self) -> bool {
+        matches!(self, Self::Sqlite(_) | Self::Postgres(_) | Self::Redis(_))
+    }
+
+    /// A name for reports, without credentials.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Cookie => "cookie",
+            Self::Memory => "memory",
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+            Self::Redis(_) => "redis",
+        }
+    }
+
+    fn to_arg(&self) -> String {
+        match self {
+            Self::Cookie => "cookie".into(),
+            Self::Memory => "memory".into(),
+            Self::Sqlite(url) | Self::Postgres(url) | Self::Redis(url) => url.clone(),
+        }
+    }
+}
+
+impl FromStr for StoreSpec {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, String> {
+        Ok(match spec {
+            "cookie" => Self::Cookie,
+            "memory" => Self::Memory,
+            url if url.starts_with("sqlite:") => Self::Sqlite(url.to_owned()),
+            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Self::Postgres(url.to_owned())
+            }
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Self::Redis(url.to_owned())
+            }
+            other => {
+                return Err(format!(
+                    "unknown store {other:?}: use cookie, memory, sqlite:PATH, postgres://… or redis://…"
+                ));
+            }
+        })
+    }
+}
+
+/// How the app server is set up; every instance of one run gets the same.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Internal: serve the app against this emulator and print its URL.
+    #[arg(long, hide = true)]
+    pub serve: Option<String>,
+    /// Where keys live: cookie, memory, sqlite:PATH, postgres://… or redis://…
+    #[arg(long, default_value = "cookie")]
+    pub store: StoreSpec,
+    /// Put the in-process cache (`CachingStore`) in front of a database store.
+    #[arg(long)]
+    pub cached: bool,
+    /// Internal: the cookie secret every instance shares, base64.
+    #[arg(long, hide = true)]
+    pub secret: Option<String>,
+}
+
+/// Revokes every session of a user on the database store.
+type RevokeUser =
+    Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send>> + Send + Sync>;
+
+/// A key store that counts the calls that reach it.
+#[derive(Debug)]
+struct Counted<S> {
+    inner: S,
+    calls: Arc<AtomicU64>,
+}
+
+impl<S: KeyStore> KeyStore for Counted<S> {
+    const TOKEN_PROTECTION: TokenProtection = S::TOKEN_PROTECTION;
+
+    async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.save(key).await
+    }
+
+    async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.load(token).await
+    }
+
+    async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.remove(token).await
+    }
+}
+
+fn revoker<S, F, Fut>(store: S, revoke: F) -> RevokeUser
+where
+    S: Clone + Send + Sync + 'static,
+    F: Fn(S, String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<u64, StoreError>> + Send + 'static,
+{
+    Arc::new(move |user: String| {
+        let revoked = revoke(store.clone(), user);
+        Box::pin(async move { revoked.await.map_err(|e| e.to_string()) })
+    })
+}
+
+impl<F: RevocationFeed> RevocationFeed for Counted<F> {
+    type Subscription = F::Subscription;
+
+    async fn subscribe(&self) -> Result<F::Subscription, StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.subscribe().await
+    }
+
+    async fn next(&self, subscription: &mut F::Subscription) -> Option<String> {
+        self.inner.next(subscription).await
+    }
+
+    async fn publish(&self, message: &str) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.publish(message).await
+    }
+}
+
+/// The app with `store` behind the layer; `calls` counts what reached the database.
+fn app<K: KeyStore>(
+    config: ModelGatesConfig,
+    store: K,
+    calls: Arc<AtomicU64>,
+    revoke_user: Option<RevokeUser>,
+) -> Router {
+    let whoami = |key: ModelGatesKey| async move { fingerprint(key.api_key().expose_secret()) };
+    let stats = move || {
+        let calls = calls.load(Ordering::Relaxed);
+        async move { format!("{{\"store_calls\":{calls}}}") }
+    };
+    let revoke = move |key: ModelGatesKey| {
+        let revoke_user = revoke_user.clone();
+        async move {
+            let (Some(revoke_user), Some(user)) = (revoke_user, key.user_id()) else {
+                return Err((
+                    axum::http::StatusCode::NOT_IMPLEMENTED,
+                    "no revocation".to_owned(),
+                ));
+            };
+            revoke_user(user.to_owned())
+                .await
+                .map(|n| n.to_string())
+                .map_err(|e| (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e))
+        }
+    };
+    example_chat::routes()
+        .route("/whoami", get(whoami))
+        .route("/__stats", get(stats))
+        .route("/__revoke-user", post(revoke))
+        .layer(ModelGatesAuth::new(config).with_store(store))
+        .with_state(example_chat::AppState::new(example_chat::DEFAULT_MODEL))
+}
+
+/// The app for `args`, with its store connected, counted, and cached if asked.
+async fn build(config: ModelGatesConfig, args: &ServeArgs) -> Result<Router, StoreError> {
+    let calls = Arc::new(AtomicU64::new(0));
+    let cache = args.cached;
+    Ok(match &args.store {
+        StoreSpec::Cookie => app(config, CookieStore, calls, None),
+        StoreSpec::Memory => app(config, MemoryStore::default(), calls, None),
+        StoreSpec::Sqlite(url) => {
+            let store = SqliteStore::connect(url, &config).await?;
+            let revoke = revoker(store.clone(), |s: SqliteStore, user| async move {
+                s.revoke_user(&user).await
+            });
+            let counted = Counted { inner: store, calls: calls.clone() };
+            if cache {
+                // One machine: no feed; entries live the fallback TTL.
+                app(config, CachingStore::new(counted), calls, Some(revoke))
+            } else {
+                app(config, counted, calls, Some(revoke))
+            }
+        }
+        StoreSpec::Postgres(url) => {
+            let store = PostgresStore::connect(url, &config).await?;
+            let revoke = revoker(store.clone(), |s: PostgresStore, user| async move {
+                s.revoke_user(&user).await
+            });
+            let feed = Counted { inner: store.revocations(), calls: calls.clone() };
+            let counted = Counted { inner: store, calls: calls.clone() };
+            if cache {
+                let cached = CachingStore::new(counted).listen(feed).await?;
+                app(config, cached, calls, Some(revoke))
+            } else {
+                app(config, counted, calls, Some(revoke))
+            }
+        }
+        StoreSpec::Redis(url) => {
+            let store = RedisStore::connect(url, &config).await?;
+            let revoke = revoker(store.clone(), |s: RedisStore, user| async move {
+                s.revoke_user(&user).await
+            });
+            let feed = Counted { inner: store.revocations(), calls: calls.clone() };
+            let counted = Counted { inner: store, calls: calls.clone() };
+            if cache {
+                let cached = CachingStore::new(counted).listen(feed).await?;
+                app(config, cached, calls, Some(revoke))
+            } else {
+                app(config, counted, calls, Some(revoke))
+            }
+        }
+    })
+}
+
+/// The child: example-chat's app plus `/whoami`, `/__stats` and `/__revoke-user`, until stdin
+/// closes.
 ///
 /// # Panics
 ///
-/// When 127.0.0.1 cannot be bound.
-pub async fn serve_until_stdin_closes(base_url: String) {
+/// When 127.0.0.1 cannot be bound, the secret is invalid or the store cannot be reached.
+pub async fn serve_until_stdin_closes(base_url: String, args: ServeArgs) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let config = ModelGatesConfig::new(&url, CookieSecret::generate()).with_base_url(base_url);
-    let whoami = |key: ModelGatesKey| async move { fingerprint(key.api_key().expose_secret()) };
-    let app = example_chat::routes()
-        .route("/whoami", axum::routing::get(whoami))
-        .layer(ModelGatesAuth::new(config))
-        .with_state(example_chat::AppState::new(example_chat::DEFAULT_MODEL));
+    let secret = match &args.secret {
+        Some(encoded) => CookieSecret::from_base64(encoded).expect("a valid secret"),
+        None => CookieSecret::generate(),
+    };
+    let config = ModelGatesConfig::new(&url, secret).with_base_url(base_url);
+    let app = build(config, &args).await.expect("the key store is reachable");
     println!("URL {url}");
     // Stop when the driver closes our stdin (or dies).
     let stdin_closed = tokio::task::spawn_blocking(|| {
@@ -73,15 +327,23 @@ impl Drop for Server {
     }
 }
 
-/// Starts this very program with `--serve <base_url>` and reads the URL it prints.
+/// Starts this very program with `--serve <base_url>` and the store options of `args`, and
+/// reads the URL it prints.
 ///
 /// # Panics
 ///
 /// When the child cannot start or prints no URL.
 #[must_use]
-pub fn start_server(base_url: &str) -> Server {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--serve", base_url])
+pub fn start_server(base_url: &str, args: &ServeArgs) -> Server {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.args(["--serve", base_url, "--store", &args.store.to_arg()]);
+    if args.cached {
+        command.arg("--cached");
+    }
+    if let Some(secret) = &args.secret {
+        command.args(["--secret", secret]);
+    }
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

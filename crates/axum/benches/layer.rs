@@ -34,21 +34,13 @@ use modelgates_emulator::Emulator;
 use tower::ServiceExt as _;
 use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
 
-const KEY: &str = "sk-mg-v1-benchmarkbenchmarkbenchmarkbenchmark0";
+mod support;
+use support::{
+    KEY, allocations, config, cookie_pair, get_request, runtime, sign_in, start_sign_in, with_key,
+};
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 async fn ok() -> &'static str {
-    "ok"
-}
-
-async fn with_key(key: ModelGatesKey) -> &'static str {
-    std::hint::black_box(key.api_key());
     "ok"
 }
 
@@ -82,30 +74,6 @@ async fn with_session(session: Session) -> Result<&'static str, http::StatusCode
 async fn store_session_key(session: Session) -> &'static str {
     session.insert("key", KEY).await.unwrap();
     "ok"
-}
-
-fn config(base_url: &str) -> ModelGatesConfig {
-    ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate()).with_base_url(base_url)
-}
-
-fn get_request(uri: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut request = Request::get(uri).header(header::ACCEPT, "text/html");
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
-    }
-    request.body(Body::empty()).unwrap()
-}
-
-fn cookie_pair(response: &http::Response<Body>, name: &str) -> String {
-    response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_else(|| panic!("no {name} cookie"))
-        .to_owned()
 }
 
 /// Every router and cookie the benches need.
@@ -175,55 +143,6 @@ fn setup(rt: &tokio::runtime::Runtime, emulator: &Emulator) -> Setup {
         sessions,
         session_cookie,
     }
-}
-
-/// A complete sign-in through the layer: the key cookie.
-async fn sign_in(app: &Router) -> String {
-    let (flow, callback) = start_sign_in(app).await;
-    let landed = app
-        .clone()
-        .oneshot(get_request(&callback, Some(&flow)))
-        .await
-        .unwrap();
-    assert_eq!(landed.status(), http::StatusCode::SEE_OTHER);
-    cookie_pair(&landed, "modelgates_key")
-}
-
-/// `/login` and the emulator's `/auth`: the flow cookie and the callback path to visit.
-async fn start_sign_in(app: &Router) -> (String, String) {
-    let login = app
-        .clone()
-        .oneshot(get_request("/login", None))
-        .await
-        .unwrap();
-    let flow = cookie_pair(&login, "modelgates_flow");
-    let auth = login.headers()[header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let approved = http.get(auth).send().await.unwrap();
-    let callback = url::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap();
-    (
-        flow,
-        format!("{}?{}", callback.path(), callback.query().unwrap()),
-    )
-}
-
-/// Allocations of one request (after a warm-up request), on this thread.
-fn allocations(rt: &tokio::runtime::Runtime, app: &Router, uri: &str, cookie: Option<&str>) -> u64 {
-    let send = || {
-        rt.block_on(app.clone().oneshot(get_request(uri, cookie)))
-            .unwrap()
-    };
-    let _ = send();
-    let mut response = None;
-    let info = allocation_counter::measure(|| response = Some(send()));
-    assert!(response.unwrap().status().is_success() || uri == "/login");
-    info.count_total
 }
 
 /// As [`allocations`], for the layer wrapped around the whole router.

@@ -1,22 +1,36 @@
-//! A bounded load run: N complete sign-ins at C concurrent users through the layer against the
-//! emulator on loopback, then one chat each. Zero errors and zero crossed keys are required;
-//! throughput, /login and /callback latency, and the server's memory are reported.
+//! A bounded load run through the layer against the emulator on loopback, on any key store and
+//! any number of app instances sharing it:
+//!
+//! 1. sign-ins: N complete sign-ins at C concurrent users, user `i` on instance `i % instances`;
+//! 2. one chat each, on the next instance;
+//! 3. signed-in requests: M `GET /whoami` per user, round-robin over the instances, each
+//!    checked against the fingerprint of the key the emulator issued to that very user;
+//! 4. revocations (database stores, two instances or more): a user's session revoked on
+//!    instance A (by `/logout`, or by the store's `revoke_user` through `/__revoke-user`, in
+//!    turn), then instance B asked until it refuses the copied cookie; the time from the
+//!    revocation's answer to B's first refusal is the revocation latency.
+//!
+//! Zero errors and zero crossed keys are required. Reported: sign-ins/s, signed-in
+//! requests/s, latencies, database calls per signed-in request and each instance's memory.
 //!
 //! ```text
 //! cargo run --release -p modelgates-e2e --bin load -- --users 10000 --concurrency 100
+//! cargo run --release -p modelgates-e2e --bin load -- --store postgres://… --instances 2 --cached
 //! ```
 //!
-//! The app server (example-chat's app behind `ModelGatesAuth`, plus a `/whoami` route that
-//! answers the SHA-256 fingerprint of the signed-in key) runs in a child process, so its memory
-//! is measured alone; the emulator and the simulated browsers run in this process.
+//! The app servers (example-chat's app behind `ModelGatesAuth`, plus the routes of
+//! `modelgates_e2e::child`) run in child processes, so their memory is measured alone; the
+//! emulator and the simulated browsers run in this process.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures_util::StreamExt as _;
-use modelgates_e2e::child::{fingerprint, memory_kib, serve_until_stdin_closes, start_server};
+use modelgates_axum::CookieSecret;
+use modelgates_e2e::child::{
+    ServeArgs, Server, fingerprint, memory_kib, serve_until_stdin_closes, start_server,
+};
 use modelgates_emulator::Emulator;
 
 #[derive(Parser, Debug)]
@@ -28,21 +42,34 @@ struct Args {
     /// Users in flight at once.
     #[arg(long, default_value_t = 100)]
     concurrency: usize,
-    /// Internal: serve the app against this emulator and print its URL.
-    #[arg(long, hide = true)]
-    serve: Option<String>,
+    /// Signed-in requests per user, after the sign-ins.
+    #[arg(long, default_value_t = 10)]
+    requests: usize,
+    /// App processes sharing the store, behind a round-robin in this program.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+    /// Sessions revoked on one instance and checked on the next (database stores, two
+    /// instances or more).
+    #[arg(long, default_value_t = 1000)]
+    revocations: usize,
+    #[command(flatten)]
+    server: ServeArgs,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    match args.serve {
-        Some(base_url) => {
-            runtime.block_on(serve_until_stdin_closes(base_url));
-            ExitCode::SUCCESS
-        }
-        None => runtime.block_on(drive(args.users, args.concurrency)),
+    if let Some(base_url) = args.server.serve.clone() {
+        runtime.block_on(serve_until_stdin_closes(base_url, args.server));
+        return ExitCode::SUCCESS;
     }
+    if args.instances == 0 || (args.instances > 1 && !args.server.store.is_shared()) {
+        eprintln!("load: the {} store cannot be shared by {} instances", args.server.store.name(), args.instances);
+        return ExitCode::FAILURE;
+    }
+    // Every instance opens every other's cookies: one secret for all.
+    args.server.secret = Some(CookieSecret::generate().to_base64());
+    runtime.block_on(drive(&args))
 }
 
 /// What one user measured.
@@ -114,12 +141,12 @@ async fn sign_in(http: &reqwest::Client, app: &str) -> Result<UserRun, String> {
     })
 }
 
-async fn chat_and_check(
+async fn chat(
     http: &reqwest::Client,
     app: &str,
     user: &UserRun,
     index: usize,
-) -> Result<String, String> {
+) -> Result<(), String> {
     let message = format!("user {index}");
     let reply = http
         .post(format!("{app}/chat"))
@@ -135,44 +162,233 @@ async fn chat_and_check(
     if !page.contains(&format!("You said: {message}</div>")) {
         return Err("the chat reply is not this user's".into());
     }
-    let whoami = http
+    Ok(())
+}
+
+/// `GET /whoami` with `cookie`: the status and the key fingerprint it answered.
+async fn whoami(
+    http: &reqwest::Client,
+    app: &str,
+    cookie: &str,
+) -> Result<(reqwest::StatusCode, String), String> {
+    let response = http
         .get(format!("{app}/whoami"))
-        .header("cookie", &user.cookie)
+        .header("cookie", cookie)
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    whoami.text().await.map_err(|e| e.to_string())
+    let status = response.status();
+    Ok((status, response.text().await.map_err(|e| e.to_string())?))
 }
+
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
 }
 
-async fn drive(users: usize, concurrency: usize) -> ExitCode {
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// p50 / p99 of unsorted durations, or "none".
+fn p50_p99(mut durations: Vec<Duration>) -> String {
+    if durations.is_empty() {
+        return "none".into();
+    }
+    durations.sort();
+    format!(
+        "{} / {}",
+        ms(percentile(&durations, 0.5)),
+        ms(percentile(&durations, 0.99))
+    )
+}
+
+/// Calls that reached the store's database, summed over the instances.
+async fn store_calls(http: &reqwest::Client, servers: &[Server]) -> Result<u64, String> {
+    let mut total = 0;
+    for server in servers {
+        let stats: serde_json::Value = http
+            .get(format!("{}/__stats", server.url))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        total += stats["store_calls"].as_u64().ok_or("no store_calls")?;
+    }
+    Ok(total)
+}
+
+/// What the signed-in phase measured.
+#[derive(Default)]
+struct SignedIn {
+    latencies: Vec<Duration>,
+    errors: usize,
+    crossed: usize,
+    wall: Duration,
+}
+
+/// `requests` of `GET /whoami` per user, round-robin over the instances, each checked against
+/// the key the emulator issued to that user.
+async fn signed_in_phase(
+    http: &reqwest::Client,
+    apps: &[String],
+    users: &[UserRun],
+    issued: &std::collections::HashMap<String, String>,
+    requests: usize,
+    concurrency: usize,
+) -> SignedIn {
+    let started = Instant::now();
+    let per_user: Vec<SignedIn> = futures_util::stream::iter(users.iter().enumerate())
+        .map(|(i, user)| async move {
+            let mut run = SignedIn::default();
+            let expected = issued.get(&user.code);
+            for j in 0..requests {
+                let app = &apps[(i + j) % apps.len()];
+                let sent = Instant::now();
+                match whoami(http, app, &user.cookie).await {
+                    Ok((reqwest::StatusCode::OK, seen)) => {
+                        run.latencies.push(sent.elapsed());
+                        if expected != Some(&seen) {
+                            run.crossed += 1;
+                        }
+                    }
+                    Ok((status, _)) => {
+                        run.errors += 1;
+                        eprintln!("signed-in request answered {status}");
+                    }
+                    Err(error) => {
+                        run.errors += 1;
+                        eprintln!("signed-in request failed: {error}");
+                    }
+                }
+            }
+            run
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut total = SignedIn {
+        wall: started.elapsed(),
+        ..SignedIn::default()
+    };
+    for run in per_user {
+        total.latencies.extend(run.latencies);
+        total.errors += run.errors;
+        total.crossed += run.crossed;
+    }
+    total
+}
+
+/// How a session is revoked on instance A.
+#[derive(Clone, Copy)]
+enum Revocation {
+    /// `POST /logout`: the store's `remove`, which is its `revoke`.
+    Logout,
+    /// The store's `revoke_user`, through the app's `/__revoke-user`.
+    RevokeUser,
+}
+
+/// Revokes `user`'s session on `a` and asks `b` until it refuses the cookie: the time from the
+/// revocation's answer to `b`'s first refusal.
+async fn revoke_and_watch(
+    http: &reqwest::Client,
+    a: &str,
+    b: &str,
+    user: &UserRun,
+    how: Revocation,
+) -> Result<Duration, String> {
+    let path = match how {
+        Revocation::Logout => "/logout",
+        Revocation::RevokeUser => "/__revoke-user",
+    };
+    let answer = http
+        .post(format!("{a}{path}"))
+        .header("cookie", &user.cookie)
+        .header("origin", a)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let revoked_at = Instant::now();
+    if !(answer.status().is_success() || answer.status().is_redirection()) {
+        return Err(format!("{path} answered {}", answer.status()));
+    }
+    // Bounded: a revocation that has not reached B after 10 s is an error.
+    while revoked_at.elapsed() < Duration::from_secs(10) {
+        let (status, _) = whoami(http, b, &user.cookie).await?;
+        if status != reqwest::StatusCode::OK {
+            return Ok(revoked_at.elapsed());
+        }
+    }
+    Err(format!("a session revoked by {path} on A still works on B after 10 s"))
+}
+
+/// The revocation phase: `count` users, revoked on instance `i` and watched on `i + 1`, by
+/// `/logout` and by `revoke_user` in turn.
+async fn revocation_phase(
+    http: &reqwest::Client,
+    apps: &[String],
+    users: &[UserRun],
+    count: usize,
+) -> (Vec<Duration>, Vec<Duration>, usize) {
+    let results: Vec<(Revocation, Result<Duration, String>)> =
+        futures_util::stream::iter(users.iter().take(count).enumerate())
+            .map(|(i, user)| async move {
+                let how = if i % 2 == 0 {
+                    Revocation::Logout
+                } else {
+                    Revocation::RevokeUser
+                };
+                let (a, b) = (&apps[i % apps.len()], &apps[(i + 1) % apps.len()]);
+                (how, revoke_and_watch(http, a, b, user, how).await)
+            })
+            // A few at a time: each watch polls instance B as fast as it answers.
+            .buffer_unordered(4)
+            .collect()
+            .await;
+    let (mut logout, mut revoke_user, mut errors) = (Vec::new(), Vec::new(), 0);
+    for (how, result) in results {
+        match (how, result) {
+            (Revocation::Logout, Ok(d)) => logout.push(d),
+            (Revocation::RevokeUser, Ok(d)) => revoke_user.push(d),
+            (_, Err(error)) => {
+                errors += 1;
+                eprintln!("revocation error: {error}");
+            }
+        }
+    }
+    (logout, revoke_user, errors)
+}
+
+async fn drive(args: &Args) -> ExitCode {
+    let (users, concurrency) = (args.users, args.concurrency);
     let emulator = Emulator::start_auto_approve()
         .await
         .expect("start the emulator");
-    let server = start_server(emulator.base_url());
-    let pid = server.child.id();
+    let servers: Vec<Server> = (0..args.instances)
+        .map(|_| start_server(emulator.base_url(), &args.server))
+        .collect();
+    let apps: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(concurrency)
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    // Warm up one sign-in so the baseline includes a live connection pool and TLS-free client.
-    sign_in(&http, &server.url)
-        .await
-        .expect("a first sign-in works");
-    let (rss_before, _) = memory_kib(pid);
+    // Warm up one sign-in per instance, so the baseline includes live connection pools.
+    for app in &apps {
+        sign_in(&http, app).await.expect("a first sign-in works");
+    }
+    let rss_before: Vec<u64> = servers.iter().map(|s| memory_kib(s.child.id()).0).collect();
 
-    let app = Arc::new(server.url.clone());
     let started = Instant::now();
     let runs: Vec<Result<UserRun, String>> = futures_util::stream::iter(0..users)
-        .map(|_| {
-            let (http, app) = (http.clone(), app.clone());
-            async move { sign_in(&http, &app).await }
+        .map(|i| {
+            let (http, app) = (&http, &apps[i % apps.len()]);
+            async move { sign_in(http, app).await }
         })
         .buffer_unordered(concurrency)
         .collect()
@@ -180,78 +396,113 @@ async fn drive(users: usize, concurrency: usize) -> ExitCode {
     let sign_in_time = started.elapsed();
     let (ok, errors): (Vec<_>, Vec<_>) = runs.into_iter().partition(Result::is_ok);
     let ok: Vec<UserRun> = ok.into_iter().map(Result::unwrap).collect();
+    for error in errors.iter().take(5) {
+        eprintln!("sign-in error: {}", error.as_ref().err().unwrap());
+    }
 
-    let chats: Vec<(usize, Result<String, String>)> =
-        futures_util::stream::iter(ok.iter().enumerate())
-            .map(|(i, user)| {
-                let (http, app) = (http.clone(), app.clone());
-                async move { (i, chat_and_check(&http, &app, user, i).await) }
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-    let (rss_after, peak) = memory_kib(pid);
+    let chat_errors = futures_util::stream::iter(ok.iter().enumerate())
+        .map(|(i, user)| {
+            let (http, app) = (&http, &apps[(i + 1) % apps.len()]);
+            async move { chat(http, app, user, i).await }
+        })
+        .buffer_unordered(concurrency)
+        .filter_map(|result| async move { result.err() })
+        .inspect(|error| eprintln!("chat error: {error}"))
+        .count()
+        .await;
 
     let issued: std::collections::HashMap<String, String> = emulator
         .issued_keys()
         .into_iter()
         .map(|record| (record.code, fingerprint(&record.key)))
         .collect();
-    let mut chat_errors = 0;
-    let mut crossed = 0;
-    for (i, result) in &chats {
-        match result {
-            Ok(seen) if issued.get(&ok[*i].code) == Some(seen) => {}
-            Ok(_) => crossed += 1,
-            Err(error) => {
-                chat_errors += 1;
-                eprintln!("chat error: {error}");
-            }
-        }
-    }
-    for error in errors.iter().take(5) {
-        eprintln!("sign-in error: {}", error.as_ref().err().unwrap());
-    }
+    let calls_before = store_calls(&http, &servers).await.expect("stats");
+    let signed_in = signed_in_phase(&http, &apps, &ok, &issued, args.requests, concurrency).await;
+    let calls_after = store_calls(&http, &servers).await.expect("stats");
+    let memory: Vec<(u64, u64)> = servers.iter().map(|s| memory_kib(s.child.id())).collect();
 
-    let mut logins: Vec<Duration> = ok.iter().map(|u| u.login).collect();
-    let mut callbacks: Vec<Duration> = ok.iter().map(|u| u.callback).collect();
-    logins.sort();
-    callbacks.sort();
-    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    let revocations = if args.server.store.revokes() && apps.len() > 1 {
+        args.revocations.min(ok.len())
+    } else {
+        0
+    };
+    let (by_logout, by_revoke_user, revocation_errors) =
+        revocation_phase(&http, &apps, &ok, revocations).await;
+
+    let store = format!(
+        "{}{}",
+        args.server.store.name(),
+        if args.server.cached { " (cached)" } else { "" }
+    );
     println!("| measure | value |");
     println!("| --- | --- |");
+    println!(
+        "| store, instances | {store}, {} |",
+        apps.len()
+    );
     println!(
         "| sign-ins completed | {} of {users} ({concurrency} concurrent) |",
         ok.len()
     );
     println!("| sign-in errors | {} |", errors.len());
     println!("| chat errors | {chat_errors} |");
-    println!("| keys crossed between users | {crossed} |");
     println!(
         "| sign-ins per second | {:.0} |",
         ok.len() as f64 / sign_in_time.as_secs_f64()
     );
     println!(
-        "| sign-in phase wall time | {:.2} s |",
-        sign_in_time.as_secs_f64()
+        "| /login p50 / p99 | {} |",
+        p50_p99(ok.iter().map(|u| u.login).collect())
     );
-    if !logins.is_empty() {
-        println!(
-            "| /login p50 / p99 | {} / {} |",
-            ms(percentile(&logins, 0.5)),
-            ms(percentile(&logins, 0.99))
-        );
-        println!(
-            "| /callback p50 / p99 (includes the key exchange) | {} / {} |",
-            ms(percentile(&callbacks, 0.5)),
-            ms(percentile(&callbacks, 0.99))
-        );
-    }
     println!(
-        "| server RSS before / after | {rss_before} KiB / {rss_after} KiB (peak {peak} KiB) |"
+        "| /callback p50 / p99 (includes the key exchange) | {} |",
+        p50_p99(ok.iter().map(|u| u.callback).collect())
     );
+    let requests = signed_in.latencies.len();
+    println!(
+        "| signed-in requests | {requests} ({} per user), {} errors |",
+        args.requests, signed_in.errors
+    );
+    println!("| keys crossed between users | {} |", signed_in.crossed);
+    println!(
+        "| signed-in requests per second | {:.0} |",
+        requests as f64 / signed_in.wall.as_secs_f64()
+    );
+    println!(
+        "| signed-in request p50 / p99 | {} |",
+        p50_p99(signed_in.latencies)
+    );
+    println!(
+        "| store database calls per signed-in request | {:.4} ({} calls) |",
+        (calls_after - calls_before) as f64 / requests.max(1) as f64,
+        calls_after - calls_before
+    );
+    for (i, (before, (after, peak))) in rss_before.iter().zip(&memory).enumerate() {
+        println!("| instance {i} RSS before / after (peak) | {before} KiB / {after} KiB ({peak} KiB) |");
+    }
+    if revocations > 0 {
+        println!(
+            "| revocations refused on B: by logout, p50 / p99 / max | {} / {} ({} revocations) |",
+            p50_p99(by_logout.clone()),
+            ms(by_logout.iter().max().copied().unwrap_or_default()),
+            by_logout.len()
+        );
+        println!(
+            "| revocations refused on B: by revoke_user, p50 / p99 / max | {} / {} ({} revocations) |",
+            p50_p99(by_revoke_user.clone()),
+            ms(by_revoke_user.iter().max().copied().unwrap_or_default()),
+            by_revoke_user.len()
+        );
+        println!("| revocation errors | {revocation_errors} |");
+    }
 
-    if errors.is_empty() && chat_errors == 0 && crossed == 0 && ok.len() == users {
+    let clean = errors.is_empty()
+        && chat_errors == 0
+        && signed_in.errors == 0
+        && signed_in.crossed == 0
+        && revocation_errors == 0
+        && ok.len() == users;
+    if clean {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

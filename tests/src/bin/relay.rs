@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use modelgates_e2e::child::{memory_kib, serve_until_stdin_closes, start_server};
+use modelgates_e2e::child::{ServeArgs, memory_kib, serve_until_stdin_closes, start_server};
 use modelgates_emulator::{Emulator, Endpoint, Fault};
 
 #[derive(Parser, Debug)]
@@ -26,19 +26,18 @@ struct Args {
     /// Relayed streams held open at once for the memory figure.
     #[arg(long, default_value_t = 200)]
     streams: usize,
-    /// Internal: serve the app against this emulator and print its URL.
-    #[arg(long, hide = true)]
-    serve: Option<String>,
+    #[command(flatten)]
+    server: ServeArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    if let Some(base_url) = args.serve {
-        runtime.block_on(serve_until_stdin_closes(base_url));
+    if let Some(base_url) = args.server.serve.clone() {
+        runtime.block_on(serve_until_stdin_closes(base_url, args.server));
         return ExitCode::SUCCESS;
     }
-    match runtime.block_on(measure(args.requests, args.streams)) {
+    match runtime.block_on(measure(args.requests, args.streams, &args.server)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("relay: {message}");
@@ -87,11 +86,11 @@ fn report(name: &str, mut samples: Vec<Duration>) -> Duration {
     p50
 }
 
-async fn measure(requests: usize, streams: usize) -> Result<(), String> {
+async fn measure(requests: usize, streams: usize, server: &ServeArgs) -> Result<(), String> {
     let emulator = Emulator::start_auto_approve()
         .await
         .map_err(|e| e.to_string())?;
-    let server = start_server(emulator.base_url());
+    let server = start_server(emulator.base_url(), server);
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
