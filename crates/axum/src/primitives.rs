@@ -28,10 +28,6 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// Lowercase hex of `bytes`.
-#[cfg_attr(
-    not(any(feature = "postgres", feature = "sqlite", feature = "redis")),
-    allow(dead_code)
-)]
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes

@@ -28,8 +28,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use modelgates_oauth_core::ApiKey;
 use zeroize::Zeroizing;
 
-use crate::primitives::{random_bytes, unix_now};
+use sha2::{Digest as _, Sha256};
 
+use crate::primitives::{hex, random_bytes, unix_now};
+
+mod caching;
 mod cookie;
 mod memory;
 #[cfg(feature = "postgres")]
@@ -48,14 +51,15 @@ pub mod testing;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 mod transport;
 
+pub use caching::{CacheStats, CachingStore, RevocationFeed};
 pub use cookie::CookieStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresRevocations, PostgresStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::RedisStore;
+pub use redis::{RedisRevocations, RedisStore};
 #[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
 #[cfg_attr(
     docsrs,
@@ -131,6 +135,14 @@ impl SessionToken {
     #[must_use]
     pub fn expose_secret(&self) -> &str {
         &self.0
+    }
+
+    /// The hex SHA-256 of the token: the name under which the database stores keep a session
+    /// (so a dump holds no usable cookie), and the only thing a revocation notification
+    /// carries.
+    #[must_use]
+    pub fn hash(&self) -> String {
+        hex(&Sha256::digest(self.0.as_bytes()))
     }
 }
 

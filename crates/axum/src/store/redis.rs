@@ -1,22 +1,29 @@
-//! [`RedisStore`] (feature `redis`): keys in Redis, shared by any number of app instances.
+//! [`RedisStore`] (feature `redis`): keys in Redis, shared by any number of app instances, and
+//! [`RedisRevocations`], the pub/sub feed of its [`CachingStore`].
 //!
 //! The rules: keys are sealed at rest (see [`KeySealer`]); the browser carries only a random
 //! session id in a signed cookie, and Redis holds only its SHA-256 hash, under
 //! `modelgates:session:<hash>` with a TTL equal to the key's remaining lifetime, so Redis
 //! purges expired entries itself. A per-user set `modelgates:user:<user id>` lists a user's
 //! sessions for `revoke_user`. One multiplexed, automatically reconnecting connection
-//! (`ConnectionManager`) serves all requests.
+//! (`ConnectionManager`) serves all requests. Every revocation (`remove`, `revoke`,
+//! `revoke_user`) deletes and publishes the session hash on `modelgates:revoked` in one
+//! `MULTI`, so every instance's cache hears it; keys deleted by other means (an expiry, a
+//! `DEL` outside this crate) are not announced.
 
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, PubSub};
 
-use super::sealed::{KeySealer, SealedKey, session_hash};
+use super::sealed::{KeySealer, SealedKey};
 use super::transport::check_redis;
-use super::{KeyStore, SessionToken, StoreError, StoredKey, TokenProtection};
+use super::{
+    CachingStore, KeyStore, RevocationFeed, SessionToken, StoreError, StoredKey, TokenProtection,
+};
 use crate::config::ModelGatesConfig;
 use crate::primitives::unix_now;
 
@@ -34,6 +41,7 @@ use crate::primitives::unix_now;
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
+    client: redis::Client,
     connection: ConnectionManager,
     sealer: KeySealer,
     lifetime: Duration,
@@ -60,11 +68,29 @@ fn user_key(user_id: &str) -> String {
     format!("modelgates:user:{user_id}")
 }
 
+/// The channel on which revocations are announced.
+const CHANNEL: &str = "modelgates:revoked";
+
+/// Adds to `pipe`: delete the sessions of `hashes` and announce each.
+fn revoke_in(pipe: &mut redis::Pipeline, hashes: &[String]) {
+    for hash in hashes {
+        pipe.del(session_key(hash)).ignore();
+        pipe.publish(CHANNEL, hash).ignore();
+    }
+}
+
 impl RedisStore {
-    /// A store over an existing connection.
+    /// A store over an existing connection made by `client` (which also opens the
+    /// subscriptions of [`Self::revocations`]).
     #[must_use]
-    pub fn new(connection: ConnectionManager, sealer: KeySealer, lifetime: Duration) -> Self {
+    pub fn new(
+        client: redis::Client,
+        connection: ConnectionManager,
+        sealer: KeySealer,
+        lifetime: Duration,
+    ) -> Self {
         Self {
+            client,
             connection,
             sealer,
             lifetime,
@@ -84,10 +110,11 @@ impl RedisStore {
         let url = check_redis(url)?;
         let client =
             redis::Client::open(url.as_str()).map_err(redis_error("opening the Redis URL"))?;
-        let connection = ConnectionManager::new(client)
+        let connection = ConnectionManager::new(client.clone())
             .await
             .map_err(redis_error("connecting to Redis"))?;
         Ok(Self::new(
+            client,
             connection,
             KeySealer::from_config(config),
             config.key_max_age,
@@ -100,10 +127,10 @@ impl RedisStore {
     ///
     /// When Redis fails.
     pub async fn revoke(&self, token: &SessionToken) -> Result<(), StoreError> {
-        let _: () = self
-            .connection
-            .clone()
-            .del(session_key(&session_hash(token)))
+        let mut pipe = redis::pipe();
+        revoke_in(pipe.atomic(), &[token.hash()]);
+        let _: () = pipe
+            .query_async(&mut self.connection.clone())
             .await
             .map_err(redis_error("revoking a session"))?;
         Ok(())
@@ -120,13 +147,54 @@ impl RedisStore {
             .smembers(user_key(user_id))
             .await
             .map_err(redis_error("listing a user's sessions"))?;
-        let mut keys: Vec<String> = hashes.iter().map(|h| session_key(h)).collect();
-        keys.push(user_key(user_id));
-        let removed: u64 = connection
-            .del(keys)
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if hashes.is_empty() {
+            pipe.cmd("ECHO").arg(0);
+        } else {
+            // Counted first, so the answer is the number of live sessions revoked.
+            let keys: Vec<String> = hashes.iter().map(|h| session_key(h)).collect();
+            pipe.exists(keys);
+        }
+        revoke_in(&mut pipe, &hashes);
+        pipe.del(user_key(user_id)).ignore();
+        let (removed,): (u64,) = pipe
+            .query_async(&mut connection)
             .await
             .map_err(redis_error("revoking a user's keys"))?;
-        Ok(removed.saturating_sub(1))
+        Ok(removed)
+    }
+
+    /// The feed on which every instance hears this store's revocations.
+    #[must_use]
+    pub fn revocations(&self) -> RedisRevocations {
+        RedisRevocations {
+            client: self.client.clone(),
+            connection: self.connection.clone(),
+        }
+    }
+
+    /// This store behind a [`CachingStore`] with the default bounds, listening to
+    /// [`Self::revocations`]. Call within a Tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {
+    /// use modelgates_axum::ModelGatesAuth;
+    /// use modelgates_axum::store::RedisStore;
+    ///
+    /// let store = RedisStore::connect("redis://127.0.0.1/", &config).await?;
+    /// let layer = ModelGatesAuth::new(config).with_store(store.cached().await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When subscribing fails.
+    pub async fn cached(&self) -> Result<CachingStore<Self>, StoreError> {
+        CachingStore::new(self.clone())
+            .listen(self.revocations())
+            .await
     }
 }
 
@@ -145,7 +213,7 @@ impl KeyStore for RedisStore {
             ));
         }
         let token = SessionToken::random();
-        let hash = session_hash(&token);
+        let hash = token.hash();
         let sealed = self.sealer.seal(&key, &hash);
         let value = format!("{}.{}", sealed.key_id, STANDARD.encode(&sealed.sealed));
         let mut pipe = redis::pipe();
@@ -169,7 +237,7 @@ impl KeyStore for RedisStore {
     }
 
     async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
-        let hash = session_hash(token);
+        let hash = token.hash();
         let value: Option<String> = self
             .connection
             .clone()
@@ -188,5 +256,55 @@ impl KeyStore for RedisStore {
 
     async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
         self.revoke(token).await
+    }
+}
+
+/// The revocation feed of a [`RedisStore`]: a subscription to `modelgates:revoked` on a
+/// connection of its own, and heartbeats published on the store's connection. Made by
+/// [`RedisStore::revocations`].
+#[derive(Clone)]
+pub struct RedisRevocations {
+    client: redis::Client,
+    connection: ConnectionManager,
+}
+
+impl std::fmt::Debug for RedisRevocations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisRevocations")
+            .field("channel", &CHANNEL)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RevocationFeed for RedisRevocations {
+    type Subscription = PubSub;
+
+    async fn subscribe(&self) -> Result<PubSub, StoreError> {
+        let mut pubsub = self
+            .client
+            .get_async_pubsub()
+            .await
+            .map_err(redis_error("listening for revocations"))?;
+        pubsub
+            .subscribe(CHANNEL)
+            .await
+            .map_err(redis_error("listening for revocations"))?;
+        Ok(pubsub)
+    }
+
+    async fn next(&self, pubsub: &mut PubSub) -> Option<String> {
+        // The stream ends when the connection is lost.
+        let message = pubsub.on_message().next().await?;
+        Some(message.get_payload().unwrap_or_default())
+    }
+
+    async fn publish(&self, message: &str) -> Result<(), StoreError> {
+        let _: () = self
+            .connection
+            .clone()
+            .publish(CHANNEL, message)
+            .await
+            .map_err(redis_error("publishing on the revocation feed"))?;
+        Ok(())
     }
 }

@@ -18,7 +18,7 @@ use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use super::cookie::{decode_stored, encode_stored};
-use super::{SessionToken, StoredKey};
+use super::StoredKey;
 use crate::config::{CookieSecret, ModelGatesConfig};
 use crate::primitives::{hex, random_bytes};
 
@@ -112,11 +112,6 @@ impl KeySealer {
         let plaintext = Zeroizing::new(cipher.decrypt(Nonce::from_slice(nonce), payload).ok()?);
         decode_stored(std::str::from_utf8(&plaintext).ok()?)
     }
-}
-
-/// The hash under which a session is stored: hex SHA-256 of its token.
-pub(crate) fn session_hash(token: &SessionToken) -> String {
-    hex(&Sha256::digest(token.expose_secret().as_bytes()))
 }
 
 #[cfg(test)]

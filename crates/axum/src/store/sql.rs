@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
-use super::sealed::{KeySealer, SealedKey, session_hash};
+use super::sealed::{KeySealer, SealedKey};
 use super::{KeyStore, SessionToken, StoreError, StoredKey, TokenProtection};
 use crate::config::ModelGatesConfig;
 use crate::primitives::unix_now;
@@ -242,7 +242,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
     ///
     /// When the database fails.
     pub async fn revoke(&self, token: &SessionToken) -> Result<(), StoreError> {
-        let hash = session_hash(token);
+        let hash = token.hash();
         let params = vec![Param::Text(&hash)];
         self.execute(DELETE_SESSION, Kind::Change, params, "revoking a session")
             .await?;
@@ -307,7 +307,7 @@ impl<DB: SqlBackend> KeyStore for SqlStore<DB> {
     async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
         self.purge_expired().await?;
         let token = SessionToken::random();
-        let hash = session_hash(&token);
+        let hash = token.hash();
         let sealed = self.sealer.seal(&key, &hash);
         let issued_at = seconds(key.issued_at);
         let params = vec![
@@ -324,7 +324,7 @@ impl<DB: SqlBackend> KeyStore for SqlStore<DB> {
     }
 
     async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
-        let hash = session_hash(token);
+        let hash = token.hash();
         let sealed = self.fetch_live(&hash).await?;
         Ok(sealed.and_then(|sealed| self.sealer.open(&sealed, &hash)))
     }
