@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::routing::{get, post};
 use modelgates_axum::store::{
-    CachingStore, CookieStore, KeyStore, MemoryStore, PostgresStore, RedisStore, RevocationFeed,
-    SessionToken, SqliteStore, StoreError, StoredKey, TokenProtection,
+    CacheStats, CachingStore, CookieStore, KeyStore, MemoryStore, PostgresRevocations,
+    PostgresStore, RedisStore, RevocationFeed, SessionToken, SqliteStore, StoreError, StoredKey,
+    TokenProtection,
 };
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use sha2::{Digest as _, Sha256};
@@ -129,10 +130,19 @@ type RevokeUser =
     Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send>> + Send + Sync>;
 
 /// A key store that counts the calls that reach it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Counted<S> {
     inner: S,
     calls: Arc<AtomicU64>,
+}
+
+impl<S> Counted<S> {
+    fn new(inner: S, calls: &Arc<AtomicU64>) -> Self {
+        Self {
+            inner,
+            calls: calls.clone(),
+        }
+    }
 }
 
 impl<S: KeyStore> KeyStore for Counted<S> {
@@ -184,17 +194,82 @@ impl<F: RevocationFeed> RevocationFeed for Counted<F> {
     }
 }
 
+/// A cache's statistics.
+type StatsOf = Arc<dyn Fn() -> CacheStats + Send + Sync>;
+
+/// `store` behind a cache if `cache` (listening to `feed` when there is one), and its stats.
+async fn maybe_cached<K: KeyStore + Clone, F: RevocationFeed>(
+    store: K,
+    feed: Option<F>,
+    cache: bool,
+) -> Result<(Either<K>, Option<StatsOf>), StoreError> {
+    if !cache {
+        return Ok((Either::Plain(store), None));
+    }
+    let cached = CachingStore::new(store);
+    let cached = match feed {
+        Some(feed) => cached.listen(feed).await?,
+        // One machine: no feed; entries live the fallback TTL.
+        None => cached,
+    };
+    let stats = cached.clone();
+    Ok((
+        Either::Cached(cached),
+        Some(Arc::new(move || stats.stats())),
+    ))
+}
+
+/// A store, cached or not.
+#[derive(Debug, Clone)]
+enum Either<K> {
+    Plain(K),
+    Cached(CachingStore<K>),
+}
+
+impl<K: KeyStore + Clone> KeyStore for Either<K> {
+    const TOKEN_PROTECTION: TokenProtection = K::TOKEN_PROTECTION;
+
+    async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
+        match self {
+            Self::Plain(store) => store.save(key).await,
+            Self::Cached(store) => store.save(key).await,
+        }
+    }
+
+    async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
+        match self {
+            Self::Plain(store) => store.load(token).await,
+            Self::Cached(store) => store.load(token).await,
+        }
+    }
+
+    async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
+        match self {
+            Self::Plain(store) => store.remove(token).await,
+            Self::Cached(store) => store.remove(token).await,
+        }
+    }
+}
+
 /// The app with `store` behind the layer; `calls` counts what reached the database.
 fn app<K: KeyStore>(
     config: ModelGatesConfig,
     store: K,
     calls: Arc<AtomicU64>,
     revoke_user: Option<RevokeUser>,
+    cache_stats: Option<StatsOf>,
 ) -> Router {
     let whoami = |key: ModelGatesKey| async move { fingerprint(key.api_key().expose_secret()) };
     let stats = move || {
         let calls = calls.load(Ordering::Relaxed);
-        async move { format!("{{\"store_calls\":{calls}}}") }
+        let cache = cache_stats.as_ref().map(|stats| stats());
+        async move {
+            let (hits, misses, heard) =
+                cache.map_or((0, 0, 0), |c| (c.hits, c.misses, c.revocations_heard));
+            format!(
+                "{{\"store_calls\":{calls},\"cache_hits\":{hits},\"cache_misses\":{misses},\"revocations_heard\":{heard}}}"
+            )
+        }
     };
     let revoke = move |key: ModelGatesKey| {
         let revoke_user = revoke_user.clone();
@@ -223,51 +298,37 @@ fn app<K: KeyStore>(
 async fn build(config: ModelGatesConfig, args: &ServeArgs) -> Result<Router, StoreError> {
     let calls = Arc::new(AtomicU64::new(0));
     let cache = args.cached;
-    Ok(match &args.store {
-        StoreSpec::Cookie => app(config, CookieStore, calls, None),
-        StoreSpec::Memory => app(config, MemoryStore::default(), calls, None),
+    match &args.store {
+        StoreSpec::Cookie => Ok(app(config, CookieStore, calls, None, None)),
+        StoreSpec::Memory => Ok(app(config, MemoryStore::default(), calls, None, None)),
         StoreSpec::Sqlite(url) => {
             let store = SqliteStore::connect(url, &config).await?;
             let revoke = revoker(store.clone(), |s: SqliteStore, user| async move {
                 s.revoke_user(&user).await
             });
-            let counted = Counted { inner: store, calls: calls.clone() };
-            if cache {
-                // One machine: no feed; entries live the fallback TTL.
-                app(config, CachingStore::new(counted), calls, Some(revoke))
-            } else {
-                app(config, counted, calls, Some(revoke))
-            }
+            let no_feed = None::<Counted<PostgresRevocations>>;
+            let (store, stats) = maybe_cached(Counted::new(store, &calls), no_feed, cache).await?;
+            Ok(app(config, store, calls, Some(revoke), stats))
         }
         StoreSpec::Postgres(url) => {
             let store = PostgresStore::connect(url, &config).await?;
             let revoke = revoker(store.clone(), |s: PostgresStore, user| async move {
                 s.revoke_user(&user).await
             });
-            let feed = Counted { inner: store.revocations(), calls: calls.clone() };
-            let counted = Counted { inner: store, calls: calls.clone() };
-            if cache {
-                let cached = CachingStore::new(counted).listen(feed).await?;
-                app(config, cached, calls, Some(revoke))
-            } else {
-                app(config, counted, calls, Some(revoke))
-            }
+            let feed = Some(Counted::new(store.revocations(), &calls));
+            let (store, stats) = maybe_cached(Counted::new(store, &calls), feed, cache).await?;
+            Ok(app(config, store, calls, Some(revoke), stats))
         }
         StoreSpec::Redis(url) => {
             let store = RedisStore::connect(url, &config).await?;
             let revoke = revoker(store.clone(), |s: RedisStore, user| async move {
                 s.revoke_user(&user).await
             });
-            let feed = Counted { inner: store.revocations(), calls: calls.clone() };
-            let counted = Counted { inner: store, calls: calls.clone() };
-            if cache {
-                let cached = CachingStore::new(counted).listen(feed).await?;
-                app(config, cached, calls, Some(revoke))
-            } else {
-                app(config, counted, calls, Some(revoke))
-            }
+            let feed = Some(Counted::new(store.revocations(), &calls));
+            let (store, stats) = maybe_cached(Counted::new(store, &calls), feed, cache).await?;
+            Ok(app(config, store, calls, Some(revoke), stats))
         }
-    })
+    }
 }
 
 /// The child: example-chat's app plus `/whoami`, `/__stats` and `/__revoke-user`, until stdin
@@ -284,7 +345,9 @@ pub async fn serve_until_stdin_closes(base_url: String, args: ServeArgs) {
         None => CookieSecret::generate(),
     };
     let config = ModelGatesConfig::new(&url, secret).with_base_url(base_url);
-    let app = build(config, &args).await.expect("the key store is reachable");
+    let app = build(config, &args)
+        .await
+        .expect("the key store is reachable");
     println!("URL {url}");
     // Stop when the driver closes our stdin (or dies).
     let stdin_closed = tokio::task::spawn_blocking(|| {

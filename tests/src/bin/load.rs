@@ -3,8 +3,9 @@
 //!
 //! 1. sign-ins: N complete sign-ins at C concurrent users, user `i` on instance `i % instances`;
 //! 2. one chat each, on the next instance;
-//! 3. signed-in requests: M `GET /whoami` per user, round-robin over the instances, each
-//!    checked against the fingerprint of the key the emulator issued to that very user;
+//! 3. signed-in requests: a warm-up of one `GET /whoami` per user on every instance, then M
+//!    per user (the steady state), round-robin over the instances, each checked against the
+//!    fingerprint of the key the emulator issued to that very user;
 //! 4. revocations (database stores, two instances or more): a user's session revoked on
 //!    instance A (by `/logout`, or by the store's `revoke_user` through `/__revoke-user`, in
 //!    turn), then instance B asked until it refuses the copied cookie; the time from the
@@ -64,7 +65,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.instances == 0 || (args.instances > 1 && !args.server.store.is_shared()) {
-        eprintln!("load: the {} store cannot be shared by {} instances", args.server.store.name(), args.instances);
+        eprintln!(
+            "load: the {} store cannot be shared by {} instances",
+            args.server.store.name(),
+            args.instances
+        );
         return ExitCode::FAILURE;
     }
     // Every instance opens every other's cookies: one secret for all.
@@ -74,6 +79,8 @@ fn main() -> ExitCode {
 
 /// What one user measured.
 struct UserRun {
+    /// The instance the user signed in on.
+    instance: usize,
     login: Duration,
     callback: Duration,
     code: String,
@@ -101,7 +108,7 @@ fn location(response: &reqwest::Response) -> Result<String, String> {
         .ok_or_else(|| format!("no Location (status {})", response.status()))
 }
 
-async fn sign_in(http: &reqwest::Client, app: &str) -> Result<UserRun, String> {
+async fn sign_in(http: &reqwest::Client, app: &str, instance: usize) -> Result<UserRun, String> {
     let started = Instant::now();
     let login = http
         .get(format!("{app}/login"))
@@ -134,6 +141,7 @@ async fn sign_in(http: &reqwest::Client, app: &str) -> Result<UserRun, String> {
         return Err(format!("callback answered {}", landed.status()));
     }
     Ok(UserRun {
+        instance,
         login: login_time,
         callback: callback_time,
         code,
@@ -181,7 +189,6 @@ async fn whoami(
     Ok((status, response.text().await.map_err(|e| e.to_string())?))
 }
 
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
@@ -204,21 +211,30 @@ fn p50_p99(mut durations: Vec<Duration>) -> String {
     )
 }
 
+/// Each instance's `/__stats`.
+async fn stats(
+    http: &reqwest::Client,
+    servers: &[Server],
+) -> Result<Vec<serde_json::Value>, String> {
+    let mut all = Vec::new();
+    for server in servers {
+        all.push(
+            http.get(format!("{}/__stats", server.url))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(all)
+}
+
 /// Calls that reached the store's database, summed over the instances.
 async fn store_calls(http: &reqwest::Client, servers: &[Server]) -> Result<u64, String> {
-    let mut total = 0;
-    for server in servers {
-        let stats: serde_json::Value = http
-            .get(format!("{}/__stats", server.url))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        total += stats["store_calls"].as_u64().ok_or("no store_calls")?;
-    }
-    Ok(total)
+    let all = stats(http, servers).await?;
+    Ok(all.iter().filter_map(|s| s["store_calls"].as_u64()).sum())
 }
 
 /// What the signed-in phase measured.
@@ -241,12 +257,12 @@ async fn signed_in_phase(
     concurrency: usize,
 ) -> SignedIn {
     let started = Instant::now();
-    let per_user: Vec<SignedIn> = futures_util::stream::iter(users.iter().enumerate())
-        .map(|(i, user)| async move {
+    let per_user: Vec<SignedIn> = futures_util::stream::iter(users.iter())
+        .map(|user| async move {
             let mut run = SignedIn::default();
             let expected = issued.get(&user.code);
             for j in 0..requests {
-                let app = &apps[(i + j) % apps.len()];
+                let app = &apps[(user.instance + j) % apps.len()];
                 let sent = Instant::now();
                 match whoami(http, app, &user.cookie).await {
                     Ok((reqwest::StatusCode::OK, seen)) => {
@@ -323,7 +339,9 @@ async fn revoke_and_watch(
             return Ok(revoked_at.elapsed());
         }
     }
-    Err(format!("a session revoked by {path} on A still works on B after 10 s"))
+    Err(format!(
+        "a session revoked by {path} on A still works on B after 10 s"
+    ))
 }
 
 /// The revocation phase: `count` users, revoked on instance `i` and watched on `i + 1`, by
@@ -342,7 +360,8 @@ async fn revocation_phase(
                 } else {
                     Revocation::RevokeUser
                 };
-                let (a, b) = (&apps[i % apps.len()], &apps[(i + 1) % apps.len()]);
+                let a = &apps[user.instance];
+                let b = &apps[(user.instance + 1) % apps.len()];
                 (how, revoke_and_watch(http, a, b, user, how).await)
             })
             // A few at a time: each watch polls instance B as fast as it answers.
@@ -379,16 +398,19 @@ async fn drive(args: &Args) -> ExitCode {
         .build()
         .unwrap();
     // Warm up one sign-in per instance, so the baseline includes live connection pools.
-    for app in &apps {
-        sign_in(&http, app).await.expect("a first sign-in works");
+    for (instance, app) in apps.iter().enumerate() {
+        sign_in(&http, app, instance)
+            .await
+            .expect("a first sign-in works");
     }
     let rss_before: Vec<u64> = servers.iter().map(|s| memory_kib(s.child.id()).0).collect();
 
     let started = Instant::now();
     let runs: Vec<Result<UserRun, String>> = futures_util::stream::iter(0..users)
         .map(|i| {
-            let (http, app) = (&http, &apps[i % apps.len()]);
-            async move { sign_in(http, app).await }
+            let (http, instance) = (&http, i % apps.len());
+            let app = &apps[instance];
+            async move { sign_in(http, app, instance).await }
         })
         .buffer_unordered(concurrency)
         .collect()
@@ -402,7 +424,7 @@ async fn drive(args: &Args) -> ExitCode {
 
     let chat_errors = futures_util::stream::iter(ok.iter().enumerate())
         .map(|(i, user)| {
-            let (http, app) = (&http, &apps[(i + 1) % apps.len()]);
+            let (http, app) = (&http, &apps[(user.instance + 1) % apps.len()]);
             async move { chat(http, app, user, i).await }
         })
         .buffer_unordered(concurrency)
@@ -416,10 +438,15 @@ async fn drive(args: &Args) -> ExitCode {
         .into_iter()
         .map(|record| (record.code, fingerprint(&record.key)))
         .collect();
+    // Warm-up: one request per user on every instance, so that the measured phase is the
+    // steady state (a cache's first load of a session on each instance happens here).
+    let calls_at_start = store_calls(&http, &servers).await.expect("stats");
+    let warm_up = signed_in_phase(&http, &apps, &ok, &issued, apps.len(), concurrency).await;
     let calls_before = store_calls(&http, &servers).await.expect("stats");
     let signed_in = signed_in_phase(&http, &apps, &ok, &issued, args.requests, concurrency).await;
     let calls_after = store_calls(&http, &servers).await.expect("stats");
     let memory: Vec<(u64, u64)> = servers.iter().map(|s| memory_kib(s.child.id())).collect();
+    let cache_stats = stats(&http, &servers).await.expect("stats");
 
     let revocations = if args.server.store.revokes() && apps.len() > 1 {
         args.revocations.min(ok.len())
@@ -436,10 +463,7 @@ async fn drive(args: &Args) -> ExitCode {
     );
     println!("| measure | value |");
     println!("| --- | --- |");
-    println!(
-        "| store, instances | {store}, {} |",
-        apps.len()
-    );
+    println!("| store, instances | {store}, {} |", apps.len());
     println!(
         "| sign-ins completed | {} of {users} ({concurrency} concurrent) |",
         ok.len()
@@ -458,12 +482,21 @@ async fn drive(args: &Args) -> ExitCode {
         "| /callback p50 / p99 (includes the key exchange) | {} |",
         p50_p99(ok.iter().map(|u| u.callback).collect())
     );
+    let warm_up_requests = warm_up.latencies.len();
+    println!(
+        "| warm-up requests (one per user per instance) | {warm_up_requests}, {} errors, {:.4} database calls per request |",
+        warm_up.errors,
+        (calls_before - calls_at_start) as f64 / warm_up_requests.max(1) as f64
+    );
     let requests = signed_in.latencies.len();
     println!(
         "| signed-in requests | {requests} ({} per user), {} errors |",
         args.requests, signed_in.errors
     );
-    println!("| keys crossed between users | {} |", signed_in.crossed);
+    println!(
+        "| keys crossed between users | {} |",
+        signed_in.crossed + warm_up.crossed
+    );
     println!(
         "| signed-in requests per second | {:.0} |",
         requests as f64 / signed_in.wall.as_secs_f64()
@@ -473,12 +506,22 @@ async fn drive(args: &Args) -> ExitCode {
         p50_p99(signed_in.latencies)
     );
     println!(
-        "| store database calls per signed-in request | {:.4} ({} calls) |",
+        "| database calls per signed-in request (steady state) | {:.4} ({} calls) |",
         (calls_after - calls_before) as f64 / requests.max(1) as f64,
         calls_after - calls_before
     );
+    if args.server.cached {
+        for (i, stats) in cache_stats.iter().enumerate() {
+            println!(
+                "| instance {i} cache hits / misses (all phases) | {} / {} |",
+                stats["cache_hits"], stats["cache_misses"]
+            );
+        }
+    }
     for (i, (before, (after, peak))) in rss_before.iter().zip(&memory).enumerate() {
-        println!("| instance {i} RSS before / after (peak) | {before} KiB / {after} KiB ({peak} KiB) |");
+        println!(
+            "| instance {i} RSS before / after (peak) | {before} KiB / {after} KiB ({peak} KiB) |"
+        );
     }
     if revocations > 0 {
         println!(
@@ -498,8 +541,8 @@ async fn drive(args: &Args) -> ExitCode {
 
     let clean = errors.is_empty()
         && chat_errors == 0
-        && signed_in.errors == 0
-        && signed_in.crossed == 0
+        && signed_in.errors + warm_up.errors == 0
+        && signed_in.crossed + warm_up.crossed == 0
         && revocation_errors == 0
         && ok.len() == users;
     if clean {

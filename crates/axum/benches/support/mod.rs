@@ -6,26 +6,23 @@ use http::{Request, header};
 use modelgates_axum::{CookieSecret, ModelGatesConfig, ModelGatesKey};
 use tower::ServiceExt as _;
 
-/// The key the hand-written alternatives hold.
-pub const KEY: &str = "sk-mg-v1-benchmarkbenchmarkbenchmarkbenchmark0";
-
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
 }
 
-pub async fn with_key(key: ModelGatesKey) -> &'static str {
+pub(crate) async fn with_key(key: ModelGatesKey) -> &'static str {
     std::hint::black_box(key.api_key());
     "ok"
 }
 
-pub fn config(base_url: &str) -> ModelGatesConfig {
+pub(crate) fn config(base_url: &str) -> ModelGatesConfig {
     ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate()).with_base_url(base_url)
 }
 
-pub fn get_request(uri: &str, cookie: Option<&str>) -> Request<Body> {
+pub(crate) fn get_request(uri: &str, cookie: Option<&str>) -> Request<Body> {
     let mut request = Request::get(uri).header(header::ACCEPT, "text/html");
     if let Some(cookie) = cookie {
         request = request.header(header::COOKIE, cookie);
@@ -33,7 +30,7 @@ pub fn get_request(uri: &str, cookie: Option<&str>) -> Request<Body> {
     request.body(Body::empty()).unwrap()
 }
 
-pub fn cookie_pair(response: &http::Response<Body>, name: &str) -> String {
+pub(crate) fn cookie_pair(response: &http::Response<Body>, name: &str) -> String {
     response
         .headers()
         .get_all(header::SET_COOKIE)
@@ -46,7 +43,7 @@ pub fn cookie_pair(response: &http::Response<Body>, name: &str) -> String {
 }
 
 /// A complete sign-in through the layer: the key cookie.
-pub async fn sign_in(app: &Router) -> String {
+pub(crate) async fn sign_in(app: &Router) -> String {
     let (flow, callback) = start_sign_in(app).await;
     let landed = app
         .clone()
@@ -58,7 +55,7 @@ pub async fn sign_in(app: &Router) -> String {
 }
 
 /// `/login` and the emulator's `/auth`: the flow cookie and the callback path to visit.
-pub async fn start_sign_in(app: &Router) -> (String, String) {
+pub(crate) async fn start_sign_in(app: &Router) -> (String, String) {
     let login = app
         .clone()
         .oneshot(get_request("/login", None))
@@ -82,7 +79,12 @@ pub async fn start_sign_in(app: &Router) -> (String, String) {
 }
 
 /// Allocations of one request (after a warm-up request), on this thread.
-pub fn allocations(rt: &tokio::runtime::Runtime, app: &Router, uri: &str, cookie: Option<&str>) -> u64 {
+pub(crate) fn allocations(
+    rt: &tokio::runtime::Runtime,
+    app: &Router,
+    uri: &str,
+    cookie: Option<&str>,
+) -> u64 {
     let send = || {
         rt.block_on(app.clone().oneshot(get_request(uri, cookie)))
             .unwrap()
@@ -93,4 +95,3 @@ pub fn allocations(rt: &tokio::runtime::Runtime, app: &Router, uri: &str, cookie
     assert!(response.unwrap().status().is_success() || uri == "/login");
     info.count_total
 }
-

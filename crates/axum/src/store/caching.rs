@@ -205,8 +205,7 @@ impl Shared {
 
     /// Caches `key`, unless an invalidation arrived since `epoch`.
     fn fill(&self, hash: String, key: StoredKey, loaded_at: u64, epoch: u64) {
-        self.cache
-            .insert(hash.clone(), Cached { key, loaded_at });
+        self.cache.insert(hash.clone(), Cached { key, loaded_at });
         // An invalidation between the load and this insert found nothing to drop: drop it now.
         if self.invalidations.load(Ordering::SeqCst) != epoch {
             self.cache.invalidate(&hash);
@@ -306,7 +305,11 @@ impl<S: KeyStore> CachingStore<S> {
     #[must_use]
     pub fn with_time_to_live(self, time_to_live: Duration) -> Self {
         let (capacity, fallback) = (
-            self.shared.cache.policy().max_capacity().unwrap_or(DEFAULT_CAPACITY),
+            self.shared
+                .cache
+                .policy()
+                .max_capacity()
+                .unwrap_or(DEFAULT_CAPACITY),
             self.shared.fallback_ttl,
         );
         self.rebuilt(capacity, time_to_live, fallback)
@@ -339,7 +342,12 @@ impl<S: KeyStore> CachingStore<S> {
         let subscription = feed.subscribe().await?;
         self.shared.subscribed();
         let (shared, stop) = (Arc::downgrade(&self.shared), self.shared.stop.subscribe());
-        tokio::spawn(receive(shared.clone(), feed.clone(), subscription, stop.clone()));
+        tokio::spawn(receive(
+            shared.clone(),
+            feed.clone(),
+            subscription,
+            stop.clone(),
+        ));
         let every = self.shared.fallback_ttl / 4;
         tokio::spawn(send_heartbeats(shared, feed, every, stop));
         Ok(self)

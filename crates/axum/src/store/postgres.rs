@@ -8,10 +8,10 @@
 use sqlx::postgres::{PgListener, PgQueryResult};
 use sqlx::{PgPool, Pool};
 
-use super::{CachingStore, RevocationFeed, StoreError};
 use super::sql::sealed::Statement;
 use super::sql::{Running, SqlBackend, SqlStore, run};
 use super::transport::check_postgres;
+use super::{CachingStore, RevocationFeed, StoreError};
 
 /// Keys in PostgreSQL: many app instances share one table. See [`SqlStore`] for its methods
 /// and rules; [`SqlStore::cached`] puts a cache in front that hears every instance's

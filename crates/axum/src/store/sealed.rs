@@ -17,8 +17,8 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
-use super::cookie::{decode_stored, encode_stored};
 use super::StoredKey;
+use super::cookie::{decode_stored, encode_stored};
 use crate::config::{CookieSecret, ModelGatesConfig};
 use crate::primitives::{hex, random_bytes};
 

@@ -218,3 +218,21 @@ pub fn code_of(callback: &str) -> String {
         .1
         .into_owned()
 }
+
+/// The URL of a database server `.ci/run` started, from `var`. Without it the test says
+/// loudly that it was skipped; under `CI=true` it fails.
+pub fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{var} is not set: .ci/run starts the server and sets it"
+            );
+            eprintln!(
+                "\n!!!!!!!! SKIPPED: {var} is not set, so this store test did not run !!!!!!!!\n"
+            );
+            None
+        }
+    }
+}

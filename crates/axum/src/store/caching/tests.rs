@@ -166,13 +166,21 @@ async fn a_cached_key_is_served_without_the_store_while_heartbeats_are_heard() {
     let database = Database::new(&bus);
     let (a, b) = (instance(&database).await, instance(&database).await);
     let token = signed_in(&a, &b).await;
-    assert_eq!(database.loads(), 1, "A's save filled A's cache; B loaded once");
+    assert_eq!(
+        database.loads(),
+        1,
+        "A's save filled A's cache; B loaded once"
+    );
     pass(FALLBACK * 3).await;
     for _ in 0..100 {
         assert!(a.load(&token).await.unwrap().is_some());
         assert!(b.load(&token).await.unwrap().is_some());
     }
-    assert_eq!(database.loads(), 1, "past the fallback TTL, heartbeats keep entries");
+    assert_eq!(
+        database.loads(),
+        1,
+        "past the fallback TTL, heartbeats keep entries"
+    );
     assert_eq!(b.stats().hits, 100);
 }
 
@@ -194,8 +202,14 @@ async fn a_revocation_anywhere_drops_the_entry_on_every_instance() {
     assert!(a.load(&token).await.unwrap().is_some());
     database.revoke(&token).await;
     settle().await;
-    assert!(a.load(&token).await.unwrap().is_none(), "admin revocation, A");
-    assert!(b.load(&token).await.unwrap().is_none(), "admin revocation, B");
+    assert!(
+        a.load(&token).await.unwrap().is_none(),
+        "admin revocation, A"
+    );
+    assert!(
+        b.load(&token).await.unwrap().is_none(),
+        "admin revocation, B"
+    );
     assert_eq!(b.stats().revocations_heard, 2);
 }
 
@@ -219,7 +233,10 @@ async fn a_lost_feed_serves_a_revoked_key_no_longer_than_the_fallback_ttl() {
     // …and never after it.
     pass(FALLBACK).await;
     assert!(revoked_at.elapsed() <= FALLBACK + FALLBACK / 8);
-    assert!(b.load(&token).await.unwrap().is_none(), "refused after the TTL");
+    assert!(
+        b.load(&token).await.unwrap().is_none(),
+        "refused after the TTL"
+    );
 
     // The feed comes back: B subscribes again and caches again.
     bus.set_cut(false);
@@ -231,7 +248,11 @@ async fn a_lost_feed_serves_a_revoked_key_no_longer_than_the_fallback_ttl() {
     let loads = database.loads();
     pass(FALLBACK * 2).await;
     assert!(b.load(&token).await.unwrap().is_some());
-    assert_eq!(database.loads(), loads, "cached again after the feed came back");
+    assert_eq!(
+        database.loads(),
+        loads,
+        "cached again after the feed came back"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -272,7 +293,10 @@ async fn a_load_that_raced_a_revocation_is_not_cached() {
     settle().await;
     *database.gate.lock().unwrap() = None;
     gate.notify_one();
-    assert!(racing.await.unwrap().is_some(), "the racing load began before");
+    assert!(
+        racing.await.unwrap().is_some(),
+        "the racing load began before"
+    );
     assert!(
         b.load(&token).await.unwrap().is_none(),
         "but its result was not cached"
@@ -331,7 +355,11 @@ async fn the_feed_tasks_stop_with_the_last_clone() {
     assert_eq!(bus.sender.receiver_count(), 1);
     drop(cache);
     settle().await;
-    assert_eq!(bus.sender.receiver_count(), 0, "the subscription was dropped");
+    assert_eq!(
+        bus.sender.receiver_count(),
+        0,
+        "the subscription was dropped"
+    );
 }
 
 #[test]
