@@ -2,10 +2,12 @@
 //! [`ModelGatesAuthService`](crate::layer::ModelGatesAuthService) and
 //! [`SameOrigin`](crate::same_origin::SameOrigin).
 //!
-//! Three shapes, so the common case costs nothing: a request the layer only annotates (no key
-//! cookie) polls the inner service's own future, unboxed; a request answered at once (a
-//! refused cross-site post) holds its response; a request the layer must do async work for
-//! (the sign-in routes, a key to load) polls one boxed future.
+//! Four shapes, so the common cases cost nothing: a request the layer only annotates (no key
+//! cookie) polls the inner service's own future, unboxed; a signed-in request whose key the
+//! store gave at once (the cookie store, the memory store, a cache hit) polls it too, and
+//! adds the cookie to set or, if the response asks, signs the user out; a request answered at
+//! once (a refused cross-site post) holds its response; a request the layer must do async
+//! work for (the sign-in routes, a key to load from a database) polls one boxed future.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +15,11 @@ use std::task::{Context, Poll, ready};
 
 use axum_core::body::Body;
 use bytes::Bytes;
-use http::Response;
+use http::{HeaderValue, Response};
+
+use crate::api::SignOut;
+use crate::response::set_cookie;
+use crate::session::SignOutPlan;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -31,6 +37,12 @@ pin_project_lite::pin_project! {
     #[project = KindProj]
     enum Kind<F, E> {
         Inner { #[pin] future: F },
+        SignedIn {
+            #[pin] future: F,
+            set_cookie: Option<HeaderValue>,
+            sign_out: Option<SignOutPlan>,
+        },
+        SigningOut { future: Pin<Box<dyn Future<Output = Response<Body>> + Send>> },
         Ready { response: Option<Response<Body>> },
         Boxed { future: BoxedResponse<E> },
     }
@@ -40,6 +52,22 @@ impl<F, E> ResponseFuture<F, E> {
     pub(crate) fn inner(future: F) -> Self {
         Self {
             kind: Kind::Inner { future },
+        }
+    }
+
+    /// The inner service's future for a signed-in request: the response gets `set_cookie`, and
+    /// `sign_out` runs if it carries [`SignOut`].
+    pub(crate) fn signed_in(
+        future: F,
+        set_cookie: Option<HeaderValue>,
+        sign_out: Option<SignOutPlan>,
+    ) -> Self {
+        Self {
+            kind: Kind::SignedIn {
+                future,
+                set_cookie,
+                sign_out,
+            },
         }
     }
 
@@ -71,14 +99,42 @@ where
     type Output = Result<Response<Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner { future } => {
-                Poll::Ready(ready!(future.poll(cx)).map(|r| r.map(Body::new)))
-            }
-            KindProj::Ready { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("a ResponseFuture polled after it completed"))),
-            KindProj::Boxed { future } => future.as_mut().poll(cx),
+        let mut kind = self.project().kind;
+        loop {
+            let response = match kind.as_mut().project() {
+                KindProj::Inner { future } => {
+                    return Poll::Ready(ready!(future.poll(cx)).map(|r| r.map(Body::new)));
+                }
+                KindProj::Ready { response } => {
+                    return Poll::Ready(Ok(response
+                        .take()
+                        .expect("a ResponseFuture polled after it completed")));
+                }
+                KindProj::Boxed { future } => return future.as_mut().poll(cx),
+                KindProj::SigningOut { future } => return future.as_mut().poll(cx).map(Ok),
+                KindProj::SignedIn {
+                    future,
+                    set_cookie: cookie,
+                    sign_out,
+                } => {
+                    let response = ready!(future.poll(cx))?;
+                    match sign_out
+                        .take()
+                        .filter(|_| response.extensions().get::<SignOut>().is_some())
+                    {
+                        // The store's removal may wait: from here on, one boxed future.
+                        Some(plan) => Box::pin(plan.run(response)),
+                        None => {
+                            let mut response = response.map(Body::new);
+                            if let Some(cookie) = cookie.take() {
+                                set_cookie(&mut response, cookie);
+                            }
+                            return Poll::Ready(Ok(response));
+                        }
+                    }
+                }
+            };
+            kind.set(Kind::SigningOut { future: response });
         }
     }
 }

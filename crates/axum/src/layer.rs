@@ -12,7 +12,7 @@
 //!    secret is re-issued under the current one.
 //! 4. If the store fails while loading, the request is treated as signed out for this request
 //!    only (the cookie is kept) and the failure is logged.
-//! 5. A response carrying [`SignOut`] (ModelGates refused the user's key)
+//! 5. A response carrying [`SignOut`](crate::api::SignOut) (ModelGates refused the user's key)
 //!    signs the user out: the store forgets the key, the cookie is deleted, and a browser is
 //!    sent to sign in again.
 //!
@@ -30,7 +30,6 @@ use modelgates_oauth_core::{ModelGatesClient, Url};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::api::SignOut;
 use crate::config::settings::{Settings, resolve};
 use crate::config::{ConfigError, ModelGatesConfig};
 use crate::cookies::CookieCodec;
@@ -39,9 +38,11 @@ use crate::extract::{AuthContext, ModelGatesKey};
 use crate::flow;
 use crate::future::ResponseFuture;
 use crate::mount::Mount;
-use crate::response::{json_error, set_cookie};
+use crate::response::json_error;
 use crate::same_origin::SameOriginLayer;
-use crate::session::{Authenticated, RequestSummary, authenticate, sign_out};
+use crate::session::{
+    self, Authenticated, Opening, RemoveSession, RequestSummary, SignOutPlan, conclude,
+};
 use crate::store::{CookieStore, KeyStore};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -65,6 +66,34 @@ fn context(
             original_uri: mount.original.clone(),
         },
     }
+}
+
+/// Puts what handlers see of a signed-in (or refused) request into its extensions; returns
+/// the cookie the response must carry and, for a signed-in user, how to sign them out.
+fn annotate<K: KeyStore, B>(
+    settings: &Arc<Settings>,
+    store: &Arc<K>,
+    request: &mut Request<B>,
+    authenticated: Authenticated,
+    mount: Option<Mount>,
+) -> (Option<http::HeaderValue>, Option<SignOutPlan>) {
+    let Authenticated {
+        key,
+        set_cookie,
+        token,
+    } = authenticated;
+    let signed_in = key.is_some();
+    let context = context(settings, key, request.uri(), mount.as_ref());
+    request.extensions_mut().insert(context);
+    let plan = token.filter(|_| signed_in).and_then(|token| {
+        Some(SignOutPlan {
+            settings: settings.clone(),
+            store: store.clone() as Arc<dyn RemoveSession>,
+            token,
+            request: RequestSummary::of(request)?,
+        })
+    });
+    (set_cookie, plan)
 }
 
 /// The answer of a layer inside a nested router whose paths are not routed to it.
@@ -313,31 +342,39 @@ where
             request.extensions_mut().insert(context);
             return ResponseFuture::inner(self.inner.call(request));
         }
-        // The ready service is the one to call; leave a fresh clone in its place.
+        let (token, needs_reissue) = match session::open::<K>(&self.settings, request.headers()) {
+            Opening::Refused(signed_out) => {
+                let (cookie, plan) =
+                    annotate(&self.settings, &self.store, &mut request, signed_out, mount);
+                return ResponseFuture::signed_in(self.inner.call(request), cookie, plan);
+            }
+            Opening::Token {
+                token,
+                needs_reissue,
+            } => (token, needs_reissue),
+        };
+        // A store that answers at once (the cookie, in memory, a cache hit): no boxing.
+        if let Some(loaded) = self.store.load_now(&token) {
+            let authenticated = conclude::<K>(&self.settings, token, needs_reissue, loaded);
+            let (cookie, plan) = annotate(
+                &self.settings,
+                &self.store,
+                &mut request,
+                authenticated,
+                mount,
+            );
+            return ResponseFuture::signed_in(self.inner.call(request), cookie, plan);
+        }
+        // The store must wait (a database). The ready service is the one to call; leave a
+        // fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (settings, store) = (self.settings.clone(), self.store.clone());
         ResponseFuture::boxed(async move {
-            let Authenticated {
-                key,
-                set_cookie: cookie,
-                token,
-            } = authenticate(&settings, &*store, request.headers()).await;
-            let signed_in = key.is_some();
-            let context = context(&settings, key, request.uri(), mount.as_ref());
-            request.extensions_mut().insert(context);
-            let summary = signed_in.then(|| RequestSummary::of(&request)).flatten();
-            let response = inner.call(request).await?;
-            if let Some(summary) =
-                summary.filter(|_| response.extensions().get::<SignOut>().is_some())
-            {
-                return Ok(sign_out(&settings, &*store, token.as_ref(), &summary, response).await);
-            }
-            let mut response = response.map(Body::new);
-            if let Some(cookie) = cookie {
-                set_cookie(&mut response, cookie);
-            }
-            Ok(response)
+            let loaded = store.load(&token).await;
+            let authenticated = conclude::<K>(&settings, token, needs_reissue, loaded);
+            let (cookie, plan) = annotate(&settings, &store, &mut request, authenticated, mount);
+            ResponseFuture::signed_in(inner.call(request), cookie, plan).await
         })
     }
 }

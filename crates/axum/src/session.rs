@@ -15,6 +15,9 @@
 //!   deleted, and a browser (`Accept: text/html`) is sent to sign in again, back to the page
 //!   it asked for on a `GET`.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum_core::body::Body;
@@ -24,7 +27,7 @@ use crate::config::settings::Settings;
 use crate::extract::{AuthContext, ModelGatesKey, login_location};
 use crate::primitives::unix_now;
 use crate::response::{accepts_html, see_other, set_cookie};
-use crate::store::{KeyStore, SessionToken};
+use crate::store::{KeyStore, SessionToken, StoreError, StoredKey};
 
 /// The outcome of reading a request's key cookie.
 pub(crate) struct Authenticated {
@@ -37,12 +40,11 @@ pub(crate) struct Authenticated {
 }
 
 /// Signs a user out after a handler asked for it with [`SignOut`](crate::api::SignOut): the
-/// store forgets the session, the key cookie is deleted, and a browser (`Accept: text/html`)
-/// is sent to sign in again, back to this page for a `GET`.
-pub(crate) async fn sign_out<K: KeyStore, B>(
+/// store forgets the session (`removal`), the key cookie is deleted, and a browser
+/// (`Accept: text/html`) is sent to sign in again, back to this page for a `GET`.
+pub(crate) async fn sign_out<B>(
     settings: &Settings,
-    store: &K,
-    token: Option<&SessionToken>,
+    removal: Option<impl Future<Output = Result<(), StoreError>>>,
     request: &RequestSummary,
     response: Response<B>,
 ) -> Response<Body>
@@ -50,8 +52,8 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if let Some(token) = token {
-        if let Err(error) = store.remove(token).await {
+    if let Some(removal) = removal {
+        if let Err(error) = removal.await {
             tracing::warn!(%error, "the key store failed to forget a rejected key");
         }
     }
@@ -64,6 +66,44 @@ where
     };
     set_cookie(&mut response, settings.codec.clear_key());
     response
+}
+
+/// A store's `remove`, behind a trait object, so that a response future can sign a user out
+/// without naming the store's type. Boxed only when a sign-out actually happens.
+pub(crate) trait RemoveSession: Send + Sync + 'static {
+    fn remove_boxed<'a>(
+        &'a self,
+        token: &'a SessionToken,
+    ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+}
+
+impl<K: KeyStore> RemoveSession for K {
+    fn remove_boxed<'a>(
+        &'a self,
+        token: &'a SessionToken,
+    ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>> {
+        Box::pin(self.remove(token))
+    }
+}
+
+/// Everything a response future needs to sign a signed-in user out, should the response ask.
+pub(crate) struct SignOutPlan {
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) store: Arc<dyn RemoveSession>,
+    pub(crate) token: SessionToken,
+    pub(crate) request: RequestSummary,
+}
+
+impl SignOutPlan {
+    /// Signs the user out on the way out of `response`.
+    pub(crate) async fn run<B>(self, response: Response<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let removal = self.store.remove_boxed(&self.token);
+        sign_out(&self.settings, Some(removal), &self.request, response).await
+    }
 }
 
 /// What the layer keeps of a request to act on its response.
@@ -90,25 +130,43 @@ impl RequestSummary {
     }
 }
 
-/// Opens the key cookie in `headers` and loads its key from `store`.
-pub(crate) async fn authenticate<K: KeyStore>(
+/// The key cookie of a request, opened.
+pub(crate) enum Opening {
+    /// No valid cookie: signed out, and the response deletes it.
+    Refused(Authenticated),
+    /// An authentic token, to look up in the store.
+    Token {
+        token: SessionToken,
+        needs_reissue: bool,
+    },
+}
+
+/// Opens the key cookie in `headers` (the layer checked that there is one).
+pub(crate) fn open<K: KeyStore>(settings: &Settings, headers: &HeaderMap) -> Opening {
+    match settings.codec.open_key(headers, K::TOKEN_PROTECTION) {
+        Some(opened) => Opening::Token {
+            token: SessionToken::new(opened.value),
+            needs_reissue: opened.needs_reissue,
+        },
+        None => Opening::Refused(Authenticated {
+            key: None,
+            set_cookie: Some(settings.codec.clear_key()),
+            token: None,
+        }),
+    }
+}
+
+/// Who is signed in, given what the store answered for `token`.
+pub(crate) fn conclude<K: KeyStore>(
     settings: &Settings,
-    store: &K,
-    headers: &HeaderMap,
+    token: SessionToken,
+    needs_reissue: bool,
+    loaded: Result<Option<StoredKey>, StoreError>,
 ) -> Authenticated {
-    let signed_out = |set_cookie| Authenticated {
-        key: None,
-        set_cookie,
-        token: None,
-    };
-    let Some(opened) = settings.codec.open_key(headers, K::TOKEN_PROTECTION) else {
-        return signed_out(Some(settings.codec.clear_key()));
-    };
-    let token = SessionToken::new(opened.value);
     let now = unix_now();
-    match store.load(&token).await {
+    match loaded {
         Ok(Some(stored)) if !stored.is_older_than(settings.config.key_max_age, now) => {
-            let reissue = opened.needs_reissue.then(|| {
+            let reissue = needs_reissue.then(|| {
                 let age = now.saturating_sub(stored.issued_at);
                 let remaining = settings.config.key_max_age.as_secs().saturating_sub(age);
                 settings.codec.key_cookie(
@@ -124,10 +182,18 @@ pub(crate) async fn authenticate<K: KeyStore>(
                 token: Some(token),
             }
         }
-        Ok(_) => signed_out(Some(settings.codec.clear_key())),
+        Ok(_) => Authenticated {
+            key: None,
+            set_cookie: Some(settings.codec.clear_key()),
+            token: None,
+        },
         Err(error) => {
             tracing::warn!(%error, "the key store failed; treating this request as signed out");
-            signed_out(None)
+            Authenticated {
+                key: None,
+                set_cookie: None,
+                token: None,
+            }
         }
     }
 }

@@ -18,7 +18,9 @@ use modelgates_axum::oauth_core::async_openai::types::chat::{
     ChatCompletionRequestUserMessage, ChatCompletionTool, ChatCompletionTools,
     CreateChatCompletionRequest, CreateChatCompletionRequestArgs, FinishReason, FunctionObjectArgs,
 };
-use modelgates_axum::store::MemoryStore;
+use modelgates_axum::store::{
+    KeyStore, MemoryStore, SessionToken, StoreError, StoredKey, TokenProtection,
+};
 use modelgates_axum::{ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::{Emulator, Endpoint, Fault};
 use support::{Browser, config, emulator};
@@ -181,17 +183,46 @@ async fn a_completion_slower_than_the_exchange_timeout_succeeds() {
     assert!(timed_out.body.contains("upstream_timeout"));
 }
 
+/// A store that never answers at once (as a database): the layer's boxed path.
+#[derive(Clone, Default)]
+struct Waiting(MemoryStore);
+
+impl KeyStore for Waiting {
+    const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
+
+    async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
+        tokio::task::yield_now().await;
+        self.0.save(key).await
+    }
+
+    async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
+        tokio::task::yield_now().await;
+        self.0.load(token).await
+    }
+
+    async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
+        tokio::task::yield_now().await;
+        self.0.remove(token).await
+    }
+}
+
 /// A key revoked on ModelGates signs the user out at the next call: the store forgets it,
 /// the cookie is deleted, a browser is sent to sign in again, an API client gets a 401; a
-/// fresh sign-in works.
+/// fresh sign-in works. Both with a store that answers at once and with one that waits.
 #[tokio::test]
 async fn a_revoked_key_signs_the_user_out() {
-    let emu = emulator().await;
     let store = MemoryStore::default();
-    let layer = ModelGatesAuth::new(config(&emu)).with_store(store.clone());
+    a_revoked_key_signs_the_user_out_with(store.clone(), move || store.len()).await;
+    let store = Waiting::default();
+    a_revoked_key_signs_the_user_out_with(store.clone(), move || store.0.len()).await;
+}
+
+async fn a_revoked_key_signs_the_user_out_with<K: KeyStore>(store: K, len: impl Fn() -> usize) {
+    let emu = emulator().await;
+    let layer = ModelGatesAuth::new(config(&emu)).with_store(store);
     let mut browser = Browser::new(app(layer));
     browser.sign_in("/login").await;
-    assert_eq!(store.len(), 1);
+    assert_eq!(len(), 1);
     emu.revoke_key(&emu.issued_keys().pop().unwrap().key);
 
     let api = browser
@@ -208,7 +239,7 @@ async fn a_revoked_key_signs_the_user_out() {
             .contains("Max-Age=0"),
         "the cookie is deleted"
     );
-    assert_eq!(store.len(), 0, "the store forgot the key");
+    assert_eq!(len(), 0, "the store forgot the key");
 
     browser.sign_in("/login").await;
     emu.revoke_key(&emu.issued_keys().pop().unwrap().key);

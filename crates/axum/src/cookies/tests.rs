@@ -235,6 +235,51 @@ fn oversized_values_are_ignored() {
     assert!(codec.open_key(&h, TokenProtection::Encrypted).is_none());
 }
 
+/// Key cookies are opened in place with the ciphers expanded at startup: they must open
+/// exactly what the `cookie` crate's private jar seals, under that name only, and refuse
+/// short or malformed values without panicking.
+#[test]
+fn key_cookies_open_what_the_private_jar_seals_and_nothing_else() {
+    let key = Key::generate();
+    let codec = codec(vec![key.clone()]);
+    let mut jar = CookieJar::new();
+    jar.private_mut(&key)
+        .add(Cookie::new("modelgates_key", "the token ✓"));
+    let sealed = jar.get("modelgates_key").unwrap().value().to_owned();
+    let opened = codec
+        .open_key(
+            &headers(&format!("modelgates_key={sealed}")),
+            TokenProtection::Encrypted,
+        )
+        .unwrap();
+    assert_eq!(opened.value, "the token ✓");
+    assert!(!opened.needs_reissue);
+
+    let mut other = CookieJar::new();
+    other
+        .private_mut(&key)
+        .add(Cookie::new("another_name", "the token"));
+    let moved = other.get("another_name").unwrap().value().to_owned();
+    let short = STANDARD.encode([0u8; NONCE_LEN + TAG_LEN - 1]);
+    let empty_message = STANDARD.encode([0u8; NONCE_LEN + TAG_LEN]);
+    for value in [
+        moved.as_str(),
+        &short,
+        &empty_message,
+        "",
+        "not base64!",
+        "====",
+    ] {
+        let header = headers(&format!("modelgates_key={value}"));
+        assert!(
+            codec
+                .open_key(&header, TokenProtection::Encrypted)
+                .is_none(),
+            "{value:?} must not open"
+        );
+    }
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;

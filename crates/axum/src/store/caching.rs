@@ -198,6 +198,18 @@ impl Shared {
         u128::from(now.saturating_sub(anchor)) < self.fallback_ttl.as_nanos()
     }
 
+    /// The cached key of a session, if fresh; a stale entry is dropped.
+    fn hit(&self, hash: &str) -> Option<StoredKey> {
+        let cached = self.cache.get(hash)?;
+        if self.is_fresh(cached.loaded_at, self.now()) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            Some(cached.key)
+        } else {
+            self.cache.invalidate(hash);
+            None
+        }
+    }
+
     fn invalidate(&self, hash: &str) {
         self.invalidations.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(hash);
@@ -458,15 +470,15 @@ impl<S: KeyStore> KeyStore for CachingStore<S> {
         Ok(token)
     }
 
+    fn load_now(&self, token: &SessionToken) -> Option<Result<Option<StoredKey>, StoreError>> {
+        self.shared.hit(&token.hash()).map(|key| Ok(Some(key)))
+    }
+
     async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
         let shared = &self.shared;
         let hash = token.hash();
-        if let Some(cached) = shared.cache.get(&hash) {
-            if shared.is_fresh(cached.loaded_at, shared.now()) {
-                shared.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(Some(cached.key));
-            }
-            shared.cache.invalidate(&hash);
+        if let Some(key) = shared.hit(&hash) {
+            return Ok(Some(key));
         }
         shared.misses.fetch_add(1, Ordering::Relaxed);
         let (epoch, loaded_at) = (shared.invalidations.load(Ordering::SeqCst), shared.now());

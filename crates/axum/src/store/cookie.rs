@@ -75,4 +75,8 @@ impl KeyStore for CookieStore {
         // Nothing is kept server-side; the layer deletes the cookie.
         std::future::ready(Ok(()))
     }
+
+    fn load_now(&self, token: &SessionToken) -> Option<Result<Option<StoredKey>, StoreError>> {
+        Some(Ok(Self::decode(token)))
+    }
 }

@@ -130,6 +130,18 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// The live key of a session.
+    fn find(&self, token: &SessionToken) -> Option<StoredKey> {
+        let now = unix_now();
+        self.lock()
+            .entries
+            .get(token.expose_secret())
+            .filter(|stored| !stored.is_older_than(self.lifetime, now))
+            .cloned()
+    }
+}
+
 impl KeyStore for MemoryStore {
     const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
 
@@ -150,14 +162,11 @@ impl KeyStore for MemoryStore {
         &self,
         token: &SessionToken,
     ) -> impl Future<Output = Result<Option<StoredKey>, StoreError>> + Send {
-        let now = unix_now();
-        let found = self
-            .lock()
-            .entries
-            .get(token.expose_secret())
-            .filter(|stored| !stored.is_older_than(self.lifetime, now))
-            .cloned();
-        std::future::ready(Ok(found))
+        std::future::ready(Ok(self.find(token)))
+    }
+
+    fn load_now(&self, token: &SessionToken) -> Option<Result<Option<StoredKey>, StoreError>> {
+        Some(Ok(self.find(token)))
     }
 
     fn remove(&self, token: &SessionToken) -> impl Future<Output = Result<(), StoreError>> + Send {

@@ -205,4 +205,14 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Forgets the key for a token (logout). Removing an unknown token is not an error.
     fn remove(&self, token: &SessionToken) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The key for a token when the store can answer without waiting (the key is in memory,
+    /// or in the token itself); `None` sends the layer to [`load`](Self::load).
+    ///
+    /// The layer asks this first on every signed-in request, so that such answers cost no
+    /// boxed future. When it answers, it must answer as `load` would. The default never does.
+    fn load_now(&self, token: &SessionToken) -> Option<Result<Option<StoredKey>, StoreError>> {
+        let _ = token;
+        None
+    }
 }

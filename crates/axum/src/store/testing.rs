@@ -8,6 +8,7 @@
 //! * gives two sessions the same token, or finds a key for a token it never issued;
 //! * fails to remove an unknown token (removing one is not an error);
 //! * lets a token's `Debug` print it;
+//! * answers [`KeyStore::load_now`] differently from [`KeyStore::load`];
 //! * for stores whose tokens are opaque ids ([`TokenProtection::Signed`]): puts the key in the
 //!   token, or still loads a key after [`KeyStore::remove`].
 //!
@@ -59,6 +60,7 @@ async fn round_trips<S: KeyStore>(store: &S) {
         "the user id comes back"
     );
     assert_eq!(loaded.issued_at, key.issued_at, "the issue time comes back");
+    agrees_now(store, &token, Some(&key.key)).await;
 
     let other_key = ApiKey::new(unique("sk-other"));
     let other = store
@@ -103,6 +105,19 @@ async fn server_side<S: KeyStore>(store: &S) {
         store.load(&token).await.expect("load").is_none(),
         "removed means gone"
     );
+    agrees_now(store, &token, None).await;
+}
+
+/// When `load_now` answers, it answers as `load` does.
+async fn agrees_now<S: KeyStore>(store: &S, token: &SessionToken, expected: Option<&ApiKey>) {
+    if let Some(now) = store.load_now(token) {
+        let now = now.expect("load_now");
+        assert_eq!(
+            now.as_ref().map(|stored| &stored.key),
+            expected,
+            "load_now answers as load does"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +185,36 @@ mod tests {
         }
         assert!(store.len() <= 3);
         conformance(&store).await;
+    }
+
+    /// A store whose `load_now` disagrees with `load` fails the suite.
+    #[tokio::test]
+    #[should_panic(expected = "load_now answers as load does")]
+    async fn a_store_whose_load_now_lies_fails() {
+        #[derive(Default)]
+        struct Forgetful(MemoryStore);
+        impl KeyStore for Forgetful {
+            const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
+            async fn save(&self, key: StoredKey) -> Result<SessionToken, crate::store::StoreError> {
+                self.0.save(key).await
+            }
+            async fn load(
+                &self,
+                token: &SessionToken,
+            ) -> Result<Option<StoredKey>, crate::store::StoreError> {
+                self.0.load(token).await
+            }
+            async fn remove(&self, token: &SessionToken) -> Result<(), crate::store::StoreError> {
+                self.0.remove(token).await
+            }
+            fn load_now(
+                &self,
+                _token: &SessionToken,
+            ) -> Option<Result<Option<StoredKey>, crate::store::StoreError>> {
+                Some(Ok(None))
+            }
+        }
+        conformance(&Forgetful::default()).await;
     }
 
     /// A store that forgets nothing fails the suite: the suite can fail.
