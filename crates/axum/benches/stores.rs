@@ -17,7 +17,9 @@ use axum::Router;
 use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use modelgates_axum::ModelGatesAuth;
-use modelgates_axum::store::{KeyStore, MemoryStore, PostgresStore, RedisStore, SqliteStore};
+use modelgates_axum::store::{
+    CachingStore, KeyStore, MemoryStore, PostgresStore, RedisStore, SqliteStore,
+};
 use modelgates_emulator::Emulator;
 use tower::ServiceExt as _;
 
@@ -62,18 +64,28 @@ async fn cases(emulator: &Emulator) -> Vec<Case> {
     let store = SqliteStore::connect(&format!("sqlite:{}", sqlite.display()), &config_sqlite)
         .await
         .expect("a SQLite file in the temporary directory");
-    cases.push(case("sqlite", store, config_sqlite).await);
+    cases.push(case("sqlite", store.clone(), config_sqlite.clone()).await);
+    // One machine: the cache without a feed.
+    cases.push(case("sqlite_cached", CachingStore::new(store), config_sqlite).await);
 
     let config_pg = config(base);
     let postgres = url("MODELGATES_TEST_POSTGRES_URL", POSTGRES);
     match PostgresStore::connect(&postgres, &config_pg).await {
-        Ok(store) => cases.push(case("postgres", store, config_pg).await),
+        Ok(store) => {
+            let cached = store.cached().await.expect("LISTEN");
+            cases.push(case("postgres", store, config_pg.clone()).await);
+            cases.push(case("postgres_cached", cached, config_pg).await);
+        }
         Err(error) => eprintln!("skipping postgres: {error}"),
     }
     let config_redis = config(base);
     let redis = url("MODELGATES_TEST_REDIS_URL", REDIS);
     match RedisStore::connect(&redis, &config_redis).await {
-        Ok(store) => cases.push(case("redis", store, config_redis).await),
+        Ok(store) => {
+            let cached = store.cached().await.expect("SUBSCRIBE");
+            cases.push(case("redis", store, config_redis.clone()).await);
+            cases.push(case("redis_cached", cached, config_redis).await);
+        }
         Err(error) => eprintln!("skipping redis: {error}"),
     }
     cases

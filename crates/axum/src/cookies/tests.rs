@@ -280,6 +280,49 @@ fn key_cookies_open_what_the_private_jar_seals_and_nothing_else() {
     }
 }
 
+/// Signed key cookies are verified with a MAC keyed at startup: they must open exactly what
+/// the `cookie` crate's signed jar signs (with our purpose tag), and refuse anything else
+/// without panicking, a multi-byte character at the digest's end included.
+#[test]
+fn signed_key_cookies_open_what_the_signed_jar_signs_and_nothing_else() {
+    let key = Key::generate();
+    let codec = codec(vec![key.clone()]);
+    let sign = |value: &str| {
+        let mut jar = CookieJar::new();
+        jar.signed_mut(&key)
+            .add(Cookie::new("modelgates_key", value.to_owned()));
+        jar.get("modelgates_key").unwrap().value().to_owned()
+    };
+    let token = URL_SAFE_NO_PAD.encode("opaque id");
+    let signed = sign(&format!("{SESSION_PURPOSE}{token}"));
+    let opened = codec
+        .open_key(
+            &headers(&format!("modelgates_key={signed}")),
+            TokenProtection::Signed,
+        )
+        .unwrap();
+    assert_eq!(opened.value, "opaque id");
+
+    let without_purpose = sign(&token);
+    let mut flipped = signed.clone().into_bytes();
+    flipped[3] ^= 1;
+    let flipped = String::from_utf8(flipped).unwrap();
+    let multibyte = format!("{}é{}", &signed[..43], &signed[44..]);
+    for value in [
+        without_purpose.as_str(),
+        &flipped,
+        &signed[..43],
+        &multibyte,
+        "",
+    ] {
+        let header = headers(&format!("modelgates_key={value}"));
+        assert!(
+            codec.open_key(&header, TokenProtection::Signed).is_none(),
+            "{value:?} must not open"
+        );
+    }
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;

@@ -5,7 +5,7 @@
 //!
 //! * The cache is moka's, bounded in entries ([`CachingStore::with_max_capacity`], default
 //!   100,000) and in age ([`CachingStore::with_time_to_live`], default 5 minutes). It is keyed
-//!   by the session's hash ([`SessionToken::hash`]), never by the token, and holds
+//!   by the session's SHA-256 ([`SessionToken::hash`]), never by the token, and holds
 //!   [`StoredKey`]s, whose [`ApiKey`](modelgates_oauth_core::ApiKey) zeroizes its memory when
 //!   dropped.
 //! * A load that misses goes to the store; a store error is returned, never hidden by a stale
@@ -41,7 +41,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{KeyStore, SessionToken, StoreError, StoredKey, TokenProtection};
-use crate::primitives::{hex, random_bytes};
+use crate::primitives::{from_hex, hex, random_bytes};
 
 /// A publish/subscribe channel on which every instance hears the sessions revoked anywhere.
 ///
@@ -135,6 +135,9 @@ impl<S: fmt::Debug> fmt::Debug for CachingStore<S> {
     }
 }
 
+/// A session's SHA-256: the cache's key.
+type Digest = [u8; 32];
+
 /// A cached key, with when its load began.
 #[derive(Clone)]
 struct Cached {
@@ -144,7 +147,7 @@ struct Cached {
 
 /// What the cache and its feed tasks share.
 struct Shared {
-    cache: Cache<String, Cached>,
+    cache: Cache<Digest, Cached>,
     fallback_ttl: Duration,
     /// The clock's zero: times below are nanoseconds since it.
     origin: Instant,
@@ -199,7 +202,7 @@ impl Shared {
     }
 
     /// The cached key of a session, if fresh; a stale entry is dropped.
-    fn hit(&self, hash: &str) -> Option<StoredKey> {
+    fn hit(&self, hash: &Digest) -> Option<StoredKey> {
         let cached = self.cache.get(hash)?;
         if self.is_fresh(cached.loaded_at, self.now()) {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -210,14 +213,14 @@ impl Shared {
         }
     }
 
-    fn invalidate(&self, hash: &str) {
+    fn invalidate(&self, hash: &Digest) {
         self.invalidations.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(hash);
     }
 
     /// Caches `key`, unless an invalidation arrived since `epoch`.
-    fn fill(&self, hash: String, key: StoredKey, loaded_at: u64, epoch: u64) {
-        self.cache.insert(hash.clone(), Cached { key, loaded_at });
+    fn fill(&self, hash: Digest, key: StoredKey, loaded_at: u64, epoch: u64) {
+        self.cache.insert(hash, Cached { key, loaded_at });
         // An invalidation between the load and this insert found nothing to drop: drop it now.
         if self.invalidations.load(Ordering::SeqCst) != epoch {
             self.cache.invalidate(&hash);
@@ -241,9 +244,9 @@ impl Shared {
                     tracing::info!("the revocation feed is back; cached keys are served again");
                 }
             }
-        } else if message.len() == 64 && message.bytes().all(|b| b.is_ascii_hexdigit()) {
+        } else if let Some(hash) = from_hex(message) {
             self.revocations_heard.fetch_add(1, Ordering::Relaxed);
-            self.invalidate(message);
+            self.invalidate(&hash);
         } else {
             tracing::debug!("ignored a message on the revocation feed that is not ours");
         }
@@ -375,7 +378,7 @@ impl<S> CachingStore<S> {
 
     /// Drops this instance's cached entry for `token`, if any.
     pub fn invalidate(&self, token: &SessionToken) {
-        self.shared.invalidate(&token.hash());
+        self.shared.invalidate(&token.digest());
     }
 
     /// Counts since the store was made.
@@ -466,17 +469,17 @@ impl<S: KeyStore> KeyStore for CachingStore<S> {
             self.shared.now(),
         );
         let token = self.inner.save(key.clone()).await?;
-        self.shared.fill(token.hash(), key, saved_at, epoch);
+        self.shared.fill(token.digest(), key, saved_at, epoch);
         Ok(token)
     }
 
     fn load_now(&self, token: &SessionToken) -> Option<Result<Option<StoredKey>, StoreError>> {
-        self.shared.hit(&token.hash()).map(|key| Ok(Some(key)))
+        self.shared.hit(&token.digest()).map(|key| Ok(Some(key)))
     }
 
     async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
         let shared = &self.shared;
-        let hash = token.hash();
+        let hash = token.digest();
         if let Some(key) = shared.hit(&hash) {
             return Ok(Some(key));
         }
@@ -491,7 +494,7 @@ impl<S: KeyStore> KeyStore for CachingStore<S> {
 
     async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
         let removed = self.inner.remove(token).await;
-        self.shared.invalidate(&token.hash());
+        self.shared.invalidate(&token.digest());
         removed
     }
 }

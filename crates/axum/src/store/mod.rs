@@ -142,7 +142,12 @@ impl SessionToken {
     /// carries.
     #[must_use]
     pub fn hash(&self) -> String {
-        hex(&Sha256::digest(self.0.as_bytes()))
+        hex(&self.digest())
+    }
+
+    /// The SHA-256 of the token, as bytes.
+    pub(crate) fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
     }
 }
 
