@@ -294,6 +294,20 @@ fn app<K: KeyStore>(
         .with_state(example_chat::AppState::new(example_chat::DEFAULT_MODEL))
 }
 
+/// The app over a database store, counted (its feed too) and cached if asked.
+async fn over_database<K: KeyStore + Clone, F: RevocationFeed>(
+    config: ModelGatesConfig,
+    calls: Arc<AtomicU64>,
+    store: K,
+    feed: Option<F>,
+    revoke: RevokeUser,
+    cache: bool,
+) -> Result<Router, StoreError> {
+    let feed = feed.map(|feed| Counted::new(feed, &calls));
+    let (store, stats) = maybe_cached(Counted::new(store, &calls), feed, cache).await?;
+    Ok(app(config, store, calls, Some(revoke), stats))
+}
+
 /// The app for `args`, with its store connected, counted, and cached if asked.
 async fn build(config: ModelGatesConfig, args: &ServeArgs) -> Result<Router, StoreError> {
     let calls = Arc::new(AtomicU64::new(0));
@@ -306,27 +320,24 @@ async fn build(config: ModelGatesConfig, args: &ServeArgs) -> Result<Router, Sto
             let revoke = revoker(store.clone(), |s: SqliteStore, user| async move {
                 s.revoke_user(&user).await
             });
-            let no_feed = None::<Counted<PostgresRevocations>>;
-            let (store, stats) = maybe_cached(Counted::new(store, &calls), no_feed, cache).await?;
-            Ok(app(config, store, calls, Some(revoke), stats))
+            let no_feed = None::<PostgresRevocations>;
+            over_database(config, calls, store, no_feed, revoke, cache).await
         }
         StoreSpec::Postgres(url) => {
             let store = PostgresStore::connect(url, &config).await?;
             let revoke = revoker(store.clone(), |s: PostgresStore, user| async move {
                 s.revoke_user(&user).await
             });
-            let feed = Some(Counted::new(store.revocations(), &calls));
-            let (store, stats) = maybe_cached(Counted::new(store, &calls), feed, cache).await?;
-            Ok(app(config, store, calls, Some(revoke), stats))
+            let feed = Some(store.revocations());
+            over_database(config, calls, store, feed, revoke, cache).await
         }
         StoreSpec::Redis(url) => {
             let store = RedisStore::connect(url, &config).await?;
             let revoke = revoker(store.clone(), |s: RedisStore, user| async move {
                 s.revoke_user(&user).await
             });
-            let feed = Some(Counted::new(store.revocations(), &calls));
-            let (store, stats) = maybe_cached(Counted::new(store, &calls), feed, cache).await?;
-            Ok(app(config, store, calls, Some(revoke), stats))
+            let feed = Some(store.revocations());
+            over_database(config, calls, store, feed, revoke, cache).await
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The cookie codecs: round trips, attributes, tampering, rotation, oversized values.
 
+use modelgates_oauth_core::{ChallengeMethod, Pkce};
+
 use super::*;
 use crate::primitives::unix_now;
 

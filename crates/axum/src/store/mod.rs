@@ -1,4 +1,4 @@
-//! Where a signed-in user's key lives: the [`KeyStore`] trait and its two built-in stores.
+//! Where a signed-in user's key lives: the [`KeyStore`] trait and the built-in stores.
 //!
 //! The layer asks the store to [save](KeyStore::save) a freshly issued key and gets back a
 //! [`SessionToken`] to put in the key cookie; on later requests it hands the token back to
@@ -14,6 +14,9 @@
 //! * `PostgresStore`, `SqliteStore` and `RedisStore` (features `postgres`, `sqlite`, `redis`)
 //!   keep keys sealed at rest in a database behind a signed session id, shared by every
 //!   instance that uses the same database and secret.
+//! * [`CachingStore`] puts an in-process cache in front of any of them, which hears every
+//!   instance's revocations through a [`RevocationFeed`] (`PostgresStore::cached()`,
+//!   `RedisStore::cached()`): database stores at cookie speed, revocation intact.
 //!
 //! The layer checks the age of every loaded key against the configured key lifetime, so a
 //! store need not. A third-party store can prove it meets the contract with the conformance

@@ -187,57 +187,58 @@ mod tests {
         conformance(&store).await;
     }
 
+    /// A `MemoryStore` with one of the faults the suite must catch.
+    #[derive(Default)]
+    struct Faulty {
+        inner: MemoryStore,
+        never_forgets: bool,
+        load_now_lies: bool,
+    }
+
+    impl KeyStore for Faulty {
+        const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
+        async fn save(&self, key: StoredKey) -> Result<SessionToken, crate::store::StoreError> {
+            self.inner.save(key).await
+        }
+        async fn load(
+            &self,
+            token: &SessionToken,
+        ) -> Result<Option<StoredKey>, crate::store::StoreError> {
+            self.inner.load(token).await
+        }
+        async fn remove(&self, token: &SessionToken) -> Result<(), crate::store::StoreError> {
+            if self.never_forgets {
+                return Ok(());
+            }
+            self.inner.remove(token).await
+        }
+        fn load_now(
+            &self,
+            _token: &SessionToken,
+        ) -> Option<Result<Option<StoredKey>, crate::store::StoreError>> {
+            self.load_now_lies.then_some(Ok(None))
+        }
+    }
+
     /// A store whose `load_now` disagrees with `load` fails the suite.
     #[tokio::test]
     #[should_panic(expected = "load_now answers as load does")]
     async fn a_store_whose_load_now_lies_fails() {
-        #[derive(Default)]
-        struct Forgetful(MemoryStore);
-        impl KeyStore for Forgetful {
-            const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
-            async fn save(&self, key: StoredKey) -> Result<SessionToken, crate::store::StoreError> {
-                self.0.save(key).await
-            }
-            async fn load(
-                &self,
-                token: &SessionToken,
-            ) -> Result<Option<StoredKey>, crate::store::StoreError> {
-                self.0.load(token).await
-            }
-            async fn remove(&self, token: &SessionToken) -> Result<(), crate::store::StoreError> {
-                self.0.remove(token).await
-            }
-            fn load_now(
-                &self,
-                _token: &SessionToken,
-            ) -> Option<Result<Option<StoredKey>, crate::store::StoreError>> {
-                Some(Ok(None))
-            }
-        }
-        conformance(&Forgetful::default()).await;
+        let store = Faulty {
+            load_now_lies: true,
+            ..Faulty::default()
+        };
+        conformance(&store).await;
     }
 
     /// A store that forgets nothing fails the suite: the suite can fail.
     #[tokio::test]
     #[should_panic(expected = "removed means gone")]
     async fn a_store_that_never_forgets_fails() {
-        #[derive(Default)]
-        struct Sticky(MemoryStore);
-        impl KeyStore for Sticky {
-            const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
-            async fn save(&self, key: StoredKey) -> Result<SessionToken, crate::store::StoreError> {
-                self.0.save(key).await
-            }
-            async fn load(
-                &self,
-                token: &SessionToken,
-            ) -> Result<Option<StoredKey>, crate::store::StoreError> {
-                self.0.load(token).await
-            }
-            async fn remove(&self, _token: &SessionToken) -> Result<(), crate::store::StoreError> {
-                Ok(())
-            }
-        }
-        conformance(&Sticky::default()).await;
+        let store = Faulty {
+            never_forgets: true,
+            ..Faulty::default()
+        };
+        conformance(&store).await;
     }
 }

@@ -2,11 +2,13 @@
 //! feed that can be cut, on Tokio's paused clock: no sleeps, no flakes.
 
 use std::sync::Mutex;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use modelgates_oauth_core::ApiKey;
 use tokio::sync::{Notify, broadcast};
+use tokio::time::Instant;
 
+use super::shared::Shared;
 use super::*;
 use crate::store::MemoryStore;
 
