@@ -274,6 +274,11 @@ async fn redis_store_conforms_seals_at_rest_revokes_and_expires() {
         .await
         .unwrap();
     assert_eq!(store.revoke_user(&user).await.unwrap(), 2);
+    assert_eq!(
+        store.revoke_user(&user).await.unwrap(),
+        0,
+        "a user without sessions"
+    );
     assert!(store.load(&token).await.unwrap().is_none());
     assert!(
         store.save(expired_key(lifetime)).await.is_err(),

@@ -36,9 +36,10 @@ const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(5);
 ///
 /// The rules it applies:
 ///
-/// * The cache is moka's, bounded in entries ([`with_max_capacity`](Self::with_max_capacity), default
-///   100,000) and in age ([`with_time_to_live`](Self::with_time_to_live), default 5 minutes). It is keyed
-///   by the session's SHA-256 ([`SessionToken::hash`]), never by the token, and holds
+/// * The cache is moka's, bounded in entries
+///   ([`with_max_capacity`](Self::with_max_capacity), default 100,000) and in age
+///   ([`with_time_to_live`](Self::with_time_to_live), default 5 minutes). It is keyed by the
+///   session's SHA-256 ([`SessionToken::hash`]), never by the token, and holds
 ///   [`StoredKey`]s, whose [`ApiKey`](modelgates_oauth_core::ApiKey) zeroizes its memory when
 ///   dropped.
 /// * A load that misses goes to the store; a store error is returned, never hidden by a stale
@@ -47,8 +48,8 @@ const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(5);
 /// * Revocations made by any instance reach this one through the feed as session hashes and
 ///   drop their entries. A load that was in flight when a revocation arrived is answered but
 ///   not cached.
-/// * The fallback TTL ([`with_fallback_ttl`](Self::with_fallback_ttl), default 5 s) bounds how long a
-///   revoked key can be served when revocations cannot be heard. An entry is served only
+/// * The fallback TTL ([`with_fallback_ttl`](Self::with_fallback_ttl), default 5 s) bounds
+///   how long a revoked key can be served when revocations cannot be heard. An entry is served only
 ///   while `now − max(loaded_at, heard_until) < fallback_ttl`, where `heard_until` is the send
 ///   time of the latest heartbeat that this instance published on the channel and heard back
 ///   on its current subscription. The channel delivers in order, so every revocation made
@@ -97,9 +98,7 @@ impl<S: fmt::Debug> fmt::Debug for CachingStore<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachingStore")
             .field("inner", &self.inner)
-            .field("max_capacity", &self.shared.cache.policy().max_capacity())
-            .field("time_to_live", &self.shared.cache.policy().time_to_live())
-            .field("fallback_ttl", &self.shared.fallback_ttl)
+            .field("bounds", &self.shared.bounds)
             .field("stats", &self.stats())
             .finish()
     }
@@ -112,65 +111,78 @@ impl<S: KeyStore> CachingStore<S> {
     pub fn new(inner: S) -> Self {
         Self {
             inner,
-            shared: Arc::new(Shared::new(
-                DEFAULT_CAPACITY,
-                DEFAULT_TIME_TO_LIVE,
-                DEFAULT_FALLBACK_TTL,
-            )),
+            shared: Arc::new(Shared::new(Bounds {
+                capacity: DEFAULT_CAPACITY,
+                time_to_live: DEFAULT_TIME_TO_LIVE,
+                fallback_ttl: DEFAULT_FALLBACK_TTL,
+            })),
         }
     }
 
-    /// Rebuilds the cache with new bounds; for the builder methods, before any use.
-    fn rebuilt(self, capacity: u64, time_to_live: Duration, fallback_ttl: Duration) -> Self {
+    /// The same store with a cache of new bounds.
+    ///
+    /// # Panics
+    ///
+    /// After [`Self::listen`]: the feed would be left listening for a cache nobody uses.
+    fn rebuilt(self, bounds: Bounds) -> Self {
+        assert!(
+            !self.is_listening(),
+            "CachingStore: call with_max_capacity, with_time_to_live and with_fallback_ttl \
+             before listen"
+        );
         Self {
             inner: self.inner,
-            shared: Arc::new(Shared::new(capacity, time_to_live, fallback_ttl)),
+            shared: Arc::new(Shared::new(bounds)),
         }
     }
 
-    fn time_to_live(&self) -> Duration {
-        self.shared
-            .cache
-            .policy()
-            .time_to_live()
-            .unwrap_or(DEFAULT_TIME_TO_LIVE)
+    fn is_listening(&self) -> bool {
+        self.shared.stop.receiver_count() > 0
     }
 
     /// At most `capacity` keys are cached; the least useful are evicted first (default
-    /// 100,000). Call before [`Self::listen`].
+    /// 100,000).
+    ///
+    /// # Panics
+    ///
+    /// When called after [`Self::listen`].
     #[must_use]
     pub fn with_max_capacity(self, capacity: u64) -> Self {
-        let (ttl, fallback) = (self.time_to_live(), self.shared.fallback_ttl);
-        self.rebuilt(capacity, ttl, fallback)
+        let bounds = Bounds {
+            capacity,
+            ..self.shared.bounds
+        };
+        self.rebuilt(bounds)
     }
 
     /// A cached key is loaded again from the store at least this often, revoked or not
-    /// (default 5 minutes). Call before [`Self::listen`].
+    /// (default 5 minutes).
+    ///
+    /// # Panics
+    ///
+    /// When called after [`Self::listen`].
     #[must_use]
     pub fn with_time_to_live(self, time_to_live: Duration) -> Self {
-        let (capacity, fallback) = (
-            self.shared
-                .cache
-                .policy()
-                .max_capacity()
-                .unwrap_or(DEFAULT_CAPACITY),
-            self.shared.fallback_ttl,
-        );
-        self.rebuilt(capacity, time_to_live, fallback)
+        let bounds = Bounds {
+            time_to_live,
+            ..self.shared.bounds
+        };
+        self.rebuilt(bounds)
     }
 
     /// The longest a key revoked elsewhere is still served when revocations cannot be heard
-    /// (default 5 s); heartbeats go out four times as often. Call before [`Self::listen`].
+    /// (default 5 s); heartbeats go out four times as often.
+    ///
+    /// # Panics
+    ///
+    /// When called after [`Self::listen`].
     #[must_use]
     pub fn with_fallback_ttl(self, fallback_ttl: Duration) -> Self {
-        let capacity = self
-            .shared
-            .cache
-            .policy()
-            .max_capacity()
-            .unwrap_or(DEFAULT_CAPACITY);
-        let ttl = self.time_to_live();
-        self.rebuilt(capacity, ttl, fallback_ttl.max(Duration::from_millis(1)))
+        let bounds = Bounds {
+            fallback_ttl: fallback_ttl.max(Duration::from_millis(1)),
+            ..self.shared.bounds
+        };
+        self.rebuilt(bounds)
     }
 
     /// Subscribes to `feed`, then keeps listening in a background task (re-subscribing when
@@ -181,7 +193,16 @@ impl<S: KeyStore> CachingStore<S> {
     /// # Errors
     ///
     /// When the first subscription fails.
+    ///
+    /// # Panics
+    ///
+    /// When this store already listens to a feed: one feed's heartbeats say nothing of
+    /// another's revocations.
     pub async fn listen<F: RevocationFeed>(self, feed: F) -> Result<Self, StoreError> {
+        assert!(
+            !self.is_listening(),
+            "CachingStore: listen to one feed only"
+        );
         let feed = Arc::new(feed);
         let subscription = feed.subscribe().await?;
         self.shared.subscribed();
@@ -192,7 +213,7 @@ impl<S: KeyStore> CachingStore<S> {
             subscription,
             stop.clone(),
         ));
-        let every = self.shared.fallback_ttl / 4;
+        let every = self.shared.bounds.fallback_ttl / 4;
         tokio::spawn(send_heartbeats(shared, feed, every, stop));
         Ok(self)
     }
@@ -270,4 +291,4 @@ mod tests;
 
 pub use feed::RevocationFeed;
 use feed::{receive, send_heartbeats};
-use shared::Shared;
+use shared::{Bounds, Shared};

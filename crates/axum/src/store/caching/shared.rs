@@ -22,9 +22,17 @@ pub(super) struct Cached {
 }
 
 /// What the cache and its feed tasks share.
+/// How big and how old the cache may grow, and how stale it may be without a feed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bounds {
+    pub(super) capacity: u64,
+    pub(super) time_to_live: Duration,
+    pub(super) fallback_ttl: Duration,
+}
+
 pub(super) struct Shared {
     pub(super) cache: Cache<Digest, Cached>,
-    pub(super) fallback_ttl: Duration,
+    pub(super) bounds: Bounds,
     /// The clock's zero: times below are nanoseconds since it.
     pub(super) origin: Instant,
     /// Bumped by every invalidation, so that a load that raced one is not cached.
@@ -46,13 +54,13 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn new(capacity: u64, time_to_live: Duration, fallback_ttl: Duration) -> Self {
+    pub(super) fn new(bounds: Bounds) -> Self {
         Self {
             cache: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(time_to_live)
+                .max_capacity(bounds.capacity)
+                .time_to_live(bounds.time_to_live)
                 .build(),
-            fallback_ttl,
+            bounds,
             origin: Instant::now(),
             invalidations: AtomicU64::new(0),
             subscribed: AtomicBool::new(false),
@@ -74,7 +82,7 @@ impl Shared {
     /// Whether an entry loaded at `loaded_at` may still be served (see the module rules).
     pub(super) fn is_fresh(&self, loaded_at: u64, now: u64) -> bool {
         let anchor = loaded_at.max(self.heard_until.load(Ordering::Acquire));
-        u128::from(now.saturating_sub(anchor)) < self.fallback_ttl.as_nanos()
+        u128::from(now.saturating_sub(anchor)) < self.bounds.fallback_ttl.as_nanos()
     }
 
     /// The cached key of a session, if fresh; a stale entry is dropped.
@@ -144,7 +152,7 @@ impl Shared {
         self.feed_losses.fetch_add(1, Ordering::Relaxed);
         if !self.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
-                fallback_ttl = ?self.fallback_ttl,
+                fallback_ttl = ?self.bounds.fallback_ttl,
                 "the revocation feed was lost; cached keys now live at most the fallback TTL \
                  until it is back"
             );

@@ -8,7 +8,7 @@ use modelgates_oauth_core::ApiKey;
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
-use super::shared::Shared;
+use super::shared::{Bounds, Shared};
 use super::*;
 use crate::store::MemoryStore;
 
@@ -364,9 +364,30 @@ async fn the_feed_tasks_stop_with_the_last_clone() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+#[should_panic(expected = "before listen")]
+async fn bounds_cannot_change_once_listening() {
+    let bus = Bus::new();
+    let _ = instance(&Database::new(&bus)).await.with_max_capacity(10);
+}
+
+#[tokio::test(start_paused = true)]
+#[should_panic(expected = "one feed only")]
+async fn a_cache_listens_to_one_feed_only() {
+    let bus = Bus::new();
+    let _ = instance(&Database::new(&bus))
+        .await
+        .listen(bus.clone())
+        .await;
+}
+
 #[test]
 fn heartbeats_of_other_instances_and_foreign_messages_are_ignored() {
-    let shared = Shared::new(10, DEFAULT_TIME_TO_LIVE, FALLBACK);
+    let shared = Shared::new(Bounds {
+        capacity: 10,
+        time_to_live: DEFAULT_TIME_TO_LIVE,
+        fallback_ttl: FALLBACK,
+    });
     shared.hear("heartbeat someone-else 1");
     shared.hear(&format!("heartbeat {} {}", shared.instance, u64::MAX - 1));
     shared.hear("not a hash");
