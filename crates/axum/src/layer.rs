@@ -303,6 +303,28 @@ impl<S: std::fmt::Debug, K> std::fmt::Debug for ModelGatesAuthService<S, K> {
     }
 }
 
+impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
+    /// Calls the (ready) inner service with what `authenticated` says, unboxed.
+    fn call_now<ReqBody>(
+        &mut self,
+        mut request: Request<ReqBody>,
+        authenticated: Authenticated,
+        mount: Option<Mount>,
+    ) -> ResponseFuture<S::Future, S::Error>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        let (cookie, plan) = annotate(
+            &self.settings,
+            &self.store,
+            &mut request,
+            authenticated,
+            mount,
+        );
+        ResponseFuture::signed_in(self.inner.call(request), cookie, plan)
+    }
+}
+
 impl<S, K, ReqBody, ResBody> Service<Request<ReqBody>> for ModelGatesAuthService<S, K>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -343,27 +365,16 @@ where
             return ResponseFuture::inner(self.inner.call(request));
         }
         let (token, needs_reissue) = match session::open::<K>(&self.settings, request.headers()) {
-            Opening::Refused(signed_out) => {
-                let (cookie, plan) =
-                    annotate(&self.settings, &self.store, &mut request, signed_out, mount);
-                return ResponseFuture::signed_in(self.inner.call(request), cookie, plan);
-            }
             Opening::Token {
                 token,
                 needs_reissue,
             } => (token, needs_reissue),
+            Opening::Refused(signed_out) => return self.call_now(request, signed_out, mount),
         };
         // A store that answers at once (the cookie, in memory, a cache hit): no boxing.
         if let Some(loaded) = self.store.load_now(&token) {
             let authenticated = conclude::<K>(&self.settings, token, needs_reissue, loaded);
-            let (cookie, plan) = annotate(
-                &self.settings,
-                &self.store,
-                &mut request,
-                authenticated,
-                mount,
-            );
-            return ResponseFuture::signed_in(self.inner.call(request), cookie, plan);
+            return self.call_now(request, authenticated, mount);
         }
         // The store must wait (a database). The ready service is the one to call; leave a
         // fresh clone in its place.
