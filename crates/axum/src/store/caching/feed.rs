@@ -12,7 +12,7 @@ use crate::store::StoreError;
 
 /// A publish/subscribe channel on which every instance hears the sessions revoked anywhere.
 ///
-/// The store behind the cache publishes the [hash](SessionToken::hash) of every session it
+/// The store behind the cache publishes the [hash](crate::store::SessionToken::hash) of every session it
 /// revokes; the cache subscribes, and publishes its own heartbeats to learn how far behind
 /// the channel it is. Implemented by [`PostgresRevocations`](crate::store::PostgresRevocations)
 /// (`LISTEN`/`NOTIFY`) and [`RedisRevocations`](crate::store::RedisRevocations) (pub/sub).
