@@ -16,8 +16,9 @@
 //! Environment: `PORT` (3000), `PUBLIC_URL` (`http://localhost:$PORT`), `MODELGATES_BASE_URL`
 //! (unset: an emulator is started in-process so the app runs with no network at all),
 //! `MODELGATES_COOKIE_SECRET` (generated with a warning), `MODELGATES_MODEL`
-//! (`openai/gpt-5.2`), `MODELGATES_KEY_STORE` (`cookie`), `MODELGATES_APP_URL` (the public
-//! URL) and `MODELGATES_APP_TITLE` (`ModelGates chat example`).
+//! (`openai/gpt-5.2`), `MODELGATES_KEY_STORE` (`cookie`), `MODELGATES_KEY_CACHE` (`on`: the
+//! PostgreSQL and Redis stores behind their `CachingStore`; `off`), `MODELGATES_APP_URL` (the
+//! public URL) and `MODELGATES_APP_TITLE` (`ModelGates chat example`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -101,14 +102,19 @@ pub struct Settings {
     /// `MODELGATES_KEY_STORE`: `cookie` (default), `memory`, `sqlite:PATH`, `postgres://…` or
     /// `redis://…`.
     pub key_store: Option<String>,
+    /// `MODELGATES_KEY_CACHE`: `on` (default) puts a PostgreSQL or Redis store behind its
+    /// `CachingStore`, which hears every instance's revocations; `off` asks the database on
+    /// every request.
+    pub key_cache: bool,
 }
 
 impl Settings {
-    /// Reads `PORT`, `PUBLIC_URL`, `MODELGATES_BASE_URL` and `MODELGATES_MODEL`.
+    /// Reads `PORT`, `PUBLIC_URL`, `MODELGATES_BASE_URL`, `MODELGATES_MODEL`,
+    /// `MODELGATES_KEY_STORE` and `MODELGATES_KEY_CACHE`.
     ///
     /// # Errors
     ///
-    /// When `PORT` is not a port number.
+    /// When `PORT` is not a port number or `MODELGATES_KEY_CACHE` is neither `on` nor `off`.
     pub fn from_env() -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let port = match var("PORT") {
@@ -118,12 +124,22 @@ impl Settings {
                 .map_err(|_| format!("PORT must be a port number, not `{port}`"))?,
             None => 3000,
         };
+        let key_cache = match var("MODELGATES_KEY_CACHE").as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(format!(
+                    "MODELGATES_KEY_CACHE must be `on` or `off`, not `{other}`"
+                ));
+            }
+        };
         Ok(Self {
             port,
             public_url: var("PUBLIC_URL"),
             base_url: var("MODELGATES_BASE_URL"),
             model: var("MODELGATES_MODEL").unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
             key_store: var("MODELGATES_KEY_STORE"),
+            key_cache,
         })
     }
 }
@@ -179,39 +195,40 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         None => println!("ModelGates: {base_url}"),
     }
     let store = settings.key_store.as_deref().unwrap_or("cookie");
+    let cached = settings.key_cache && (is_postgres(store) || is_redis(store));
     // Printed once the store is ready, so the App line means "ready to serve".
     let announce = || {
-        println!("Keys kept in: {}", store_label(store));
+        let cache = if cached {
+            ", cached (revocations heard from every instance)"
+        } else {
+            ""
+        };
+        println!("Keys kept in: {}{cache}", store_label(store));
         println!("App: {public_url} (listening on 127.0.0.1:{port})");
     };
     let model = settings.model;
-    match store {
-        "cookie" => {
-            announce();
-            serve(listener, app(layer, model)).await?;
-        }
-        "memory" => {
-            announce();
-            serve(
-                listener,
-                app(layer.with_store(MemoryStore::default()), model),
-            )
-            .await?;
-        }
-        url if url.starts_with("sqlite:") => {
-            let store = SqliteStore::connect(url, &config).await?;
-            announce();
-            serve(listener, app(layer.with_store(store), model)).await?;
-        }
-        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+    let app = match store {
+        "cookie" => app(layer, model),
+        "memory" => app(layer.with_store(MemoryStore::default()), model),
+        url if url.starts_with("sqlite:") => app(
+            layer.with_store(SqliteStore::connect(url, &config).await?),
+            model,
+        ),
+        url if is_postgres(url) => {
             let store = PostgresStore::connect(url, &config).await?;
-            announce();
-            serve(listener, app(layer.with_store(store), model)).await?;
+            if cached {
+                app(layer.with_store(store.cached().await?), model)
+            } else {
+                app(layer.with_store(store), model)
+            }
         }
-        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+        url if is_redis(url) => {
             let store = RedisStore::connect(url, &config).await?;
-            announce();
-            serve(listener, app(layer.with_store(store), model)).await?;
+            if cached {
+                app(layer.with_store(store.cached().await?), model)
+            } else {
+                app(layer.with_store(store), model)
+            }
         }
         other => {
             return Err(format!(
@@ -220,9 +237,19 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             )
             .into());
         }
-    }
+    };
+    announce();
+    serve(listener, app).await?;
     drop(emulator);
     Ok(())
+}
+
+fn is_postgres(store: &str) -> bool {
+    store.starts_with("postgres://") || store.starts_with("postgresql://")
+}
+
+fn is_redis(store: &str) -> bool {
+    store.starts_with("redis://") || store.starts_with("rediss://")
 }
 
 /// Where the keys live, for the banner; database URLs are cut at their scheme so no password

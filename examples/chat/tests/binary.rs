@@ -22,6 +22,7 @@ fn example_chat() -> Command {
         "MODELGATES_BASE_URL",
         "MODELGATES_COOKIE_SECRET",
         "MODELGATES_KEY_STORE",
+        "MODELGATES_KEY_CACHE",
     ] {
         command.env_remove(var);
     }
@@ -124,6 +125,55 @@ async fn a_sqlite_key_store_is_created_and_named_without_secrets() {
     );
     assert!(path.exists(), "the database file is created with its table");
     let _ = std::fs::remove_file(&path);
+}
+
+/// A Redis store is cached by default, and the banner says so without the URL; `off` turns
+/// the cache off. Runs when `.ci/run` started Redis (`MODELGATES_TEST_REDIS_URL`).
+#[tokio::test]
+async fn a_redis_key_store_is_cached_unless_asked_not_to() {
+    let Ok(url) = std::env::var("MODELGATES_TEST_REDIS_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "MODELGATES_TEST_REDIS_URL is not set"
+        );
+        eprintln!("SKIPPED: MODELGATES_TEST_REDIS_URL is not set");
+        return;
+    };
+    for (cache, expected) in [
+        (
+            None,
+            "Keys kept in: redis, cached (revocations heard from every instance)",
+        ),
+        (Some("off"), "Keys kept in: redis"),
+    ] {
+        let mut command = example_chat();
+        command.env("MODELGATES_KEY_STORE", &url);
+        if let Some(cache) = cache {
+            command.env("MODELGATES_KEY_CACHE", cache);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = banner(&mut child);
+        let _guard = Killed(child);
+        assert!(lines.iter().any(|l| l == expected), "{lines:?}");
+    }
+}
+
+#[test]
+fn a_key_cache_setting_other_than_on_or_off_is_a_clear_startup_error() {
+    let output = example_chat()
+        .env("MODELGATES_KEY_CACHE", "maybe")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("MODELGATES_KEY_CACHE must be `on` or `off`, not `maybe`"),
+        "{stderr}"
+    );
 }
 
 #[test]
