@@ -39,35 +39,6 @@ pub(crate) struct Authenticated {
     pub(crate) token: Option<SessionToken>,
 }
 
-/// Signs a user out after a handler asked for it with [`SignOut`](crate::api::SignOut): the
-/// store forgets the session (`removal`), the key cookie is deleted, and a browser
-/// (`Accept: text/html`) is sent to sign in again, back to this page for a `GET`.
-pub(crate) async fn sign_out<B>(
-    settings: &Settings,
-    removal: Option<impl Future<Output = Result<(), StoreError>>>,
-    request: &RequestSummary,
-    response: Response<B>,
-) -> Response<Body>
-where
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    if let Some(removal) = removal {
-        if let Err(error) = removal.await {
-            tracing::warn!(%error, "the key store failed to forget a rejected key");
-        }
-    }
-    tracing::info!("ModelGates rejected the key; signed out");
-    let mut response = if request.wants_page {
-        let here = (request.method == Method::GET).then_some(&request.uri);
-        see_other(&login_location(&request.login_path, here))
-    } else {
-        response.map(Body::new)
-    };
-    set_cookie(&mut response, settings.codec.clear_key());
-    response
-}
-
 /// A store's `remove`, behind a trait object, so that a response future can sign a user out
 /// without naming the store's type. Boxed only when a sign-out actually happens.
 pub(crate) trait RemoveSession: Send + Sync + 'static {
@@ -95,14 +66,28 @@ pub(crate) struct SignOutPlan {
 }
 
 impl SignOutPlan {
-    /// Signs the user out on the way out of `response`.
+    /// Signs the user out on the way out of `response`, after a handler asked for it with
+    /// [`SignOut`](crate::api::SignOut): the store forgets the session, the key cookie is
+    /// deleted, and a browser (`Accept: text/html`) is sent to sign in again, back to this page
+    /// for a `GET`.
     pub(crate) async fn run<B>(self, response: Response<B>) -> Response<Body>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let removal = self.store.remove_boxed(&self.token);
-        sign_out(&self.settings, Some(removal), &self.request, response).await
+        if let Err(error) = self.store.remove_boxed(&self.token).await {
+            tracing::warn!(%error, "the key store failed to forget a rejected key");
+        }
+        tracing::info!("ModelGates rejected the key; signed out");
+        let request = &self.request;
+        let mut response = if request.wants_page {
+            let here = (request.method == Method::GET).then_some(&request.uri);
+            see_other(&login_location(&request.login_path, here))
+        } else {
+            response.map(Body::new)
+        };
+        set_cookie(&mut response, self.settings.codec.clear_key());
+        response
     }
 }
 

@@ -29,6 +29,24 @@ fn example_chat() -> Command {
     command
 }
 
+/// Starts `command` and reads its banner; the process stops when the guard is dropped.
+fn serving(command: &mut Command) -> (Vec<String>, Killed) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = banner(&mut child);
+    (lines, Killed(child))
+}
+
+/// Runs `command`, which must refuse to start; its stderr.
+fn startup_error(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// Reads stdout up to and including the `App:` line.
 fn banner(child: &mut Child) -> Vec<String> {
     let mut lines = Vec::new();
@@ -45,13 +63,7 @@ fn banner(child: &mut Child) -> Vec<String> {
 
 #[tokio::test]
 async fn runs_on_the_embedded_emulator_with_nothing_set() {
-    let mut child = example_chat()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = banner(&mut child);
-    let _guard = Killed(child);
+    let (lines, _guard) = serving(&mut example_chat());
     let emulator = lines
         .iter()
         .find_map(|l| l.strip_prefix("ModelGates emulator (consent page, no real money): "))
@@ -111,14 +123,8 @@ async fn runs_on_the_embedded_emulator_with_nothing_set() {
 async fn a_sqlite_key_store_is_created_and_named_without_secrets() {
     let path = std::env::temp_dir().join(format!("example-chat-{}.db", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    let mut child = example_chat()
-        .env("MODELGATES_KEY_STORE", format!("sqlite:{}", path.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = banner(&mut child);
-    let _guard = Killed(child);
+    let (lines, _guard) =
+        serving(example_chat().env("MODELGATES_KEY_STORE", format!("sqlite:{}", path.display())));
     assert!(
         lines.iter().any(|l| l == "Keys kept in: sqlite"),
         "{lines:?}"
@@ -151,25 +157,14 @@ async fn a_redis_key_store_is_cached_unless_asked_not_to() {
         if let Some(cache) = cache {
             command.env("MODELGATES_KEY_CACHE", cache);
         }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = banner(&mut child);
-        let _guard = Killed(child);
+        let (lines, _guard) = serving(&mut command);
         assert!(lines.iter().any(|l| l == expected), "{lines:?}");
     }
 }
 
 #[test]
 fn a_key_cache_setting_other_than_on_or_off_is_a_clear_startup_error() {
-    let output = example_chat()
-        .env("MODELGATES_KEY_CACHE", "maybe")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = startup_error(example_chat().env("MODELGATES_KEY_CACHE", "maybe"));
     assert!(
         stderr.contains("MODELGATES_KEY_CACHE must be `on` or `off`, not `maybe`"),
         "{stderr}"
@@ -178,12 +173,7 @@ fn a_key_cache_setting_other_than_on_or_off_is_a_clear_startup_error() {
 
 #[test]
 fn an_unknown_key_store_is_a_clear_startup_error() {
-    let output = example_chat()
-        .env("MODELGATES_KEY_STORE", "mongodb://nope")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = startup_error(example_chat().env("MODELGATES_KEY_STORE", "mongodb://nope"));
     assert!(
         stderr.contains("MODELGATES_KEY_STORE `mongodb://nope` is not one of"),
         "{stderr}"

@@ -55,9 +55,17 @@ const CHANNEL: &str = "modelgates_revoked";
 
 /// The revocation feed of a [`PostgresStore`]: `LISTEN modelgates_revoked` on a connection of
 /// its own, and heartbeats with `pg_notify`. Made by [`SqlStore::revocations`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PostgresRevocations {
     pool: PgPool,
+}
+
+impl std::fmt::Debug for PostgresRevocations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresRevocations")
+            .field("channel", &CHANNEL)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RevocationFeed for PostgresRevocations {
