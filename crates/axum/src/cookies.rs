@@ -1,28 +1,11 @@
-//! The two cookies: the encrypted flow cookie and the protected key cookie, and secret rotation.
+//! The layer's cookies: one [`CookieSpec`] per cookie (its attributes as data, resolved at
+//! startup), how our cookies are found in a request, and the key cookie's protection. The
+//! rules the cookies follow are documented once, on
+//! [`ModelGatesConfig`](crate::ModelGatesConfig#cookies).
 //!
-//! The rules this module applies:
-//!
-//! * **Flow cookie** (between `/login` and `/callback`): AES-256-GCM-encrypted and
-//!   authenticated with the `cookie` crate's private jar, with the cookie's name as associated
-//!   data and a purpose tag inside, so no other value of ours can stand in for it. It holds the
-//!   per-flow binding id, the PKCE verifier and method, `return_to` and the issue time; a proxy
-//!   log or HAR file that records it together with a callback URL learns nothing it can redeem.
-//!   It is checked (authenticity, then age) before any call to ModelGates.
-//! * **Key cookie**: the store's token, AES-256-GCM-encrypted and authenticated with the
-//!   cookie's name as associated data (the private jar), or HMAC-signed and purpose-tagged for
-//!   stores whose token is only an opaque id.
-//! * Both are `HttpOnly`, `Path=/`, and `Secure` with a `__Host-` name on https. The flow
-//!   cookie is `SameSite=Lax` (the callback is a top-level cross-site navigation, which
-//!   `Strict` would break); the key cookie is `Lax` unless configured `Strict`. With a
-//!   configured cookie Domain the key cookie carries it and a `__Secure-` name instead.
-//! * **Rotation**: values are made with the newest secret and opened with any configured one,
-//!   newest first; a value opened with an older secret is reported so the caller re-issues it.
-//! * Values longer than 4096 bytes are refused before any cryptography, and at most
-//!   three cookies of one name are tried, so a header stuffed with thousands of
-//!   them costs a few decryptions, not thousands.
-//! * The `Cookie` header is read as bytes, pair by pair: a pair that is not ours is skipped
-//!   whatever bytes it holds, so a sibling subdomain's `tracker=café` does not hide our
-//!   cookies.
+//! Key cookie values are opened here with AES-256-GCM ciphers and HMAC-SHA256 keys prepared at
+//! startup, in the formats of the `cookie` crate's private and signed jars (which seal them).
+//! The flow cookie's value is sealed by oauth-core's `FlowSealer` (see `flow::state`).
 
 use std::time::Duration;
 
@@ -38,11 +21,8 @@ use zeroize::Zeroizing;
 
 use crate::store::TokenProtection;
 
-mod flow_state;
 #[cfg(test)]
 mod tests;
-
-pub(crate) use flow_state::{FlowId, FlowState};
 
 /// The longest cookie value this crate will try to open.
 pub(crate) const MAX_COOKIE_VALUE: usize = 4096;
@@ -50,7 +30,6 @@ pub(crate) const MAX_COOKIE_VALUE: usize = 4096;
 /// How many cookies of one name are tried at most.
 pub(crate) const MAX_CANDIDATES: usize = 3;
 
-const FLOW_PURPOSE: &str = "flow2.";
 const SESSION_PURPOSE: &str = "sid1.";
 
 /// A successfully opened value, and whether it was made with an older secret.
@@ -68,23 +47,96 @@ const BASE64_DIGEST_LEN: usize = 44;
 
 type HmacSha256 = Hmac<sha2_for_hmac::Sha256>;
 
-/// The cookie keys (newest first), names and attributes.
+/// One cookie's attributes, resolved once at startup. Every cookie of ours is `HttpOnly`
+/// with `Path=/`.
+#[derive(Debug, Clone)]
+pub(crate) struct CookieSpec {
+    pub(crate) name: String,
+    pub(crate) same_site: SameSite,
+    /// `None`: host-only.
+    pub(crate) domain: Option<String>,
+    pub(crate) secure: bool,
+}
+
+impl CookieSpec {
+    /// A host-only `SameSite=Lax` cookie.
+    pub(crate) fn host_only(name: String, secure: bool) -> Self {
+        Self {
+            name,
+            same_site: SameSite::Lax,
+            domain: None,
+            secure,
+        }
+    }
+
+    /// The values of this cookie in `headers`, at most [`MAX_CANDIDATES`] of them.
+    ///
+    /// A browser may send several cookies of one name (set on different paths or by a
+    /// subdomain); the first that authenticates wins, the rest are ignored. Pairs are split
+    /// as bytes, so another cookie's non-ASCII bytes cannot hide ours.
+    pub(crate) fn values<'h>(&'h self, headers: &'h HeaderMap) -> impl Iterator<Item = &'h str> {
+        let name = self.name.as_bytes();
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .flat_map(|value| value.as_bytes().split(|&byte| byte == b';'))
+            .filter_map(move |pair| {
+                let (pair_name, value) = pair.split_at(pair.iter().position(|&b| b == b'=')?);
+                (pair_name.trim_ascii() == name).then(|| value[1..].trim_ascii())
+            })
+            // Our values are ASCII: a value that is not cannot be ours.
+            .filter_map(|value| std::str::from_utf8(value).ok())
+            .take(MAX_CANDIDATES)
+    }
+
+    /// Whether the request carries this cookie at all.
+    pub(crate) fn is_present(&self, headers: &HeaderMap) -> bool {
+        self.values(headers).next().is_some()
+    }
+
+    fn build(&self, value: String) -> Cookie<'static> {
+        let mut cookie = Cookie::build((self.name.clone(), value))
+            .http_only(true)
+            .same_site(self.same_site)
+            .path("/")
+            .secure(self.secure)
+            .build();
+        if let Some(domain) = &self.domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie
+    }
+
+    /// `Set-Cookie` carrying `value` for `max_age`.
+    pub(crate) fn set(&self, value: String, max_age: Duration) -> HeaderValue {
+        let mut cookie = self.build(value);
+        cookie.set_max_age(time::Duration::seconds(
+            i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX / 1000),
+        ));
+        header_value(&cookie)
+    }
+
+    /// `Set-Cookie` that deletes the cookie.
+    pub(crate) fn removal(&self) -> HeaderValue {
+        let mut cookie = self.build(String::new());
+        cookie.make_removal();
+        header_value(&cookie)
+    }
+}
+
+/// The key cookie: its spec, and the cookie keys (newest first) that protect its token.
 #[derive(Clone)]
-pub(crate) struct CookieCodec {
+pub(crate) struct KeyCookie {
+    pub(crate) spec: CookieSpec,
     keys: Vec<Key>,
     /// AES-256-GCM with each key's encryption half, expanded once rather than per request.
     ciphers: Vec<Aes256Gcm>,
     /// HMAC-SHA256 keyed with each key's signing half, its key blocks hashed once.
     macs: Vec<HmacSha256>,
-    pub(crate) flow_name: String,
-    pub(crate) key_name: String,
-    secure: bool,
-    key_same_site: SameSite,
-    key_domain: Option<String>,
 }
 
-impl CookieCodec {
-    pub(crate) fn new(keys: Vec<Key>, flow_name: String, key_name: String, secure: bool) -> Self {
+impl KeyCookie {
+    pub(crate) fn new(spec: CookieSpec, keys: Vec<Key>) -> Self {
         assert!(!keys.is_empty(), "at least the current secret");
         let ciphers = keys
             .iter()
@@ -95,65 +147,57 @@ impl CookieCodec {
             .map(|key| <HmacSha256 as Mac>::new_from_slice(key.signing()).expect("any key length"))
             .collect();
         Self {
+            spec,
             keys,
             ciphers,
             macs,
-            flow_name,
-            key_name,
-            secure,
-            key_same_site: SameSite::Lax,
-            key_domain: None,
         }
     }
 
-    /// The key cookie's `SameSite` and `Domain` (the flow cookie is always `Lax`, host-only).
-    pub(crate) fn with_key_attributes(
-        mut self,
-        same_site: SameSite,
-        domain: Option<String>,
-    ) -> Self {
-        self.key_same_site = same_site;
-        self.key_domain = domain;
-        self
+    /// Whether the request carries a key cookie at all.
+    pub(crate) fn is_present(&self, headers: &HeaderMap) -> bool {
+        self.spec.is_present(headers)
     }
 
-    fn newest(&self) -> &Key {
-        &self.keys[0]
+    /// `Set-Cookie` carrying a store token.
+    pub(crate) fn set(
+        &self,
+        token: &str,
+        protection: TokenProtection,
+        max_age: Duration,
+    ) -> HeaderValue {
+        let value = match protection {
+            TokenProtection::Encrypted => self.seal_private(token),
+            TokenProtection::Signed => self.seal_signed(token),
+        };
+        self.spec.set(value, max_age)
     }
 
-    /// The values of cookies named `name`, out of every `Cookie` header, at most
-    /// [`MAX_CANDIDATES`] of them.
-    ///
-    /// A browser may send several cookies of one name (set on different paths or by a
-    /// subdomain); the first that authenticates wins, the rest are ignored. Pairs are split
-    /// as bytes, so another cookie's non-ASCII bytes cannot hide ours.
-    fn candidates<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h str> + 'h {
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .flat_map(|value| value.as_bytes().split(|&byte| byte == b';'))
-            .filter_map(move |pair| {
-                let (pair_name, value) = pair.split_at(pair.iter().position(|&b| b == b'=')?);
-                (pair_name.trim_ascii() == name.as_bytes()).then(|| value[1..].trim_ascii())
-            })
-            // Our values are ASCII: a value that is not cannot be ours.
-            .filter_map(|value| std::str::from_utf8(value).ok())
-            .take(MAX_CANDIDATES)
-    }
-
-    /// Whether a cookie named `name` is present at all.
-    pub(crate) fn is_present(headers: &HeaderMap, name: &str) -> bool {
-        Self::candidates(headers, name).next().is_some()
-    }
-
-    /// Opens our cookie `name` with the first key that authenticates it, newest first.
-    fn open(
+    /// Opens the key cookie's token, if present and authentic.
+    pub(crate) fn open(
         &self,
         headers: &HeaderMap,
-        name: &str,
+        protection: TokenProtection,
+    ) -> Option<Opened<String>> {
+        match protection {
+            TokenProtection::Encrypted => self.open_private(headers),
+            TokenProtection::Signed => self.open_signed(headers),
+        }
+    }
+
+    /// `Set-Cookie` that deletes the key cookie.
+    pub(crate) fn clear(&self) -> HeaderValue {
+        self.spec.removal()
+    }
+
+    /// Opens our cookie with the first key that authenticates it, newest first.
+    fn open_with(
+        &self,
+        headers: &HeaderMap,
         unseal: impl Fn(usize, &str) -> Option<String>,
     ) -> Option<Opened<String>> {
-        Self::candidates(headers, name)
+        self.spec
+            .values(headers)
             .filter(|value| value.len() <= MAX_COOKIE_VALUE)
             .find_map(|value| {
                 (0..self.keys.len()).find_map(|index| {
@@ -169,13 +213,8 @@ impl CookieCodec {
     ///
     /// The format is the `cookie` crate's signed jar's (which signs our values), verified here
     /// with a MAC keyed at startup, without copying the value.
-    fn open_signed(
-        &self,
-        headers: &HeaderMap,
-        name: &str,
-        purpose: &str,
-    ) -> Option<Opened<String>> {
-        self.open(headers, name, |index, value| {
+    fn open_signed(&self, headers: &HeaderMap) -> Option<Opened<String>> {
+        self.open_with(headers, |index, value| {
             if !value.is_char_boundary(BASE64_DIGEST_LEN) {
                 return None;
             }
@@ -185,7 +224,7 @@ impl CookieCodec {
             let mut mac = self.macs[index].clone();
             mac.update(signed.as_bytes());
             mac.verify_slice(&decoded[..length]).ok()?;
-            let encoded = signed.strip_prefix(purpose)?;
+            let encoded = signed.strip_prefix(SESSION_PURPOSE)?;
             String::from_utf8(URL_SAFE_NO_PAD.decode(encoded).ok()?).ok()
         })
     }
@@ -195,8 +234,9 @@ impl CookieCodec {
     /// The format is the `cookie` crate's private jar's (which seals our values), opened here
     /// with the ciphers expanded at startup and in place, in the one buffer base64 decoding
     /// needs: the same AES-256-GCM check, without a key schedule and four copies per request.
-    fn open_private(&self, headers: &HeaderMap, name: &str) -> Option<Opened<String>> {
-        self.open(headers, name, |index, value| {
+    fn open_private(&self, headers: &HeaderMap) -> Option<Opened<String>> {
+        let name = self.spec.name.as_bytes();
+        self.open_with(headers, |index, value| {
             let mut data = Zeroizing::new(STANDARD.decode(value).ok()?);
             if data.len() < NONCE_LEN + TAG_LEN {
                 return None;
@@ -206,7 +246,7 @@ impl CookieCodec {
             self.ciphers[index]
                 .decrypt_in_place_detached(
                     Nonce::from_slice(nonce),
-                    name.as_bytes(),
+                    name,
                     message,
                     Tag::from_slice(tag),
                 )
@@ -220,110 +260,23 @@ impl CookieCodec {
     }
 
     /// Signs `payload`, base64url-encoded first so that any text makes a valid cookie value.
-    fn seal_signed(&self, name: &str, purpose: &str, payload: &str) -> String {
+    fn seal_signed(&self, payload: &str) -> String {
         let encoded = URL_SAFE_NO_PAD.encode(payload);
+        let name = &self.spec.name;
         let mut jar = CookieJar::new();
-        jar.signed_mut(self.newest())
-            .add(Cookie::new(name.to_owned(), format!("{purpose}{encoded}")));
-        jar.get(name).expect("just added").value().to_owned()
-    }
-
-    fn seal_private(&self, name: &str, payload: &str) -> String {
-        let mut jar = CookieJar::new();
-        jar.private_mut(self.newest())
-            .add(Cookie::new(name.to_owned(), payload.to_owned()));
-        jar.get(name).expect("just added").value().to_owned()
-    }
-
-    /// A cookie with the attributes every cookie of ours has, and the key cookie's own.
-    fn with_attributes(&self, name: &str, value: String) -> Cookie<'static> {
-        let is_key = name == self.key_name;
-        let mut cookie = Cookie::build((name.to_owned(), value))
-            .http_only(true)
-            .same_site(if is_key {
-                self.key_same_site
-            } else {
-                SameSite::Lax
-            })
-            .path("/")
-            .secure(self.secure)
-            .build();
-        if let Some(domain) = self.key_domain.as_ref().filter(|_| is_key) {
-            cookie.set_domain(domain.clone());
-        }
-        cookie
-    }
-
-    fn build(&self, name: &str, value: String, max_age: Duration) -> HeaderValue {
-        let mut cookie = self.with_attributes(name, value);
-        cookie.set_max_age(time::Duration::seconds(
-            i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX / 1000),
+        jar.signed_mut(&self.keys[0]).add(Cookie::new(
+            name.clone(),
+            format!("{SESSION_PURPOSE}{encoded}"),
         ));
-        header_value(&cookie)
+        jar.get(name).expect("just added").value().to_owned()
     }
 
-    fn removal(&self, name: &str) -> HeaderValue {
-        let mut cookie = self.with_attributes(name, String::new());
-        cookie.make_removal();
-        header_value(&cookie)
-    }
-
-    // --- the flow cookie ---
-
-    /// `Set-Cookie` for a new flow.
-    pub(crate) fn flow_cookie(&self, flow: &FlowState, max_age: Duration) -> HeaderValue {
-        let payload = Zeroizing::new(format!("{FLOW_PURPOSE}{}", flow.encode().as_str()));
-        let value = self.seal_private(&self.flow_name, &payload);
-        self.build(&self.flow_name, value, max_age)
-    }
-
-    /// Opens the flow cookie: `Ok(None)` when absent, `Err` when present but not authentic.
-    pub(crate) fn open_flow(&self, headers: &HeaderMap) -> Result<Option<FlowState>, ()> {
-        if !Self::is_present(headers, &self.flow_name) {
-            return Ok(None);
-        }
-        let opened = self.open_private(headers, &self.flow_name).ok_or(())?;
-        let payload = Zeroizing::new(opened.value);
-        let json = payload.strip_prefix(FLOW_PURPOSE).ok_or(())?;
-        FlowState::decode(json).map(Some).ok_or(())
-    }
-
-    /// `Set-Cookie` that deletes the flow cookie.
-    pub(crate) fn clear_flow(&self) -> HeaderValue {
-        self.removal(&self.flow_name)
-    }
-
-    // --- the key cookie ---
-
-    /// `Set-Cookie` carrying a store token.
-    pub(crate) fn key_cookie(
-        &self,
-        token: &str,
-        protection: TokenProtection,
-        max_age: Duration,
-    ) -> HeaderValue {
-        let value = match protection {
-            TokenProtection::Encrypted => self.seal_private(&self.key_name, token),
-            TokenProtection::Signed => self.seal_signed(&self.key_name, SESSION_PURPOSE, token),
-        };
-        self.build(&self.key_name, value, max_age)
-    }
-
-    /// Opens the key cookie's token, if present and authentic.
-    pub(crate) fn open_key(
-        &self,
-        headers: &HeaderMap,
-        protection: TokenProtection,
-    ) -> Option<Opened<String>> {
-        match protection {
-            TokenProtection::Encrypted => self.open_private(headers, &self.key_name),
-            TokenProtection::Signed => self.open_signed(headers, &self.key_name, SESSION_PURPOSE),
-        }
-    }
-
-    /// `Set-Cookie` that deletes the key cookie.
-    pub(crate) fn clear_key(&self) -> HeaderValue {
-        self.removal(&self.key_name)
+    fn seal_private(&self, payload: &str) -> String {
+        let name = &self.spec.name;
+        let mut jar = CookieJar::new();
+        jar.private_mut(&self.keys[0])
+            .add(Cookie::new(name.clone(), payload.to_owned()));
+        jar.get(name).expect("just added").value().to_owned()
     }
 }
 

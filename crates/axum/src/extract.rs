@@ -1,9 +1,11 @@
 //! [`ModelGatesKey`]: the signed-in user's key, as an axum extractor.
 //!
 //! The rules: with [`ModelGatesAuth`](crate::ModelGatesAuth) in front and a valid key cookie,
-//! extraction succeeds. Signed out, a browser navigation (`GET` or `HEAD` whose `Accept` holds
-//! `text/html`) is redirected with a 303 to the login route with `return_to` set to this page;
-//! any other request gets a 401 with a JSON error. Without the layer, extraction fails with a
+//! extraction succeeds. Signed out, a browser is redirected with a 303 to the login route: a
+//! navigation (`GET` or `HEAD` whose `Accept` holds `text/html`) comes back to this page, a
+//! form post (any other method whose `Accept` holds `text/html`) to the page the form was on
+//! when the `Referer` names a page of this app's origin, else to `/`. Any other request gets a
+//! 401 with a JSON error. Without the layer, extraction fails with a
 //! 500 whose message names `ModelGatesAuth`, since that is a bug in the app, not in the request.
 //! `Option<ModelGatesKey>` never rejects a signed-out request: it yields `None`.
 
@@ -16,8 +18,8 @@ use http::request::Parts;
 use http::{Extensions, StatusCode, Uri};
 use modelgates_oauth_core::{ApiKey, KeyInfo, ModelGatesClient, ModelInfo, RequestError};
 
-use crate::response::{is_navigation, json_error, see_other};
-use crate::return_to::is_safe_return_to;
+use crate::flow::is_safe_return_to;
+use crate::response::{accepts_html, is_navigation, json_error, see_other};
 
 /// The signed-in user's ModelGates key, with the layer's pooled HTTP clients. Cheap to clone.
 ///
@@ -137,6 +139,36 @@ impl ModelGatesKey {
         self.0.client.models().await
     }
 
+    /// Starts a streamed completion with this key and relays it as server-sent events (see
+    /// [`sse`](crate::sse)). `stream: true` is set on the request.
+    ///
+    /// # Errors
+    ///
+    /// An [`ApiError`](crate::api::ApiError) when ModelGates refuses to start the stream;
+    /// returned from a handler, [`ApiError::KeyRejected`](crate::api::ApiError::KeyRejected)
+    /// signs the user out.
+    #[cfg(feature = "openai")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
+    pub async fn stream_chat(
+        &self,
+        mut request: modelgates_oauth_core::async_openai::types::chat::CreateChatCompletionRequest,
+    ) -> Result<
+        axum::response::sse::Sse<
+            impl futures_util::Stream<
+                Item = Result<axum::response::sse::Event, std::convert::Infallible>,
+            > + Send
+            + use<>,
+        >,
+        crate::api::ApiError,
+    > {
+        request.stream = Some(true);
+        let upstream = self.openai_stream().chat().create_stream(request).await?;
+        Ok(crate::sse::relay(
+            upstream,
+            self.client().stream_idle_timeout(),
+        ))
+    }
+
     /// The key from a request's extensions, for tower services without axum's extractors:
     /// `Ok(Some(key))` signed in, `Ok(None)` signed out.
     ///
@@ -160,6 +192,8 @@ pub(crate) struct AuthContext {
     pub(crate) login_path: Arc<str>,
     /// The URI as the layer saw it, before any nested router stripped a prefix.
     pub(crate) original_uri: Uri,
+    /// The app's public origin, to recognise its own pages in a `Referer`.
+    pub(crate) public_origin: Arc<str>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ModelGatesKey {
@@ -189,25 +223,40 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ModelGatesKey {
 }
 
 fn signed_out(parts: &Parts, context: &AuthContext) -> ModelGatesKeyRejection {
-    if !is_navigation(&parts.method, &parts.headers) {
-        return ModelGatesKeyRejection::SignedOut {
-            login: None,
-            login_path: context.login_path.to_string(),
-        };
-    }
-    let login = login_location(&context.login_path, Some(&context.original_uri));
+    let login = accepts_html(&parts.headers).then(|| {
+        let back = come_back_to(&parts.method, &parts.headers, context);
+        login_url(&context.login_path, &back)
+    });
     ModelGatesKeyRejection::SignedOut {
-        login: Some(login),
+        login,
         login_path: context.login_path.to_string(),
     }
 }
 
-/// The login route, coming back to `here` when it is a safe local target.
-pub(crate) fn login_location(login_path: &str, here: Option<&Uri>) -> String {
-    let here = here
-        .and_then(Uri::path_and_query)
-        .map_or("/", |pq| pq.as_str());
-    login_url(login_path, here)
+/// Where a browser that must sign in first comes back to: the page itself for a navigation;
+/// for a form post, the page the form was on when the `Referer` is a page of this app's
+/// origin; `/` otherwise.
+pub(crate) fn come_back_to(
+    method: &http::Method,
+    headers: &http::HeaderMap,
+    context: &AuthContext,
+) -> String {
+    if is_navigation(method, headers) {
+        return context
+            .original_uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
+    }
+    headers
+        .get(http::header::REFERER)
+        .and_then(|referer| referer.to_str().ok())
+        .and_then(|referer| referer.strip_prefix(&*context.public_origin))
+        .filter(|rest| rest.starts_with('/'))
+        .map_or_else(
+            || "/".to_owned(),
+            |path| path.split('#').next().unwrap_or("/").to_owned(),
+        )
 }
 
 /// `login_path` with `return_to`, when `return_to` is a safe local target (see
@@ -225,12 +274,13 @@ pub(crate) fn login_url(login_path: &str, return_to: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelGatesKeyRejection {
-    /// The request is not signed in. Browsers are sent to `login`; other clients get a 401.
+    /// The request is not signed in. Browsers (navigations and form posts) are sent to
+    /// `login`; other clients get a 401.
     #[error("not signed in with ModelGates")]
     #[non_exhaustive]
     SignedOut {
-        /// The login URL for a browser navigation, coming back to this page; `None` for
-        /// other requests.
+        /// The login URL for a browser, coming back by the module's rules; `None` for other
+        /// requests.
         login: Option<String>,
         /// The login route as this request reaches it (nesting prefix included).
         login_path: String,

@@ -53,17 +53,18 @@
 //!
 //! # Modules
 //!
-//! The root holds what every app names: [`ModelGatesAuth`], [`ModelGatesConfig`],
-//! [`CookieSecret`] and [`ModelGatesKey`]. Each other concern lives in one public module whose
-//! documentation states the exact rules it applies: [`config`] (settings, environment,
-//! errors), [`layer`] and [`future`] (the tower layer, its service and response future),
-//! [`extract`] (the extractor and its rejections), [`store`] (where keys live: cookie, memory,
-//! and with features `postgres`, `sqlite` and `redis` databases with keys sealed at rest),
-//! [`error`] (what a failed sign-in answers), [`return_to`] (where a user may be sent back
-//! to), [`same_origin`] (the guard against cross-site posts), [`api`] (handler errors and the
-//! sign-out on a revoked key), [`sse`] (streaming replies to browsers) and `testing` (feature
-//! `test-util`). The rules of the sign-in routes are in [`flow`], those of the cookies in
-//! [`cookies`], and how a request is recognised as signed in in [`session`].
+//! The root holds what every app names: [`ModelGatesAuth`] (its documentation states the
+//! rules of the sign-in routes and of signed-in requests), [`ModelGatesConfig`] (and the rules
+//! of the cookies), [`CookieSecret`], [`ModelGatesKey`], [`AuthError`] (what a failed sign-in
+//! answers) and [`is_safe_return_to`] (where a user may be sent back to). Each other concern
+//! lives in one public module whose documentation states the exact rules it applies:
+//! [`config`] (settings, environment, errors), [`layer`] (the tower layer, its service and
+//! response future), [`extract`] (the extractor and its rejections), [`store`] (where keys
+//! live: cookie, memory, and with features `postgres`, `sqlite` and `redis` databases with
+//! keys sealed at rest), [`same_origin`] (the guard against cross-site posts), [`api`]
+//! (handler errors and the sign-out on a revoked key), [`sse`] (the events of a streamed
+//! reply) and `testing` (feature `test-util`). What needs no web framework (PKCE, the flow
+//! state and its sealing, the key exchange) is in [`oauth_core`].
 //!
 //! # Security
 //!
@@ -75,20 +76,19 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(fuzzing)]
+#[doc(hidden)]
+#[path = "fuzz.rs"]
+pub mod __fuzz;
 pub mod api;
 pub mod config;
-pub mod cookies;
-pub mod error;
+mod cookies;
 pub mod extract;
-pub mod flow;
-pub mod future;
+mod flow;
 pub mod layer;
-mod mount;
 mod primitives;
 mod response;
-pub mod return_to;
 pub mod same_origin;
-pub mod session;
 #[cfg(feature = "openai")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub mod sse;
@@ -99,7 +99,13 @@ pub mod testing;
 
 pub use config::{CookieSecret, ModelGatesConfig};
 pub use extract::ModelGatesKey;
+pub use flow::{AuthError, is_safe_return_to};
 pub use layer::ModelGatesAuth;
+
+/// [`AuthError`], under the path it had before it moved to the crate root.
+pub mod error {
+    pub use crate::flow::AuthError;
+}
 
 /// The README's examples, compiled and run as doc tests so that what it shows works.
 #[cfg(doctest)]
@@ -109,92 +115,3 @@ struct ReadmeDoctests;
 /// The protocol crate, re-exported so apps need only this one dependency. (Not named `core`,
 /// which would shadow the standard `core` crate for `use modelgates_axum::*;`.)
 pub use modelgates_oauth_core as oauth_core;
-
-/// Entry points for the fuzz targets in `fuzz/`, compiled only under cargo-fuzz's
-/// `--cfg fuzzing`: not part of the public API.
-#[cfg(fuzzing)]
-#[doc(hidden)]
-pub mod __fuzz {
-    use http::header::COOKIE;
-    use http::{HeaderMap, HeaderValue};
-
-    use crate::cookies::CookieCodec;
-    use crate::store::TokenProtection;
-
-    fn codec() -> CookieCodec {
-        let keys = vec![cookie::Key::from(&[42u8; 64])];
-        CookieCodec::new(keys, "f".into(), "k".into(), false)
-    }
-
-    fn headers(cookie_header: &[u8]) -> Option<HeaderMap> {
-        let mut headers = HeaderMap::new();
-        headers.insert(COOKIE, HeaderValue::from_bytes(cookie_header).ok()?);
-        Some(headers)
-    }
-
-    /// Opens the flow cookie in a `Cookie` header; whether a flow came out.
-    #[must_use]
-    pub fn open_flow_cookie(cookie_header: &[u8]) -> bool {
-        headers(cookie_header).is_some_and(|h| matches!(codec().open_flow(&h), Ok(Some(_))))
-    }
-
-    /// Opens the key cookie both ways; whether a token came out.
-    #[must_use]
-    pub fn open_key_cookie(cookie_header: &[u8]) -> bool {
-        headers(cookie_header).is_some_and(|h| {
-            let codec = codec();
-            codec.open_key(&h, TokenProtection::Encrypted).is_some()
-                || codec.open_key(&h, TokenProtection::Signed).is_some()
-        })
-    }
-
-    /// A valid `Cookie` header holding a flow and both kinds of key cookie, to seed corpora.
-    #[must_use]
-    pub fn sample_cookie_header() -> String {
-        let codec = codec();
-        let flow = crate::cookies::FlowState {
-            id: crate::cookies::FlowId::generate(),
-            pkce: Some(modelgates_oauth_core::Pkce::generate(
-                modelgates_oauth_core::ChallengeMethod::S256,
-            )),
-            return_to: "/chat".into(),
-            issued_at: crate::primitives::unix_now(),
-        };
-        let max_age = std::time::Duration::from_secs(60);
-        [
-            codec.flow_cookie(&flow, max_age),
-            codec.key_cookie(
-                "{\"k\":\"sk\",\"t\":1}",
-                TokenProtection::Encrypted,
-                max_age,
-            ),
-        ]
-        .iter()
-        .map(|c| {
-            let text = c.to_str().unwrap_or_default();
-            text.split(';').next().unwrap_or_default().to_owned()
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-    }
-
-    /// The callback's `code` for a query string, or the error's code.
-    ///
-    /// # Errors
-    ///
-    /// The [`AuthError::code`](crate::error::AuthError::code) of the rejection.
-    pub fn callback_code(query: &str) -> Result<String, &'static str> {
-        let uri = format!("/callback?{query}");
-        let Ok(request) = http::Request::get(uri).body(()) else {
-            return Err("not a URI");
-        };
-        let (parts, ()) = request.into_parts();
-        crate::flow::callback_code(&parts).map_err(|e| e.code())
-    }
-
-    /// The sanitised `return_to`.
-    #[must_use]
-    pub fn sanitize_return_to(candidate: &str) -> &str {
-        crate::return_to::sanitize(Some(candidate), "/")
-    }
-}

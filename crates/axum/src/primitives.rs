@@ -1,17 +1,13 @@
 //! The few primitives every floor of the crate shares: the clock, the operating system's
 //! randomness, and hex encoding. Nothing here knows about HTTP, cookies or stores.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use rand::TryRng as _;
 use rand::rngs::SysRng;
 
-/// Seconds since the Unix epoch; 0 on a clock set before 1970.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub(crate) use modelgates_oauth_core::unix_now;
+
+/// The error type of the bodies this crate's services accept from inner services.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// `N` bytes from the operating system's random generator.
 ///

@@ -96,6 +96,24 @@ pub(crate) fn html_error_page(title: &str, message: &str, sign_in: Option<&str>)
     response
 }
 
+/// An error answered by the negotiation rule: JSON for a client that wants it, the built-in
+/// HTML page otherwise.
+pub(crate) fn error_response(
+    headers: &HeaderMap,
+    status: StatusCode,
+    code: &str,
+    title: &str,
+    message: &str,
+) -> Response<Body> {
+    let mut response = if wants_json(headers) {
+        json_error(status, code, message)
+    } else {
+        html_error_page(title, message, None)
+    };
+    *response.status_mut() = status;
+    response
+}
+
 /// Adds a `Set-Cookie`, and keeps every cache from storing the response.
 pub(crate) fn set_cookie<B>(response: &mut Response<B>, cookie: HeaderValue) {
     response.headers_mut().append(SET_COOKIE, cookie);

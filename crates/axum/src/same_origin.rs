@@ -1,5 +1,5 @@
-//! [`SameOriginLayer`]: refuses state-changing requests that another site makes a browser
-//! send, such as an auto-submitted form that posts to `/chat` or `/logout`.
+//! [`SameOrigin`]: refuses state-changing requests that another site makes a browser send,
+//! such as an auto-submitted form that posts to `/chat` or `/logout`.
 //!
 //! ```
 //! use axum::{Router, routing::post};
@@ -23,22 +23,25 @@
 //! * A request with neither header is allowed: it does not come from a browser page, and a
 //!   browser that could be driven by another site sends at least one of them.
 //!
-//! The refusal is JSON or HTML like the layer's other errors (`"code": "cross_site"`).
+//! The refusal is a 403, JSON or HTML like the layer's other errors (`"code": "cross_site"`).
 
-use std::task::{Context, Poll};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use axum_core::body::Body;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use modelgates_oauth_core::{InvalidPublicUrl, parse_public_origin};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::config::ConfigError;
-use crate::config::settings::parse_public_url;
-use crate::error::AuthError;
-use crate::future::ResponseFuture;
+use crate::primitives::BoxError;
+use crate::response::error_response;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// What the refusal says.
+pub(crate) const CROSS_SITE_MESSAGE: &str = "This request came from another site and was refused.";
 
 /// Whether a request was sent by another site, by the module's rules (method aside).
 pub(crate) fn is_cross_site(headers: &HeaderMap, public_origin: &str) -> bool {
@@ -52,50 +55,55 @@ pub(crate) fn is_cross_site(headers: &HeaderMap, public_origin: &str) -> bool {
     })
 }
 
-/// The layer: wraps a service with [`SameOrigin`]. Made by
+/// The layer: wraps a service with [`SameOriginService`]. Made by
 /// [`ModelGatesAuth::same_origin`](crate::ModelGatesAuth::same_origin) or [`Self::new`].
 #[derive(Debug, Clone)]
-pub struct SameOriginLayer {
-    origin: std::sync::Arc<str>,
+pub struct SameOrigin {
+    origin: Arc<str>,
 }
 
-impl SameOriginLayer {
+/// The former name of [`SameOrigin`], the layer.
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `SameOrigin`, as `ModelGatesAuth` names its layer"
+)]
+pub type SameOriginLayer = SameOrigin;
+
+impl SameOrigin {
     /// A guard for an app served at `public_url` (such as `https://app.example`).
     ///
     /// # Errors
     ///
-    /// [`ConfigError::InvalidPublicUrl`] as for the layer's public URL.
-    pub fn new(public_url: &str) -> Result<Self, ConfigError> {
-        let url = parse_public_url(public_url)?;
-        Ok(Self::for_origin(url.origin().ascii_serialization()))
+    /// [`InvalidPublicUrl`] by the rules of the layer's public URL.
+    pub fn new(public_url: &str) -> Result<Self, InvalidPublicUrl> {
+        let url = parse_public_origin(public_url)?;
+        Ok(Self::for_origin(url.origin().ascii_serialization().into()))
     }
 
-    pub(crate) fn for_origin(origin: String) -> Self {
-        Self {
-            origin: origin.into(),
-        }
+    pub(crate) fn for_origin(origin: Arc<str>) -> Self {
+        Self { origin }
     }
 }
 
-impl<S> Layer<S> for SameOriginLayer {
-    type Service = SameOrigin<S>;
+impl<S> Layer<S> for SameOrigin {
+    type Service = SameOriginService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SameOrigin {
+        SameOriginService {
             inner,
             origin: self.origin.clone(),
         }
     }
 }
 
-/// The service [`SameOriginLayer`] wraps around an inner service.
+/// The service [`SameOrigin`] wraps around an inner service.
 #[derive(Debug, Clone)]
-pub struct SameOrigin<S> {
+pub struct SameOriginService<S> {
     inner: S,
-    origin: std::sync::Arc<str>,
+    origin: Arc<str>,
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SameOrigin<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SameOriginService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
@@ -103,7 +111,7 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, S::Error>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -116,10 +124,66 @@ where
         );
         if !safe && is_cross_site(request.headers(), &self.origin) {
             tracing::warn!(method = %request.method(), path = request.uri().path(), "refused a cross-site request");
-            let refusal = AuthError::CrossSite.render(request.headers(), "", None);
-            return ResponseFuture::ready(refusal);
+            let refusal = error_response(
+                request.headers(),
+                StatusCode::FORBIDDEN,
+                "cross_site",
+                "Request refused",
+                CROSS_SITE_MESSAGE,
+            );
+            return ResponseFuture {
+                kind: Kind::Refused {
+                    response: Some(refusal),
+                },
+            };
         }
-        ResponseFuture::inner(self.inner.call(request))
+        ResponseFuture {
+            kind: Kind::Inner {
+                future: self.inner.call(request),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`SameOriginService`]: the inner service's, or the refusal.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Inner { #[pin] future: F },
+        Refused { response: Option<Response<Body>> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future } => {
+                Poll::Ready(ready!(future.poll(cx)).map(|r| r.map(Body::new)))
+            }
+            KindProj::Refused { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("a ResponseFuture polled after it completed"))),
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 

@@ -1,4 +1,5 @@
-//! Relaying a streamed completion to a browser as server-sent events (feature `openai`).
+//! Relaying a streamed completion to a browser as server-sent events (feature `openai`), as
+//! [`ModelGatesKey::stream_chat`](crate::ModelGatesKey::stream_chat) does.
 //!
 //! ```
 //! use axum::{Json, Router, routing::post};
@@ -39,11 +40,10 @@ use std::time::{Duration, Instant};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt as _};
 use modelgates_oauth_core::async_openai::types::chat::{
-    ChatCompletionResponseStream, CompletionUsage, CreateChatCompletionRequest, FinishReason,
+    ChatCompletionResponseStream, CompletionUsage, FinishReason,
 };
 use serde_json::json;
 
-use crate::ModelGatesKey;
 use crate::api::ApiError;
 
 /// What the relay has seen so far.
@@ -134,7 +134,7 @@ fn data(event: Event, value: &serde_json::Value) -> Event {
 
 /// Relays `upstream` as server-sent events by the module's rules. `idle_timeout` is the
 /// stream idle timeout the client was built with, to name an idle timeout as such.
-pub fn relay(
+pub(crate) fn relay(
     upstream: ChatCompletionResponseStream,
     idle_timeout: Duration,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send> {
@@ -151,22 +151,4 @@ pub fn relay(
         Some((Ok(event), relay))
     });
     Sse::new(events).keep_alive(KeepAlive::default())
-}
-
-impl ModelGatesKey {
-    /// Starts a streamed completion with this key and relays it as server-sent events (see
-    /// [`sse`](crate::sse)). `stream: true` is set on the request.
-    ///
-    /// # Errors
-    ///
-    /// An [`ApiError`] when ModelGates refuses to start the stream; returned from a handler,
-    /// [`ApiError::KeyRejected`] signs the user out.
-    pub async fn stream_chat(
-        &self,
-        mut request: CreateChatCompletionRequest,
-    ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + Send + use<>>, ApiError> {
-        request.stream = Some(true);
-        let upstream = self.openai_stream().chat().create_stream(request).await?;
-        Ok(relay(upstream, self.client().stream_idle_timeout()))
-    }
 }

@@ -247,18 +247,41 @@ async fn a_revoked_key_signs_the_user_out_with<K: KeyStore>(store: K, len: impl 
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location(), "/login?return_to=%2Fusage%3Ftab%3D2");
     assert!(!browser.cookies.contains_key("modelgates_key"));
-    let form = browser
+    // A signed-out browser form post is sent to sign in too: back to the page the form was
+    // on when the Referer is one of the app's pages, else to `/`.
+    for (referer, back) in [
+        (None, "%2F"),
+        (
+            Some("http://localhost:3000/chat?room=2#end"),
+            "%2Fchat%3Froom%3D2",
+        ),
+        (Some("https://evil.example/chat"), "%2F"),
+        (Some("http://localhost:30000/chat"), "%2F"),
+    ] {
+        let mut request = http::Request::post("/whole").header(header::ACCEPT, "text/html");
+        if let Some(referer) = referer {
+            request = request.header(header::REFERER, referer);
+        }
+        let form = browser.send(request, axum::body::Body::empty()).await;
+        assert_eq!(
+            form.status,
+            StatusCode::SEE_OTHER,
+            "{referer:?}: {}",
+            form.body
+        );
+        assert_eq!(
+            form.location(),
+            format!("/login?return_to={back}"),
+            "{referer:?}"
+        );
+    }
+    let script = browser
         .send(
-            http::Request::post("/whole").header(header::ACCEPT, "text/html"),
+            http::Request::post("/whole").header(header::ACCEPT, "*/*"),
             axum::body::Body::empty(),
         )
         .await;
-    assert_eq!(
-        form.status,
-        StatusCode::UNAUTHORIZED,
-        "already signed out: {}",
-        form.body
-    );
+    assert_eq!(script.status, StatusCode::UNAUTHORIZED, "{}", script.body);
 
     browser.sign_in("/login").await;
     assert_eq!(

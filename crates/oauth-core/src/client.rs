@@ -14,12 +14,11 @@
 //! * Every call carries the app's attribution, as OpenRouter-style gateways read it:
 //!   `HTTP-Referer` (the app's URL) and `X-Title` (its name), when configured.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use url::{Host, Url};
+use url::Url;
 
 /// ModelGates' public origin, the default base URL.
 pub const DEFAULT_BASE_URL: &str = "https://modelgates.ai";
@@ -271,7 +270,7 @@ fn parse_base_url(raw: &str) -> Result<Url, ClientConfigError> {
     }
     match url.scheme() {
         "https" => {}
-        "http" if is_loopback(&url) => {}
+        "http" if crate::is_loopback(&url) => {}
         "http" => return Err(ClientConfigError::InsecureBaseUrl(raw.to_owned())),
         other => {
             return Err(ClientConfigError::InvalidBaseUrl {
@@ -285,16 +284,6 @@ fn parse_base_url(raw: &str) -> Result<Url, ClientConfigError> {
         url.set_path(&path);
     }
     Ok(url)
-}
-
-/// Whether a URL's host is loopback: `localhost`, an address in `127.0.0.0/8`, or `::1`.
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
 }
 
 /// A client that cannot be built as configured.

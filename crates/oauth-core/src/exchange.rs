@@ -177,4 +177,27 @@ impl ExchangeError {
     pub fn is_code_rejected(&self) -> bool {
         matches!(self, Self::CodeRejected { .. })
     }
+
+    /// The HTTP status an app answers its user with after this error: 400 when the code was
+    /// refused (the callback request is no good; sign in again), 504 when ModelGates did not
+    /// answer in time, 502 for anything else ModelGates got wrong.
+    #[must_use]
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::CodeRejected { .. } => 400,
+            Self::Request(RequestError::Timeout) => 504,
+            _ => 502,
+        }
+    }
+
+    /// A stable machine-readable code for [`Self::http_status`]'s answer: `code_rejected`,
+    /// `upstream_timeout` or `upstream_error`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self.http_status() {
+            400 => "code_rejected",
+            504 => "upstream_timeout",
+            _ => "upstream_error",
+        }
+    }
 }

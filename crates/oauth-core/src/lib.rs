@@ -8,6 +8,11 @@
 //!   defines it;
 //! * [`ModelGatesClient::authorization_url`]: step 1, the `/auth` URL;
 //! * [`CallbackParams::parse`]: what the redirect back to the app carries;
+//! * [`FlowState`], [`FlowSealer`], [`FlowId`]: what a web app remembers between the redirect
+//!   and the callback, sealed for the browser, and the check of a callback against it (binding
+//!   and age), with [`ExchangeError::http_status`] saying what each failure answers;
+//! * [`parse_public_origin`], [`is_loopback`], [`random_token`]: the URL rules and the token
+//!   helper both this crate and an app's own routes need;
 //! * [`ModelGatesClient::exchange_code`]: step 2, `code` to [`ApiKey`], with typed
 //!   [`ExchangeError`]s;
 //! * step 3, the API: [`ModelGatesClient::openai`] (feature `openai`, on by default) gives an
@@ -61,12 +66,15 @@ mod client;
 mod endpoints;
 mod error;
 mod exchange;
+mod flow;
 mod http;
 mod key;
 #[cfg(feature = "openai")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub mod openai;
+mod origin;
 mod pkce;
+mod random;
 
 pub use callback::{CallbackError, CallbackParams, MAX_CODE_LEN};
 pub use client::{
@@ -76,11 +84,16 @@ pub use client::{
 pub use endpoints::{KeyInfo, ModelInfo};
 pub use error::{RequestError, TransportError};
 pub use exchange::{ExchangeError, IssuedKey};
+pub use flow::{
+    FlowError, FlowId, FlowSealer, FlowState, MAX_SEALED_FLOW_LEN, SecretTooShort, unix_now,
+};
 pub use key::ApiKey;
+pub use origin::{InvalidPublicUrl, is_loopback, parse_public_origin};
 pub use pkce::{
     ChallengeMethod, CodeChallenge, CodeVerifier, InvalidVerifier, MAX_VERIFIER_LEN,
     MIN_VERIFIER_LEN, Pkce, UnknownChallengeMethod,
 };
+pub use random::random_token;
 pub use url::Url;
 
 /// The OpenAI client crate, re-exported so its version always matches.

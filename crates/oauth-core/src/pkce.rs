@@ -29,8 +29,6 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::TryRng as _;
-use rand::rngs::SysRng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
@@ -64,7 +62,7 @@ impl CodeVerifier {
     /// no secure sign-in is possible at all.
     #[must_use]
     pub fn generate() -> Self {
-        let bytes = Zeroizing::new(random_bytes::<32>());
+        let bytes = Zeroizing::new(crate::random::random_bytes::<32>());
         Self(Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_slice())))
     }
 
@@ -105,19 +103,6 @@ impl fmt::Debug for CodeVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("CodeVerifier(<redacted>)")
     }
-}
-
-/// `N` bytes from the operating system's random generator.
-///
-/// # Panics
-///
-/// When the operating system has no randomness to give: continuing would mint guessable secrets.
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    SysRng
-        .try_fill_bytes(&mut bytes)
-        .expect("the operating system's random generator failed; refusing to mint weak secrets");
-    bytes
 }
 
 fn is_unreserved(byte: u8) -> bool {

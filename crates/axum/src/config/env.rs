@@ -12,7 +12,7 @@ use modelgates_oauth_core::Url;
 use super::ModelGatesConfig;
 use super::error::ConfigError;
 use super::secret::CookieSecret;
-use super::settings::is_loopback;
+use modelgates_oauth_core::is_loopback;
 
 impl ModelGatesConfig {
     /// Reads the configuration from the environment:

@@ -90,6 +90,15 @@ pub enum ConfigError {
     Client(#[from] ClientConfigError),
 }
 
+impl From<modelgates_oauth_core::InvalidPublicUrl> for ConfigError {
+    fn from(error: modelgates_oauth_core::InvalidPublicUrl) -> Self {
+        Self::InvalidPublicUrl {
+            url: error.url,
+            reason: error.reason,
+        }
+    }
+}
+
 impl ConfigError {
     pub(super) fn for_var(self, name: &'static str) -> Self {
         Self::InvalidVar {

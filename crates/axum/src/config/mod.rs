@@ -28,16 +28,15 @@ use modelgates_oauth_core::{
     DEFAULT_TIMEOUT,
 };
 
-use crate::error::ErrorPage;
+use crate::flow::{self, ErrorPage};
 
 mod env;
 mod error;
-mod hook;
 mod secret;
-pub(crate) mod settings;
 
+pub use crate::flow::{SignIn, SignInRejected};
+pub use crate::store::DEFAULT_KEY_MAX_AGE;
 pub use error::ConfigError;
-pub use hook::{SignIn, SignInRejected};
 pub use secret::{CookieSecret, MIN_SECRET_LEN};
 
 /// The configuration of [`ModelGatesAuth`](crate::ModelGatesAuth).
@@ -80,7 +79,7 @@ pub struct ModelGatesConfig {
     pub(crate) app_title: Option<String>,
     pub(crate) api_timeout: Duration,
     pub(crate) stream_idle_timeout: Duration,
-    pub(crate) on_sign_in: Option<hook::OnSignIn>,
+    pub(crate) on_sign_in: Option<flow::OnSignIn>,
     pub(crate) key_cookie_same_site: SameSite,
     pub(crate) cookie_domain: Option<String>,
 }
@@ -133,8 +132,6 @@ impl fmt::Debug for ModelGatesConfig {
     }
 }
 
-/// Default key cookie lifetime: 30 days.
-pub const DEFAULT_KEY_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default time allowed between `/login` and `/callback`: 10 minutes, as long as a code lives.
 pub const DEFAULT_FLOW_MAX_AGE: Duration = Duration::from_secs(600);
 /// Default bound on key exchanges in flight at once, per layer.
@@ -324,7 +321,7 @@ impl ModelGatesConfig {
         F: Fn(SignIn) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<(), SignInRejected>> + Send + 'static,
     {
-        self.on_sign_in = Some(hook::boxed(hook));
+        self.on_sign_in = Some(flow::boxed_hook(hook));
         self
     }
 
@@ -371,13 +368,10 @@ impl ModelGatesConfig {
     /// RFC 6749's characters, but may hold `<`, `>` and `&`). Escape it, as the built-in page
     /// does.
     ///
-    /// [`AuthError::AuthorizationFailed`]: crate::error::AuthError::AuthorizationFailed
+    /// [`AuthError::AuthorizationFailed`]: crate::AuthError::AuthorizationFailed
     pub fn with_error_page<F>(mut self, page: F) -> Self
     where
-        F: Fn(&crate::error::AuthError) -> http::Response<axum_core::body::Body>
-            + Send
-            + Sync
-            + 'static,
+        F: Fn(&crate::AuthError) -> http::Response<axum_core::body::Body> + Send + Sync + 'static,
     {
         self.error_page = Some(Arc::new(page));
         self

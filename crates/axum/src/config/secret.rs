@@ -94,6 +94,42 @@ impl fmt::Debug for CookieSecret {
     }
 }
 
+/// The public constructors of the store's sealer live here, with the secrets they take: the
+/// store module sits below the configuration and does not know it.
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
+impl crate::store::KeySealer {
+    /// A sealer for the current secret and any previous ones (newest first).
+    #[must_use]
+    pub fn new<'a>(
+        current: &'a CookieSecret,
+        previous: impl IntoIterator<Item = &'a CookieSecret>,
+    ) -> Self {
+        Self::from_secrets(
+            std::iter::once(current)
+                .chain(previous)
+                .map(CookieSecret::bytes),
+        )
+    }
+
+    /// A sealer for a layer configuration's current and previous secrets.
+    #[must_use]
+    pub fn from_config(config: &super::ModelGatesConfig) -> Self {
+        Self::new(&config.secret, &config.previous_secrets)
+    }
+}
+
+/// A database store's settings from the layer's configuration: its secrets seal keys at rest,
+/// and rows live as long as the key cookie, so `PostgresStore::connect(&url, &config)` reads.
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
+impl From<&super::ModelGatesConfig> for crate::store::StoreSettings {
+    fn from(config: &super::ModelGatesConfig) -> Self {
+        Self::new(
+            crate::store::KeySealer::from_config(config),
+            config.key_max_age,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

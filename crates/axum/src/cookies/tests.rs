@@ -1,9 +1,46 @@
 //! The cookie codecs: round trips, attributes, tampering, rotation, oversized values.
 
-use modelgates_oauth_core::{ChallengeMethod, Pkce};
+use modelgates_oauth_core::{ChallengeMethod, FlowError, FlowState, Pkce};
 
 use super::*;
+use crate::flow::FlowCookie;
 use crate::primitives::unix_now;
+
+/// Both cookies, as the layer resolves them.
+struct CookieCodec {
+    flow: FlowCookie,
+    key: KeyCookie,
+}
+
+impl CookieCodec {
+    fn new(keys: Vec<Key>, flow_name: String, key_name: String, secure: bool) -> Self {
+        Self {
+            flow: FlowCookie::new(CookieSpec::host_only(flow_name, secure), &keys),
+            key: KeyCookie::new(CookieSpec::host_only(key_name, secure), keys),
+        }
+    }
+
+    fn flow_cookie(&self, flow: &FlowState, max_age: Duration) -> HeaderValue {
+        self.flow.set(flow, max_age)
+    }
+
+    fn open_flow(&self, headers: &HeaderMap) -> Result<Option<FlowState>, FlowError> {
+        self.flow.open(headers)
+    }
+
+    fn key_cookie(
+        &self,
+        token: &str,
+        protection: TokenProtection,
+        max_age: Duration,
+    ) -> HeaderValue {
+        self.key.set(token, protection, max_age)
+    }
+
+    fn open_key(&self, headers: &HeaderMap, protection: TokenProtection) -> Option<Opened<String>> {
+        self.key.open(headers, protection)
+    }
+}
 
 fn codec(keys: Vec<Key>) -> CookieCodec {
     CookieCodec::new(
@@ -41,12 +78,7 @@ fn headers(set_cookie: &str) -> HeaderMap {
 }
 
 fn flow() -> FlowState {
-    FlowState {
-        id: FlowId::generate(),
-        pkce: Some(Pkce::generate(ChallengeMethod::S256)),
-        return_to: "/chat?x=1".into(),
-        issued_at: unix_now(),
-    }
+    FlowState::new(Some(Pkce::generate(ChallengeMethod::S256)), "/chat?x=1")
 }
 
 #[test]
@@ -214,7 +246,7 @@ fn at_most_a_few_cookies_of_one_name_are_tried() {
     let mut h = HeaderMap::new();
     h.insert(COOKIE, HeaderValue::from_str(&header).unwrap());
     let tries = std::cell::Cell::new(0);
-    let opened = codec.open(&h, "modelgates_key", |_, _| {
+    let opened = codec.key.open_with(&h, |_, _| {
         tries.set(tries.get() + 1);
         None
     });
@@ -358,12 +390,8 @@ mod properties {
         #[test]
         fn flow_cookies_round_trip(return_to in any::<String>(), issued_at in any::<u64>(), pkce in any::<bool>()) {
             let codec = codec();
-            let flow = FlowState {
-                id: FlowId::generate(),
-                pkce: pkce.then(|| Pkce::generate(ChallengeMethod::S256)),
-                return_to,
-                issued_at,
-            };
+            let mut flow = FlowState::new(pkce.then(|| Pkce::generate(ChallengeMethod::S256)), return_to);
+            flow.issued_at = issued_at;
             let value = value_of(&text(codec.flow_cookie(&flow, Duration::from_secs(600))));
             let opened = codec.open_flow(&as_request("f", &value).unwrap()).unwrap().unwrap();
             prop_assert_eq!(opened.pkce, flow.pkce);
@@ -375,7 +403,8 @@ mod properties {
         #[test]
         fn flow_cookies_reject_every_single_byte_change(index in any::<usize>(), byte in any::<u8>()) {
             let codec = codec();
-            let flow = FlowState { id: FlowId::generate(), pkce: Some(Pkce::generate(ChallengeMethod::S256)), return_to: "/x".into(), issued_at: 1 };
+            let mut flow = FlowState::new(Some(Pkce::generate(ChallengeMethod::S256)), "/x");
+            flow.issued_at = 1;
             let value = value_of(&text(codec.flow_cookie(&flow, Duration::from_secs(600))));
             let Some(tampered) = mutate(&value, index, byte) else { return Ok(()) };
             let Some(headers) = as_request("f", &tampered) else { return Ok(()) };

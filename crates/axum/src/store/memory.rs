@@ -80,7 +80,7 @@ impl fmt::Debug for MemoryStore {
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        Self::new(crate::config::DEFAULT_KEY_MAX_AGE)
+        Self::new(super::DEFAULT_KEY_MAX_AGE)
     }
 }
 

@@ -35,6 +35,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::primitives::{hex, random_bytes, unix_now};
 
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
+mod at_rest;
 mod caching;
 mod cookie;
 mod memory;
@@ -42,8 +44,6 @@ mod memory;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
-#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
-mod sealed;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -54,6 +54,12 @@ pub mod testing;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 mod transport;
 
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "postgres", feature = "sqlite", feature = "redis")))
+)]
+pub use at_rest::{KeySealer, StoreSettings};
 pub use caching::{CacheStats, CachingStore, RevocationFeed};
 pub use cookie::CookieStore;
 pub use memory::MemoryStore;
@@ -63,18 +69,13 @@ pub use postgres::{PostgresRevocations, PostgresStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisRevocations, RedisStore};
-#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
-#[cfg_attr(
-    docsrs,
-    doc(cfg(any(feature = "postgres", feature = "sqlite", feature = "redis")))
-)]
-pub use sealed::KeySealer;
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
-pub use sql::SqlStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
+
+/// How long a session lives unless configured otherwise (the key cookie's default lifetime,
+/// `ModelGatesConfig::with_key_max_age`): 30 days.
+pub const DEFAULT_KEY_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// How a key cookie's token is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,20 +1,36 @@
 //! [`PostgresStore`] (feature `postgres`): keys in PostgreSQL, shared by many app instances,
-//! and [`PostgresRevocations`], the `LISTEN`/`NOTIFY` feed of its [`CachingStore`].
+//! and [`PostgresRevocations`], the `LISTEN`/`NOTIFY` feed of its [`CachingStore`]. The rules
+//! of the SQL stores are in the `sql` module beside this one.
 //!
 //! The schema's trigger announces every deleted row on the channel `modelgates_revoked`, with
 //! the session hash as the payload, whoever deleted it: so revocations reach every instance's
 //! cache even when made by SQL outside this crate.
 
-use sqlx::postgres::{PgListener, PgQueryResult};
-use sqlx::{PgPool, Pool};
+use std::time::Duration;
 
-use super::sql::sealed::Statement;
-use super::sql::{Running, SqlBackend, SqlStore, run};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgListener};
+
+use super::at_rest::{KeySealer, StoreSettings};
+use super::sql::{
+    DELETE_SESSION, DELETE_USER, INSERT, NewRow, PURGE_EXPIRED, SELECT_LIVE, db_error, now,
+    open_row,
+};
 use super::transport::check_postgres;
-use super::{CachingStore, RevocationFeed, StoreError};
+use super::{
+    CachingStore, KeyStore, RevocationFeed, SessionToken, StoreError, StoredKey, TokenProtection,
+};
 
-/// Keys in PostgreSQL: many app instances share one table. See [`SqlStore`] for its methods
-/// and rules; [`SqlStore::cached`] puts a cache in front that hears every instance's
+/// The schema, in one transaction (a multi-statement simple query), serialised between
+/// instances that start at the same moment by an advisory lock.
+const SCHEMA: &str = concat!(
+    "SELECT pg_advisory_xact_lock(7420131);\n",
+    include_str!("../../migrations/postgres/0001_modelgates_keys.sql"),
+    include_str!("../../migrations/postgres/0002_revocation_notify.sql"),
+);
+
+/// Keys in PostgreSQL: many app instances share one table, sealed at rest, behind a signed
+/// session id. [`Self::cached`] puts a cache in front that hears every instance's
 /// revocations. A server off this machine must be reached over TLS (`sslmode=verify-full` or
 /// `require` in the URL; `sslmode=disable` to accept plaintext explicitly).
 ///
@@ -28,25 +44,181 @@ use super::{CachingStore, RevocationFeed, StoreError};
 /// # Ok(())
 /// # }
 /// ```
-pub type PostgresStore = SqlStore<sqlx::Postgres>;
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    sealer: KeySealer,
+    lifetime: Duration,
+}
 
-impl SqlBackend for sqlx::Postgres {
-    // One transaction (a multi-statement simple query), serialised between instances that
-    // start at the same moment by an advisory lock.
-    const SCHEMA: &'static str = concat!(
-        "SELECT pg_advisory_xact_lock(7420131);\n",
-        include_str!("../../migrations/postgres/0001_modelgates_keys.sql"),
-        include_str!("../../migrations/postgres/0002_revocation_notify.sql"),
-    );
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("sealer", &self.sealer)
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
+}
 
-    fn connect_options(url: &str) -> Result<sqlx::postgres::PgConnectOptions, StoreError> {
-        check_postgres(url)?;
-        url.parse()
-            .map_err(|e| StoreError::with_source("the database URL is invalid", e))
+impl PostgresStore {
+    /// A store over an existing pool. Call [`Self::migrate`] once before use.
+    #[must_use]
+    pub fn new(pool: PgPool, settings: StoreSettings) -> Self {
+        Self {
+            pool,
+            sealer: settings.sealer,
+            lifetime: settings.lifetime,
+        }
     }
 
-    fn run<'a>(pool: &'a Pool<Self>, statement: Statement<'a>) -> Running<'a> {
-        run(pool, statement, PgQueryResult::rows_affected)
+    /// Connects a pool to `url` and applies the schema. Given the layer's configuration
+    /// (`&config`), keys live as long as its key cookie, sealed with its secrets.
+    ///
+    /// # Errors
+    ///
+    /// When the URL is invalid, names a server off this machine without TLS, the database
+    /// cannot be reached, or the schema cannot be applied.
+    pub async fn connect(
+        url: &str,
+        settings: impl Into<StoreSettings>,
+    ) -> Result<Self, StoreError> {
+        check_postgres(url)?;
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::with_source("the database URL is invalid", e))?;
+        let pool = PgPool::connect_with(options)
+            .await
+            .map_err(db_error("connecting to the database"))?;
+        let store = Self::new(pool, settings.into());
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Creates the table, its indexes and the revocation trigger if they do not exist.
+    ///
+    /// # Errors
+    ///
+    /// When the statements fail.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::raw_sql(SCHEMA)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("applying the schema"))?;
+        Ok(())
+    }
+
+    /// Deletes expired rows; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// When the database fails.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(PURGE_EXPIRED)
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("purging expired keys"))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Removes a session's key: its next request is signed out, on every instance.
+    ///
+    /// # Errors
+    ///
+    /// When the database fails.
+    pub async fn revoke(&self, token: &SessionToken) -> Result<(), StoreError> {
+        sqlx::query(DELETE_SESSION)
+            .bind(token.hash())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("revoking a session"))?;
+        Ok(())
+    }
+
+    /// Removes every key of a ModelGates user, on every device; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// When the database fails.
+    pub async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(DELETE_USER)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("revoking a user's keys"))?;
+        Ok(done.rows_affected())
+    }
+
+    /// The pool, for the app's own queries.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The feed on which every instance hears this database's revocations.
+    #[must_use]
+    pub fn revocations(&self) -> PostgresRevocations {
+        PostgresRevocations {
+            pool: self.pool.clone(),
+        }
+    }
+
+    /// This store behind a [`CachingStore`] with the default bounds, listening to
+    /// [`Self::revocations`]. Call within a Tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {
+    /// use modelgates_axum::ModelGatesAuth;
+    /// use modelgates_axum::store::PostgresStore;
+    ///
+    /// let store = PostgresStore::connect("postgres://app@127.0.0.1/app", &config).await?;
+    /// let layer = ModelGatesAuth::new(config).with_store(store.cached().await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When `LISTEN` fails.
+    pub async fn cached(&self) -> Result<CachingStore<Self>, StoreError> {
+        CachingStore::new(self.clone())
+            .listen(self.revocations())
+            .await
+    }
+}
+
+impl KeyStore for PostgresStore {
+    const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
+
+    async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
+        self.purge_expired().await?;
+        let row = NewRow::new(&key, &self.sealer, self.lifetime);
+        sqlx::query(INSERT)
+            .bind(&row.hash)
+            .bind(key.user_id.as_deref())
+            .bind(&row.sealed.key_id)
+            .bind(&row.sealed.sealed)
+            .bind(row.issued_at)
+            .bind(row.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("saving a key"))?;
+        Ok(row.token)
+    }
+
+    async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
+        let hash = token.hash();
+        let row = sqlx::query_as(SELECT_LIVE)
+            .bind(&hash)
+            .bind(now())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("loading a key"))?;
+        Ok(open_row(&self.sealer, &hash, row))
+    }
+
+    async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
+        self.revoke(token).await
     }
 }
 
@@ -54,7 +226,7 @@ impl SqlBackend for sqlx::Postgres {
 const CHANNEL: &str = "modelgates_revoked";
 
 /// The revocation feed of a [`PostgresStore`]: `LISTEN modelgates_revoked` on a connection of
-/// its own, and heartbeats with `pg_notify`. Made by [`SqlStore::revocations`].
+/// its own, and heartbeats with `pg_notify`. Made by [`PostgresStore::revocations`].
 #[derive(Clone)]
 pub struct PostgresRevocations {
     pool: PgPool,
@@ -95,38 +267,5 @@ impl RevocationFeed for PostgresRevocations {
             .await
             .map_err(|e| StoreError::with_source("publishing on the revocation feed failed", e))?;
         Ok(())
-    }
-}
-
-impl SqlStore<sqlx::Postgres> {
-    /// The feed on which every instance hears this database's revocations.
-    #[must_use]
-    pub fn revocations(&self) -> PostgresRevocations {
-        PostgresRevocations {
-            pool: self.pool().clone(),
-        }
-    }
-
-    /// This store behind a [`CachingStore`] with the default bounds, listening to
-    /// [`Self::revocations`]. Call within a Tokio runtime.
-    ///
-    /// ```no_run
-    /// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {
-    /// use modelgates_axum::ModelGatesAuth;
-    /// use modelgates_axum::store::PostgresStore;
-    ///
-    /// let store = PostgresStore::connect("postgres://app@127.0.0.1/app", &config).await?;
-    /// let layer = ModelGatesAuth::new(config).with_store(store.cached().await?);
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// When `LISTEN` fails.
-    pub async fn cached(&self) -> Result<CachingStore<Self>, StoreError> {
-        CachingStore::new(self.clone())
-            .listen(self.revocations())
-            .await
     }
 }

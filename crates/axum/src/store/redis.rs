@@ -19,12 +19,11 @@ use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, PubSub};
 
-use super::sealed::{KeySealer, SealedKey};
+use super::at_rest::{KeySealer, SealedKey, StoreSettings};
 use super::transport::check_redis;
 use super::{
     CachingStore, KeyStore, RevocationFeed, SessionToken, StoreError, StoredKey, TokenProtection,
 };
-use crate::config::ModelGatesConfig;
 use crate::primitives::unix_now;
 
 /// Keys in Redis.
@@ -86,19 +85,18 @@ impl RedisStore {
     pub fn new(
         client: redis::Client,
         connection: ConnectionManager,
-        sealer: KeySealer,
-        lifetime: Duration,
+        settings: StoreSettings,
     ) -> Self {
         Self {
             client,
             connection,
-            sealer,
-            lifetime,
+            sealer: settings.sealer,
+            lifetime: settings.lifetime,
         }
     }
 
-    /// Connects to `url` and keeps keys as long as the layer's key cookie lives, sealed with
-    /// its secrets.
+    /// Connects to `url` and keeps keys as long as `settings` say; given the layer's
+    /// configuration (`&config`), as long as its key cookie lives, sealed with its secrets.
     ///
     /// A server off this machine must be reached over TLS (`rediss://`); `redis://` to another
     /// host is refused unless the URL asks for plaintext explicitly with `plaintext=true`.
@@ -106,19 +104,17 @@ impl RedisStore {
     /// # Errors
     ///
     /// When the URL is invalid or refused, or Redis cannot be reached.
-    pub async fn connect(url: &str, config: &ModelGatesConfig) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        settings: impl Into<StoreSettings>,
+    ) -> Result<Self, StoreError> {
         let url = check_redis(url)?;
         let client =
             redis::Client::open(url.as_str()).map_err(redis_error("opening the Redis URL"))?;
         let connection = ConnectionManager::new(client.clone())
             .await
             .map_err(redis_error("connecting to Redis"))?;
-        Ok(Self::new(
-            client,
-            connection,
-            KeySealer::from_config(config),
-            config.key_max_age,
-        ))
+        Ok(Self::new(client, connection, settings.into()))
     }
 
     /// Removes a session's key: its next request is signed out.

@@ -1,14 +1,22 @@
-//! [`SqliteStore`] (feature `sqlite`): keys in a SQLite file, for one machine.
+//! [`SqliteStore`] (feature `sqlite`): keys in a SQLite file, for one machine. The rules of
+//! the SQL stores are in the `sql` module beside this one.
 
-use sqlx::Pool;
-use sqlx::sqlite::SqliteQueryResult;
+use std::time::Duration;
 
-use super::StoreError;
-use super::sql::sealed::Statement;
-use super::sql::{Running, SqlBackend, SqlStore, run};
+use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteConnectOptions;
+
+use super::at_rest::{KeySealer, StoreSettings};
+use super::sql::{
+    DELETE_SESSION, DELETE_USER, INSERT, NewRow, PURGE_EXPIRED, SELECT_LIVE, db_error, now,
+    open_row,
+};
+use super::{KeyStore, SessionToken, StoreError, StoredKey, TokenProtection};
+
+const SCHEMA: &str = include_str!("../../migrations/sqlite/0001_modelgates_keys.sql");
 
 /// Keys in SQLite: the embedded choice for one machine (`sqlite:path/to/keys.db`; the file is
-/// created if missing). See [`SqlStore`] for its methods and rules.
+/// created if missing), sealed at rest, behind a signed session id.
 ///
 /// ```no_run
 /// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {
@@ -20,19 +28,149 @@ use super::sql::{Running, SqlBackend, SqlStore, run};
 /// # Ok(())
 /// # }
 /// ```
-pub type SqliteStore = SqlStore<sqlx::Sqlite>;
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    sealer: KeySealer,
+    lifetime: Duration,
+}
 
-impl SqlBackend for sqlx::Sqlite {
-    const SCHEMA: &'static str = include_str!("../../migrations/sqlite/0001_modelgates_keys.sql");
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("sealer", &self.sealer)
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
+}
 
-    fn connect_options(url: &str) -> Result<sqlx::sqlite::SqliteConnectOptions, StoreError> {
-        let options: sqlx::sqlite::SqliteConnectOptions = url
-            .parse()
-            .map_err(|e| StoreError::with_source("the database URL is invalid", e))?;
-        Ok(options.create_if_missing(true))
+impl SqliteStore {
+    /// A store over an existing pool. Call [`Self::migrate`] once before use.
+    #[must_use]
+    pub fn new(pool: SqlitePool, settings: StoreSettings) -> Self {
+        Self {
+            pool,
+            sealer: settings.sealer,
+            lifetime: settings.lifetime,
+        }
     }
 
-    fn run<'a>(pool: &'a Pool<Self>, statement: Statement<'a>) -> Running<'a> {
-        run(pool, statement, SqliteQueryResult::rows_affected)
+    /// Connects a pool to `url` and applies the schema. Given the layer's configuration
+    /// (`&config`), keys live as long as its key cookie, sealed with its secrets.
+    ///
+    /// # Errors
+    ///
+    /// When the URL is invalid, the database cannot be opened, or the schema cannot be
+    /// applied.
+    pub async fn connect(
+        url: &str,
+        settings: impl Into<StoreSettings>,
+    ) -> Result<Self, StoreError> {
+        let options: SqliteConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::with_source("the database URL is invalid", e))?;
+        let options = options.create_if_missing(true);
+        let pool = SqlitePool::connect_with(options)
+            .await
+            .map_err(db_error("connecting to the database"))?;
+        let store = Self::new(pool, settings.into());
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Creates the table and its indexes if they do not exist.
+    ///
+    /// # Errors
+    ///
+    /// When the statements fail.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::raw_sql(SCHEMA)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("applying the schema"))?;
+        Ok(())
+    }
+
+    /// Deletes expired rows; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// When the database fails.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(PURGE_EXPIRED)
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("purging expired keys"))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Removes a session's key: its next request is signed out.
+    ///
+    /// # Errors
+    ///
+    /// When the database fails.
+    pub async fn revoke(&self, token: &SessionToken) -> Result<(), StoreError> {
+        sqlx::query(DELETE_SESSION)
+            .bind(token.hash())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("revoking a session"))?;
+        Ok(())
+    }
+
+    /// Removes every key of a ModelGates user, on every device; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// When the database fails.
+    pub async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(DELETE_USER)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("revoking a user's keys"))?;
+        Ok(done.rows_affected())
+    }
+
+    /// The pool, for the app's own queries.
+    #[must_use]
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+impl KeyStore for SqliteStore {
+    const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
+
+    async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
+        self.purge_expired().await?;
+        let row = NewRow::new(&key, &self.sealer, self.lifetime);
+        sqlx::query(INSERT)
+            .bind(&row.hash)
+            .bind(key.user_id.as_deref())
+            .bind(&row.sealed.key_id)
+            .bind(&row.sealed.sealed)
+            .bind(row.issued_at)
+            .bind(row.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("saving a key"))?;
+        Ok(row.token)
+    }
+
+    async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
+        let hash = token.hash();
+        let row = sqlx::query_as(SELECT_LIVE)
+            .bind(&hash)
+            .bind(now())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("loading a key"))?;
+        Ok(open_row(&self.sealer, &hash, row))
+    }
+
+    async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
+        self.revoke(token).await
     }
 }

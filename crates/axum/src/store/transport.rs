@@ -15,7 +15,7 @@
 use url::Url;
 
 use super::StoreError;
-use crate::config::settings::is_loopback;
+use modelgates_oauth_core::is_loopback;
 
 fn refused(what: &str, fix: &str) -> StoreError {
     StoreError::new(format!(

@@ -6,7 +6,7 @@
 //! [`SignInRejected`], the sign-in ends with a 403 page (or JSON) showing its message, and
 //! nothing is stored.
 //!
-//! [`ModelGatesConfig::with_on_sign_in`]: super::ModelGatesConfig::with_on_sign_in
+//! [`ModelGatesConfig::with_on_sign_in`]: crate::ModelGatesConfig::with_on_sign_in
 
 use std::future::Future;
 use std::pin::Pin;

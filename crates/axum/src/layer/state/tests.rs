@@ -8,12 +8,15 @@ fn config(public_url: &str) -> ModelGatesConfig {
 #[test]
 fn https_public_urls_get_secure_host_cookies() {
     let settings = resolve(config("https://app.example")).unwrap();
-    assert_eq!(settings.codec.key_name, "__Host-modelgates_key");
-    assert_eq!(settings.codec.flow_name, "__Host-modelgates_flow");
-    let local = resolve(config("http://localhost:3000")).unwrap();
-    assert_eq!(local.codec.key_name, "modelgates_key");
+    assert_eq!(settings.flow.key_cookie.spec.name, "__Host-modelgates_key");
     assert_eq!(
-        local.callback_url.as_str(),
+        settings.flow.flow_cookie.spec.name,
+        "__Host-modelgates_flow"
+    );
+    let local = resolve(config("http://localhost:3000")).unwrap();
+    assert_eq!(local.flow.key_cookie.spec.name, "modelgates_key");
+    assert_eq!(
+        local.flow.paths.callback_url.as_str(),
         "http://localhost:3000/callback"
     );
 }
@@ -40,9 +43,9 @@ fn public_url_rules() {
 #[test]
 fn paths_prefix_and_conflicts() {
     let settings = resolve(config("https://app.example").with_path_prefix("/auth/")).unwrap();
-    assert_eq!(&*settings.login_path, "/auth/login");
+    assert_eq!(&*settings.flow.paths.login, "/auth/login");
     assert_eq!(
-        settings.callback_url.as_str(),
+        settings.flow.paths.callback_url.as_str(),
         "https://app.example/auth/callback"
     );
     let dup = resolve(config("https://app.example").with_logout_path("/login"))
@@ -99,9 +102,9 @@ fn weak_pkce_needs_the_opt_in() {
 fn cookie_domain_rules() {
     let shared =
         resolve(config("https://chat.example.com").with_cookie_domain("example.com")).unwrap();
-    assert_eq!(shared.codec.key_name, "__Secure-modelgates_key");
+    assert_eq!(shared.flow.key_cookie.spec.name, "__Secure-modelgates_key");
     assert_eq!(
-        shared.codec.flow_name, "__Host-modelgates_flow",
+        shared.flow.flow_cookie.spec.name, "__Host-modelgates_flow",
         "the flow cookie stays host-only"
     );
     for (url, domain) in [
@@ -135,8 +138,8 @@ fn cookie_domain_rules() {
 fn cookie_names() {
     let settings =
         resolve(config("https://app.example").with_cookie_names("f", "__Host-k")).unwrap();
-    assert_eq!(settings.codec.flow_name, "__Host-f");
-    assert_eq!(settings.codec.key_name, "__Host-k");
+    assert_eq!(settings.flow.flow_cookie.spec.name, "__Host-f");
+    assert_eq!(settings.flow.key_cookie.spec.name, "__Host-k");
     assert!(resolve(config("https://app.example").with_cookie_names("a b", "k")).is_err());
     assert!(resolve(config("https://app.example").with_cookie_names("same", "same")).is_err());
 }

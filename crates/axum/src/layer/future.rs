@@ -1,6 +1,5 @@
 //! [`ResponseFuture`]: the response future of
-//! [`ModelGatesAuthService`](crate::layer::ModelGatesAuthService) and
-//! [`SameOrigin`](crate::same_origin::SameOrigin).
+//! [`ModelGatesAuthService`](crate::layer::ModelGatesAuthService).
 //!
 //! Four shapes, so the common cases cost nothing: a request the layer only annotates (no key
 //! cookie) polls the inner service's own future, unboxed; a signed-in request whose key the
@@ -17,16 +16,15 @@ use axum_core::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Response};
 
+use super::session::SignOutPlan;
 use crate::api::SignOut;
+use crate::primitives::BoxError;
 use crate::response::set_cookie;
-use crate::session::SignOutPlan;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 type BoxedResponse<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
 
 pin_project_lite::pin_project! {
-    /// The response future of the crate's services.
+    /// The response future of [`ModelGatesAuthService`](crate::layer::ModelGatesAuthService).
     pub struct ResponseFuture<F, E> {
         #[pin]
         kind: Kind<F, E>,

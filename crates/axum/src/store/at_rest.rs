@@ -19,7 +19,6 @@ use zeroize::Zeroizing;
 
 use super::StoredKey;
 use super::cookie::{decode_stored, encode_stored};
-use crate::config::{CookieSecret, ModelGatesConfig};
 use crate::primitives::{hex, random_bytes};
 
 const NONCE_LEN: usize = 12;
@@ -47,19 +46,17 @@ pub(crate) struct SealedKey {
 }
 
 impl KeySealer {
-    /// A sealer for the current secret and any previous ones (newest first).
-    #[must_use]
-    pub fn new<'a>(
-        current: &'a CookieSecret,
-        previous: impl IntoIterator<Item = &'a CookieSecret>,
-    ) -> Self {
-        let keys = std::iter::once(current)
-            .chain(previous)
+    /// A sealer for secrets given as bytes, newest first. (The public constructors,
+    /// [`KeySealer::new`] and [`KeySealer::from_config`], take the layer's `CookieSecret`s;
+    /// they live with the configuration, which this module does not know.)
+    pub(crate) fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let keys = secrets
+            .into_iter()
             .map(|secret| {
                 let derived: Zeroizing<[u8; 32]> = Zeroizing::new(
                     Sha256::new()
                         .chain_update(b"modelgates-axum at-rest v1")
-                        .chain_update(secret.bytes())
+                        .chain_update(secret)
                         .finalize()
                         .into(),
                 );
@@ -71,14 +68,9 @@ impl KeySealer {
                 let cipher = Aes256Gcm::new_from_slice(derived.as_slice()).expect("a 32-byte key");
                 (id, cipher)
             })
-            .collect();
+            .collect::<Vec<_>>();
+        assert!(!keys.is_empty(), "at least the current secret");
         Self { keys }
-    }
-
-    /// A sealer for a layer configuration's current and previous secrets.
-    #[must_use]
-    pub fn from_config(config: &ModelGatesConfig) -> Self {
-        Self::new(&config.secret, &config.previous_secrets)
     }
 
     /// Seals `key` for the row `session_hash`.
@@ -114,9 +106,30 @@ impl KeySealer {
     }
 }
 
+/// What a database store needs: the sealer of keys at rest, and how long a session lives
+/// (rows expire after it). Made from the layer's configuration with `(&config).into()`, which
+/// `connect(url, &config)` does for you, or by hand for a store with its own secrets.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreSettings {
+    /// Seals keys at rest.
+    pub sealer: KeySealer,
+    /// How long a saved session lives.
+    pub lifetime: std::time::Duration,
+}
+
+impl StoreSettings {
+    /// Settings with this sealer and session lifetime.
+    #[must_use]
+    pub fn new(sealer: KeySealer, lifetime: std::time::Duration) -> Self {
+        Self { sealer, lifetime }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CookieSecret;
     use modelgates_oauth_core::ApiKey;
 
     #[test]

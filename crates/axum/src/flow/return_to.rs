@@ -32,7 +32,7 @@ static ORIGIN: LazyLock<Url> =
 /// Whether `candidate` is a safe local target by the module's rules.
 ///
 /// ```
-/// use modelgates_axum::return_to::is_safe_return_to;
+/// use modelgates_axum::is_safe_return_to;
 ///
 /// assert!(is_safe_return_to("/chat?room=1#latest"));
 /// assert!(!is_safe_return_to("//evil.example"));

@@ -1,6 +1,8 @@
 //! [`AuthError`]: every failure a user can hit on the layer's routes, with its status and a
 //! page (or JSON) that says what happened and what to do.
 //!
+//! [`AuthError`]: crate::AuthError
+//!
 //! Rules: bad or missing callback input is a 400, a cancelled sign-in or a cross-site request a
 //! 403, a wrong method a 405, a ModelGates failure a 502, a ModelGates timeout a 504, a failing
 //! key store or a full set of exchange slots a 503.
@@ -12,13 +14,14 @@ use std::sync::Arc;
 
 use axum_core::body::Body;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use modelgates_oauth_core::{CallbackError, ExchangeError, RequestError};
+use modelgates_oauth_core::{CallbackError, ExchangeError, FlowError};
 
 use crate::response::{html_error_page, json_error, wants_json};
 use crate::store::StoreError;
 
 /// A replacement for the HTML error page; see
 /// [`ModelGatesConfig::with_error_page`](crate::ModelGatesConfig::with_error_page).
+// Not an `ErrorPage` of config's: the flow renders it, and config sits above the flow.
 pub(crate) type ErrorPage = Arc<dyn Fn(&AuthError) -> Response<Body> + Send + Sync>;
 
 /// Why a sign-in route failed.
@@ -30,16 +33,14 @@ pub enum AuthError {
     #[error("This sign-in has expired or was started in another browser. Please sign in again.")]
     FlowMissing,
     /// The flow cookie failed its signature check.
-    #[error("This sign-in could not be verified. Please sign in again.")]
+    #[error("{}", FlowError::Invalid)]
     FlowInvalid,
     /// The flow cookie is older than the flow lifetime.
-    #[error("This sign-in took too long and has expired. Please sign in again.")]
+    #[error("{}", FlowError::Expired)]
     FlowExpired,
     /// The callback URL's flow id is missing or is not the one in this browser's flow cookie:
     /// the response was meant for another browser's sign-in (or was pushed into this one).
-    #[error(
-        "This sign-in response does not belong to the sign-in started in this browser. Please sign in again."
-    )]
+    #[error("{}", FlowError::Mismatch)]
     FlowMismatch,
     /// A callback was already tried with this flow: each sign-in is single-use.
     #[error("This sign-in was already used. Please sign in again.")]
@@ -59,9 +60,9 @@ pub enum AuthError {
     },
     /// The app's on-sign-in hook refused the sign-in; its message is shown.
     #[error("Your sign-in could not be completed: {0}")]
-    SignInRejected(#[source] crate::config::SignInRejected),
+    SignInRejected(#[source] super::SignInRejected),
     /// A state-changing request came from another site.
-    #[error("This request came from another site and was refused.")]
+    #[error("{}", crate::same_origin::CROSS_SITE_MESSAGE)]
     CrossSite,
     /// `/callback` has no `code` parameter.
     #[error("The sign-in response has no code. Please sign in again.")]
@@ -104,6 +105,16 @@ pub enum AuthError {
         /// The method to use.
         allow: &'static str,
     },
+}
+
+impl From<FlowError> for AuthError {
+    fn from(error: FlowError) -> Self {
+        match error {
+            FlowError::Expired => Self::FlowExpired,
+            FlowError::Mismatch => Self::FlowMismatch,
+            _ => Self::FlowInvalid,
+        }
+    }
 }
 
 impl AuthError {
@@ -165,11 +176,12 @@ impl AuthError {
         )
     }
 
+    /// The error for a failed key exchange, with the status oauth-core gives it.
     pub(crate) fn from_exchange(error: ExchangeError) -> Self {
-        match error {
-            ExchangeError::CodeRejected { .. } => Self::CodeRejected(error),
-            ExchangeError::Request(RequestError::Timeout) => Self::UpstreamTimeout(error),
-            other => Self::Upstream(other),
+        match error.http_status() {
+            400 => Self::CodeRejected(error),
+            504 => Self::UpstreamTimeout(error),
+            _ => Self::Upstream(error),
         }
     }
 
@@ -224,6 +236,7 @@ impl AuthError {
 mod tests {
     use super::*;
     use http::header::{ACCEPT, CONTENT_TYPE};
+    use modelgates_oauth_core::RequestError;
 
     #[test]
     fn statuses_follow_the_rules() {

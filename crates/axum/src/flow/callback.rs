@@ -1,0 +1,111 @@
+//! `GET /callback/<flow id>`: the callback checked against its flow, the key exchange, the
+//! app's hook, and the key kept.
+
+use axum_core::body::Body;
+use http::header::{REFERRER_POLICY, RETRY_AFTER};
+use http::request::Parts;
+use http::{HeaderValue, Response};
+use modelgates_oauth_core::CallbackParams;
+
+use super::{AuthError, Flow, SignIn, sanitize};
+use crate::response::{see_other, set_cookie};
+use crate::store::{KeyStore, SessionToken, StoredKey};
+
+pub(super) async fn callback<K: KeyStore>(
+    flow: &Flow,
+    store: &K,
+    parts: &Parts,
+    mount: &str,
+) -> Response<Body> {
+    let mut response = match complete_sign_in(flow, store, parts).await {
+        Ok(signed_in) => {
+            tracing::info!("sign-in completed");
+            let mut response = see_other(&signed_in.return_to);
+            set_cookie(&mut response, signed_in.key_cookie);
+            response
+        }
+        Err(error) => {
+            tracing::warn!(code = error.code(), status = error.status().as_u16(), %error, "sign-in failed");
+            let mut response = flow.render(&error, parts, mount);
+            if let AuthError::Busy = error {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            response
+        }
+    };
+    set_cookie(&mut response, flow.flow_cookie.clear());
+    response
+        .headers_mut()
+        .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// A completed sign-in: where to go, and the key cookie to set.
+struct SignedIn {
+    return_to: String,
+    key_cookie: HeaderValue,
+}
+
+/// The callback's work.
+async fn complete_sign_in<K: KeyStore>(
+    flow: &Flow,
+    store: &K,
+    parts: &Parts,
+) -> Result<SignedIn, AuthError> {
+    let state = flow
+        .flow_cookie
+        .open(&parts.headers)?
+        .ok_or(AuthError::FlowMissing)?;
+    state.check(flow.paths.flow_id_in(parts.uri.path()), flow.flow_max_age)?;
+    if !flow.spent.spend(&state.id) {
+        return Err(AuthError::FlowUsed);
+    }
+    let code = callback_code(parts)?;
+    let _slot = flow
+        .exchange_slots
+        .try_acquire()
+        .map_err(|_| AuthError::Busy)?;
+    let issued = flow
+        .client
+        .exchange_code(&code, state.pkce.as_ref())
+        .await
+        .map_err(AuthError::from_exchange)?;
+    tracing::info!(user_id = issued.user_id.as_deref(), "key issued");
+    if let Some(hook) = &flow.on_sign_in {
+        hook(SignIn {
+            user_id: issued.user_id.clone(),
+            key: issued.key.clone(),
+        })
+        .await
+        .map_err(|rejected| {
+            tracing::info!(%rejected, "the app refused the sign-in");
+            AuthError::SignInRejected(rejected)
+        })?;
+    }
+    let token: SessionToken = store
+        .save(StoredKey::new(issued.key, issued.user_id))
+        .await
+        .map_err(AuthError::Store)?;
+    let key_cookie =
+        flow.key_cookie
+            .set(token.expose_secret(), K::TOKEN_PROTECTION, flow.key_max_age);
+    // The flow cookie is authentic, but sanitise again: the rule may have tightened since.
+    let return_to = sanitize(Some(&state.return_to), &flow.default_return_to).to_owned();
+    Ok(SignedIn {
+        return_to,
+        key_cookie,
+    })
+}
+
+/// The one `code` of the callback's query, or why there is none.
+pub(crate) fn callback_code(parts: &Parts) -> Result<String, AuthError> {
+    match CallbackParams::parse(parts.uri.query().unwrap_or("")) {
+        Ok(CallbackParams::Code(code)) => Ok(code),
+        Ok(CallbackParams::AccessDenied) => Err(AuthError::AccessDenied),
+        Ok(CallbackParams::Failed { error }) => Err(AuthError::AuthorizationFailed { error }),
+        Ok(_) => Err(AuthError::CodeMissing),
+        Err(error) => Err(AuthError::from_callback(error)),
+    }
+}

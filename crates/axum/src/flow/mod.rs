@@ -1,0 +1,182 @@
+//! The sign-in flow: the three routes the layer answers itself (`/login`, `/callback/…`,
+//! `/logout`), the flow's state between them, its errors, the on-sign-in hook, and where a
+//! user may be sent back to. The rules these routes apply are documented once, on
+//! [`ModelGatesAuth`](crate::ModelGatesAuth#routes).
+//!
+//! What needs no web framework (the flow state, its sealing, the check of a callback against
+//! it, the status of each exchange error) is oauth-core's; this module is the HTTP around it
+//! and the spent-flow registry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_core::body::Body;
+use http::request::Parts;
+use http::{Method, Response};
+use modelgates_oauth_core::{ChallengeMethod, ModelGatesClient, Url};
+use tracing::Instrument as _;
+
+use crate::cookies::KeyCookie;
+use crate::response::no_store;
+use crate::same_origin::is_cross_site;
+use crate::store::KeyStore;
+
+mod callback;
+mod error;
+mod hook;
+mod login;
+mod logout;
+mod return_to;
+mod state;
+
+#[cfg(fuzzing)]
+pub(crate) use callback::callback_code;
+pub use error::AuthError;
+pub(crate) use error::ErrorPage;
+pub(crate) use hook::{OnSignIn, boxed as boxed_hook};
+pub use hook::{SignIn, SignInRejected};
+pub use return_to::is_safe_return_to;
+pub(crate) use return_to::sanitize;
+pub(crate) use state::{FlowCookie, SpentFlows};
+
+/// Which of the layer's own routes a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Login,
+    Callback,
+    Logout,
+}
+
+/// The layer's three paths, configured prefix included, and the callback URL they make.
+///
+/// The callback route is the callback path followed by one more path segment, the flow's id
+/// (`/callback/<flow id>`); everything under the callback path is the layer's, so that a
+/// malformed callback gets a precise error instead of the app's 404.
+#[derive(Debug)]
+pub(crate) struct Paths {
+    pub(crate) login: Arc<str>,
+    pub(crate) callback: String,
+    pub(crate) logout: String,
+    /// The public URL joined with the callback path.
+    pub(crate) callback_url: Url,
+}
+
+impl Paths {
+    /// The layer's own route at `path`, if any.
+    pub(crate) fn route(&self, path: &str) -> Option<Route> {
+        if path == &*self.login {
+            Some(Route::Login)
+        } else if path
+            .strip_prefix(&self.callback)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        {
+            Some(Route::Callback)
+        } else if path == self.logout {
+            Some(Route::Logout)
+        } else {
+            None
+        }
+    }
+
+    /// The flow id a callback path carries: the one segment after the callback path.
+    pub(crate) fn flow_id_in<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let id = path.strip_prefix(&self.callback)?.strip_prefix('/')?;
+        (!id.is_empty() && !id.contains('/')).then_some(id)
+    }
+
+    /// The callback URL for a layer mounted under `mount` (the path prefix a nesting router
+    /// stripped; empty on the outermost router).
+    pub(crate) fn callback_url_for(&self, mount: &str) -> Url {
+        let mut url = self.callback_url.clone();
+        if !mount.is_empty() {
+            url.set_path(&format!("{mount}{}", self.callback));
+        }
+        url
+    }
+
+    /// The login route as a browser reaches it under `mount`.
+    pub(crate) fn login_for(&self, mount: &str) -> String {
+        format!("{mount}{}", self.login)
+    }
+}
+
+/// Everything the sign-in routes read, resolved once when the layer is built.
+pub(crate) struct Flow {
+    pub(crate) client: ModelGatesClient,
+    pub(crate) paths: Paths,
+    /// The app's origin, such as `https://app.example`, for the same-origin check of logout.
+    pub(crate) public_origin: Arc<str>,
+    pub(crate) flow_cookie: FlowCookie,
+    pub(crate) key_cookie: KeyCookie,
+    pub(crate) flow_max_age: Duration,
+    pub(crate) key_max_age: Duration,
+    /// `None`: no PKCE challenge at all (an explicit, weak opt-in).
+    pub(crate) challenge_method: Option<ChallengeMethod>,
+    pub(crate) default_return_to: String,
+    pub(crate) post_logout_redirect: String,
+    pub(crate) on_sign_in: Option<OnSignIn>,
+    pub(crate) error_page: Option<ErrorPage>,
+    pub(crate) spent: SpentFlows,
+    /// One permit per key exchange in flight.
+    pub(crate) exchange_slots: tokio::sync::Semaphore,
+}
+
+impl Flow {
+    /// The response for `error` to this request: JSON, the app's page, or the built-in page
+    /// linking to the login route as the browser reaches it.
+    fn render(&self, error: &AuthError, parts: &Parts, mount: &str) -> Response<Body> {
+        let login = self.paths.login_for(mount);
+        error.render(&parts.headers, &login, self.error_page.as_ref())
+    }
+}
+
+/// Answers a request for one of the layer's routes.
+pub(crate) async fn handle<K: KeyStore>(
+    route: Route,
+    flow: &Flow,
+    store: &K,
+    parts: Parts,
+    mount: &str,
+) -> Response<Body> {
+    let allowed = match route {
+        Route::Login | Route::Callback => Method::GET,
+        Route::Logout => Method::POST,
+    };
+    let refusal = if parts.method != allowed {
+        Some(AuthError::MethodNotAllowed {
+            method: parts.method.clone(),
+            allow: if allowed == Method::GET {
+                "GET"
+            } else {
+                "POST"
+            },
+        })
+    } else if route == Route::Logout && is_cross_site(&parts.headers, &flow.public_origin) {
+        tracing::warn!("refused a cross-site logout");
+        Some(AuthError::CrossSite)
+    } else {
+        None
+    };
+    if let Some(error) = refusal {
+        let mut response = flow.render(&error, &parts, mount);
+        no_store(&mut response);
+        return response;
+    }
+    match route {
+        Route::Login => {
+            login::login(flow, &parts, mount)
+                .instrument(tracing::info_span!("modelgates.login"))
+                .await
+        }
+        Route::Callback => {
+            callback::callback(flow, store, &parts, mount)
+                .instrument(tracing::info_span!("modelgates.callback"))
+                .await
+        }
+        Route::Logout => {
+            logout::logout(flow, store, &parts)
+                .instrument(tracing::info_span!("modelgates.logout"))
+                .await
+        }
+    }
+}

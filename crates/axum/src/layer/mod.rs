@@ -1,0 +1,239 @@
+//! The tower layer, tower-http style: [`ModelGatesAuth`] (the `Layer`), its service
+//! [`ModelGatesAuthService`] and their [`ResponseFuture`], with the session of a request, the
+//! mount of a nested layer, and the resolved runtime state, the only thing request code reads.
+//! The rules the service applies are documented on [`ModelGatesAuth`].
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use modelgates_oauth_core::Url;
+use tower_layer::Layer;
+
+use crate::config::{ConfigError, ModelGatesConfig};
+use crate::extract::login_url;
+use crate::response::json_error;
+use crate::same_origin::SameOrigin;
+use crate::store::{CookieStore, KeyStore};
+
+mod future;
+mod mount;
+mod service;
+mod session;
+mod state;
+
+pub use future::ResponseFuture;
+pub use service::ModelGatesAuthService;
+use state::{State, resolve};
+
+/// The layer: mounts the sign-in routes and makes the user's key available to handlers.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
+///
+/// async fn whoami(key: Option<ModelGatesKey>) -> String {
+///     match key {
+///         Some(key) => format!("signed in as {:?}", key.user_id()),
+///         None => "signed out".to_owned(),
+///     }
+/// }
+///
+/// let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate());
+/// let app: Router = Router::new()
+///     .route("/", get(whoami))
+///     .layer(ModelGatesAuth::new(config)); // mounts /login, /callback, /logout
+/// ```
+///
+/// # Routes
+///
+/// The layer answers its three routes itself (the inner service never sees them), each
+/// failure a precise 4xx/5xx ([`AuthError`](crate::AuthError)):
+///
+/// * `GET /login[?return_to=/path]`: `return_to` is kept only if
+///   [`is_safe_return_to`](crate::is_safe_return_to) (the default otherwise); a fresh flow
+///   (oauth-core's [`FlowState`](crate::oauth_core::FlowState): flow id, PKCE verifier and
+///   challenge) is sealed in the flow cookie (with the default `return_to` instead when the
+///   requested one would make the cookie larger than 4096 bytes); the answer is a 303 to
+///   ModelGates' `/auth` whose `callback_url` is the callback URL followed by the flow id
+///   (`/callback/<flow id>`).
+/// * `GET /callback/<flow id>`, checked in this order, before anything reaches ModelGates: the
+///   flow cookie is present, authentic and younger than the flow lifetime; the flow id in the
+///   path equals the one in the cookie (constant time), so a code pushed into someone else's
+///   browser (login CSRF, even against a provider that ignores PKCE) is refused; the flow has
+///   not been tried before (single use, per layer instance); the query holds exactly one
+///   well-formed `code` (`error=access_denied` is "you cancelled"); a key-exchange slot is
+///   free (503 with `Retry-After: 1` otherwise). Then the code is exchanged with the flow's
+///   PKCE values, the app's on-sign-in hook runs (its refusal is a 403 and stores nothing),
+///   the key goes to the store, the key cookie is set, and the answer is a 303 to the flow's
+///   `return_to`. The flow cookie is deleted whatever the outcome, and every answer carries
+///   `Referrer-Policy: no-referrer`.
+/// * `POST /logout`: refused with 403 when it comes from another site (see
+///   [`same_origin`](crate::same_origin)); otherwise the store forgets the key, the key
+///   cookie is deleted, and the answer is a 303 to the post-logout page.
+/// * Any other method on these paths is a 405 naming the right one.
+///
+/// # Signed-in requests
+///
+/// Every other request goes to the inner service with what [`ModelGatesKey`] reads: the key
+/// when a valid key cookie is present, "signed out" otherwise.
+///
+/// * A key cookie that fails authentication, has outlived the key lifetime, or names a session
+///   the store no longer knows means signed out, and the response deletes the cookie. One made
+///   under a previous secret is re-issued under the current one, for the rest of its lifetime.
+/// * If the store fails while loading, the request is signed out for this request only: the
+///   cookie is kept and the failure logged.
+/// * A response carrying [`SignOut`](crate::api::SignOut) (a handler's
+///   [`ApiError::KeyRejected`](crate::api::ApiError::KeyRejected): ModelGates refused the key)
+///   signs the user out on its way out: the store forgets the session, the key cookie is
+///   deleted, and a browser (`Accept: text/html`) is sent to sign in again.
+/// * A request without our key cookie costs one extension insert: no cryptography, no
+///   allocation beyond that, no boxing.
+///
+/// Every answer that sets a cookie is `Cache-Control: private, no-store` with `Vary: Cookie`.
+///
+/// [`ModelGatesKey`]: crate::ModelGatesKey
+pub struct ModelGatesAuth<K = CookieStore> {
+    state: Arc<State>,
+    store: Arc<K>,
+}
+
+impl<K> Clone for ModelGatesAuth<K> {
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+            store: self.store.clone(),
+        }
+    }
+}
+
+impl<K> std::fmt::Debug for ModelGatesAuth<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelGatesAuth")
+            .field("callback_url", &self.state.flow.paths.callback_url.as_str())
+            .field("store", &std::any::type_name::<K>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ModelGatesAuth<CookieStore> {
+    /// Builds the layer, with keys kept in encrypted cookies.
+    ///
+    /// # Panics
+    ///
+    /// When the configuration cannot work, with the [`ConfigError`] message saying what to
+    /// change; a misconfigured sign-in is better refused at startup than at the first user.
+    /// Use [`Self::try_new`] to handle the error instead.
+    pub fn new(config: ModelGatesConfig) -> Self {
+        Self::try_new(config)
+            .unwrap_or_else(|error| panic!("invalid ModelGates configuration: {error}"))
+    }
+
+    /// Builds the layer, or says what is wrong with the configuration.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] saying which setting to change and how.
+    pub fn try_new(config: ModelGatesConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            state: Arc::new(resolve(config)?),
+            store: Arc::new(CookieStore),
+        })
+    }
+}
+
+impl<K: KeyStore> ModelGatesAuth<K> {
+    /// Keeps keys in `store` instead, such as [`MemoryStore`](crate::store::MemoryStore) or a
+    /// database store.
+    pub fn with_store<K2: KeyStore>(self, store: K2) -> ModelGatesAuth<K2> {
+        ModelGatesAuth {
+            state: self.state,
+            store: Arc::new(store),
+        }
+    }
+
+    /// The callback URL: the public URL plus the callback path. Each sign-in sends ModelGates
+    /// this URL followed by one more path segment, its flow id.
+    #[must_use]
+    pub fn callback_url(&self) -> &Url {
+        &self.state.flow.paths.callback_url
+    }
+
+    /// The URL of the login route, coming back to `return_to` (a local path; anything else is
+    /// dropped), for pages that link to the sign-in instead of hard-coding it. Inside a nested
+    /// router, add the nesting prefix, or use
+    /// [`ModelGatesKeyRejection::login_url`](crate::extract::ModelGatesKeyRejection::login_url),
+    /// which knows it.
+    ///
+    /// ```
+    /// use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig};
+    ///
+    /// let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
+    ///     .with_path_prefix("/auth");
+    /// let auth = ModelGatesAuth::new(config);
+    /// assert_eq!(auth.login_url("/chat"), "/auth/login?return_to=%2Fchat");
+    /// assert_eq!(auth.login_url("https://evil.example"), "/auth/login");
+    /// ```
+    #[must_use]
+    pub fn login_url(&self, return_to: &str) -> String {
+        login_url(&self.state.flow.paths.login, return_to)
+    }
+
+    /// A [`SameOrigin`] layer for this app's public origin, to put on the app's own
+    /// state-changing routes (see [`same_origin`](crate::same_origin)).
+    #[must_use]
+    pub fn same_origin(&self) -> SameOrigin {
+        SameOrigin::for_origin(self.state.flow.public_origin.clone())
+    }
+
+    /// The layer's own paths as routes of a `Router`, to merge into a router that is nested
+    /// (`Router::nest`) before this layer is put on it: a nested router sends a path to the
+    /// layer only when it is one of its routes. On the outermost router it is not needed.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig};
+    ///
+    /// let auth = ModelGatesAuth::new(ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate()));
+    /// let app: Router = Router::new().nest(
+    ///     "/app",
+    ///     Router::new()
+    ///         .route("/", get(|| async { "home" }))
+    ///         .merge(auth.routes()) // /app/login, /app/callback/…, /app/logout
+    ///         .layer(auth),
+    /// );
+    /// ```
+    ///
+    /// The routes answer 500 naming the layer if a request ever reaches them: the layer in
+    /// front answers them itself.
+    pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        self.state.routes_registered.store(true, Ordering::Relaxed);
+        let unreachable = axum::routing::any(|| async {
+            tracing::error!(
+                "a request reached ModelGatesAuth::routes() without the layer in front"
+            );
+            json_error(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "layer_missing",
+                "ModelGatesAuth::routes() answered a request the layer never saw: put \
+                 `.layer(auth)` on the router after `.merge(auth.routes())`",
+            )
+        });
+        let paths = &self.state.flow.paths;
+        axum::Router::new()
+            .route(&paths.login, unreachable.clone())
+            .route(&paths.callback, unreachable.clone())
+            .route(
+                &format!("{}/{{*flow}}", paths.callback),
+                unreachable.clone(),
+            )
+            .route(&paths.logout, unreachable)
+    }
+}
+
+impl<S, K> Layer<S> for ModelGatesAuth<K> {
+    type Service = ModelGatesAuthService<S, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ModelGatesAuthService::new(inner, self.state.clone(), self.store.clone())
+    }
+}

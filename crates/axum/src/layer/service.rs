@@ -1,0 +1,199 @@
+//! [`ModelGatesAuthService`]: the layer's service, by the rules on
+//! [`ModelGatesAuth`](crate::ModelGatesAuth).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use axum_core::body::Body;
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::mount::Mount;
+use super::session::{
+    self, Authenticated, Opening, RemoveSession, RequestSummary, SignOutPlan, conclude,
+};
+use super::state::State;
+use crate::extract::{AuthContext, ModelGatesKey};
+use crate::flow::{self, AuthError};
+use crate::primitives::BoxError;
+use crate::store::{CookieStore, KeyStore};
+
+/// What handlers see of this request: the key, or how to sign in.
+fn context(
+    state: &State,
+    key: Option<ModelGatesKey>,
+    uri: &Uri,
+    mount: Option<&Mount>,
+) -> AuthContext {
+    match mount {
+        None => AuthContext {
+            key,
+            login_path: state.flow.paths.login.clone(),
+            original_uri: uri.clone(),
+            public_origin: state.flow.public_origin.clone(),
+        },
+        Some(mount) => AuthContext {
+            key,
+            login_path: state.flow.paths.login_for(&mount.prefix).into(),
+            original_uri: mount.original.clone(),
+            public_origin: state.flow.public_origin.clone(),
+        },
+    }
+}
+
+/// Puts what handlers see of a signed-in (or refused) request into its extensions; returns
+/// the cookie the response must carry and, for a signed-in user, how to sign them out.
+fn annotate<K: KeyStore, B>(
+    state: &Arc<State>,
+    store: &Arc<K>,
+    request: &mut Request<B>,
+    authenticated: Authenticated,
+    mount: Option<Mount>,
+) -> (Option<http::HeaderValue>, Option<SignOutPlan>) {
+    let Authenticated {
+        key,
+        set_cookie,
+        token,
+    } = authenticated;
+    let signed_in = key.is_some();
+    let context = context(state, key, request.uri(), mount.as_ref());
+    request.extensions_mut().insert(context);
+    let plan = token.filter(|_| signed_in).and_then(|token| {
+        Some(SignOutPlan {
+            state: state.clone(),
+            store: store.clone() as Arc<dyn RemoveSession>,
+            token,
+            request: RequestSummary::of(request)?,
+        })
+    });
+    (set_cookie, plan)
+}
+
+/// The answer of a layer inside a nested router whose paths are not routed to it.
+fn misplaced(state: &State, mount: &Mount, headers: &http::HeaderMap) -> Response<Body> {
+    let error = AuthError::Misplaced {
+        prefix: mount.prefix.clone(),
+    };
+    tracing::error!("{error}");
+    error.render(headers, &state.flow.paths.login_for(&mount.prefix), None)
+}
+
+/// The service [`ModelGatesAuth`](crate::ModelGatesAuth) wraps around an inner service.
+/// Cheap to clone.
+pub struct ModelGatesAuthService<S, K = CookieStore> {
+    inner: S,
+    state: Arc<State>,
+    store: Arc<K>,
+}
+
+impl<S, K> ModelGatesAuthService<S, K> {
+    pub(super) fn new(inner: S, state: Arc<State>, store: Arc<K>) -> Self {
+        Self {
+            inner,
+            state,
+            store,
+        }
+    }
+}
+
+impl<S: Clone, K> Clone for ModelGatesAuthService<S, K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            state: self.state.clone(),
+            store: self.store.clone(),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, K> std::fmt::Debug for ModelGatesAuthService<S, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelGatesAuthService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
+    /// Calls the (ready) inner service with what `authenticated` says, unboxed.
+    fn call_now<ReqBody>(
+        &mut self,
+        mut request: Request<ReqBody>,
+        authenticated: Authenticated,
+        mount: Option<Mount>,
+    ) -> ResponseFuture<S::Future, S::Error>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        let (cookie, plan) = annotate(&self.state, &self.store, &mut request, authenticated, mount);
+        ResponseFuture::signed_in(self.inner.call(request), cookie, plan)
+    }
+}
+
+impl<S, K, ReqBody, ResBody> Service<Request<ReqBody>> for ModelGatesAuthService<S, K>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+    K: KeyStore,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let mount = Mount::of(&request);
+        if let Some(mount) = &mount {
+            if !self.state.routes_registered.load(Ordering::Relaxed) {
+                return ResponseFuture::ready(misplaced(&self.state, mount, request.headers()));
+            }
+        }
+        if let Some(route) = self.state.flow.paths.route(request.uri().path()) {
+            let (state, store) = (self.state.clone(), self.store.clone());
+            let (parts, _body) = request.into_parts();
+            let prefix = mount.map(|m| m.prefix).unwrap_or_default();
+            return ResponseFuture::boxed(async move {
+                Ok(flow::handle(route, &state.flow, &*store, parts, &prefix).await)
+            });
+        }
+        // The fast path: no key cookie, so no cryptography, no store, no boxing.
+        if !self.state.flow.key_cookie.is_present(request.headers()) {
+            let context = context(&self.state, None, request.uri(), mount.as_ref());
+            request.extensions_mut().insert(context);
+            return ResponseFuture::inner(self.inner.call(request));
+        }
+        let (token, needs_reissue) = match session::open::<K>(&self.state, request.headers()) {
+            Opening::Token {
+                token,
+                needs_reissue,
+            } => (token, needs_reissue),
+            Opening::Refused(signed_out) => return self.call_now(request, signed_out, mount),
+        };
+        // A store that answers at once (the cookie, in memory, a cache hit): no boxing.
+        if let Some(loaded) = self.store.load_now(&token) {
+            let authenticated = conclude::<K>(&self.state, token, needs_reissue, loaded);
+            return self.call_now(request, authenticated, mount);
+        }
+        // The store must wait (a database). The ready service is the one to call; leave a
+        // fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (state, store) = (self.state.clone(), self.store.clone());
+        ResponseFuture::boxed(async move {
+            let loaded = store.load(&token).await;
+            let authenticated = conclude::<K>(&state, token, needs_reissue, loaded);
+            let (cookie, plan) = annotate(&state, &store, &mut request, authenticated, mount);
+            ResponseFuture::signed_in(inner.call(request), cookie, plan).await
+        })
+    }
+}
