@@ -50,7 +50,11 @@ pub async fn start_chat_app_with(
     let config = tweak(
         ModelGatesConfig::new(&url, CookieSecret::generate()).with_base_url(emulator.base_url()),
     );
-    let app = example_chat::app(ModelGatesAuth::new(config), example_chat::DEFAULT_MODEL);
+    let auth = ModelGatesAuth::new(config);
+    let app = example_chat::routes()
+        .layer(auth.same_origin())
+        .layer(auth)
+        .with_state(example_chat::AppState::new(example_chat::DEFAULT_MODEL));
     let task = tokio::spawn(async move {
         axum_serve(listener, app).await;
     });

@@ -154,8 +154,10 @@ async fn signed_out_chat_redirects_browsers_and_refuses_json() {
         .send()
         .await
         .unwrap();
+    // The library's rule, not the app's code: a signed-out browser form post is sent to sign
+    // in, back to the page the form was on (here no Referer: the home page).
     assert_eq!(browser.status(), StatusCode::SEE_OTHER);
-    assert!(location(&browser).starts_with("/login"));
+    assert_eq!(location(&browser), "/login?return_to=%2F");
 
     let api = client
         .post(format!("{}/chat", app.url))
@@ -309,6 +311,16 @@ async fn bad_messages_and_revoked_keys_get_clear_pages() {
         .await
         .unwrap();
     assert_eq!(too_long.status(), StatusCode::BAD_REQUEST);
+    let streamed = client
+        .post(format!("{}/chat", app.url))
+        .header("accept", "text/event-stream")
+        .form(&[("message", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = streamed.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request", "{body}");
     assert_eq!(app.emulator.chat_count(), 0);
 
     app.emulator

@@ -1,5 +1,75 @@
-//! `cargo run -p example-chat`: the chat app, on the embedded ModelGates emulator unless
-//! `MODELGATES_BASE_URL` is set. See the crate documentation for every variable.
+//! `cargo run -p example-chat`: a chat page whose users pay for their own model calls, on the
+//! embedded ModelGates emulator unless `MODELGATES_BASE_URL` is set. The crate documentation
+//! lists every variable.
+//!
+//! The whole app is `app` below: the app's routes (whose handlers take the signed-in user's
+//! key with the `ModelGatesKey` extractor and stream replies with `key.stream_chat(…)`, see
+//! `handlers.rs`), a same-origin guard on them, and the ModelGates layer in front of it all.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use axum::Router;
+use example_chat::stores::Store;
+use example_chat::{AppState, Settings, routes};
+use modelgates_axum::ModelGatesAuth;
+use modelgates_axum::store::KeyStore;
+use modelgates_emulator::Emulator;
+
+/// The app: its routes behind the layer, keys kept in `auth`'s store.
+fn app<K: KeyStore>(auth: ModelGatesAuth<K>, state: AppState) -> Router {
+    routes() // GET /, POST /chat, GET /usage
+        .layer(auth.same_origin()) // no other site can post to /chat with the user's cookie
+        .layer(auth) // mounts /login, /callback/…, /logout; tells handlers who is signed in
+        .with_state(state)
+}
+
+async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, settings.port));
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let port = listener.local_addr()?.port();
+    let public_url = settings
+        .public_url
+        .unwrap_or_else(|| format!("http://localhost:{port}"));
+    // No ModelGates named: run one in this process, so the app works with no network at all.
+    let (emulator, base_url) = match settings.base_url {
+        Some(base_url) => (None, base_url),
+        None => {
+            let emulator = Emulator::builder().start().await?;
+            let base_url = emulator.base_url().to_owned();
+            (Some(emulator), base_url)
+        }
+    };
+    let config = example_chat::config(&public_url, &base_url)?;
+    let auth = ModelGatesAuth::try_new(config.clone())?;
+    let spec = settings.key_store.as_deref().unwrap_or("cookie");
+    let store = Store::connect(spec, settings.key_cache, &config).await?;
+    let label = store.label(spec);
+    let state = AppState::new(settings.model);
+    let app = match store {
+        Store::Cookie => app(auth, state),
+        Store::Memory(store) => app(auth.with_store(store), state),
+        Store::Sqlite(store) => app(auth.with_store(store), state),
+        Store::Postgres(store) => app(auth.with_store(store), state),
+        Store::CachedPostgres(store) => app(auth.with_store(store), state),
+        Store::Redis(store) => app(auth.with_store(store), state),
+        Store::CachedRedis(store) => app(auth.with_store(store), state),
+    };
+    match &emulator {
+        Some(_) => println!("ModelGates emulator (consent page, no real money): {base_url}"),
+        None => println!("ModelGates: {base_url}"),
+    }
+    println!("Keys kept in: {label}");
+    // Printed last: the App line means "ready to serve".
+    println!("App: {public_url} (listening on 127.0.0.1:{port})");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
 
 #[tokio::main]
 async fn main() {
@@ -11,8 +81,8 @@ async fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let result = match example_chat::Settings::from_env() {
-        Ok(settings) => example_chat::run(settings).await,
+    let result = match Settings::from_env() {
+        Ok(settings) => run(settings).await,
         Err(message) => Err(message.into()),
     };
     if let Err(error) = result {
