@@ -1,6 +1,7 @@
 //! Each attack of the security review, reproduced against the layer with the emulator on
-//! 127.0.0.1, and refused. `tests/lenient.rs` runs this suite again against a provider that
-//! accepts a verifier for a code issued without a challenge, to prove the layer defends itself.
+//! 127.0.0.1, and refused. Each runs twice (`each_provider!`): against a provider that refuses a
+//! verifier for a code issued without a challenge, and against a lenient one that accepts it,
+//! to prove the layer defends itself.
 
 mod support;
 
@@ -13,9 +14,7 @@ use http::{HeaderValue, Request, StatusCode, header};
 use modelgates_axum::oauth_core::{ChallengeMethod, ModelGatesClient, Pkce};
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::{Emulator, Endpoint, Fault};
-use support::{
-    Browser, code_of, config, emulator, key_or_signed_out, lenient_provider, path_of, read,
-};
+use support::{Browser, Provider, code_of, config, key_or_signed_out, path_of, read};
 use tower::ServiceExt as _;
 
 async fn post_chat(key: ModelGatesKey) -> &'static str {
@@ -46,13 +45,13 @@ fn challenge_less_auth_url(emu: &Emulator) -> String {
     format!("{}/auth?callback_url={callback}", emu.base_url())
 }
 
+each_provider!(login_csrf_by_pkce_downgrade_is_refused);
 /// Login CSRF by PKCE downgrade: the attacker approves a challenge-less `/auth` as
 /// themselves, drives the victim's browser through the app's `/login` (a fresh flow cookie of
 /// its own) and then to the callback with the attacker's code. Without the per-flow binding a
 /// lenient provider hands the victim the attacker's key; with `none` any provider does.
-#[tokio::test]
-async fn login_csrf_by_pkce_downgrade_is_refused() {
-    let emu = emulator().await;
+async fn login_csrf_by_pkce_downgrade_is_refused(provider: Provider) {
+    let emu = provider.emulator().await;
     for cfg in [config(&emu), config(&emu).without_pkce().allow_weak_pkce()] {
         let mut victim = Browser::new(app(ModelGatesAuth::new(cfg)));
         let attacker = emu.approve(&challenge_less_auth_url(&emu)).unwrap();
@@ -80,7 +79,7 @@ async fn login_csrf_by_pkce_downgrade_is_refused() {
             assert_eq!(victim.get("/me").await.body, "signed out");
         }
     }
-    if lenient_provider() {
+    if provider == Provider::Lenient {
         // The attack is real here: the exchange the layer refused would have succeeded.
         let code = code_of(&format!(
             "/callback?{}",
@@ -103,11 +102,11 @@ async fn login_csrf_by_pkce_downgrade_is_refused() {
     }
 }
 
+each_provider!(a_flow_is_tried_once);
 /// A flow cookie recorded by a proxy (or replayed by a script) cannot start a second exchange,
 /// so it cannot be used to try codes one after another.
-#[tokio::test]
-async fn a_flow_is_tried_once() {
-    let emu = emulator().await;
+async fn a_flow_is_tried_once(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let genuine = browser.start_sign_in("/login").await;
     let recorded = browser.cookies["modelgates_flow"].clone();
@@ -138,11 +137,11 @@ async fn a_flow_is_tried_once() {
     assert_eq!(emu.exchange_count(), exchanges + 1, "one exchange per flow");
 }
 
+each_provider!(concurrent_exchanges_are_bounded);
 /// Exchanges in flight are bounded: beyond the bound a callback is a 503 with Retry-After,
 /// and nothing more is sent to ModelGates.
-#[tokio::test]
-async fn concurrent_exchanges_are_bounded() {
-    let emu = emulator().await;
+async fn concurrent_exchanges_are_bounded(provider: Provider) {
+    let emu = provider.emulator().await;
     let layer = ModelGatesAuth::new(config(&emu).with_max_concurrent_exchanges(1));
     let mut slow = Browser::new(app(layer.clone()));
     let mut other = Browser::new(app(layer));
@@ -187,11 +186,11 @@ async fn concurrent_exchanges_are_bounded() {
     );
 }
 
+each_provider!(cookies_on_cacheable_responses_make_them_private);
 /// A cookie the layer adds to an inner, cacheable response (a cleared or re-issued key cookie)
 /// makes it private and uncacheable, so a CDN never hands one user's cookie to another.
-#[tokio::test]
-async fn cookies_on_cacheable_responses_make_them_private() {
-    let emu = emulator().await;
+async fn cookies_on_cacheable_responses_make_them_private(provider: Provider) {
+    let emu = provider.emulator().await;
     let old = CookieSecret::generate();
     let before =
         ModelGatesConfig::new("http://localhost:3000", old.clone()).with_base_url(emu.base_url());
@@ -229,11 +228,11 @@ async fn cookies_on_cacheable_responses_make_them_private() {
     }
 }
 
+each_provider!(cross_site_posts_are_refused);
 /// Another site, or a sibling subdomain, cannot make a signed-in browser post to the layer's
 /// logout or to the app's routes behind the guard; same-origin and non-browser posts work.
-#[tokio::test]
-async fn cross_site_posts_are_refused() {
-    let emu = emulator().await;
+async fn cross_site_posts_are_refused(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     browser.sign_in("/login").await;
     let key = browser.get("/me").await.body;
@@ -287,11 +286,11 @@ async fn cross_site_posts_are_refused() {
     assert_eq!(browser.get("/me").await.body, "signed out");
 }
 
+each_provider!(a_foreign_non_ascii_cookie_does_not_sign_users_out);
 /// A cookie set by a sibling subdomain with a non-ASCII byte (`tracker=café`) must not hide
 /// ours: users stay signed in and callbacks still work.
-#[tokio::test]
-async fn a_foreign_non_ascii_cookie_does_not_sign_users_out() {
-    let emu = emulator().await;
+async fn a_foreign_non_ascii_cookie_does_not_sign_users_out(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let with_tracker = |browser: &Browser, uri: &str| {
         let header = [
@@ -331,11 +330,11 @@ async fn a_foreign_non_ascii_cookie_does_not_sign_users_out() {
     assert_eq!(me.body, emu.issued_keys().pop().unwrap().key);
 }
 
+each_provider!(provider_error_text_is_filtered_and_escaped);
 /// The provider's `error=` value cannot forge log lines or inject markup: only RFC 6749's
 /// characters are kept, and the page escapes them.
-#[tokio::test]
-async fn provider_error_text_is_filtered_and_escaped() {
-    let emu = emulator().await;
+async fn provider_error_text_is_filtered_and_escaped(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let flow = path_of(&browser.start_sign_in("/login").await);
     let page = browser
@@ -354,11 +353,11 @@ async fn provider_error_text_is_filtered_and_escaped() {
     );
 }
 
+each_provider!(a_return_to_too_large_for_the_cookie_falls_back_to_the_default);
 /// A `return_to` that would make the flow cookie larger than a browser keeps (4096 bytes)
 /// falls back to the default page instead of breaking the sign-in.
-#[tokio::test]
-async fn a_return_to_too_large_for_the_cookie_falls_back_to_the_default() {
-    let emu = emulator().await;
+async fn a_return_to_too_large_for_the_cookie_falls_back_to_the_default(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     // Each `"` takes two bytes in the cookie's JSON; 2000 of them fit the return_to rules.
     let quotes = "%22".repeat(2000);
@@ -372,11 +371,11 @@ async fn a_return_to_too_large_for_the_cookie_falls_back_to_the_default() {
     assert_eq!(landed.location(), "/");
 }
 
+each_provider!(dot_segment_return_to_values_are_refused);
 /// Hostile `return_to` values that only stay on the site by luck of a browser's path
 /// handling are refused outright.
-#[tokio::test]
-async fn dot_segment_return_to_values_are_refused() {
-    let emu = emulator().await;
+async fn dot_segment_return_to_values_are_refused(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     for hostile in [
         "/.//evil.example",

@@ -1,5 +1,7 @@
 //! The layer end to end, with the emulator in-process on 127.0.0.1: the full flow, every
-//! rejection path, cookie attributes, hostile input, rotation, stores, and concurrency.
+//! rejection path, cookie attributes, hostile input, rotation, stores, and concurrency. Each
+//! test runs twice (`each_provider!`): against a provider that refuses a verifier for a code
+//! issued without a challenge, and against a lenient one that accepts it.
 
 mod support;
 
@@ -18,7 +20,7 @@ use modelgates_axum::oauth_core::async_openai::types::chat::{
 use modelgates_axum::store::MemoryStore;
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::{Endpoint, Fault};
-use support::{Browser, code_of, config, emulator, http, path_of, read};
+use support::{Browser, Provider, code_of, config, http, path_of, read};
 use tower::ServiceExt as _;
 
 async fn home(key: Option<ModelGatesKey>) -> String {
@@ -53,9 +55,9 @@ fn app(layer: ModelGatesAuth) -> Router {
     routes().layer(layer)
 }
 
-#[tokio::test]
-async fn full_flow_sign_in_chat_logout() {
-    let emu = emulator().await;
+each_provider!(full_flow_sign_in_chat_logout);
+async fn full_flow_sign_in_chat_logout(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     assert_eq!(browser.get("/").await.body, "signed out");
 
@@ -117,9 +119,9 @@ async fn full_flow_sign_in_chat_logout() {
     assert_eq!(browser.get("/").await.body, "signed out");
 }
 
-#[tokio::test]
-async fn plain_and_no_pkce_modes_sign_in() {
-    let emu = emulator().await;
+each_provider!(plain_and_no_pkce_modes_sign_in);
+async fn plain_and_no_pkce_modes_sign_in(provider: Provider) {
+    let emu = provider.emulator().await;
     for cfg in [
         config(&emu)
             .with_challenge_method(modelgates_axum::oauth_core::ChallengeMethod::Plain)
@@ -136,8 +138,8 @@ async fn plain_and_no_pkce_modes_sign_in() {
     }
 }
 
-#[tokio::test]
-async fn router_with_state_inside_service_builder() {
+each_provider!(router_with_state_inside_service_builder);
+async fn router_with_state_inside_service_builder(provider: Provider) {
     #[derive(Clone)]
     struct AppState {
         greeting: &'static str,
@@ -145,7 +147,7 @@ async fn router_with_state_inside_service_builder() {
     async fn greet(State(state): State<AppState>, key: ModelGatesKey) -> String {
         format!("{} {}", state.greeting, key.user_id().unwrap_or("?"))
     }
-    let emu = emulator().await;
+    let emu = provider.emulator().await;
     let app = Router::new()
         .route("/greet", get(greet))
         .layer(tower::ServiceBuilder::new().layer(ModelGatesAuth::new(config(&emu))))
@@ -156,9 +158,9 @@ async fn router_with_state_inside_service_builder() {
     assert_eq!(browser.get("/greet").await.body, format!("hello {user}"));
 }
 
-#[tokio::test]
-async fn works_around_a_plain_tower_service() {
-    let emu = emulator().await;
+each_provider!(works_around_a_plain_tower_service);
+async fn works_around_a_plain_tower_service(provider: Provider) {
+    let emu = provider.emulator().await;
     let inner = tower::service_fn(|request: Request<Body>| async move {
         let signed_in = ModelGatesKey::from_extensions(request.extensions())
             .unwrap()
@@ -181,9 +183,9 @@ async fn works_around_a_plain_tower_service() {
     assert_eq!(login.status(), StatusCode::SEE_OTHER);
 }
 
-#[tokio::test]
-async fn extractor_rejections() {
-    let emu = emulator().await;
+each_provider!(extractor_rejections);
+async fn extractor_rejections(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
 
     let navigation = browser.get("/me?tab=2").await;
@@ -213,18 +215,18 @@ async fn extractor_rejections() {
     );
 }
 
-#[tokio::test]
-async fn the_login_redirect_round_trips_to_the_page_asked_for() {
-    let emu = emulator().await;
+each_provider!(the_login_redirect_round_trips_to_the_page_asked_for);
+async fn the_login_redirect_round_trips_to_the_page_asked_for(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let navigation = browser.get("/me?tab=2").await;
     let landed = browser.sign_in(navigation.location()).await;
     assert_eq!(landed.location(), "/me?tab=2");
 }
 
-#[tokio::test]
-async fn callback_rejection_paths() {
-    let emu = emulator().await;
+each_provider!(callback_rejection_paths);
+async fn callback_rejection_paths(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
 
     // No flow cookie at all.
@@ -318,9 +320,9 @@ async fn callback_rejection_paths() {
     );
 }
 
-#[tokio::test]
-async fn replayed_and_injected_codes_are_rejected() {
-    let emu = emulator().await;
+each_provider!(replayed_and_injected_codes_are_rejected);
+async fn replayed_and_injected_codes_are_rejected(provider: Provider) {
+    let emu = provider.emulator().await;
     let layer = ModelGatesAuth::new(config(&emu));
 
     // Replay: the victim's callback URL used again after it worked. It names the finished
@@ -355,9 +357,9 @@ async fn replayed_and_injected_codes_are_rejected() {
     );
 }
 
-#[tokio::test]
-async fn modelgates_failures_give_502_504_and_leave_the_user_able_to_retry() {
-    let emu = emulator().await;
+each_provider!(modelgates_failures_give_502_504_and_leave_the_user_able_to_retry);
+async fn modelgates_failures_give_502_504_and_leave_the_user_able_to_retry(provider: Provider) {
+    let emu = provider.emulator().await;
     let cfg = config(&emu).with_http_timeout(Duration::from_secs(1));
     let mut browser = Browser::new(app(ModelGatesAuth::new(cfg)));
     let faults = [
@@ -384,9 +386,9 @@ async fn modelgates_failures_give_502_504_and_leave_the_user_able_to_retry() {
     assert!(browser.get("/").await.body.starts_with("signed in"));
 }
 
-#[tokio::test]
-async fn wrong_methods_get_405() {
-    let emu = emulator().await;
+each_provider!(wrong_methods_get_405);
+async fn wrong_methods_get_405(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let post_login = browser.post("/login").await;
     assert_eq!(post_login.status, StatusCode::METHOD_NOT_ALLOWED);
@@ -396,9 +398,9 @@ async fn wrong_methods_get_405() {
     assert_eq!(get_logout.headers[header::ALLOW], "POST");
 }
 
-#[tokio::test]
-async fn cookie_attributes_for_http_and_https() {
-    let emu = emulator().await;
+each_provider!(cookie_attributes_for_http_and_https);
+async fn cookie_attributes_for_http_and_https(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut local = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let login = local.get("/login").await;
     let flow = login.set_cookie("modelgates_flow").unwrap();
@@ -435,9 +437,9 @@ async fn cookie_attributes_for_http_and_https() {
     assert!(key.contains("Secure") && key.contains("HttpOnly"), "{key}");
 }
 
-#[tokio::test]
-async fn key_cookie_holds_no_readable_key() {
-    let emu = emulator().await;
+each_provider!(key_cookie_holds_no_readable_key);
+async fn key_cookie_holds_no_readable_key(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let landed = browser.sign_in("/login").await;
     let issued = emu.issued_keys().pop().unwrap();
@@ -469,9 +471,9 @@ fn forged_flow(secret: &CookieSecret, json: &str) -> String {
     jar.get("modelgates_flow").unwrap().value().to_owned()
 }
 
-#[tokio::test]
-async fn hostile_flow_cookies() {
-    let emu = emulator().await;
+each_provider!(hostile_flow_cookies);
+async fn hostile_flow_cookies(provider: Provider) {
+    let emu = provider.emulator().await;
     let secret = CookieSecret::generate();
     let cfg = ModelGatesConfig::new("http://localhost:3000", secret.clone())
         .with_base_url(emu.base_url());
@@ -527,9 +529,9 @@ async fn hostile_flow_cookies() {
     );
 }
 
-#[tokio::test]
-async fn hostile_key_cookies_sign_out_and_are_cleared() {
-    let emu = emulator().await;
+each_provider!(hostile_key_cookies_sign_out_and_are_cleared);
+async fn hostile_key_cookies_sign_out_and_are_cleared(provider: Provider) {
+    let emu = provider.emulator().await;
     let layer = ModelGatesAuth::new(config(&emu));
     let mut browser = Browser::new(app(layer.clone()));
     browser.sign_in("/login").await;
@@ -582,9 +584,9 @@ fn key_cookie_issued_at(secret: &CookieSecret, key: &str, issued_at: u64) -> Str
     jar.get("modelgates_key").unwrap().value().to_owned()
 }
 
-#[tokio::test]
-async fn expired_key_cookies_are_refused() {
-    let emu = emulator().await;
+each_provider!(expired_key_cookies_are_refused);
+async fn expired_key_cookies_are_refused(provider: Provider) {
+    let emu = provider.emulator().await;
     let secret = CookieSecret::generate();
     let cfg = ModelGatesConfig::new("http://localhost:3000", secret.clone())
         .with_base_url(emu.base_url())
@@ -614,9 +616,9 @@ async fn expired_key_cookies_are_refused() {
     );
 }
 
-#[tokio::test]
-async fn return_to_payloads_never_leave_the_site() {
-    let emu = emulator().await;
+each_provider!(return_to_payloads_never_leave_the_site);
+async fn return_to_payloads_never_leave_the_site(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let payloads = [
         "//evil.example",
@@ -638,9 +640,9 @@ async fn return_to_payloads_never_leave_the_site() {
     }
 }
 
-#[tokio::test]
-async fn host_and_forwarded_headers_do_not_change_the_callback() {
-    let emu = emulator().await;
+each_provider!(host_and_forwarded_headers_do_not_change_the_callback);
+async fn host_and_forwarded_headers_do_not_change_the_callback(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let login = browser
         .send(
@@ -659,9 +661,9 @@ async fn host_and_forwarded_headers_do_not_change_the_callback() {
     );
 }
 
-#[tokio::test]
-async fn a_60_kb_cookie_header_is_handled() {
-    let emu = emulator().await;
+each_provider!(a_60_kb_cookie_header_is_handled);
+async fn a_60_kb_cookie_header_is_handled(provider: Provider) {
+    let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     browser.cookies.insert("junk".into(), "x".repeat(30_000));
     browser
@@ -678,9 +680,9 @@ async fn a_60_kb_cookie_header_is_handled() {
     assert!(callback.body.contains("flow_invalid"));
 }
 
-#[tokio::test]
-async fn rotation_accepts_old_cookies_and_reissues_them() {
-    let emu = emulator().await;
+each_provider!(rotation_accepts_old_cookies_and_reissues_them);
+async fn rotation_accepts_old_cookies_and_reissues_them(provider: Provider) {
+    let emu = provider.emulator().await;
     let (old, new) = (CookieSecret::generate(), CookieSecret::generate());
     let before =
         ModelGatesConfig::new("http://localhost:3000", old.clone()).with_base_url(emu.base_url());
@@ -718,9 +720,9 @@ async fn rotation_accepts_old_cookies_and_reissues_them() {
     assert_eq!(stale.get("/").await.body, "signed out");
 }
 
-#[tokio::test]
-async fn instances_sharing_a_secret_share_sign_ins() {
-    let emu = emulator().await;
+each_provider!(instances_sharing_a_secret_share_sign_ins);
+async fn instances_sharing_a_secret_share_sign_ins(provider: Provider) {
+    let emu = provider.emulator().await;
     let secret = CookieSecret::generate();
     let instance = || {
         app(ModelGatesAuth::new(
@@ -740,9 +742,9 @@ async fn instances_sharing_a_secret_share_sign_ins() {
     );
 }
 
-#[tokio::test]
-async fn memory_store_keeps_keys_server_side_and_logout_revokes() {
-    let emu = emulator().await;
+each_provider!(memory_store_keeps_keys_server_side_and_logout_revokes);
+async fn memory_store_keeps_keys_server_side_and_logout_revokes(provider: Provider) {
+    let emu = provider.emulator().await;
     let store = MemoryStore::default();
     let layer = ModelGatesAuth::new(config(&emu)).with_store(store.clone());
     let app = routes().layer(layer);
@@ -761,9 +763,9 @@ async fn memory_store_keeps_keys_server_side_and_logout_revokes() {
     assert_eq!(thief.get("/").await.body, "signed out");
 }
 
-#[tokio::test]
-async fn paths_under_a_prefix() {
-    let emu = emulator().await;
+each_provider!(paths_under_a_prefix);
+async fn paths_under_a_prefix(provider: Provider) {
+    let emu = provider.emulator().await;
     let layer = ModelGatesAuth::new(
         config(&emu)
             .with_path_prefix("/auth")
@@ -788,9 +790,9 @@ async fn paths_under_a_prefix() {
     assert_eq!(browser.get("/login").await.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn custom_error_page() {
-    let emu = emulator().await;
+each_provider!(custom_error_page);
+async fn custom_error_page(provider: Provider) {
+    let emu = provider.emulator().await;
     let cfg = config(&emu).with_error_page(|error| {
         http::Response::new(Body::from(format!("custom: {}", error.code())))
     });
@@ -801,9 +803,12 @@ async fn custom_error_page() {
     assert_eq!(page.headers[header::CACHE_CONTROL], "private, no-store");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_concurrent_sign_ins_each_get_their_own_key() {
-    let emu = emulator().await;
+each_provider!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    two_hundred_concurrent_sign_ins_each_get_their_own_key
+);
+async fn two_hundred_concurrent_sign_ins_each_get_their_own_key(provider: Provider) {
+    let emu = provider.emulator().await;
     let app = app(ModelGatesAuth::new(config(&emu)));
     let users = (0..200).map(|_| {
         let mut browser = Browser::new(app.clone());

@@ -96,7 +96,7 @@ impl fmt::Debug for CookieSecret {
 
 /// The public constructors of the store's sealer live here, with the secrets they take: the
 /// store module sits below the configuration and does not know it.
-#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
+#[cfg(sealed_stores)]
 impl crate::store::KeySealer {
     /// A sealer for the current secret and any previous ones (newest first).
     #[must_use]
@@ -120,7 +120,7 @@ impl crate::store::KeySealer {
 
 /// A database store's settings from the layer's configuration: its secrets seal keys at rest,
 /// and rows live as long as the key cookie, so `PostgresStore::connect(&url, &config)` reads.
-#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
+#[cfg(sealed_stores)]
 impl From<&super::ModelGatesConfig> for crate::store::StoreSettings {
     fn from(config: &super::ModelGatesConfig) -> Self {
         Self::new(

@@ -35,7 +35,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::primitives::{hex, random_bytes, unix_now};
 
-#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
+#[cfg(sealed_stores)]
 mod at_rest;
 mod caching;
 mod cookie;
@@ -44,17 +44,17 @@ mod memory;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg(sql_stores)]
 mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(any(test, feature = "test-util"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
-#[cfg(any(feature = "postgres", feature = "redis"))]
+#[cfg(network_stores)]
 mod transport;
 
-#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
+#[cfg(sealed_stores)]
 #[cfg_attr(
     docsrs,
     doc(cfg(any(feature = "postgres", feature = "sqlite", feature = "redis")))

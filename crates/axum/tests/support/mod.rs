@@ -71,20 +71,56 @@ pub fn http() -> reqwest::Client {
     CLIENT.with(Clone::clone)
 }
 
-/// Whether this test binary runs the suites against a lenient provider, one that accepts a
-/// verifier for a code issued without a challenge (`tests/lenient.rs`).
-pub fn lenient_provider() -> bool {
-    env!("CARGO_CRATE_NAME") == "lenient"
+/// The provider a suite runs against: one that refuses a verifier for a code issued without
+/// a challenge, as RFC 9700 §2.1.1 asks, or a lenient one that accepts it. The layer must
+/// defend itself either way, so the flow and attack suites run against both
+/// ([`each_provider!`](crate::each_provider)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Strict,
+    Lenient,
 }
 
-/// An auto-approving emulator on 127.0.0.1, lenient in `tests/lenient.rs`.
+impl Provider {
+    /// An auto-approving emulator on 127.0.0.1 that behaves as this provider.
+    pub async fn emulator(self) -> Emulator {
+        Emulator::builder()
+            .auto_approve(true)
+            .lenient_pkce(self == Self::Lenient)
+            .start()
+            .await
+            .unwrap()
+    }
+}
+
+/// Runs `async fn $name(provider: Provider)` as two tests, `$name::strict` and
+/// `$name::lenient`, each against its provider. A Tokio test attribute may be given first.
+#[macro_export]
+macro_rules! each_provider {
+    ($name:ident) => {
+        $crate::each_provider!(
+            #[tokio::test]
+            $name
+        );
+    };
+    (#[$test:meta] $name:ident) => {
+        mod $name {
+            #[$test]
+            async fn strict() {
+                super::$name($crate::support::Provider::Strict).await;
+            }
+
+            #[$test]
+            async fn lenient() {
+                super::$name($crate::support::Provider::Lenient).await;
+            }
+        }
+    };
+}
+
+/// An auto-approving emulator on 127.0.0.1 that refuses weak PKCE, as ModelGates should.
 pub async fn emulator() -> Emulator {
-    Emulator::builder()
-        .auto_approve(true)
-        .lenient_pkce(lenient_provider())
-        .start()
-        .await
-        .unwrap()
+    Provider::Strict.emulator().await
 }
 
 pub fn config(emu: &Emulator) -> ModelGatesConfig {
