@@ -47,8 +47,8 @@
 //!    the key, keeps the key in the [`KeyStore`](store::KeyStore) (by default an encrypted
 //!    cookie) and redirects to `/chat`.
 //! 4. Handlers take [`ModelGatesKey`] (or `Option<ModelGatesKey>`) and call ModelGates with it
-//!    through async-openai ([`ModelGatesKey::openai`], [`ModelGatesKey::stream_chat`]). A key
-//!    revoked on ModelGates signs the user out ([`api`]).
+//!    through async-openai (`ModelGatesKey::openai`, `ModelGatesKey::stream_chat`; feature
+//!    `openai`). A key revoked on ModelGates signs the user out ([`api`]).
 //! 5. `POST /logout` forgets the key.
 //!
 //! # Modules
@@ -62,8 +62,8 @@
 //! response future), [`extract`] (the extractor and its rejections), [`store`] (where keys
 //! live: cookie, memory, and with features `postgres`, `sqlite` and `redis` databases with
 //! keys sealed at rest), [`same_origin`] (the guard against cross-site posts), [`api`]
-//! (handler errors and the sign-out on a revoked key), [`sse`] (the events of a streamed
-//! reply) and `testing` (feature `test-util`). What needs no web framework (PKCE, the flow
+//! (handler errors and the sign-out on a revoked key), `sse` (the events of a streamed reply,
+//! feature `openai`) and `testing` (feature `test-util`). What needs no web framework (PKCE, the flow
 //! state and its sealing, the key exchange) is in [`oauth_core`].
 //!
 //! # Security

@@ -61,8 +61,8 @@ const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(5);
 /// * Without a feed ([`new`](Self::new) alone), entries live the fallback TTL: right for
 ///   one instance, where every logout goes through this cache.
 ///
-/// [`PostgresStore::cached`](super::PostgresStore::cached) and
-/// [`RedisStore::cached`](super::RedisStore::cached) set all of this up with their own feeds.
+/// `PostgresStore::cached` and `RedisStore::cached` (features `postgres` and `redis`) set all
+/// of this up with their own feeds.
 ///
 /// ```no_run
 /// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {

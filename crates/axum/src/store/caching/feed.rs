@@ -15,8 +15,8 @@ use crate::store::StoreError;
 /// The store behind the cache publishes the [hash](crate::store::SessionToken::hash) of every
 /// session it revokes; the cache subscribes, and publishes its own heartbeats to learn how far
 /// behind the channel it is. Implemented by
-/// [`PostgresRevocations`](crate::store::PostgresRevocations) (`LISTEN`/`NOTIFY`) and
-/// [`RedisRevocations`](crate::store::RedisRevocations) (pub/sub).
+/// `PostgresRevocations` (`LISTEN`/`NOTIFY`, feature `postgres`) and `RedisRevocations`
+/// (pub/sub, feature `redis`).
 ///
 /// The channel must deliver each subscriber's messages in the order they were published, and
 /// a subscription must report its loss (`None`) rather than silently skip messages.
