@@ -380,3 +380,35 @@ async fn two_instances_share_sqlite() {
     .await;
     let _ = std::fs::remove_file(&path);
 }
+
+/// An app that already has its pool or Redis connection gives it to the store with `new`
+/// (after `migrate` for the SQL stores), with settings made from its configuration.
+#[tokio::test]
+async fn stores_over_the_apps_own_connections_conform() {
+    use modelgates_axum::store::StoreSettings;
+    let settings = || StoreSettings::from(&config());
+
+    let path = temp_db("own-pool");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let store = SqliteStore::new(pool, settings());
+    store.migrate().await.unwrap();
+    conformance(&store).await;
+    let _ = std::fs::remove_file(&path);
+
+    if let Some(url) = server_url("MODELGATES_TEST_POSTGRES_URL") {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let store = PostgresStore::new(pool, settings());
+        store.migrate().await.unwrap();
+        conformance(&store).await;
+    }
+    if let Some(url) = server_url("MODELGATES_TEST_REDIS_URL") {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let connection = redis::aio::ConnectionManager::new(client.clone())
+            .await
+            .unwrap();
+        conformance(&RedisStore::new(client, connection, settings())).await;
+    }
+}

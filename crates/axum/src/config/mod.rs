@@ -53,6 +53,34 @@ pub use secret::{CookieSecret, MIN_SECRET_LEN};
 /// let layer = ModelGatesAuth::try_new(config).unwrap();
 /// assert_eq!(layer.callback_url().as_str(), "https://app.example/auth/callback");
 /// ```
+///
+/// # Cookies
+///
+/// The layer sets two cookies, each resolved once from this configuration:
+///
+/// * **Flow cookie** (between `/login` and `/callback`): the flow (its binding id, the PKCE
+///   verifier and method, `return_to`, the issue time) sealed with AES-256-GCM by oauth-core's
+///   [`FlowSealer`](crate::oauth_core::FlowSealer), the cookie's name as associated data and a
+///   purpose tag inside, so no other value of ours can stand in for it; a proxy log or HAR file
+///   that records it together with a callback URL learns nothing it can redeem. It is checked
+///   (authenticity, then age, then the flow id) before any call to ModelGates, is single use,
+///   and lives the flow lifetime.
+/// * **Key cookie**: the store's token, AES-256-GCM-encrypted with the cookie's name as
+///   associated data (the `cookie` crate's private format), or HMAC-signed and purpose-tagged
+///   for stores whose token is only an opaque id; it lives the key lifetime.
+/// * Both are `HttpOnly`, `Path=/`, and `Secure` with a `__Host-` name on an https public URL.
+///   The flow cookie is `SameSite=Lax` (the callback is a top-level cross-site navigation,
+///   which `Strict` would break); the key cookie is `Lax` unless configured
+///   [`Strict`](SameSite::Strict). With a [cookie domain](Self::with_cookie_domain) the key
+///   cookie carries it and a `__Secure-` name instead.
+/// * **Rotation**: values are made with the newest secret and opened with any configured one
+///   ([`Self::with_previous_secrets`]), newest first; a key cookie opened with an older secret
+///   is re-issued under the newest.
+/// * Values longer than 4096 bytes are refused before any cryptography, and at most three
+///   cookies of one name are tried, so a header stuffed with thousands of them costs a few
+///   decryptions, not thousands. The `Cookie` header is read as bytes, pair by pair: a pair
+///   that is not ours is skipped whatever bytes it holds, so a sibling subdomain's
+///   `tracker=café` does not hide our cookies.
 #[derive(Clone)]
 #[must_use = "a configuration does nothing until given to ModelGatesAuth::new"]
 pub struct ModelGatesConfig {
