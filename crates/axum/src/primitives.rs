@@ -1,27 +1,11 @@
-//! The few primitives every floor of the crate shares: the clock, the operating system's
-//! randomness, and hex encoding. Nothing here knows about HTTP, cookies or stores.
+//! The few primitives every floor of the crate shares: the clock and the operating system's
+//! randomness (oauth-core's), hex encoding, and the boxed error of inner services' bodies.
+//! Nothing here knows about HTTP, cookies or stores.
 
-use rand::TryRng as _;
-use rand::rngs::SysRng;
-
-pub(crate) use modelgates_oauth_core::unix_now;
+pub(crate) use modelgates_oauth_core::{random_bytes, unix_now};
 
 /// The error type of the bodies this crate's services accept from inner services.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// `N` bytes from the operating system's random generator.
-///
-/// # Panics
-///
-/// When the operating system has no randomness to give: continuing would mint guessable
-/// secrets, session ids and nonces.
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    SysRng
-        .try_fill_bytes(&mut bytes)
-        .expect("the operating system's random generator failed; refusing to mint weak secrets");
-    bytes
-}
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -64,10 +48,5 @@ mod tests {
         assert_eq!(from_hex::<4>("000fabf"), None);
         assert_eq!(from_hex::<2>("0g00"), None);
         assert_eq!(from_hex::<1>("é"), None);
-    }
-
-    #[test]
-    fn random_bytes_differ() {
-        assert_ne!(random_bytes::<16>(), random_bytes::<16>());
     }
 }

@@ -93,7 +93,7 @@ pub use pkce::{
     ChallengeMethod, CodeChallenge, CodeVerifier, InvalidVerifier, MAX_VERIFIER_LEN,
     MIN_VERIFIER_LEN, Pkce, UnknownChallengeMethod,
 };
-pub use random::random_token;
+pub use random::{random_bytes, random_token};
 pub use url::Url;
 
 /// The OpenAI client crate, re-exported so its version always matches.

@@ -5,13 +5,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::TryRng as _;
 use rand::rngs::SysRng;
 
-/// `N` bytes from the operating system's random generator.
+/// `N` bytes from the operating system's random generator, for secrets, ids and nonces.
+///
+/// ```
+/// let nonce: [u8; 12] = modelgates_oauth_core::random_bytes();
+/// assert_ne!(nonce, modelgates_oauth_core::random_bytes::<12>());
+/// ```
 ///
 /// # Panics
 ///
 /// When the operating system has no randomness to give: continuing would mint guessable
 /// secrets.
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+#[must_use]
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     SysRng
         .try_fill_bytes(&mut bytes)

@@ -21,6 +21,11 @@ async fn start() -> Running {
     Running { url, emu, server }
 }
 
+/// The body of the answer to `request`.
+async fn text(request: reqwest::RequestBuilder) -> String {
+    request.send().await.unwrap().text().await.unwrap()
+}
+
 /// A client that keeps cookies and follows redirects across both servers, like a browser.
 fn browser() -> reqwest::Client {
     reqwest::Client::builder()
@@ -33,14 +38,7 @@ fn browser() -> reqwest::Client {
 async fn signs_in_chats_with_the_users_key_and_signs_out() {
     let app = start().await;
     let client = browser();
-    let home = client
-        .get(&app.url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = text(client.get(&app.url)).await;
     assert!(home.contains("Connect ModelGates"), "{home}");
 
     let landed = client
@@ -57,15 +55,12 @@ async fn signs_in_chats_with_the_users_key_and_signs_out() {
         exchange.raw
     );
 
-    let chat = client
-        .post(format!("{}/chat", app.url))
-        .form(&[("message", "hello <b>")])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let chat = text(
+        client
+            .post(format!("{}/chat", app.url))
+            .form(&[("message", "hello <b>")]),
+    )
+    .await;
     assert!(chat.contains("You said: hello &lt;b&gt;"), "{chat}");
     let key = app.emu.issued_keys().pop().unwrap().key;
     assert!(!chat.contains(&key), "the key never reaches the page");
