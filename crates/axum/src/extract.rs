@@ -21,6 +21,15 @@ use modelgates_oauth_core::{ApiKey, KeyInfo, ModelGatesClient, ModelInfo, Reques
 use crate::flow::is_safe_return_to;
 use crate::response::{accepts_html, is_navigation, json_error, see_other};
 
+#[cfg(feature = "openai")]
+use {
+    crate::api::ApiError,
+    axum::response::sse::{Event, Sse},
+    futures_util::Stream,
+    modelgates_oauth_core::async_openai::types::chat::CreateChatCompletionRequest,
+    std::convert::Infallible,
+};
+
 /// The signed-in user's ModelGates key, with the layer's pooled HTTP clients. Cheap to clone.
 ///
 /// ```
@@ -125,7 +134,7 @@ impl ModelGatesKey {
     /// # Errors
     ///
     /// [`RequestError::KeyRejected`] when the key was revoked; convert it into
-    /// [`ApiError`](crate::api::ApiError) with `?` to sign the user out.
+    /// [`api::ApiError`](crate::api::ApiError) with `?` to sign the user out.
     pub async fn key_info(&self) -> Result<KeyInfo, RequestError> {
         self.0.client.key_info(&self.0.key).await
     }
@@ -144,23 +153,15 @@ impl ModelGatesKey {
     ///
     /// # Errors
     ///
-    /// An [`ApiError`](crate::api::ApiError) when ModelGates refuses to start the stream;
-    /// returned from a handler, [`ApiError::KeyRejected`](crate::api::ApiError::KeyRejected)
+    /// An [`ApiError`] when ModelGates refuses to start the stream;
+    /// returned from a handler, [`ApiError::KeyRejected`]
     /// signs the user out.
     #[cfg(feature = "openai")]
     #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
     pub async fn stream_chat(
         &self,
-        mut request: modelgates_oauth_core::async_openai::types::chat::CreateChatCompletionRequest,
-    ) -> Result<
-        axum::response::sse::Sse<
-            impl futures_util::Stream<
-                Item = Result<axum::response::sse::Event, std::convert::Infallible>,
-            > + Send
-            + use<>,
-        >,
-        crate::api::ApiError,
-    > {
+        mut request: CreateChatCompletionRequest,
+    ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + Send + use<>>, ApiError> {
         request.stream = Some(true);
         let upstream = self.openai_stream().chat().create_stream(request).await?;
         Ok(crate::sse::relay(

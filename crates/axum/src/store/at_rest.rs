@@ -1,16 +1,5 @@
-//! Keys encrypted at rest, for the database stores.
-//!
-//! The rules this module applies:
-//!
-//! * A [`StoredKey`] is sealed with AES-256-GCM under a key derived from the cookie secret
-//!   (`SHA-256("modelgates-axum at-rest v1" || secret)`), with a fresh random 96-bit nonce, and
-//!   the row's session hash as associated data, so a sealed value moved to another row does not
-//!   open.
-//! * Each sealed value carries the id of the key that sealed it (the first 8 bytes of a hash of
-//!   that key, in hex). Previous secrets open older values, so rotating the cookie secret keeps
-//!   stored sessions alive; values are always sealed with the current secret.
-//! * Session ids are stored only as their SHA-256 hash: a database dump holds neither usable
-//!   keys nor usable session cookies.
+//! Keys encrypted at rest, for the database stores and third-party ones; the rules are on
+//! [`KeySealer`].
 
 use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -23,7 +12,20 @@ use crate::primitives::{hex, random_bytes};
 
 const NONCE_LEN: usize = 12;
 
-/// Seals and opens stored keys with keys derived from the cookie secrets.
+/// Seals and opens stored keys with keys derived from the cookie secrets, for the database
+/// stores and for a store of your own.
+///
+/// The rules it applies:
+///
+/// * A [`StoredKey`] is sealed with AES-256-GCM under a key derived from the cookie secret
+///   (`SHA-256("modelgates-axum at-rest v1" || secret)`), with a fresh random 96-bit nonce, and
+///   the row's session hash as associated data, so a sealed value moved to another row does not
+///   open.
+/// * Each sealed value carries the id of the key that sealed it (the first 8 bytes of a hash of
+///   that key, in hex). Previous secrets open older values, so rotating the cookie secret keeps
+///   stored sessions alive; values are always sealed with the current secret.
+/// * Session ids are stored only as their SHA-256 hash: a database dump holds neither usable
+///   keys nor usable session cookies.
 #[derive(Clone)]
 pub struct KeySealer {
     /// Newest first: (id, cipher).
@@ -37,12 +39,13 @@ impl std::fmt::Debug for KeySealer {
     }
 }
 
-/// A sealed key as a store keeps it.
+/// A sealed key as a store keeps it: two columns of a row, say.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SealedKey {
-    pub(crate) key_id: String,
+pub struct SealedKey {
+    /// Which secret sealed it (16 hex digits), so rotation knows which one opens it.
+    pub key_id: String,
     /// Nonce followed by ciphertext and tag.
-    pub(crate) sealed: Vec<u8>,
+    pub sealed: Vec<u8>,
 }
 
 impl KeySealer {
@@ -73,8 +76,11 @@ impl KeySealer {
         Self { keys }
     }
 
-    /// Seals `key` for the row `session_hash`.
-    pub(crate) fn seal(&self, key: &StoredKey, session_hash: &str) -> SealedKey {
+    /// Seals `key` for the row `session_hash` (the session's [hash](super::SessionToken::hash)),
+    /// with the current secret. A store of your own keeps the result and hands it back to
+    /// [`Self::open`] with the same hash.
+    #[must_use]
+    pub fn seal(&self, key: &StoredKey, session_hash: &str) -> SealedKey {
         let (key_id, cipher) = &self.keys[0];
         let nonce = random_bytes::<NONCE_LEN>();
         let plaintext = encode_stored(key);
@@ -93,8 +99,10 @@ impl KeySealer {
         }
     }
 
-    /// Opens a sealed key of row `session_hash`; `None` when no configured secret opens it.
-    pub(crate) fn open(&self, sealed: &SealedKey, session_hash: &str) -> Option<StoredKey> {
+    /// Opens a sealed key of row `session_hash`; `None` when no configured secret opens it, or
+    /// it was sealed for another row.
+    #[must_use]
+    pub fn open(&self, sealed: &SealedKey, session_hash: &str) -> Option<StoredKey> {
         let (_, cipher) = self.keys.iter().find(|(id, _)| *id == sealed.key_id)?;
         let (nonce, ciphertext) = sealed.sealed.split_at_checked(NONCE_LEN)?;
         let payload = Payload {

@@ -19,8 +19,19 @@
 //!   `RedisStore::cached()`): database stores at cookie speed, revocation intact.
 //!
 //! The layer checks the age of every loaded key against the configured key lifetime, so a
-//! store need not. A third-party store can prove it meets the contract with the conformance
-//! suite in `testing` (feature `test-util`).
+//! store need not. A third-party store can seal keys at rest the way the database stores do
+//! with `KeySealer`, and prove it meets the contract with the conformance suite in `testing`
+//! (feature `test-util`).
+//!
+//! # The SQL stores
+//!
+//! `PostgresStore` and `SqliteStore` follow the same rules: keys are sealed at rest
+//! (`KeySealer`); the browser carries only a random session id in a signed cookie, and the
+//! table holds only its SHA-256 hash; every row has an expiry, expired rows are never returned
+//! and are purged on every save (and by `purge_expired`); logout deletes the row; `revoke` and
+//! `revoke_user` delete rows on demand. The schema ships with the crate (`migrations/`) and is
+//! applied, idempotently, by `migrate` (called by `connect`). Each backend is one plain file of
+//! sqlx code; a new one (MySQL, say) is one more such file and its migration.
 
 use std::fmt;
 use std::future::Future;
@@ -33,7 +44,7 @@ use zeroize::Zeroizing;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::primitives::{hex, random_bytes, unix_now};
+use crate::primitives::{BoxError, hex, random_bytes, unix_now};
 
 #[cfg(sealed_stores)]
 mod at_rest;
@@ -59,7 +70,7 @@ mod transport;
     docsrs,
     doc(cfg(any(feature = "postgres", feature = "sqlite", feature = "redis")))
 )]
-pub use at_rest::{KeySealer, StoreSettings};
+pub use at_rest::{KeySealer, SealedKey, StoreSettings};
 pub use caching::{CacheStats, CachingStore, RevocationFeed};
 pub use cookie::CookieStore;
 pub use memory::MemoryStore;
@@ -167,7 +178,7 @@ impl fmt::Debug for SessionToken {
 pub struct StoreError {
     message: String,
     #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    source: Option<BoxError>,
 }
 
 impl StoreError {

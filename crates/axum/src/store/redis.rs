@@ -1,15 +1,7 @@
 //! [`RedisStore`] (feature `redis`): keys in Redis, shared by any number of app instances, and
 //! [`RedisRevocations`], the pub/sub feed of its [`CachingStore`].
 //!
-//! The rules: keys are sealed at rest (see [`KeySealer`]); the browser carries only a random
-//! session id in a signed cookie, and Redis holds only its SHA-256 hash, under
-//! `modelgates:session:<hash>` with a TTL equal to the key's remaining lifetime, so Redis
-//! purges expired entries itself. A per-user set `modelgates:user:<user id>` lists a user's
-//! sessions for `revoke_user`. One multiplexed, automatically reconnecting connection
-//! (`ConnectionManager`) serves all requests. Every revocation (`remove`, `revoke`,
-//! `revoke_user`) deletes and publishes the session hash on `modelgates:revoked` in one
-//! `MULTI`, so every instance's cache hears it; keys deleted by other means (an expiry, a
-//! `DEL` outside this crate) are not announced.
+//! The rules are on [`RedisStore`].
 
 use std::time::Duration;
 
@@ -26,7 +18,17 @@ use super::{
 };
 use crate::primitives::unix_now;
 
-/// Keys in Redis.
+/// Keys in Redis, shared by any number of app instances.
+///
+/// The rules: keys are sealed at rest (see [`KeySealer`]); the browser carries only a random
+/// session id in a signed cookie, and Redis holds only its SHA-256 hash, under
+/// `modelgates:session:<hash>` with a TTL equal to the key's remaining lifetime, so Redis
+/// purges expired entries itself. A per-user set `modelgates:user:<user id>` lists a user's
+/// sessions for `revoke_user`. One multiplexed, automatically reconnecting connection
+/// (`ConnectionManager`) serves all requests. Every revocation (`remove`, `revoke`,
+/// `revoke_user`) deletes and publishes the session hash on `modelgates:revoked` in one
+/// `MULTI`, so every instance's cache hears it; keys deleted by other means (an expiry, a
+/// `DEL` outside this crate) are not announced.
 ///
 /// ```no_run
 /// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {

@@ -3,12 +3,8 @@
 //! [`SqliteStore`](super::SqliteStore)) is a plain file of sqlx code over these; a new one
 //! (MySQL, say) is one more such file and its migration.
 //!
-//! The rules: keys are sealed at rest (see [`KeySealer`]); the browser carries only a random
-//! session id in a signed cookie, and the table holds only its SHA-256 hash; every row has an
-//! expiry, expired rows are never returned and are purged on every save (and by
-//! `purge_expired`); logout deletes the row; `revoke` and `revoke_user` delete rows on demand.
-//! The schema ships with the crate (`migrations/`) and is applied, idempotently, by `migrate`
-//! (called by `connect`).
+//! The rules they follow are in the [`store`](super) module's documentation ("The SQL
+//! stores").
 
 use std::time::Duration;
 
