@@ -225,8 +225,9 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ModelGatesKey {
 
 fn signed_out(parts: &Parts, context: &AuthContext) -> ModelGatesKeyRejection {
     let login = accepts_html(&parts.headers).then(|| {
-        let back = come_back_to(&parts.method, &parts.headers, context);
-        login_url(&context.login_path, &back)
+        let navigation = is_navigation(&parts.method, &parts.headers);
+        let referer = parts.headers.get(http::header::REFERER);
+        context.login_coming_back(navigation, referer)
     });
     ModelGatesKeyRejection::SignedOut {
         login,
@@ -234,30 +235,29 @@ fn signed_out(parts: &Parts, context: &AuthContext) -> ModelGatesKeyRejection {
     }
 }
 
-/// Where a browser that must sign in first comes back to: the page itself for a navigation;
-/// for a form post, the page the form was on when the `Referer` is a page of this app's
-/// origin; `/` otherwise.
-pub(crate) fn come_back_to(
-    method: &http::Method,
-    headers: &http::HeaderMap,
-    context: &AuthContext,
-) -> String {
-    if is_navigation(method, headers) {
-        return context
-            .original_uri
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_owned();
+impl AuthContext {
+    /// The login route for a browser that must sign in first, coming back to the page itself
+    /// after a navigation; after a form post, to the page the form was on when the `Referer` is
+    /// a page of this app's origin, else to `/`.
+    pub(crate) fn login_coming_back(
+        &self,
+        navigation: bool,
+        referer: Option<&http::HeaderValue>,
+    ) -> String {
+        let back = if navigation {
+            self.original_uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+        } else {
+            referer
+                .and_then(|referer| referer.to_str().ok())
+                .and_then(|referer| referer.strip_prefix(&*self.public_origin))
+                .filter(|path| path.starts_with('/'))
+                .and_then(|path| path.split('#').next())
+                .unwrap_or("/")
+        };
+        login_url(&self.login_path, back)
     }
-    headers
-        .get(http::header::REFERER)
-        .and_then(|referer| referer.to_str().ok())
-        .and_then(|referer| referer.strip_prefix(&*context.public_origin))
-        .filter(|rest| rest.starts_with('/'))
-        .map_or_else(
-            || "/".to_owned(),
-            |path| path.split('#').next().unwrap_or("/").to_owned(),
-        )
 }
 
 /// `login_path` with `return_to`, when `return_to` is a safe local target (see

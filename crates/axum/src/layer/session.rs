@@ -11,9 +11,9 @@ use axum_core::body::Body;
 use http::{HeaderMap, HeaderValue, Response};
 
 use super::state::State;
-use crate::extract::{AuthContext, ModelGatesKey, come_back_to, login_url};
+use crate::extract::{AuthContext, ModelGatesKey};
 use crate::primitives::{BoxError, unix_now};
-use crate::response::{accepts_html, see_other, set_cookie};
+use crate::response::{accepts_html, is_navigation, see_other, set_cookie};
 use crate::store::{KeyStore, SessionToken, StoreError, StoredKey};
 
 /// The outcome of reading a request's key cookie.
@@ -66,30 +66,40 @@ impl SignOutPlan {
             tracing::warn!(%error, "the key store failed to forget a rejected key");
         }
         tracing::info!("ModelGates rejected the key; signed out");
-        let mut response = match &self.request.login {
-            Some(login) => see_other(login),
-            None => response.map(Body::new),
+        let request = &self.request;
+        let mut response = if request.wants_page {
+            let login =
+                (request.context).login_coming_back(request.navigation, request.referer.as_ref());
+            see_other(&login)
+        } else {
+            response.map(Body::new)
         };
         set_cookie(&mut response, self.state.flow.key_cookie.clear());
         response
     }
 }
 
-/// What the layer keeps of a request to act on its response.
+/// What the layer keeps of a request to act on its response: cheap clones, so that the work
+/// of a sign-out is done only when one happens.
 pub(crate) struct RequestSummary {
-    /// Where a browser (`Accept: text/html`) goes to sign in again; `None` for other clients.
-    pub(crate) login: Option<String>,
+    /// The client asked for HTML: a browser.
+    pub(crate) wants_page: bool,
+    /// A browser navigating to a page (rather than posting a form).
+    pub(crate) navigation: bool,
+    pub(crate) referer: Option<http::HeaderValue>,
+    pub(crate) context: AuthContext,
 }
 
 impl RequestSummary {
     /// The summary of a request that carries the layer's context.
     pub(crate) fn of<B>(request: &http::Request<B>) -> Option<Self> {
-        let context = request.extensions().get::<AuthContext>()?;
-        let login = accepts_html(request.headers()).then(|| {
-            let back = come_back_to(request.method(), request.headers(), context);
-            login_url(&context.login_path, &back)
-        });
-        Some(Self { login })
+        let headers = request.headers();
+        Some(Self {
+            wants_page: accepts_html(headers),
+            navigation: is_navigation(request.method(), headers),
+            referer: headers.get(http::header::REFERER).cloned(),
+            context: request.extensions().get::<AuthContext>()?.clone(),
+        })
     }
 }
 
