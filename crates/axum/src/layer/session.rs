@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum_core::body::Body;
-use http::{HeaderMap, HeaderValue, Response};
+use http::{HeaderMap, HeaderValue, Method, Response};
 
 use super::state::State;
 use crate::extract::{AuthContext, ModelGatesKey};
 use crate::primitives::{BoxError, unix_now};
-use crate::response::{accepts_html, is_navigation, see_other, set_cookie};
+use crate::response::{accepts_html, see_other, set_cookie};
 use crate::store::{KeyStore, SessionToken, StoreError, StoredKey};
 
 /// The outcome of reading a request's key cookie.
@@ -86,6 +86,7 @@ pub(crate) struct RequestSummary {
     pub(crate) wants_page: bool,
     /// A browser navigating to a page (rather than posting a form).
     pub(crate) navigation: bool,
+    /// The `Referer` of a browser's form post (where it comes back to after signing in).
     pub(crate) referer: Option<http::HeaderValue>,
     pub(crate) context: AuthContext,
 }
@@ -94,10 +95,15 @@ impl RequestSummary {
     /// The summary of a request that carries the layer's context.
     pub(crate) fn of<B>(request: &http::Request<B>) -> Option<Self> {
         let headers = request.headers();
+        let wants_page = accepts_html(headers);
+        let navigation = wants_page && matches!(*request.method(), Method::GET | Method::HEAD);
+        let form_post = wants_page && !navigation;
         Some(Self {
-            wants_page: accepts_html(headers),
-            navigation: is_navigation(request.method(), headers),
-            referer: headers.get(http::header::REFERER).cloned(),
+            wants_page,
+            navigation,
+            referer: form_post
+                .then(|| headers.get(http::header::REFERER).cloned())
+                .flatten(),
             context: request.extensions().get::<AuthContext>()?.clone(),
         })
     }
