@@ -7,25 +7,35 @@
 //! * `code_challenge_method` is `S256`, `plain`, or absent; absent with a challenge means
 //!   `plain`; a method without a challenge, or any other method, is a 400;
 //! * an S256 challenge is 43 base64url characters; a plain one 43 to 128 unreserved characters;
+//! * `limit` (optional) is a positive number of credits, the key's spend limit; `key_label`
+//!   (optional) at most 100 characters, the key's label;
 //! * a parameter given twice is a 400.
 //!
-//! Approve redirects to the callback with `code` appended to its query (an existing query is
-//! kept); Deny redirects with `error=access_denied`.
+//! The consent page shows the app, the limit and the label; the person may change the limit
+//! before approving. Approve redirects to the callback with `code` appended to its query (an
+//! existing query is kept); Deny redirects with `error=access_denied`. The person who approves
+//! is remembered by a cookie (`modelgates_person`), so a second approval in the same browser
+//! (consent page or auto-approve) is the same user; the page offers to approve as another
+//! person instead.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Form, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use url::Url;
 
 use crate::faults::{Endpoint, Outcome};
 use crate::pages::{bad_auth_request, consent};
-use crate::state::{Challenge, Method, Shared};
+use crate::state::{Challenge, Grant, KeyAsk, Method, Shared};
+
+/// The cookie that remembers who approved in this browser.
+const PERSON_COOKIE: &str = "modelgates_person";
 
 pub(crate) async fn authorize(
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     if let Outcome::Answer(response) = shared.faults.apply(Endpoint::Auth).await {
@@ -35,29 +45,65 @@ pub(crate) async fn authorize(
         Ok(request) => request,
         Err(reason) => return bad_auth_request(&reason),
     };
+    let person = known_person(&shared, &headers);
     if shared.auto_approve {
-        let code = shared.issue_code(request.challenge);
-        return redirect(
-            StatusCode::FOUND,
-            with_param(&request.callback_url, "code", &code),
-        );
+        let user_id = person.unwrap_or_else(|| shared.accounts.new_user());
+        let grant = Grant {
+            user_id,
+            ask: request.ask,
+        };
+        let code = shared.issue_code(request.challenge, grant.clone());
+        let to = with_param(&request.callback_url, "code", &code);
+        return remembering(&grant.user_id, redirect(StatusCode::FOUND, to));
     }
     let origin = request.callback_url.origin().ascii_serialization();
-    let consent_id = shared.add_consent(request.callback_url, request.challenge);
-    consent(&origin, &consent_id)
+    let ask = request.ask.clone();
+    let consent_id = shared.add_consent(request.callback_url, request.challenge, request.ask);
+    consent(&origin, &consent_id, &ask, person.as_deref())
+}
+
+/// The person this browser approved as before, if the emulator knows them.
+fn known_person(shared: &Shared, headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == PERSON_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|user_id| shared.accounts.knows(user_id))
+}
+
+/// `response`, with the cookie that remembers `user_id` in this browser.
+fn remembering(user_id: &str, mut response: Response) -> Response {
+    let cookie =
+        format!("{PERSON_COOKIE}={user_id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000");
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 #[derive(serde::Deserialize)]
 pub(crate) struct Decision {
     consent_id: String,
     decision: String,
+    /// The spend limit as the person left it on the page (empty: the one asked).
+    #[serde(default)]
+    limit: Option<String>,
+    /// `new`: approve as another person than the one remembered.
+    #[serde(default)]
+    person: Option<String>,
 }
 
 /// An `/auth` URL answered as a user on the consent page would answer it, without a browser.
+/// `approve`: `Some(Some(user))` approves as that user, `Some(None)` as a new person, `None`
+/// denies.
 pub(crate) fn decide_url(
     shared: &Shared,
     auth_url: &str,
-    approve: bool,
+    approve: Option<Option<String>>,
 ) -> Result<Url, InvalidAuthUrl> {
     let url =
         Url::parse(auth_url).map_err(|_| InvalidAuthUrl("it is not an absolute URL".into()))?;
@@ -68,8 +114,13 @@ pub(crate) fn decide_url(
         )));
     }
     let request = AuthRequest::parse(url.query().unwrap_or("")).map_err(InvalidAuthUrl)?;
-    Ok(if approve {
-        let code = shared.issue_code(request.challenge);
+    Ok(if let Some(user_id) = approve {
+        let user_id = user_id.unwrap_or_else(|| shared.accounts.new_user());
+        let grant = Grant {
+            user_id,
+            ask: request.ask,
+        };
+        let code = shared.issue_code(request.challenge, grant);
         with_param(&request.callback_url, "code", &code)
     } else {
         with_param(&request.callback_url, "error", "access_denied")
@@ -90,8 +141,15 @@ impl std::fmt::Display for InvalidAuthUrl {
 
 impl std::error::Error for InvalidAuthUrl {}
 
+impl InvalidAuthUrl {
+    pub(crate) fn new(reason: String) -> Self {
+        Self(reason)
+    }
+}
+
 pub(crate) async fn decide(
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     Form(decision): Form<Decision>,
 ) -> Response {
     let Some(consent) = shared.take_consent(&decision.consent_id) else {
@@ -101,11 +159,21 @@ pub(crate) async fn decide(
     };
     match decision.decision.as_str() {
         "approve" => {
-            let code = shared.issue_code(consent.challenge);
-            redirect(
-                StatusCode::SEE_OTHER,
-                with_param(&consent.callback_url, "code", &code),
-            )
+            let mut ask = consent.ask;
+            match decision.limit.as_deref().map(str::trim) {
+                None | Some("") => {}
+                Some(limit) => match parse_limit(limit) {
+                    Ok(limit) => ask.limit = Some(limit),
+                    Err(reason) => return bad_auth_request(reason),
+                },
+            }
+            let remembered = known_person(&shared, &headers)
+                .filter(|_| decision.person.as_deref() != Some("new"));
+            let user_id = remembered.unwrap_or_else(|| shared.accounts.new_user());
+            let grant = Grant { user_id, ask };
+            let code = shared.issue_code(consent.challenge, grant.clone());
+            let to = with_param(&consent.callback_url, "code", &code);
+            remembering(&grant.user_id, redirect(StatusCode::SEE_OTHER, to))
         }
         "deny" => redirect(
             StatusCode::SEE_OTHER,
@@ -118,6 +186,15 @@ pub(crate) async fn decide(
 struct AuthRequest {
     callback_url: Url,
     challenge: Option<Challenge>,
+    ask: KeyAsk,
+}
+
+/// A spend limit as `/auth` and the consent page take it: a positive number of credits.
+fn parse_limit(text: &str) -> Result<f64, &'static str> {
+    match text.parse::<f64>() {
+        Ok(limit) if limit.is_finite() && limit > 0.0 => Ok(limit),
+        _ => Err("limit must be a positive number of credits."),
+    }
 }
 
 impl AuthRequest {
@@ -155,9 +232,15 @@ impl AuthRequest {
                 })
             }
         };
+        let limit = params.get("limit").map(|l| parse_limit(l)).transpose()?;
+        let label = params.get("key_label").cloned();
+        if label.as_ref().is_some_and(|l| l.chars().count() > 100) {
+            return Err("key_label must be at most 100 characters.".into());
+        }
         Ok(Self {
             callback_url,
             challenge,
+            ask: KeyAsk { limit, label },
         })
     }
 }
@@ -282,5 +365,17 @@ mod tests {
             .is_ok()
         );
         assert!(parse(&format!("{cb}&{cb}")).is_err(), "duplicates");
+    }
+
+    #[test]
+    fn limit_and_label_rules() {
+        let cb = "callback_url=https%3A%2F%2Fa.example%2F";
+        let asked = parse(&format!("{cb}&limit=12.5&key_label=My+app")).unwrap();
+        assert_eq!(asked.ask.limit, Some(12.5));
+        assert_eq!(asked.ask.label.as_deref(), Some("My app"));
+        for bad in ["0", "-1", "NaN", "inf", "x"] {
+            assert!(parse(&format!("{cb}&limit={bad}")).is_err(), "{bad}");
+        }
+        assert!(parse(&format!("{cb}&key_label={}", "a".repeat(101))).is_err());
     }
 }

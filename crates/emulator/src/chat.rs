@@ -1,9 +1,10 @@
 //! `POST /api/v1/chat/completions`: OpenAI-shaped completions with an issued key.
 //!
 //! Rules: any method but POST is a 405; the `Authorization: Bearer` key must be one this
-//! emulator issued and did not revoke (401 otherwise, in the gateway's error shape
-//! `{"error": {"code": <status>, "message": …}}`); the body must hold `model` and a non-empty
-//! `messages` (400 otherwise). The answer depends only on the input, so tests can assert it:
+//! emulator issued and did not revoke, and the call must pass the rate limit, the owner's
+//! credits and the key's limit (401, 429, 402, 403 otherwise, in the gateway's error shape
+//! `{"error": {"code": <status>, "message": …}}`; see the `account` rules); the body must hold
+//! `model` and a non-empty `messages` (400 otherwise). The answer depends only on the input, so tests can assert it:
 //!
 //! * with `tools` and a last message from the user, the model calls the first tool with
 //!   `{"text": <that message>}` (`finish_reason: "tool_calls"`);
@@ -132,7 +133,7 @@ pub(crate) async fn completions(
         return api_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
     shared.record_chat();
-    let Some(key) = bearer(&headers).filter(|k| shared.key_is_valid(k)) else {
+    let Some(key) = bearer(&headers).filter(|k| shared.accounts.live_key(k).is_some()) else {
         return api_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key");
     };
     tracing::debug!(key = %mask(key), "chat completion");
@@ -140,6 +141,9 @@ pub(crate) async fn completions(
         Outcome::Answer(response) => return response,
         Outcome::Proceed(pace) => pace,
     };
+    if let Err(refusal) = shared.accounts.admit(key) {
+        return refusal;
+    }
     let input = match serde_json::from_slice::<ChatInput>(&body) {
         Ok(input) if !input.messages.is_empty() => input,
         _ => {
@@ -172,7 +176,9 @@ pub(crate) async fn completions(
         )
     };
     let usage = usage(&input, &answer);
-    shared.charge(key, usage["total_tokens"].as_u64().unwrap_or(0) as usize);
+    #[allow(clippy::cast_precision_loss)] // token counts are small
+    let cost = usage["total_tokens"].as_u64().unwrap_or(0) as f64 * crate::PRICE_PER_TOKEN;
+    shared.accounts.charge(key, cost);
     if input.stream {
         stream_answer(&shared, &input.model, &answer, &usage, pace)
     } else {
@@ -276,6 +282,26 @@ fn chunks(model: &str, answer: &Answer, usage: &Value) -> Vec<Bytes> {
     chunks
 }
 
+/// The chunk a gateway sends when a streamed call fails midway: its error, and
+/// `finish_reason: "error"`.
+fn error_chunk(code: u16) -> Bytes {
+    let message = match code {
+        402 => "Insufficient credits. Add more credits to your ModelGates account to continue.",
+        403 => "Key limit exceeded",
+        429 => "Rate limit exceeded",
+        _ => "The provider failed while answering",
+    };
+    let event = json!({
+        "id": "chatcmpl-emulator",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "emulator",
+        "error": {"code": code, "message": message},
+        "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]
+    });
+    Bytes::from(format!("data: {event}\n\n"))
+}
+
 /// Counts the stream as cancelled if it is dropped before its last chunk was sent.
 struct CancelWatch {
     shared: Arc<Shared>,
@@ -321,6 +347,16 @@ fn stream_answer(
                     std::future::pending::<()>().await;
                 }
                 StreamPace::Stall => {}
+                // The role chunk and the first text chunk go out; then the error, then the end.
+                StreamPace::FailMidway(code) if index >= 2 => {
+                    watch.finished = true;
+                    let failed = error_chunk(code);
+                    return Some((
+                        Ok(failed),
+                        (Vec::new().into_iter().enumerate(), watch, false),
+                    ));
+                }
+                StreamPace::FailMidway(_) => {}
             }
             Some((Ok(chunk), (chunks, watch, false)))
         },

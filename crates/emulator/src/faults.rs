@@ -51,6 +51,16 @@ pub enum Fault {
     /// A streamed completion sends its first text chunk, then nothing more, keeping the
     /// connection open until the client gives up.
     StallStream,
+    /// 402 `Insufficient credits`, as for a person without credits.
+    InsufficientCredits,
+    /// 403 `Key limit exceeded`, as for a key past its spend limit.
+    KeyLimitExceeded,
+    /// 429 `Rate limit exceeded` with `Retry-After` of this long (whole seconds).
+    RateLimited(Duration),
+    /// A streamed completion sends its first text chunk, then the gateway's error chunk (an
+    /// `error` object with this `code` and `finish_reason: "error"`), then `[DONE]`, as a
+    /// gateway does when a call fails midway. Other answers are unchanged.
+    StreamFailsMidway(u16),
 }
 
 /// What the endpoint does after consulting the faults.
@@ -71,6 +81,8 @@ pub(crate) enum StreamPace {
     Slow(Duration),
     /// The first text chunk, then silence.
     Stall,
+    /// The first text chunk, then the gateway's error chunk with this code.
+    FailMidway(u16),
 }
 
 #[derive(Default)]
@@ -119,6 +131,10 @@ impl Faults {
             }
             Fault::SlowStream(pause) => Outcome::Proceed(StreamPace::Slow(pause)),
             Fault::StallStream => Outcome::Proceed(StreamPace::Stall),
+            Fault::StreamFailsMidway(code) => Outcome::Proceed(StreamPace::FailMidway(code)),
+            Fault::InsufficientCredits => Outcome::Answer(crate::account::insufficient_credits()),
+            Fault::KeyLimitExceeded => Outcome::Answer(crate::account::key_limit_exceeded()),
+            Fault::RateLimited(wait) => Outcome::Answer(crate::account::rate_limited(wait)),
             Fault::Status(code) => {
                 let status =
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -14,7 +14,9 @@
 //!    (RFC 9700 §2.1.1: otherwise an attacker's code could be redeemed in a victim's PKCE
 //!    flow): 403 `Invalid code or code_verifier`, unless the emulator was built with
 //!    [`lenient_pkce`](crate::EmulatorBuilder::lenient_pkce).
-//! 7. Success: `{"key": "sk-mg-v1-…", "user_id": "…"}`.
+//! 7. Success: `{"key": "sk-mg-v1-…", "user_id": "…"}`, with `expires_at` (RFC 3339) when keys
+//!    expire ([`key_lifetime`](crate::EmulatorBuilder::key_lifetime)). The key has the spend
+//!    limit and label its approval granted.
 
 use std::sync::Arc;
 
@@ -82,8 +84,17 @@ pub(crate) async fn exchange(
     } else if request.code_verifier.is_some() && !shared.lenient_pkce {
         return api_error(StatusCode::FORBIDDEN, INVALID_CODE);
     }
-    let key = shared.issue_key(&request.code, &entry.user_id);
-    Json(serde_json::json!({"key": key, "user_id": entry.user_id})).into_response()
+    let key = shared.issue_key(&request.code, &entry.grant);
+    let expires_at = shared
+        .accounts
+        .key(&key)
+        .and_then(|record| record.expires_at)
+        .map(crate::api::rfc3339);
+    let mut answer = serde_json::json!({"key": key, "user_id": entry.grant.user_id});
+    if let Some(expires_at) = expires_at {
+        answer["expires_at"] = expires_at.into();
+    }
+    Json(answer).into_response()
 }
 
 fn verifier_matches(verifier: Option<&str>, challenge: &Challenge) -> bool {

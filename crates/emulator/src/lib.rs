@@ -32,11 +32,13 @@
 
 #![forbid(unsafe_code)]
 
+mod account;
 mod api;
 mod auth;
 mod chat;
 mod faults;
 mod keys;
+mod manage;
 mod pages;
 mod routes;
 mod state;
@@ -49,6 +51,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use account::KeyRecord;
 pub use auth::InvalidAuthUrl;
 pub use chat::{ChatInput, InputMessage};
 pub use faults::{Endpoint, Fault};
@@ -64,8 +67,11 @@ pub const KEY_PREFIX: &str = "sk-mg-v1-";
 /// What each prompt or completion token costs, in US dollars.
 pub const PRICE_PER_TOKEN: f64 = 0.000_001;
 
-/// The spending limit every key reports unless configured, in US dollars.
+/// The spend limit of a key whose `/auth` asked for none, unless configured, in credits.
 pub const DEFAULT_KEY_LIMIT: f64 = 10.0;
+
+/// The credits a new person starts with, unless configured.
+pub const DEFAULT_CREDITS: f64 = 100.0;
 
 /// The models `GET /api/v1/models` lists: id and display name. Completions answer for any
 /// model id.
@@ -87,6 +93,9 @@ pub struct EmulatorBuilder {
     lenient_pkce: bool,
     completion_delay: Duration,
     key_limit: Option<f64>,
+    initial_credits: f64,
+    rate_limit: Option<account::RateLimit>,
+    key_lifetime: Option<Duration>,
     code_lifetime: Duration,
     port: u16,
     reply: Option<Arc<ReplyFn>>,
@@ -99,6 +108,9 @@ impl std::fmt::Debug for EmulatorBuilder {
             .field("lenient_pkce", &self.lenient_pkce)
             .field("completion_delay", &self.completion_delay)
             .field("key_limit", &self.key_limit)
+            .field("initial_credits", &self.initial_credits)
+            .field("rate_limit", &self.rate_limit)
+            .field("key_lifetime", &self.key_lifetime)
             .field("code_lifetime", &self.code_lifetime)
             .field("port", &self.port)
             .field("custom_reply", &self.reply.is_some())
@@ -130,10 +142,32 @@ impl EmulatorBuilder {
         self
     }
 
-    /// The spending limit every key reports in `GET /api/v1/key`, in US dollars (default
-    /// [`DEFAULT_KEY_LIMIT`]; `None` for no limit).
+    /// The spend limit of a key whose `/auth` asked for none, in credits (default
+    /// [`DEFAULT_KEY_LIMIT`]; `None` for no limit). Calls past a key's limit answer 403
+    /// `Key limit exceeded`.
     pub fn key_limit(mut self, limit: Option<f64>) -> Self {
         self.key_limit = limit;
+        self
+    }
+
+    /// The credits each new person starts with (default [`DEFAULT_CREDITS`]); calls by a
+    /// person without credits answer 402. Change one person's with [`Emulator::set_credits`].
+    pub fn initial_credits(mut self, credits: f64) -> Self {
+        self.initial_credits = credits;
+        self
+    }
+
+    /// At most `calls` calls per key in each `window` (default: no limit); beyond, 429 with
+    /// `Retry-After` until the window ends.
+    pub fn rate_limit(mut self, calls: u32, window: Duration) -> Self {
+        self.rate_limit = Some(account::RateLimit { calls, window });
+        self
+    }
+
+    /// Keys stop working this long after they are issued (default: never); the key exchange
+    /// and `GET /api/v1/key` say when, as `expires_at`.
+    pub fn key_lifetime(mut self, lifetime: Duration) -> Self {
+        self.key_lifetime = Some(lifetime);
         self
     }
 
@@ -177,6 +211,8 @@ impl EmulatorBuilder {
         );
         shared.completion_delay = self.completion_delay;
         shared.key_limit = self.key_limit;
+        shared.accounts =
+            account::Accounts::new(self.initial_credits, self.rate_limit, self.key_lifetime);
         let shared = Arc::new(shared);
         let (stop, stopped) = oneshot::channel::<()>();
         let app = routes::router(shared.clone());
@@ -216,6 +252,9 @@ impl Emulator {
             lenient_pkce: false,
             completion_delay: Duration::ZERO,
             key_limit: Some(DEFAULT_KEY_LIMIT),
+            initial_credits: DEFAULT_CREDITS,
+            rate_limit: None,
+            key_lifetime: None,
             code_lifetime: DEFAULT_CODE_LIFETIME,
             port: 0,
             reply: None,
@@ -301,7 +340,44 @@ impl Emulator {
     ///
     /// [`InvalidAuthUrl`] when `GET /auth` would answer 400, or the URL is not an `/auth` URL.
     pub fn approve(&self, auth_url: &str) -> Result<url::Url, InvalidAuthUrl> {
-        auth::decide_url(&self.shared, auth_url, true)
+        auth::decide_url(&self.shared, auth_url, Some(None))
+    }
+
+    /// [`Self::approve`] as the person `user_id` (one user signing in again, or on a second
+    /// device), who must have approved before.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::approve`], and when the emulator knows no such person.
+    pub fn approve_as(&self, auth_url: &str, user_id: &str) -> Result<url::Url, InvalidAuthUrl> {
+        if !self.shared.accounts.knows(user_id) {
+            return Err(InvalidAuthUrl::new(format!(
+                "no person {user_id} approved before"
+            )));
+        }
+        auth::decide_url(&self.shared, auth_url, Some(Some(user_id.to_owned())))
+    }
+
+    /// Sets the credits a person has left; at zero or below, their calls answer 402.
+    pub fn set_credits(&self, user_id: &str, credits: f64) {
+        self.shared.accounts.set_credits(user_id, credits);
+    }
+
+    /// The credits a person has left, `None` for a person the emulator does not know.
+    #[must_use]
+    pub fn credits(&self, user_id: &str) -> Option<f64> {
+        self.shared.accounts.credits(user_id)
+    }
+
+    /// What the emulator knows of an issued key: owner, label, limit, usage, expiry.
+    #[must_use]
+    pub fn key(&self, key: &str) -> Option<KeyRecord> {
+        self.shared.accounts.key(key)
+    }
+
+    /// Adds `credits` to a key's usage as if it had been spent, to bring it to its limit.
+    pub fn add_usage(&self, key: &str, credits: f64) {
+        self.shared.accounts.add_usage(key, credits);
     }
 
     /// Answers an `/auth` URL as a user pressing **Deny** would: the callback URL with
@@ -311,7 +387,7 @@ impl Emulator {
     ///
     /// As [`Emulator::approve`].
     pub fn deny(&self, auth_url: &str) -> Result<url::Url, InvalidAuthUrl> {
-        auth::decide_url(&self.shared, auth_url, false)
+        auth::decide_url(&self.shared, auth_url, None)
     }
 
     /// The attribution headers (`HTTP-Referer`, `X-Title`) of every request to an `/api/v1`
@@ -329,7 +405,7 @@ impl Emulator {
 
     /// Revokes a key it issued: later chat calls with it get 401.
     pub fn revoke_key(&self, key: &str) {
-        self.shared.revoke_key(key);
+        self.shared.accounts.revoke(key);
     }
 
     /// Applies `fault` to every request to `endpoint` until [`Emulator::clear_faults`].

@@ -36,8 +36,25 @@ pub(crate) fn bad_auth_request(reason: &str) -> Response {
     (StatusCode::BAD_REQUEST, Html(page)).into_response()
 }
 
-/// The consent page: names the app by its callback origin, Approve and Deny as a form POST.
-pub(crate) fn consent(origin: &str, consent_id: &str) -> Response {
+/// The consent page: names the app by its callback origin, shows the key's spend limit (which
+/// the person may change) and label, and who approves; Approve and Deny as a form POST.
+pub(crate) fn consent(
+    origin: &str,
+    consent_id: &str,
+    ask: &crate::state::KeyAsk,
+    person: Option<&str>,
+) -> Response {
+    let limit = ask.limit.map(|l| l.to_string()).unwrap_or_default();
+    let label = ask.label.as_deref().unwrap_or("(none)");
+    let who = match person {
+        Some(user) => format!(
+            "<p>Signed in as <span id=\"person\">{}</span>. \
+             <label><input type=\"checkbox\" name=\"person\" value=\"new\" id=\"another-person\"> \
+             Approve as another person</label></p>",
+            text(user)
+        ),
+        None => "<p>You will be signed in as a new person.</p>".to_owned(),
+    };
     let page = format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -48,11 +65,17 @@ button{{font-size:1rem;padding:.5rem 1.25rem;margin-right:.5rem}}</style></head>
 <p>This app asks for a ModelGates API key that spends from your account.</p>
 <form method="post" action="/auth/consent">
 <input type="hidden" name="consent_id" value="{consent_id}">
+<p>Key label: <span id="key-label">{label}</span></p>
+<p><label>Spend limit (credits, empty for the default):
+<input type="number" name="limit" id="limit" min="0.01" step="0.01" value="{limit}"></label></p>
+{who}
 <button type="submit" name="decision" value="approve" id="approve">Approve</button>
 <button type="submit" name="decision" value="deny" id="deny">Deny</button>
 </form></body></html>"#,
         origin = text(origin),
         consent_id = attr(consent_id),
+        label = text(label),
+        limit = attr(&limit),
     );
     (
         [

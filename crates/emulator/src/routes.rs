@@ -7,7 +7,7 @@ use axum::Router;
 use axum::routing::{any, get, post};
 
 use crate::state::{AttributionRecord, Shared};
-use crate::{api, auth, chat, keys, pages};
+use crate::{api, auth, chat, keys, manage, pages};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -18,6 +18,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/chat/completions", any(chat::completions))
         .route("/api/v1/key", get(api::key_info))
         .route("/api/v1/models", get(api::models))
+        .route("/api/v1/models/user", get(api::user_models))
+        .route("/keys/{hash}", get(manage::page).post(manage::revoke))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             record_attribution,

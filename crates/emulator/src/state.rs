@@ -45,19 +45,35 @@ pub(crate) struct Challenge {
     pub(crate) method: Method,
 }
 
+/// What `/auth` asked for besides the callback: the key's spend limit and label.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct KeyAsk {
+    /// Credits; `None`: the emulator's default limit.
+    pub(crate) limit: Option<f64>,
+    pub(crate) label: Option<String>,
+}
+
 /// An `/auth` request waiting for Approve or Deny.
 #[derive(Debug, Clone)]
 pub(crate) struct Consent {
     pub(crate) callback_url: url::Url,
     pub(crate) challenge: Option<Challenge>,
+    pub(crate) ask: KeyAsk,
     expires_at: Instant,
+}
+
+/// What an approval grants: a key for this person, with this limit and label.
+#[derive(Debug, Clone)]
+pub(crate) struct Grant {
+    pub(crate) user_id: String,
+    pub(crate) ask: KeyAsk,
 }
 
 /// A code waiting to be redeemed.
 #[derive(Debug)]
 pub(crate) struct CodeEntry {
     pub(crate) challenge: Option<Challenge>,
-    pub(crate) user_id: String,
+    pub(crate) grant: Grant,
     expires_at: Instant,
 }
 
@@ -91,12 +107,6 @@ pub struct ExchangeRecord {
     pub raw: String,
 }
 
-struct KeyEntry {
-    revoked: bool,
-    /// Credits spent, in US dollars.
-    usage: f64,
-}
-
 /// The attribution headers one request to an `/api/v1` endpoint carried, as tests read them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -109,23 +119,15 @@ pub struct AttributionRecord {
     pub title: Option<String>,
 }
 
-/// What the emulator knows of a key, as `GET /api/v1/key` reports it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct KeyUsage {
-    pub(crate) usage: f64,
-}
-
 #[derive(Default)]
 struct Tables {
     consents: HashMap<String, Consent>,
     codes: HashMap<String, CodeEntry>,
-    keys: HashMap<String, KeyEntry>,
     issued_codes: VecDeque<String>,
     issued_keys: VecDeque<IssuedKeyRecord>,
     exchange_count: usize,
     last_exchange: Option<ExchangeRecord>,
     chat_count: usize,
-    users: u64,
     attributions: VecDeque<AttributionRecord>,
     streams_cancelled: usize,
 }
@@ -134,8 +136,10 @@ pub(crate) struct Shared {
     pub(crate) auto_approve: bool,
     /// How long every completion waits before answering.
     pub(crate) completion_delay: Duration,
-    /// The spending limit every key reports, in US dollars.
+    /// The spend limit of a key whose `/auth` asked for none, in credits.
     pub(crate) key_limit: Option<f64>,
+    /// People, credits, keys, limits and usage.
+    pub(crate) accounts: crate::account::Accounts,
     /// Accept a `code_verifier` for a code issued without a challenge (RFC 9700 §2.1.1 says
     /// a server must refuse it).
     pub(crate) lenient_pkce: bool,
@@ -166,6 +170,7 @@ impl Shared {
             auto_approve,
             completion_delay: Duration::ZERO,
             key_limit: Some(crate::DEFAULT_KEY_LIMIT),
+            accounts: crate::account::Accounts::new(crate::DEFAULT_CREDITS, None, None),
             lenient_pkce,
             code_lifetime,
             reply,
@@ -187,6 +192,7 @@ impl Shared {
         &self,
         callback_url: url::Url,
         challenge: Option<Challenge>,
+        ask: KeyAsk,
     ) -> String {
         let id = random_token(24);
         let now = Instant::now();
@@ -198,6 +204,7 @@ impl Shared {
             Consent {
                 callback_url,
                 challenge,
+                ask,
                 expires_at,
             },
         );
@@ -213,19 +220,17 @@ impl Shared {
             .filter(|c| c.expires_at > now)
     }
 
-    /// Issues a code bound to `challenge`, for a new user.
-    pub(crate) fn issue_code(&self, challenge: Option<Challenge>) -> String {
+    /// Issues a code bound to `challenge`, granting `grant`.
+    pub(crate) fn issue_code(&self, challenge: Option<Challenge>, grant: Grant) -> String {
         let code = random_token(32);
         let now = Instant::now();
         let mut tables = self.tables();
         tables.codes.retain(|_, entry| !entry.is_expired(now));
-        tables.users += 1;
-        let user_id = format!("user_{:06}_{}", tables.users, random_token(6));
         tables.codes.insert(
             code.clone(),
             CodeEntry {
                 challenge,
-                user_id,
+                grant,
                 expires_at: now + self.code_lifetime,
             },
         );
@@ -242,46 +247,25 @@ impl Shared {
             .filter(|entry| !entry.is_expired(now))
     }
 
-    /// Issues a key for a redeemed code.
-    pub(crate) fn issue_key(&self, code: &str, user_id: &str) -> String {
+    /// Issues a key for a redeemed code, with the limit and label its approval granted.
+    pub(crate) fn issue_key(&self, code: &str, grant: &Grant) -> String {
         let key = format!("{}{}", crate::KEY_PREFIX, random_token(32));
-        let mut tables = self.tables();
-        tables.keys.insert(
-            key.clone(),
-            KeyEntry {
-                revoked: false,
-                usage: 0.0,
-            },
-        );
+        let limit = grant.ask.limit.or(self.key_limit);
+        let label = grant
+            .ask
+            .label
+            .as_deref()
+            .unwrap_or("ModelGates emulator key");
+        self.accounts.open_key(&key, &grant.user_id, limit, label);
         push_bounded(
-            &mut tables.issued_keys,
+            &mut self.tables().issued_keys,
             IssuedKeyRecord {
                 code: code.to_owned(),
                 key: key.clone(),
-                user_id: user_id.to_owned(),
+                user_id: grant.user_id.clone(),
             },
         );
         key
-    }
-
-    pub(crate) fn key_is_valid(&self, key: &str) -> bool {
-        self.tables().keys.get(key).is_some_and(|k| !k.revoked)
-    }
-
-    /// The usage of a valid key.
-    pub(crate) fn key_usage(&self, key: &str) -> Option<KeyUsage> {
-        let tables = self.tables();
-        let entry = tables.keys.get(key).filter(|k| !k.revoked)?;
-        Some(KeyUsage { usage: entry.usage })
-    }
-
-    /// Charges a completion of `tokens` tokens to a key.
-    pub(crate) fn charge(&self, key: &str, tokens: usize) {
-        if let Some(entry) = self.tables().keys.get_mut(key) {
-            #[allow(clippy::cast_precision_loss)] // token counts are small
-            let cost = tokens as f64 * crate::PRICE_PER_TOKEN;
-            entry.usage += cost;
-        }
     }
 
     pub(crate) fn record_attribution(&self, record: AttributionRecord) {
@@ -298,12 +282,6 @@ impl Shared {
 
     pub(crate) fn streams_cancelled(&self) -> usize {
         self.tables().streams_cancelled
-    }
-
-    pub(crate) fn revoke_key(&self, key: &str) {
-        if let Some(entry) = self.tables().keys.get_mut(key) {
-            entry.revoked = true;
-        }
     }
 
     pub(crate) fn record_exchange(&self, record: ExchangeRecord) {

@@ -13,7 +13,7 @@
 
 use url::Url;
 
-use crate::{CodeChallenge, ModelGatesClient};
+use crate::{CodeChallenge, KeyRequest, ModelGatesClient};
 
 impl ModelGatesClient {
     /// The URL to send the user's browser to.
@@ -36,6 +36,28 @@ impl ModelGatesClient {
     /// ```
     #[must_use]
     pub fn authorization_url(&self, callback_url: &Url, challenge: Option<&CodeChallenge>) -> Url {
+        self.authorization_url_for_key(callback_url, challenge, &KeyRequest::default())
+    }
+
+    /// [`Self::authorization_url`], also asking for a key with `key`'s spend limit (`limit`)
+    /// and label (`key_label`), which ModelGates shows the user to approve.
+    ///
+    /// ```
+    /// use modelgates_oauth_core::{KeyRequest, ModelGatesClient, SpendLimit, Url};
+    ///
+    /// let client = ModelGatesClient::new().unwrap();
+    /// let callback = Url::parse("https://app.example/callback").unwrap();
+    /// let key = KeyRequest::new(Some(SpendLimit::parse("12.50").unwrap()), Some("My app".into()));
+    /// let url = client.authorization_url_for_key(&callback, None, &key);
+    /// assert!(url.as_str().ends_with("&limit=12.5&key_label=My+app"));
+    /// ```
+    #[must_use]
+    pub fn authorization_url_for_key(
+        &self,
+        callback_url: &Url,
+        challenge: Option<&CodeChallenge>,
+        key: &KeyRequest,
+    ) -> Url {
         let mut url = self.inner.auth_url.clone();
         {
             let mut query = url.query_pairs_mut();
@@ -43,6 +65,12 @@ impl ModelGatesClient {
             if let Some(challenge) = challenge {
                 query.append_pair("code_challenge", challenge.as_str());
                 query.append_pair("code_challenge_method", challenge.method().as_str());
+            }
+            if let Some(limit) = key.limit {
+                query.append_pair("limit", &limit.to_string());
+            }
+            if let Some(label) = &key.label {
+                query.append_pair("key_label", label);
             }
         }
         url

@@ -69,11 +69,15 @@ pub(crate) struct ClientInner {
     #[cfg_attr(not(feature = "openai"), allow(dead_code))]
     pub(crate) http_stream: reqwest::Client,
     pub(crate) stream_idle_timeout: Duration,
+    /// Which failed API calls are sent again.
+    #[cfg_attr(not(feature = "openai"), allow(dead_code))]
+    pub(crate) api_retries: crate::ApiRetries,
     pub(crate) base_url: Url,
     pub(crate) keys_url: Url,
     pub(crate) auth_url: Url,
     pub(crate) key_info_url: Url,
     pub(crate) models_url: Url,
+    pub(crate) user_models_url: Url,
     /// `{base}api/v1`, the OpenAI-compatible API's base, without a trailing slash.
     #[cfg_attr(not(feature = "openai"), allow(dead_code))]
     pub(crate) api_base: String,
@@ -119,6 +123,7 @@ pub struct ModelGatesClientBuilder {
     user_agent: String,
     app_url: Option<String>,
     app_title: Option<String>,
+    api_retries: crate::ApiRetries,
 }
 
 impl Default for ModelGatesClientBuilder {
@@ -132,6 +137,7 @@ impl Default for ModelGatesClientBuilder {
             user_agent: concat!("modelgates-oauth-core/", env!("CARGO_PKG_VERSION")).to_owned(),
             app_url: None,
             app_title: None,
+            api_retries: crate::ApiRetries::default(),
         }
     }
 }
@@ -182,6 +188,14 @@ impl ModelGatesClientBuilder {
         self
     }
 
+    /// Which failed calls of the OpenAI-compatible API are sent again (default
+    /// [`ApiRetries::default`](crate::ApiRetries::default): a 429 asking to wait at most 5 s
+    /// and connections that could not be opened, at most twice; never a 5xx).
+    pub fn api_retries(mut self, retries: crate::ApiRetries) -> Self {
+        self.api_retries = retries;
+        self
+    }
+
     /// The `User-Agent` sent with every call.
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
@@ -221,10 +235,12 @@ impl ModelGatesClientBuilder {
             http_api: http(&|b| b.timeout(self.api_timeout))?,
             http_stream: http(&|b| b.read_timeout(self.stream_idle_timeout))?,
             stream_idle_timeout: self.stream_idle_timeout,
+            api_retries: self.api_retries,
             keys_url: join("api/v1/auth/keys"),
             auth_url: join("auth"),
             key_info_url: join("api/v1/key"),
             models_url: join("api/v1/models"),
+            user_models_url: join("api/v1/models/user"),
             api_base: join("api/v1").as_str().trim_end_matches('/').to_owned(),
             base_url,
         };

@@ -1,4 +1,5 @@
-//! [`RequestError`]: how a call to ModelGates failed, whichever endpoint it was.
+//! [`RequestError`]: how a call to ModelGates failed, whichever endpoint it was, and
+//! [`GatewayError`]: what ModelGates said when it refused one.
 //!
 //! The transport's own error type stays private ([`TransportError`] wraps it), so a new major
 //! version of the HTTP client is not a breaking change here. No message holds a key or a
@@ -6,6 +7,7 @@
 //! characters.
 
 use std::fmt;
+use std::time::Duration;
 
 /// A call to ModelGates that did not yield a usable answer. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +16,29 @@ pub enum RequestError {
     /// 401: the key was revoked or has expired; the user must sign in again.
     #[error("ModelGates rejected the key (401): it was revoked or has expired; sign in again")]
     KeyRejected,
-    /// Any other non-success status, such as 402 for an account out of credit.
+    /// 402: the user's ModelGates account has no credits left. The user can act on it: top up
+    /// on ModelGates.
+    #[error("the ModelGates account is out of credits ({message}); top up on ModelGates")]
+    InsufficientCredits {
+        /// ModelGates' message.
+        message: String,
+    },
+    /// 403 saying the key's spend limit is reached. The user can act on it: raise the key's
+    /// limit on ModelGates (see `ModelGatesKey::manage_url` in modelgates-axum).
+    #[error("the key's spend limit is reached ({message}); raise it on ModelGates")]
+    KeyLimitReached {
+        /// ModelGates' message.
+        message: String,
+    },
+    /// 429: too many calls; `retry_after` is how long ModelGates asked to wait, when it said.
+    #[error("ModelGates is rate limiting these calls ({message}); try again {}", wait_text(.retry_after))]
+    RateLimited {
+        /// ModelGates' `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+        /// ModelGates' message.
+        message: String,
+    },
+    /// Any other non-success status, with ModelGates' own message.
     #[error("ModelGates answered {status} ({message}); try again later")]
     Status {
         /// The HTTP status.
@@ -33,6 +57,86 @@ pub enum RequestError {
     /// A success status whose body is not the documented answer.
     #[error("ModelGates sent a malformed answer: {0}; try again later")]
     MalformedResponse(String),
+}
+
+fn wait_text(retry_after: &Option<Duration>) -> String {
+    match retry_after {
+        Some(wait) => format!("in {} s", wait.as_secs().max(1)),
+        None => "in a moment".to_owned(),
+    }
+}
+
+/// What ModelGates answered when it refused a call: the status, and the message of its error
+/// body `{"error": {"code": <status, integer or string>, "message": …, "metadata": …}}`
+/// (stripped of control characters, at most 300 characters), with its `Retry-After`.
+///
+/// Calls made through [`ModelGatesClient::openai`](crate::ModelGatesClient::openai) fail with
+/// it inside `OpenAIError::Boxed`, and a stream's mid-stream error chunk carries one; see
+/// [`openai::gateway_error`](crate::openai::gateway_error). It converts into the typed
+/// [`RequestError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ModelGates answered {status}: {message}")]
+#[non_exhaustive]
+pub struct GatewayError {
+    /// The HTTP status (or the error body's `code`, for an error inside a stream).
+    pub status: u16,
+    /// ModelGates' message, or the status's reason phrase.
+    pub message: String,
+    /// How long ModelGates asked to wait before trying again.
+    pub retry_after: Option<Duration>,
+}
+
+impl GatewayError {
+    /// The error of an answer with `status`, `body` and `Retry-After`.
+    #[must_use]
+    pub fn from_answer(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
+        let message = crate::http::error_message(status, body);
+        Self {
+            status,
+            message,
+            retry_after,
+        }
+    }
+
+    /// The error inside a body that carries one (`{"error": {"code", "message"}}`, such as a
+    /// stream's error chunk), its status taken from `code`; `None` when there is none.
+    #[must_use]
+    pub fn from_body(body: &[u8]) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let error = value.get("error")?;
+        let status = match error.get("code")? {
+            serde_json::Value::Number(code) => u16::try_from(code.as_u64()?).ok()?,
+            serde_json::Value::String(code) => code.parse().ok()?,
+            _ => return None,
+        };
+        Some(Self::from_answer(status, body, None))
+    }
+
+    /// Whether ModelGates said the key's spend limit is reached (a 403 whose message names
+    /// the limit).
+    fn is_key_limit(&self) -> bool {
+        self.status == 403 && self.message.to_ascii_lowercase().contains("limit")
+    }
+}
+
+impl From<GatewayError> for RequestError {
+    fn from(error: GatewayError) -> Self {
+        let GatewayError {
+            status,
+            message,
+            retry_after,
+        } = error.clone();
+        match status {
+            401 => Self::KeyRejected,
+            402 => Self::InsufficientCredits { message },
+            403 if error.is_key_limit() => Self::KeyLimitReached { message },
+            429 => Self::RateLimited {
+                retry_after,
+                message,
+            },
+            _ => Self::Status { status, message },
+        }
+    }
 }
 
 /// The connection-level cause of [`RequestError::Transport`], as an opaque error.

@@ -2,7 +2,8 @@
 //!
 //! `POST {base}/api/v1/auth/keys` with JSON `{code, code_verifier, code_challenge_method}`;
 //! verifier and method are left out when no challenge was used. The answer
-//! `{"key": "...", "user_id": "..." | null}` becomes an [`IssuedKey`].
+//! `{"key": "...", "user_id": "..." | null}` becomes an [`IssuedKey`]; an `expires_at` (RFC 3339
+//! or seconds since the Unix epoch), when ModelGates sends one, says when the key stops working.
 //!
 //! How answers map to [`ExchangeError`]:
 //!
@@ -38,6 +39,8 @@ pub struct IssuedKey {
     pub key: ApiKey,
     /// ModelGates' id of the user, when it sends one.
     pub user_id: Option<String>,
+    /// When the key stops working, in seconds since the Unix epoch, when ModelGates says.
+    pub expires_at: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -54,6 +57,22 @@ struct ExchangeAnswer {
     key: Option<String>,
     #[serde(default)]
     user_id: Option<String>,
+    #[serde(default)]
+    expires_at: Option<serde_json::Value>,
+}
+
+/// A time as ModelGates may write it: RFC 3339 text or seconds since the Unix epoch.
+pub(crate) fn unix_seconds(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::Number(seconds) => seconds.as_u64(),
+        serde_json::Value::String(text) => {
+            let time =
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .ok()?;
+            u64::try_from(time.unix_timestamp()).ok()
+        }
+        _ => None,
+    }
 }
 
 impl ModelGatesClient {
@@ -105,6 +124,7 @@ impl ModelGatesClient {
             Some(key) if !key.is_empty() => Ok(IssuedKey {
                 key: ApiKey::new(key),
                 user_id: parsed.user_id,
+                expires_at: parsed.expires_at.as_ref().and_then(unix_seconds),
             }),
             _ => Err(malformed("the answer holds no key")),
         }
@@ -112,7 +132,7 @@ impl ModelGatesClient {
 }
 
 fn classify_failure(status: StatusCode, body: &[u8]) -> ExchangeError {
-    let message = error_message(status, body);
+    let message = error_message(status.as_u16(), body);
     let lower = message.to_ascii_lowercase();
     match status {
         StatusCode::BAD_REQUEST if lower.contains("code_challenge_method") => {

@@ -10,12 +10,13 @@ use reqwest::StatusCode;
 use serde::Serialize;
 
 use crate::ModelGatesClient;
-use crate::error::{RequestError, TransportError};
+use crate::error::{GatewayError, RequestError, TransportError};
 
-/// A complete answer: status and body.
+/// A complete answer: status, body, and `Retry-After` when given in seconds.
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) body: Bytes,
+    pub(crate) retry_after: Option<std::time::Duration>,
 }
 
 impl ModelGatesClient {
@@ -48,6 +49,7 @@ impl ModelGatesClient {
 async fn read(request: reqwest::RequestBuilder, limit: usize) -> Result<Answer, RequestError> {
     let mut response = request.send().await.map_err(from_reqwest)?;
     let status = response.status();
+    let retry_after = retry_after(response.headers());
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(from_reqwest)? {
         if body.len() + chunk.len() > limit {
@@ -60,7 +62,20 @@ async fn read(request: reqwest::RequestBuilder, limit: usize) -> Result<Answer, 
     Ok(Answer {
         status,
         body: Bytes::from(body),
+        retry_after,
     })
+}
+
+/// `Retry-After` in seconds (the form ModelGates sends); a date is not read.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .map(std::time::Duration::from_secs)
 }
 
 fn from_reqwest(error: reqwest::Error) -> RequestError {
@@ -74,17 +89,11 @@ fn from_reqwest(error: reqwest::Error) -> RequestError {
 
 /// The error for a non-success answer of an endpoint used with a key.
 pub(crate) fn status_error(answer: &Answer) -> RequestError {
-    if answer.status == StatusCode::UNAUTHORIZED {
-        return RequestError::KeyRejected;
-    }
-    RequestError::Status {
-        status: answer.status.as_u16(),
-        message: error_message(answer.status, &answer.body),
-    }
+    GatewayError::from_answer(answer.status.as_u16(), &answer.body, answer.retry_after).into()
 }
 
 /// ModelGates' error message from `{"error": {"message": "..."}}`, made safe to display.
-pub(crate) fn error_message(status: StatusCode, body: &[u8]) -> String {
+pub(crate) fn error_message(status: u16, body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Envelope {
         error: Detail,
@@ -98,8 +107,9 @@ pub(crate) fn error_message(status: StatusCode, body: &[u8]) -> String {
         .and_then(|e| e.error.message)
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| {
-            status
-                .canonical_reason()
+            StatusCode::from_u16(status)
+                .ok()
+                .and_then(|status| status.canonical_reason())
                 .unwrap_or("no reason given")
                 .to_owned()
         });
@@ -129,20 +139,14 @@ mod tests {
     #[test]
     fn reads_modelgates_error_shape() {
         let body = br#"{"error":{"code":403,"message":"Invalid code or code_verifier"}}"#;
-        assert_eq!(
-            error_message(StatusCode::FORBIDDEN, body),
-            "Invalid code or code_verifier"
-        );
+        assert_eq!(error_message(403, body), "Invalid code or code_verifier");
     }
 
     #[test]
     fn falls_back_to_the_reason_phrase() {
+        assert_eq!(error_message(502, b"<html>"), "Bad Gateway");
         assert_eq!(
-            error_message(StatusCode::BAD_GATEWAY, b"<html>"),
-            "Bad Gateway"
-        );
-        assert_eq!(
-            error_message(StatusCode::BAD_GATEWAY, br#"{"error":{"message":" "}}"#),
+            error_message(502, br#"{"error":{"message":" "}}"#),
             "Bad Gateway"
         );
     }
@@ -150,7 +154,7 @@ mod tests {
     #[test]
     fn strips_control_characters_and_bounds_length() {
         let long = format!(r#"{{"error":{{"message":"a\r\nb{}"}}}}"#, "x".repeat(1000));
-        let message = error_message(StatusCode::BAD_REQUEST, long.as_bytes());
+        let message = error_message(400, long.as_bytes());
         assert!(message.starts_with("a  b"));
         assert_eq!(message.chars().count(), 301);
     }

@@ -69,12 +69,14 @@ mod exchange;
 mod flow;
 mod http;
 mod key;
+mod limit;
 #[cfg(feature = "openai")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub mod openai;
 mod origin;
 mod pkce;
 mod random;
+mod retry;
 
 pub use callback::{CallbackError, CallbackParams, MAX_CODE_LEN};
 pub use client::{
@@ -82,18 +84,20 @@ pub use client::{
     DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT, ModelGatesClient, ModelGatesClientBuilder,
 };
 pub use endpoints::{KeyInfo, ModelInfo};
-pub use error::{RequestError, TransportError};
+pub use error::{GatewayError, RequestError, TransportError};
 pub use exchange::{ExchangeError, IssuedKey};
 pub use flow::{
     FlowError, FlowId, FlowSealer, FlowState, MAX_SEALED_FLOW_LEN, SecretTooShort, unix_now,
 };
 pub use key::ApiKey;
+pub use limit::{InvalidSpendLimit, KeyRequest, SpendLimit};
 pub use origin::{InvalidPublicUrl, is_loopback, parse_public_origin};
 pub use pkce::{
     ChallengeMethod, CodeChallenge, CodeVerifier, InvalidVerifier, MAX_VERIFIER_LEN,
     MIN_VERIFIER_LEN, Pkce, UnknownChallengeMethod,
 };
 pub use random::{random_bytes, random_token};
+pub use retry::ApiRetries;
 pub use url::Url;
 
 /// The OpenAI client crate, re-exported so its version always matches.

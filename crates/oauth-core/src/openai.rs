@@ -14,8 +14,15 @@
 //! The two differ only in their timeouts: `openai()` bounds each call's total time (10 minutes
 //! by default), `openai_stream()` bounds the silence between chunks (60 s) and not the total.
 //!
-//! [`is_key_rejected`] tells whether an error means the key was revoked (a 401), also when the
-//! gateway's error body carries a numeric `code`, which async-openai cannot parse.
+//! Errors are ModelGates' own: a call ModelGates refuses fails with its [`GatewayError`] (status,
+//! message, `Retry-After`) inside `OpenAIError::Boxed`, whatever the shape of its error body
+//! (its integer `code` is not the string async-openai expects), and a stream that fails
+//! midway ends with the gateway's error chunk as `OpenAIError::JSONDeserialize`.
+//! [`gateway_error`] finds the [`GatewayError`] in either, and [`request_error`] turns any
+//! error into the typed [`RequestError`]: out of credits, key limit reached, rate limited,
+//! key rejected. Which failed calls are sent again, and how often, is [`ApiRetries`]'s to say
+//! (by default: a 429 asking to wait at most 5 s, and connections that could not be opened,
+//! at most twice; never a 5xx, which may have been charged already).
 //!
 //! ```no_run
 //! use async_openai::types::chat::{
@@ -35,23 +42,45 @@
 //! # }
 //! ```
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
+use async_openai::middleware::HttpRequestFactory;
 
-use crate::{ApiKey, ModelGatesClient};
+use crate::error::GatewayError;
+use crate::{ApiKey, ApiRetries, ModelGatesClient, RequestError};
+
+/// The largest error body read from ModelGates.
+const MAX_ERROR_BODY: usize = 64 * 1024;
 
 impl ModelGatesClient {
     /// An `async_openai::Client` for calls that answer whole, with `key`.
     #[must_use]
     pub fn openai(&self, key: &ApiKey) -> async_openai::Client<OpenAIConfig> {
-        async_openai::Client::build(self.inner.http_api.clone(), self.openai_config(key))
+        self.openai_over(&self.inner.http_api, key)
     }
 
     /// An `async_openai::Client` for streams (`create_stream`), with `key`: no total
     /// timeout, an idle timeout between chunks.
     #[must_use]
     pub fn openai_stream(&self, key: &ApiKey) -> async_openai::Client<OpenAIConfig> {
-        async_openai::Client::build(self.inner.http_stream.clone(), self.openai_config(key))
+        self.openai_over(&self.inner.http_stream, key)
+    }
+
+    fn openai_over(
+        &self,
+        http: &reqwest::Client,
+        key: &ApiKey,
+    ) -> async_openai::Client<OpenAIConfig> {
+        let transport = Transport {
+            http: http.clone(),
+            retries: self.inner.api_retries,
+        };
+        async_openai::Client::build(http.clone(), self.openai_config(key))
+            .with_http_service(transport)
     }
 
     fn openai_config(&self, key: &ApiKey) -> OpenAIConfig {
@@ -65,23 +94,124 @@ impl ModelGatesClient {
     }
 }
 
+/// The transport of the OpenAI-compatible calls: sends each request, reads a refusal into a
+/// [`GatewayError`], and retries by the [`ApiRetries`] rules.
+#[derive(Clone)]
+struct Transport {
+    http: reqwest::Client,
+    retries: ApiRetries,
+}
+
+type Sending = Pin<Box<dyn Future<Output = Result<reqwest::Response, OpenAIError>> + Send>>;
+
+impl tower_service::Service<HttpRequestFactory> for Transport {
+    type Response = reqwest::Response;
+    type Error = OpenAIError;
+    type Future = Sending;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: HttpRequestFactory) -> Self::Future {
+        Box::pin(send(self.http.clone(), self.retries, request))
+    }
+}
+
+async fn send(
+    http: reqwest::Client,
+    retries: ApiRetries,
+    request: HttpRequestFactory,
+) -> Result<reqwest::Response, OpenAIError> {
+    let mut retried = 0;
+    loop {
+        let wait = match http.execute(request.build().await?).await {
+            Ok(response) if response.status().is_success() => return Ok(response),
+            Ok(response) => {
+                let error = refusal(response).await?;
+                let Some(wait) = retries.wait_after(&error, retried) else {
+                    return Err(OpenAIError::Boxed(Box::new(error)));
+                };
+                tracing::debug!(status = error.status, ?wait, "retrying a refused call");
+                wait
+            }
+            Err(error) if error.is_connect() => match retries.wait_after_connect_error(retried) {
+                Some(wait) => wait,
+                None => return Err(OpenAIError::Reqwest(error)),
+            },
+            Err(error) => return Err(OpenAIError::Reqwest(error)),
+        };
+        tokio::time::sleep(wait).await;
+        retried += 1;
+    }
+}
+
+/// A non-success answer read into ModelGates' error, at most [`MAX_ERROR_BODY`] of its body.
+async fn refusal(mut response: reqwest::Response) -> Result<GatewayError, OpenAIError> {
+    let status = response.status().as_u16();
+    let retry_after = crate::http::retry_after(response.headers());
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(OpenAIError::Reqwest)? {
+        let room = MAX_ERROR_BODY.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if room < chunk.len() {
+            break;
+        }
+    }
+    Ok(GatewayError::from_answer(status, &body, retry_after))
+}
+
+/// The [`GatewayError`] in `error`: a call ModelGates refused (its status, message and
+/// `Retry-After`), or the error chunk that ended a stream (its `code` as the status); `None`
+/// for any other failure.
+#[must_use]
+pub fn gateway_error(error: &OpenAIError) -> Option<GatewayError> {
+    match error {
+        OpenAIError::Boxed(boxed) => boxed.downcast_ref::<GatewayError>().cloned(),
+        // A refusal in OpenAI's own shape (async-openai read it), from a proxy in between.
+        OpenAIError::ApiError(response) => Some(GatewayError::from_answer(
+            response.status_code.as_u16(),
+            serde_json::json!({"error": {"message": response.api_error.message}})
+                .to_string()
+                .as_bytes(),
+            None,
+        )),
+        // A stream's error chunk (`finish_reason: "error"` is no finish reason async-openai
+        // knows), or an error body async-openai could not read.
+        OpenAIError::JSONDeserialize(_, body) => GatewayError::from_body(body.as_bytes()),
+        _ => None,
+    }
+}
+
+/// `error` as a [`RequestError`]: ModelGates' refusal typed (out of credits, key limit
+/// reached, rate limited, key rejected, another status), a timeout, or a broken connection;
+/// `None` for a request async-openai refused to send (`InvalidArgument`) and file errors.
+#[must_use]
+pub fn request_error(error: &OpenAIError) -> Option<RequestError> {
+    if let Some(gateway) = gateway_error(error) {
+        return Some(gateway.into());
+    }
+    if is_timeout(error) {
+        return Some(RequestError::Timeout);
+    }
+    match error {
+        OpenAIError::Reqwest(_) | OpenAIError::StreamError(_) | OpenAIError::Boxed(_) => {
+            Some(RequestError::Transport(crate::TransportError::new(
+                std::io::Error::other(format!("{error}").chars().take(300).collect::<String>()),
+            )))
+        }
+        OpenAIError::JSONDeserialize(..) => Some(RequestError::MalformedResponse(
+            "ModelGates sent an answer that could not be read".to_owned(),
+        )),
+        _ => None,
+    }
+}
+
 /// Whether `error` means ModelGates refused the key (401): it was revoked or has expired, and
 /// the user must sign in again.
 #[must_use]
 pub fn is_key_rejected(error: &OpenAIError) -> bool {
-    match error {
-        OpenAIError::ApiError(response) => response.status_code.as_u16() == 401,
-        // Gateways send `{"error": {"code": 401, …}}`; async-openai expects a string code and
-        // reports the body it could not parse.
-        OpenAIError::JSONDeserialize(_, body) => serde_json::from_str::<serde_json::Value>(body)
-            .is_ok_and(|value| {
-                value
-                    .pointer("/error/code")
-                    .and_then(serde_json::Value::as_u64)
-                    == Some(401)
-            }),
-        _ => false,
-    }
+    gateway_error(error).is_some_and(|gateway| gateway.status == 401)
 }
 
 /// Whether `error` is the total timeout of a call made through [`ModelGatesClient::openai`].

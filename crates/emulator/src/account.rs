@@ -1,0 +1,256 @@
+//! The money: people and their credits, keys and their limits and usage, and the rate limit.
+//!
+//! The rules a call with a key goes through, in order (each refusal in ModelGates' error
+//! shape, integer `code`):
+//!
+//! 1. The key must be one the emulator issued, not revoked and not expired: otherwise 401.
+//! 2. With a rate limit ([`EmulatorBuilder::rate_limit`]), at most that many calls per key in
+//!    each window: otherwise 429 with `Retry-After` (whole seconds until the window ends).
+//! 3. The key's owner must have credits left: otherwise 402 `Insufficient credits`.
+//! 4. The key's usage must be below its limit (the `limit` asked at `/auth`, possibly changed
+//!    on the consent page, else [`EmulatorBuilder::key_limit`]): otherwise 403
+//!    `Key limit exceeded`.
+//!
+//! A completion then charges its tokens at [`PRICE_PER_TOKEN`] to the key's usage and the
+//! owner's credits. A person is remembered by the consent page's cookie, so a second approval
+//! in one browser is the same user with the same credits.
+//!
+//! [`EmulatorBuilder::rate_limit`]: crate::EmulatorBuilder::rate_limit
+//! [`EmulatorBuilder::key_limit`]: crate::EmulatorBuilder::key_limit
+//! [`PRICE_PER_TOKEN`]: crate::PRICE_PER_TOKEN
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use crate::pages::api_error;
+
+/// How calls with keys are limited: at most `calls` per key in each `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RateLimit {
+    pub(crate) calls: u32,
+    pub(crate) window: Duration,
+}
+
+/// A key, as `GET /api/v1/key` and tests see it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct KeyRecord {
+    /// The key's owner.
+    pub user_id: String,
+    /// The label asked at `/auth` (`key_label`), or the emulator's.
+    pub label: String,
+    /// The spend limit in credits, `None` for none.
+    pub limit: Option<f64>,
+    /// What the key has spent, in credits.
+    pub usage: f64,
+    /// When the key stops working, in seconds since the Unix epoch.
+    pub expires_at: Option<u64>,
+    /// Whether the key was revoked.
+    pub revoked: bool,
+}
+
+struct KeyEntry {
+    record: KeyRecord,
+    window_start: Instant,
+    calls_in_window: u32,
+}
+
+#[derive(Default)]
+struct Books {
+    /// User id → credits left.
+    credits: HashMap<String, f64>,
+    keys: HashMap<String, KeyEntry>,
+    users: u64,
+}
+
+/// The emulator's accounts.
+pub(crate) struct Accounts {
+    books: Mutex<Books>,
+    pub(crate) initial_credits: f64,
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) key_lifetime: Option<Duration>,
+}
+
+/// What the key of a call is allowed, or the refusal to answer.
+pub(crate) type Admission = Result<(), Response>;
+
+impl Accounts {
+    pub(crate) fn new(
+        initial_credits: f64,
+        rate_limit: Option<RateLimit>,
+        key_lifetime: Option<Duration>,
+    ) -> Self {
+        Self {
+            books: Mutex::default(),
+            initial_credits,
+            rate_limit,
+            key_lifetime,
+        }
+    }
+
+    fn books(&self) -> MutexGuard<'_, Books> {
+        self.books
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A user id for a new person, with the initial credits.
+    pub(crate) fn new_user(&self) -> String {
+        let mut books = self.books();
+        books.users += 1;
+        let user_id = format!("user_{:06}_{}", books.users, crate::state::random_token(6));
+        books.credits.insert(user_id.clone(), self.initial_credits);
+        user_id
+    }
+
+    /// Whether `user_id` is a person the emulator knows.
+    pub(crate) fn knows(&self, user_id: &str) -> bool {
+        self.books().credits.contains_key(user_id)
+    }
+
+    pub(crate) fn set_credits(&self, user_id: &str, credits: f64) {
+        self.books().credits.insert(user_id.to_owned(), credits);
+    }
+
+    pub(crate) fn credits(&self, user_id: &str) -> Option<f64> {
+        self.books().credits.get(user_id).copied()
+    }
+
+    /// Records a key issued to `user_id` with its limit and label.
+    pub(crate) fn open_key(&self, key: &str, user_id: &str, limit: Option<f64>, label: &str) {
+        let expires_at = self
+            .key_lifetime
+            .map(|lifetime| unix_now() + lifetime.as_secs());
+        self.books().keys.insert(
+            key.to_owned(),
+            KeyEntry {
+                record: KeyRecord {
+                    user_id: user_id.to_owned(),
+                    label: label.to_owned(),
+                    limit,
+                    usage: 0.0,
+                    expires_at,
+                    revoked: false,
+                },
+                window_start: Instant::now(),
+                calls_in_window: 0,
+            },
+        );
+    }
+
+    /// A key that may be used: issued, not revoked, not expired.
+    pub(crate) fn live_key(&self, key: &str) -> Option<KeyRecord> {
+        let books = self.books();
+        let record = &books.keys.get(key)?.record;
+        let expired = record.expires_at.is_some_and(|at| unix_now() >= at);
+        (!record.revoked && !expired).then(|| record.clone())
+    }
+
+    pub(crate) fn key(&self, key: &str) -> Option<KeyRecord> {
+        self.books().keys.get(key).map(|entry| entry.record.clone())
+    }
+
+    /// Whether a call with `key` may go ahead, by the module's rules (a valid key assumed).
+    pub(crate) fn admit(&self, key: &str) -> Admission {
+        let mut books = self.books();
+        let Some(entry) = books.keys.get_mut(key) else {
+            return Err(api_error(
+                StatusCode::UNAUTHORIZED,
+                "Invalid or missing API key",
+            ));
+        };
+        if let Some(limit) = self.rate_limit {
+            let now = Instant::now();
+            if now.duration_since(entry.window_start) >= limit.window {
+                entry.window_start = now;
+                entry.calls_in_window = 0;
+            }
+            if entry.calls_in_window >= limit.calls {
+                let left = limit
+                    .window
+                    .saturating_sub(now.duration_since(entry.window_start));
+                return Err(rate_limited(left));
+            }
+            entry.calls_in_window += 1;
+        }
+        let record = entry.record.clone();
+        if books.credits.get(&record.user_id).copied().unwrap_or(0.0) <= 0.0 {
+            return Err(insufficient_credits());
+        }
+        if record.limit.is_some_and(|limit| record.usage >= limit) {
+            return Err(key_limit_exceeded());
+        }
+        Ok(())
+    }
+
+    /// Charges `credits` to a key's usage and its owner's credits.
+    pub(crate) fn charge(&self, key: &str, credits: f64) {
+        let mut books = self.books();
+        let Some(entry) = books.keys.get_mut(key) else {
+            return;
+        };
+        entry.record.usage += credits;
+        let owner = entry.record.user_id.clone();
+        if let Some(left) = books.credits.get_mut(&owner) {
+            *left -= credits;
+        }
+    }
+
+    /// The key whose lowercase hex SHA-256 is `hash`, and its record.
+    pub(crate) fn key_by_hash(&self, hash: &str) -> Option<(String, KeyRecord)> {
+        use sha2::{Digest as _, Sha256};
+        let books = self.books();
+        books.keys.iter().find_map(|(key, entry)| {
+            let digest = Sha256::digest(key.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            (hex == hash).then(|| (key.clone(), entry.record.clone()))
+        })
+    }
+
+    /// Adds `credits` to a key's usage without a call (tests reach a limit this way).
+    pub(crate) fn add_usage(&self, key: &str, credits: f64) {
+        if let Some(entry) = self.books().keys.get_mut(key) {
+            entry.record.usage += credits;
+        }
+    }
+
+    pub(crate) fn revoke(&self, key: &str) {
+        if let Some(entry) = self.books().keys.get_mut(key) {
+            entry.record.revoked = true;
+        }
+    }
+}
+
+/// 402, as ModelGates answers a call from an account without credits.
+pub(crate) fn insufficient_credits() -> Response {
+    api_error(
+        StatusCode::PAYMENT_REQUIRED,
+        "Insufficient credits. Add more credits to your ModelGates account to continue.",
+    )
+}
+
+/// 403, as ModelGates answers a call with a key past its limit.
+pub(crate) fn key_limit_exceeded() -> Response {
+    api_error(StatusCode::FORBIDDEN, "Key limit exceeded")
+}
+
+/// 429 with `Retry-After` in whole seconds (at least 1).
+pub(crate) fn rate_limited(wait: Duration) -> Response {
+    let mut response = api_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
