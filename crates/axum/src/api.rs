@@ -3,21 +3,56 @@
 //!
 //! The rules:
 //!
-//! * [`ApiError`] converts from async-openai's error (feature `openai`) and from
-//!   [`RequestError`] with `?`, and answers JSON `{"error": {"status", "code", "message"}}`:
-//!   401 `key_rejected` when ModelGates refused the key, 504 `upstream_timeout`, 502
-//!   `upstream_error` for anything else ModelGates got wrong, 400 `invalid_request` for a
-//!   request async-openai refused to send. No message holds the key.
+//! * [`ApiError`] converts with `?` from async-openai's error (feature `openai`) and from
+//!   [`RequestError`], reading ModelGates' own error (see
+//!   [`oauth_core::openai`](crate::oauth_core::openai)), and answers
+//!   `{"error": {"status", "code", "message"}}`:
+//!
+//!   | ModelGates | answer | code | what the user can do |
+//!   | --- | --- | --- | --- |
+//!   | 401 | 401 | `key_rejected` | sign in again (the layer signs the user out) |
+//!   | 402 | 402 | `insufficient_credits` | top up credits on ModelGates |
+//!   | 403 "Key limit exceeded" | 403 | `key_limit_reached` | raise the key's limit on ModelGates |
+//!   | 429 | 429, with its `Retry-After` | `rate_limited` | wait and try again |
+//!   | no answer in time | 504 | `upstream_timeout` | try again |
+//!   | anything else | 502 | `upstream_error`, ModelGates' status and message in the text | try again later |
+//!   | request refused before sending | 400 | `invalid_request` | (the app's bug) |
+//!
+//!   No message holds the key. The user stays signed in for every one but 401.
+//! * A browser (`Accept: text/html`) gets the same status as an HTML page that says what
+//!   happened and what to do, with a link to manage the key on ModelGates
+//!   ([`ModelGatesKey::manage_url`](crate::ModelGatesKey::manage_url)): the layer renders it
+//!   on the response's way out, since only it knows who asked.
 //! * A 401 answer carries the [`SignOut`] marker. On its way out, [`ModelGatesAuth`] sees the
-//!   marker, forgets the key in the store, deletes the key cookie, and sends a browser
-//!   (`Accept: text/html`) to sign in again with a 303; other clients get the 401. A user whose
-//!   key was revoked on ModelGates is thus asked to sign in again instead of being stuck.
+//!   marker, forgets the key in the store, deletes the key cookie, and sends a browser to sign
+//!   in again with a 303; other clients get the 401. A user whose key was revoked on
+//!   ModelGates is thus asked to sign in again instead of being stuck.
 //! * Any response may carry [`SignOut`] to the same effect, for apps with errors of their own.
+//!
+//! ```
+//! use axum::response::{IntoResponse, Response};
+//! use modelgates_axum::ModelGatesKey;
+//! use modelgates_axum::api::ApiError;
+//!
+//! async fn usage(key: ModelGatesKey) -> Response {
+//!     match key.key_info().await.map_err(ApiError::from) {
+//!         Ok(info) => format!("spent {:.2} credits", info.usage).into_response(),
+//!         // Out of credits: say so in the app's own words, and keep the user signed in.
+//!         Err(ApiError::InsufficientCredits { .. }) => {
+//!             "Your ModelGates credits are used up: top up on ModelGates.".into_response()
+//!         }
+//!         Err(other) => other.into_response(),
+//!     }
+//! }
+//! ```
 //!
 //! [`ModelGatesAuth`]: crate::ModelGatesAuth
 
+use std::time::Duration;
+
 use axum_core::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::header::RETRY_AFTER;
+use http::{HeaderValue, StatusCode};
 use modelgates_oauth_core::RequestError;
 
 use crate::response::json_error;
@@ -38,6 +73,14 @@ use crate::response::json_error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignOut;
 
+/// What the layer shows a browser instead of an [`ApiError`]'s JSON: a page with this title,
+/// the error's message, and a link to manage the key.
+#[derive(Debug, Clone)]
+pub(crate) struct BrowserPage {
+    pub(crate) title: &'static str,
+    pub(crate) message: String,
+}
+
 /// A failed call to ModelGates with the user's key, as a handler returns it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,15 +90,48 @@ pub enum ApiError {
         "ModelGates no longer accepts this key: it was revoked or has expired. Please sign in again."
     )]
     KeyRejected,
+    /// The user's ModelGates account is out of credits (402).
+    #[error(
+        "Your ModelGates account is out of credits. Top up your credits on ModelGates, then try again."
+    )]
+    InsufficientCredits {
+        /// ModelGates' own message.
+        message: String,
+    },
+    /// The key reached the spend limit the user set (403 "Key limit exceeded").
+    #[error(
+        "This app's key has reached the spend limit you set on ModelGates. Raise the key's limit on ModelGates, then try again."
+    )]
+    KeyLimitReached {
+        /// ModelGates' own message.
+        message: String,
+    },
+    /// ModelGates is rate limiting the user's calls (429).
+    #[error("ModelGates is receiving too many requests from you. Please wait {} and try again.", wait_text(.retry_after))]
+    RateLimited {
+        /// How long ModelGates asked to wait, passed on as `Retry-After`.
+        retry_after: Option<Duration>,
+        /// ModelGates' own message.
+        message: String,
+    },
     /// ModelGates did not answer in time.
     #[error("ModelGates took too long to answer. Please try again in a moment.")]
     Timeout,
-    /// ModelGates failed or answered something unusable.
+    /// ModelGates failed or answered something unusable; the text keeps its status and
+    /// message when it gave them.
     #[error("ModelGates could not answer: {0}")]
     Upstream(String),
     /// The request was refused before it was sent (a builder's missing field, say).
     #[error("The request to ModelGates is invalid: {0}")]
     InvalidRequest(String),
+}
+
+fn wait_text(retry_after: &Option<Duration>) -> String {
+    match retry_after {
+        Some(wait) if wait.as_secs() > 1 => format!("{} seconds", wait.as_secs()),
+        Some(_) => "a second".to_owned(),
+        None => "a moment".to_owned(),
+    }
 }
 
 impl ApiError {
@@ -64,20 +140,45 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::KeyRejected => StatusCode::UNAUTHORIZED,
+            Self::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
+            Self::KeyLimitReached { .. } => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
 
-    /// A stable machine-readable code, as sent in the JSON body.
+    /// A stable machine-readable code, as sent in the JSON body and in a stream's `error`
+    /// event.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
             Self::KeyRejected => "key_rejected",
+            Self::InsufficientCredits { .. } => "insufficient_credits",
+            Self::KeyLimitReached { .. } => "key_limit_reached",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Timeout => "upstream_timeout",
             Self::Upstream(_) => "upstream_error",
             Self::InvalidRequest(_) => "invalid_request",
+        }
+    }
+
+    /// Whether the user can act on this error on ModelGates (top up, raise the limit), so a
+    /// page for it links to the key's page there.
+    fn is_about_money(&self) -> bool {
+        matches!(
+            self,
+            Self::InsufficientCredits { .. } | Self::KeyLimitReached { .. } | Self::RateLimited { .. }
+        )
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::InsufficientCredits { .. } => "Out of credits",
+            Self::KeyLimitReached { .. } => "Spend limit reached",
+            Self::RateLimited { .. } => "Too many requests",
+            _ => "ModelGates could not answer",
         }
     }
 }
@@ -86,7 +187,19 @@ impl From<RequestError> for ApiError {
     fn from(error: RequestError) -> Self {
         match error {
             RequestError::KeyRejected => Self::KeyRejected,
+            RequestError::InsufficientCredits { message } => Self::InsufficientCredits { message },
+            RequestError::KeyLimitReached { message } => Self::KeyLimitReached { message },
+            RequestError::RateLimited {
+                retry_after,
+                message,
+            } => Self::RateLimited {
+                retry_after,
+                message,
+            },
             RequestError::Timeout => Self::Timeout,
+            RequestError::Status { status, message } => {
+                Self::Upstream(format!("ModelGates answered {status}: {message}"))
+            }
             other => Self::Upstream(other.to_string()),
         }
     }
@@ -95,50 +208,26 @@ impl From<RequestError> for ApiError {
 #[cfg(feature = "openai")]
 impl From<modelgates_oauth_core::async_openai::error::OpenAIError> for ApiError {
     fn from(error: modelgates_oauth_core::async_openai::error::OpenAIError) -> Self {
-        use modelgates_oauth_core::async_openai::error::OpenAIError;
-        use modelgates_oauth_core::openai::{is_key_rejected, is_timeout};
-        if is_key_rejected(&error) {
-            return Self::KeyRejected;
-        }
-        if is_timeout(&error) {
-            return Self::Timeout;
-        }
-        match error {
-            OpenAIError::InvalidArgument(message) => Self::InvalidRequest(message),
-            other => Self::from_openai_ref(&other),
-        }
+        Self::from_openai_ref(&error)
     }
 }
 
 #[cfg(feature = "openai")]
 impl ApiError {
-    /// A readable message for an error inside a stream, holding no secret.
-    pub(crate) fn from_stream_error(
+    /// The error for an async-openai failure, read by oauth-core's rules; holds no secret.
+    pub(crate) fn from_openai_ref(
         error: &modelgates_oauth_core::async_openai::error::OpenAIError,
-    ) -> String {
-        Self::from_openai_ref(error).to_string()
-    }
-
-    fn from_openai_ref(error: &modelgates_oauth_core::async_openai::error::OpenAIError) -> Self {
+    ) -> Self {
         use modelgates_oauth_core::async_openai::error::OpenAIError;
-        match error {
-            OpenAIError::StreamError(_) | OpenAIError::Reqwest(_) => {
+        if let OpenAIError::InvalidArgument(message) = error {
+            return Self::InvalidRequest(message.clone());
+        }
+        match modelgates_oauth_core::openai::request_error(error) {
+            Some(RequestError::Transport(_)) => {
                 Self::Upstream("the connection to ModelGates broke".to_owned())
             }
-            OpenAIError::JSONDeserialize(..) => {
-                Self::Upstream("ModelGates sent a chunk that could not be read".to_owned())
-            }
-            OpenAIError::ApiError(response) => Self::Upstream(format!(
-                "{} {}",
-                response.status_code.as_u16(),
-                response
-                    .api_error
-                    .message
-                    .chars()
-                    .take(300)
-                    .collect::<String>()
-            )),
-            other => Self::Upstream(other.to_string().chars().take(300).collect()),
+            Some(typed) => typed.into(),
+            None => Self::Upstream(error.to_string().chars().take(300).collect()),
         }
     }
 }
@@ -146,8 +235,23 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = json_error(self.status(), self.code(), &self.to_string());
+        if let Self::RateLimited {
+            retry_after: Some(wait),
+            ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        }
         if let Self::KeyRejected = self {
             response.extensions_mut().insert(SignOut);
+        }
+        if self.is_about_money() {
+            response.extensions_mut().insert(BrowserPage {
+                title: self.title(),
+                message: self.to_string(),
+            });
         }
         response
     }
@@ -165,5 +269,47 @@ mod tests {
         let response = ApiError::from(RequestError::Timeout).into_response();
         assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
         assert!(response.extensions().get::<SignOut>().is_none());
+    }
+
+    #[test]
+    fn money_errors_are_named_and_keep_the_user_signed_in() {
+        for (error, status, code) in [
+            (
+                RequestError::InsufficientCredits { message: "m".into() },
+                402,
+                "insufficient_credits",
+            ),
+            (
+                RequestError::KeyLimitReached { message: "m".into() },
+                403,
+                "key_limit_reached",
+            ),
+            (
+                RequestError::RateLimited {
+                    retry_after: Some(Duration::from_secs(7)),
+                    message: "m".into(),
+                },
+                429,
+                "rate_limited",
+            ),
+        ] {
+            let error = ApiError::from(error);
+            assert_eq!((error.status().as_u16(), error.code()), (status, code));
+            let response = error.into_response();
+            assert!(response.extensions().get::<SignOut>().is_none());
+            assert!(response.extensions().get::<BrowserPage>().is_some());
+        }
+        let limited = ApiError::from(RequestError::RateLimited {
+            retry_after: Some(Duration::from_secs(7)),
+            message: "m".into(),
+        });
+        assert!(limited.to_string().contains("wait 7 seconds"));
+        assert_eq!(limited.into_response().headers()[RETRY_AFTER], "7");
+        let other = ApiError::from(RequestError::Status {
+            status: 400,
+            message: "No such model".into(),
+        });
+        assert_eq!(other.code(), "upstream_error");
+        assert!(other.to_string().contains("400: No such model"));
     }
 }

@@ -139,6 +139,31 @@ impl ModelGatesKey {
         self.0.client.key_info(&self.0.key).await
     }
 
+    /// The models this user's settings on ModelGates allow (`GET /api/v1/models/user`).
+    ///
+    /// # Errors
+    ///
+    /// As [`ModelGatesClient::models_for_user`].
+    pub async fn models_for_user(&self) -> Result<Vec<ModelInfo>, RequestError> {
+        self.0.client.models_for_user(&self.0.key).await
+    }
+
+    /// Where the user sees, limits or revokes this key on ModelGates:
+    /// `{base URL}/keys/{lowercase hex SHA-256 of the key}`. The key itself never goes in a
+    /// URL.
+    ///
+    /// ```
+    /// # fn show(key: modelgates_axum::ModelGatesKey) {
+    /// let link = format!("<a href=\"{}\">Manage this key on ModelGates</a>", key.manage_url());
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn manage_url(&self) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.0.key.expose_secret().as_bytes());
+        format!("{}keys/{}", self.0.client.base_url(), crate::primitives::hex(&digest))
+    }
+
     /// The models ModelGates offers (`GET /api/v1/models`).
     ///
     /// # Errors

@@ -69,24 +69,28 @@ pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Respo
     response
 }
 
-/// The built-in HTML error page: a title, a message, and links (a sign-in link when
-/// `sign_in` is given). The caller sets the status.
-pub(crate) fn html_error_page(title: &str, message: &str, sign_in: Option<&str>) -> Response<Body> {
-    let links = match sign_in {
-        Some(login) => format!(
-            r#"<p><a href="{}">Sign in with ModelGates</a> · <a href="/">Home</a></p>"#,
-            html_escape::encode_double_quoted_attribute(login)
-        ),
-        None => r#"<p><a href="/">Home</a></p>"#.to_owned(),
-    };
+/// The built-in HTML error page: a title, a message, and `links` (label, href) below them.
+/// The caller sets the status.
+pub(crate) fn html_error_page(title: &str, message: &str, links: &[(&str, &str)]) -> Response<Body> {
+    let links: Vec<String> = links
+        .iter()
+        .map(|(label, href)| {
+            format!(
+                r#"<a href="{}">{}</a>"#,
+                html_escape::encode_double_quoted_attribute(href),
+                html_escape::encode_text(label)
+            )
+        })
+        .collect();
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title}</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}}</style>\
-         </head><body><h1>{title}</h1><p id=\"message\">{message}</p>{links}</body></html>",
+         </head><body><h1>{title}</h1><p id=\"message\">{message}</p><p>{links}</p></body></html>",
         title = html_escape::encode_text(title),
         message = html_escape::encode_text(message),
+        links = links.join(" · "),
     );
     let mut response = Response::new(Body::from(page));
     response.headers_mut().insert(
@@ -108,7 +112,7 @@ pub(crate) fn error_response(
     let mut response = if wants_json(headers) {
         json_error(status, code, message)
     } else {
-        html_error_page(title, message, None)
+        html_error_page(title, message, &[("Home", "/")])
     };
     *response.status_mut() = status;
     response

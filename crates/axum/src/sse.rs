@@ -26,9 +26,15 @@
 //! * a tool call the model makes: `event: tool_call`, data the chunk's `tool_calls` array;
 //! * the end: `event: done`, data `{"finish_reason": "stop" | "length" | "tool_calls" | …,
 //!   "usage": {"prompt_tokens", "completion_tokens", "total_tokens"} | null}`;
-//! * instead of the end, when the upstream stream fails: `event: error`, data
-//!   `{"code": "idle_timeout" | "upstream_error", "message": "…"}`; `idle_timeout` when
-//!   ModelGates sent nothing for the stream idle timeout.
+//! * instead of the end, when the stream fails after it started: `event: error` (and no
+//!   `done`), data `{"code", "message"}`: the [`ApiError`](crate::api::ApiError) code of the
+//!   gateway's error chunk (`insufficient_credits`, `key_limit_reached`, `rate_limited`, or
+//!   `upstream_error` with the gateway's own status and message), `idle_timeout` when
+//!   ModelGates sent nothing for the stream idle timeout, `upstream_error` when the connection
+//!   broke.
+//!
+//! A stream ModelGates refuses before its first event is no stream: `stream_chat` returns the
+//! [`ApiError`](crate::api::ApiError), answered with its status like a plain call.
 //!
 //! A comment line goes out every 15 s so proxies keep an idle connection open. When the
 //! browser goes away, the response is dropped, and with it the upstream stream: the
@@ -108,7 +114,9 @@ impl Relay {
     fn error(&self, error: &modelgates_oauth_core::async_openai::error::OpenAIError) -> Event {
         // async-openai reports a stream's transport failures as text; silence as long as the
         // idle timeout before the failure is what the idle timeout looks like.
-        let idle = self.last_chunk.elapsed() >= self.idle_timeout;
+        // The gateway's own error chunk names the cause, whatever the timing.
+        let said = modelgates_oauth_core::openai::gateway_error(error).is_some();
+        let idle = !said && self.last_chunk.elapsed() >= self.idle_timeout;
         let (code, message) = if idle {
             (
                 "idle_timeout",
@@ -118,7 +126,8 @@ impl Relay {
                 ),
             )
         } else {
-            ("upstream_error", ApiError::from_stream_error(error))
+            let error = ApiError::from_openai_ref(error);
+            (error.code(), error.to_string())
         };
         tracing::warn!(code, "a relayed stream failed");
         data(

@@ -82,8 +82,12 @@ impl SpendLimit {
 
     /// A limit of `cents` hundredths of a credit; `None` for zero or one billion credits or more.
     #[must_use]
-    pub fn from_cents(cents: u64) -> Option<Self> {
-        (cents > 0 && cents <= MAX_CENTS).then_some(Self { cents })
+    pub const fn from_cents(cents: u64) -> Option<Self> {
+        if cents > 0 && cents <= MAX_CENTS {
+            Some(Self { cents })
+        } else {
+            None
+        }
     }
 
     /// The limit in hundredths of a credit.

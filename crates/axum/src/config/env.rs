@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use modelgates_oauth_core::Url;
 
-use super::ModelGatesConfig;
+use super::{ModelGatesConfig, SpendLimit};
 use super::error::ConfigError;
 use super::secret::CookieSecret;
 use modelgates_oauth_core::is_loopback;
@@ -31,6 +31,9 @@ impl ModelGatesConfig {
     /// | `MODELGATES_APP_URL` | sent as `HTTP-Referer` | the public URL |
     /// | `MODELGATES_APP_TITLE` | sent as `X-Title` | none |
     /// | `MODELGATES_KEY_MAX_AGE_SECS` | lifetime of the key cookie | `2592000` (30 days) |
+    /// | `MODELGATES_KEY_LIMIT` | spend limit asked for each key, in credits | none |
+    /// | `MODELGATES_MAX_KEY_LIMIT` | the most a user may ask for at sign-in | `1000` |
+    /// | `MODELGATES_KEY_LABEL` | the label asked for each key | the app title |
     ///
     /// # Errors
     ///
@@ -101,6 +104,13 @@ impl ModelGatesConfig {
         if let Some(secs) = get("MODELGATES_KEY_MAX_AGE_SECS") {
             config.key_max_age = parse_secs("MODELGATES_KEY_MAX_AGE_SECS", &secs)?;
         }
+        if let Some(limit) = get("MODELGATES_KEY_LIMIT") {
+            config.key_limit = Some(parse_limit("MODELGATES_KEY_LIMIT", &limit)?);
+        }
+        if let Some(limit) = get("MODELGATES_MAX_KEY_LIMIT") {
+            config.max_key_limit = parse_limit("MODELGATES_MAX_KEY_LIMIT", &limit)?;
+        }
+        config.key_label = get("MODELGATES_KEY_LABEL");
         Ok(config)
     }
 }
@@ -123,6 +133,13 @@ fn development_secret(public_url: &str) -> Result<CookieSecret, ConfigError> {
     static PRINTED: std::sync::Once = std::sync::Once::new();
     PRINTED.call_once(|| eprintln!("WARNING: {warning}"));
     Ok(CookieSecret::generate())
+}
+
+fn parse_limit(name: &'static str, value: &str) -> Result<SpendLimit, ConfigError> {
+    SpendLimit::parse(value.trim()).map_err(|error| ConfigError::InvalidVar {
+        name,
+        reason: format!("`{value}`: {error}"),
+    })
 }
 
 fn parse_secs(name: &'static str, value: &str) -> Result<Duration, ConfigError> {

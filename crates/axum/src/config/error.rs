@@ -79,6 +79,17 @@ pub enum ConfigError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The default spend limit is above the most a user may ask for.
+    #[error(
+        "the key limit ({limit} credits) is above the maximum key limit ({max} credits): lower \
+         it or raise the maximum"
+    )]
+    KeyLimitAboveMax {
+        /// The default limit.
+        limit: String,
+        /// The maximum.
+        max: String,
+    },
     /// A limit is zero.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),

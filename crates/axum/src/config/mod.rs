@@ -23,6 +23,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use modelgates_oauth_core::SpendLimit;
 use modelgates_oauth_core::{
     ChallengeMethod, DEFAULT_API_TIMEOUT, DEFAULT_BASE_URL, DEFAULT_STREAM_IDLE_TIMEOUT,
     DEFAULT_TIMEOUT,
@@ -110,6 +111,9 @@ pub struct ModelGatesConfig {
     pub(crate) on_sign_in: Option<flow::OnSignIn>,
     pub(crate) key_cookie_same_site: SameSite,
     pub(crate) cookie_domain: Option<String>,
+    pub(crate) key_limit: Option<SpendLimit>,
+    pub(crate) max_key_limit: SpendLimit,
+    pub(crate) key_label: Option<String>,
 }
 
 /// The `SameSite` attribute of the key cookie. (The flow cookie is always `Lax`: it must come
@@ -156,12 +160,20 @@ impl fmt::Debug for ModelGatesConfig {
             .field("on_sign_in", &self.on_sign_in.is_some())
             .field("key_cookie_same_site", &self.key_cookie_same_site)
             .field("cookie_domain", &self.cookie_domain)
+            .field("key_limit", &self.key_limit)
+            .field("max_key_limit", &self.max_key_limit)
+            .field("key_label", &self.key_label)
             .finish()
     }
 }
 
 /// Default time allowed between `/login` and `/callback`: 10 minutes, as long as a code lives.
 pub const DEFAULT_FLOW_MAX_AGE: Duration = Duration::from_secs(600);
+/// The most a user may ask to be the spend limit at sign-in unless configured: 1000 credits.
+pub const DEFAULT_MAX_KEY_LIMIT: SpendLimit = match SpendLimit::from_cents(100_000) {
+    Some(limit) => limit,
+    None => panic!("1000 credits is a valid limit"),
+};
 /// Default bound on key exchanges in flight at once, per layer.
 pub const DEFAULT_MAX_CONCURRENT_EXCHANGES: usize = 256;
 
@@ -196,7 +208,42 @@ impl ModelGatesConfig {
             on_sign_in: None,
             key_cookie_same_site: SameSite::Lax,
             cookie_domain: None,
+            key_limit: None,
+            max_key_limit: DEFAULT_MAX_KEY_LIMIT,
+            key_label: None,
         }
+    }
+
+    /// The spend limit asked for every key a sign-in issues, unless the user picks one with
+    /// `GET /login?limit=N` (default: none, ModelGates' own default). ModelGates shows it on
+    /// its consent page, where the user may change it, and enforces it: the app does not.
+    ///
+    /// ```
+    /// use modelgates_axum::config::SpendLimit;
+    /// use modelgates_axum::{CookieSecret, ModelGatesConfig};
+    ///
+    /// let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
+    ///     .with_key_limit(SpendLimit::parse("5").unwrap())
+    ///     .with_max_key_limit(SpendLimit::parse("50").unwrap())
+    ///     .with_key_label("My chat app");
+    /// ```
+    pub fn with_key_limit(mut self, limit: SpendLimit) -> Self {
+        self.key_limit = Some(limit);
+        self
+    }
+
+    /// The most a user may ask for with `GET /login?limit=N` (default
+    /// [`DEFAULT_MAX_KEY_LIMIT`], 1000 credits); more is a 400.
+    pub fn with_max_key_limit(mut self, limit: SpendLimit) -> Self {
+        self.max_key_limit = limit;
+        self
+    }
+
+    /// The label asked for every key a sign-in issues, shown to the user on ModelGates
+    /// (default: the app title, [`Self::with_app_title`]).
+    pub fn with_key_label(mut self, label: impl Into<String>) -> Self {
+        self.key_label = Some(label.into());
+        self
     }
 
     /// ModelGates' origin (default `https://modelgates.ai`): `https`, or `http` on loopback

@@ -1,6 +1,8 @@
 //! `GET /callback/<flow id>`: the callback checked against its flow, the key exchange, the
 //! app's hook, and the key kept.
 
+use std::time::Duration;
+
 use axum_core::body::Body;
 use http::header::{REFERRER_POLICY, RETRY_AFTER};
 use http::request::Parts;
@@ -84,19 +86,35 @@ async fn complete_sign_in<K: KeyStore>(
             AuthError::SignInRejected(rejected)
         })?;
     }
-    let token: SessionToken = store
-        .save(StoredKey::new(issued.key, issued.user_id))
-        .await
-        .map_err(AuthError::Store)?;
-    let key_cookie =
-        flow.key_cookie
-            .set(token.expose_secret(), K::TOKEN_PROTECTION, flow.key_max_age);
+    let stored = StoredKey::new(issued.key, issued.user_id).with_expires_at(issued.expires_at);
+    let lives = Duration::from_secs(stored.remaining(flow.key_max_age, stored.issued_at));
+    let token: SessionToken = store.save(stored).await.map_err(AuthError::Store)?;
+    let key_cookie = flow
+        .key_cookie
+        .set(token.expose_secret(), K::TOKEN_PROTECTION, lives);
+    end_previous_session(flow, store, parts).await;
     // The flow cookie is authentic, but sanitise again: the rule may have tightened since.
     let return_to = sanitize(Some(&state.return_to), &flow.default_return_to).to_owned();
     Ok(SignedIn {
         return_to,
         key_cookie,
     })
+}
+
+/// Ends the session this browser held before signing in again, so a copy of its cookie stops
+/// working (server-side stores forget it and announce it; the cookie store has nothing to
+/// forget: its key lives in the cookie, which the new one replaces).
+async fn end_previous_session<K: KeyStore>(flow: &Flow, store: &K, parts: &Parts) {
+    let Some(previous) = flow.key_cookie.open(&parts.headers, K::TOKEN_PROTECTION) else {
+        return;
+    };
+    let token = SessionToken::new(previous.value);
+    match store.remove(&token).await {
+        Ok(()) => tracing::info!("ended the session this browser held before signing in again"),
+        Err(error) => {
+            tracing::warn!(%error, "the key store failed to forget the session signed in again over");
+        }
+    }
 }
 
 /// The one `code` of the callback's query, or why there is none.

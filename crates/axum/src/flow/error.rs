@@ -42,6 +42,12 @@ pub enum AuthError {
     /// the response was meant for another browser's sign-in (or was pushed into this one).
     #[error("{}", FlowError::Mismatch)]
     FlowMismatch,
+    /// `/login?limit=` is not a spend limit the app accepts; nothing was sent to ModelGates.
+    #[error("The spend limit you chose cannot be used: {reason}. Please choose another.")]
+    InvalidKeyLimit {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A callback was already tried with this flow: each sign-in is single-use.
     #[error("This sign-in was already used. Please sign in again.")]
     FlowUsed,
@@ -130,6 +136,7 @@ impl AuthError {
             | Self::CodeMissing
             | Self::CodeDuplicated
             | Self::CodeMalformed
+            | Self::InvalidKeyLimit { .. }
             | Self::AuthorizationFailed { .. }
             | Self::CodeRejected(_) => StatusCode::BAD_REQUEST,
             Self::AccessDenied | Self::CrossSite | Self::SignInRejected(_) => StatusCode::FORBIDDEN,
@@ -158,6 +165,7 @@ impl AuthError {
             Self::CodeMissing => "code_missing",
             Self::CodeDuplicated => "code_duplicated",
             Self::CodeMalformed => "code_malformed",
+            Self::InvalidKeyLimit { .. } => "invalid_limit",
             Self::AccessDenied => "access_denied",
             Self::AuthorizationFailed { .. } => "authorization_failed",
             Self::CodeRejected(_) => "code_rejected",
@@ -219,8 +227,11 @@ impl AuthError {
         } else if let Some(page) = custom {
             page(self)
         } else {
-            let sign_in = self.offers_retry().then_some(login_path);
-            html_error_page(self.title(), &self.to_string(), sign_in)
+            let mut links = vec![("Home", "/")];
+            if self.offers_retry() {
+                links.insert(0, ("Sign in with ModelGates", login_path));
+            }
+            html_error_page(self.title(), &self.to_string(), &links)
         };
         *response.status_mut() = status;
         if let Self::MethodNotAllowed { allow, .. } = self {

@@ -3,9 +3,9 @@
 use axum_core::body::Body;
 use http::Response;
 use http::request::Parts;
-use modelgates_oauth_core::{FlowState, Pkce};
+use modelgates_oauth_core::{FlowState, KeyRequest, Pkce, SpendLimit};
 
-use super::{Flow, sanitize};
+use super::{AuthError, Flow, sanitize};
 use crate::response::{see_other, set_cookie};
 
 /// The largest `Set-Cookie` value browsers are sure to keep.
@@ -13,15 +13,23 @@ const MAX_SET_COOKIE_LEN: usize = 4096;
 
 pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<Body> {
     let query = parts.uri.query().unwrap_or("");
+    let key = match key_request(flow, query) {
+        Ok(key) => key,
+        Err(error) => {
+            tracing::info!(code = error.code(), "refused a sign-in's spend limit");
+            return flow.render(&error, parts, mount);
+        }
+    };
     let requested = form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| name == "return_to")
         .map(|(_, v)| v);
     let return_to = sanitize(requested.as_deref(), &flow.default_return_to);
     let mut state = FlowState::new(flow.challenge_method.map(Pkce::generate), return_to);
     let callback_url = state.callback_url(&flow.paths.callback_url_for(mount));
-    let destination = flow.client.authorization_url(
+    let destination = flow.client.authorization_url_for_key(
         &callback_url,
         state.pkce.as_ref().map(Pkce::challenge).as_ref(),
+        &key,
     );
     let mut flow_cookie = flow.flow_cookie.set(&state, flow.flow_max_age);
     if flow_cookie.len() > MAX_SET_COOKIE_LEN {
@@ -37,4 +45,32 @@ pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<B
     let mut response = see_other(destination.as_str());
     set_cookie(&mut response, flow_cookie);
     response
+}
+
+/// What to ask for the key: the spend limit the user picked with `?limit=` (checked: one value,
+/// a plain decimal of credits, at most the maximum), else the configured one, and the label.
+fn key_request(flow: &Flow, query: &str) -> Result<KeyRequest, AuthError> {
+    let mut picked = form_urlencoded::parse(query.as_bytes())
+        .filter(|(name, _)| name == "limit")
+        .map(|(_, value)| value);
+    let limit = match (picked.next(), picked.next()) {
+        (None, _) => flow.key_request.limit,
+        (Some(_), Some(_)) => {
+            return Err(AuthError::InvalidKeyLimit {
+                reason: "give one limit only".to_owned(),
+            });
+        }
+        (Some(text), None) => {
+            let limit = SpendLimit::parse(&text).map_err(|error| AuthError::InvalidKeyLimit {
+                reason: error.to_string(),
+            })?;
+            if limit > flow.max_key_limit {
+                return Err(AuthError::InvalidKeyLimit {
+                    reason: format!("the most you can choose is {} credits", flow.max_key_limit),
+                });
+            }
+            Some(limit)
+        }
+    };
+    Ok(KeyRequest::new(limit, flow.key_request.label.clone()))
 }

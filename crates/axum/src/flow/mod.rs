@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum_core::body::Body;
 use http::request::Parts;
 use http::{Method, Response};
-use modelgates_oauth_core::{ChallengeMethod, ModelGatesClient, Url};
+use modelgates_oauth_core::{ChallengeMethod, KeyRequest, ModelGatesClient, SpendLimit, Url};
 use tracing::Instrument as _;
 
 use crate::cookies::KeyCookie;
@@ -114,6 +114,10 @@ pub(crate) struct Flow {
     pub(crate) challenge_method: Option<ChallengeMethod>,
     pub(crate) default_return_to: String,
     pub(crate) post_logout_redirect: String,
+    /// The spend limit and label asked for every key, unless the user picks a limit.
+    pub(crate) key_request: KeyRequest,
+    /// The most a user may pick.
+    pub(crate) max_key_limit: SpendLimit,
     pub(crate) on_sign_in: Option<OnSignIn>,
     pub(crate) error_page: Option<ErrorPage>,
     pub(crate) spent: SpentFlows,

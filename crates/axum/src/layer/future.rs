@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response};
 
 use super::session::SignOutPlan;
-use crate::api::SignOut;
+use crate::api::{BrowserPage, SignOut};
 use crate::primitives::BoxError;
 use crate::response::set_cookie;
 
@@ -123,7 +123,13 @@ where
                         // The store's removal may wait: from here on, one boxed future.
                         Some(plan) => Box::pin(plan.run(response)),
                         None => {
-                            let mut response = response.map(Body::new);
+                            let mut response = match sign_out.as_ref() {
+                                // An `ApiError` a browser should read as a page.
+                                Some(plan) if response.extensions().get::<BrowserPage>().is_some() => {
+                                    plan.browser_page(response)
+                                }
+                                _ => response.map(Body::new),
+                            };
                             if let Some(cookie) = cookie.take() {
                                 set_cookie(&mut response, cookie);
                             }

@@ -13,7 +13,8 @@ use http::{HeaderMap, HeaderValue, Method, Response};
 use super::state::State;
 use crate::extract::{AuthContext, ModelGatesKey};
 use crate::primitives::{BoxError, unix_now};
-use crate::response::{accepts_html, see_other, set_cookie};
+use crate::api::BrowserPage;
+use crate::response::{accepts_html, html_error_page, see_other, set_cookie};
 use crate::store::{KeyStore, SessionToken, StoreError, StoredKey};
 
 /// The outcome of reading a request's key cookie.
@@ -76,6 +77,36 @@ impl SignOutPlan {
         };
         set_cookie(&mut response, self.state.flow.key_cookie.clear());
         response
+    }
+}
+
+impl SignOutPlan {
+    /// `response`, an [`ApiError`](crate::api::ApiError)'s JSON, as the page it carries when
+    /// the client is a browser: same status and headers, an HTML body saying what happened and
+    /// what to do, with a link to manage the key on ModelGates.
+    pub(crate) fn browser_page<B>(&self, response: Response<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let page = response.extensions().get::<BrowserPage>().cloned();
+        let (Some(page), true) = (page, self.request.wants_page) else {
+            return response.map(Body::new);
+        };
+        let manage = self.request.context.key.as_ref().map(ModelGatesKey::manage_url);
+        let mut links = vec![("Back to the app", "/")];
+        if let Some(manage) = &manage {
+            links.insert(0, ("Manage this key on ModelGates", manage.as_str()));
+        }
+        let (mut parts, _json) = response.into_parts();
+        let html = html_error_page(page.title, &page.message, &links);
+        let (html_parts, body) = html.into_parts();
+        parts.headers.insert(
+            http::header::CONTENT_TYPE,
+            html_parts.headers[http::header::CONTENT_TYPE].clone(),
+        );
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+        Response::from_parts(parts, body)
     }
 }
 
@@ -146,10 +177,9 @@ pub(crate) fn conclude<K: KeyStore>(
     let now = unix_now();
     let flow = &state.flow;
     match loaded {
-        Ok(Some(stored)) if !stored.is_older_than(flow.key_max_age, now) => {
+        Ok(Some(stored)) if stored.remaining(flow.key_max_age, now) > 0 => {
             let reissue = needs_reissue.then(|| {
-                let age = now.saturating_sub(stored.issued_at);
-                let remaining = flow.key_max_age.as_secs().saturating_sub(age);
+                let remaining = stored.remaining(flow.key_max_age, now);
                 flow.key_cookie.set(
                     token.expose_secret(),
                     K::TOKEN_PROTECTION,

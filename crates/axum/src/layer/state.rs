@@ -5,7 +5,9 @@
 
 use std::sync::atomic::AtomicBool;
 
-use modelgates_oauth_core::{ChallengeMethod, ModelGatesClient, Url, parse_public_origin};
+use modelgates_oauth_core::{
+    ChallengeMethod, KeyRequest, ModelGatesClient, Url, parse_public_origin,
+};
 
 use crate::config::{ConfigError, CookieSecret, ModelGatesConfig, SameSite};
 use crate::cookies::{CookieSpec, KeyCookie};
@@ -55,6 +57,13 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<State, ConfigError> {
         ));
     }
     check_pkce_mode(&config)?;
+    if let Some(limit) = config.key_limit.filter(|limit| *limit > config.max_key_limit) {
+        return Err(ConfigError::KeyLimitAboveMax {
+            limit: limit.to_string(),
+            max: config.max_key_limit.to_string(),
+        });
+    }
+    let key_label = config.key_label.clone().or_else(|| config.app_title.clone());
     let (flow_spec, key_spec) = cookie_specs(&config, &public_url, secure)?;
     let keys: Vec<cookie::Key> = std::iter::once(&config.secret)
         .chain(&config.previous_secrets)
@@ -71,6 +80,8 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<State, ConfigError> {
         challenge_method: config.challenge_method,
         spent: SpentFlows::new(config.flow_max_age),
         exchange_slots: tokio::sync::Semaphore::new(config.max_concurrent_exchanges),
+        key_request: KeyRequest::new(config.key_limit, key_label),
+        max_key_limit: config.max_key_limit,
         default_return_to: config.default_return_to,
         post_logout_redirect: config.post_logout_redirect,
         on_sign_in: config.on_sign_in,

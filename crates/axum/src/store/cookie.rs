@@ -22,6 +22,8 @@ struct CookiePayload<'a> {
     user_id: Option<Cow<'a, str>>,
     #[serde(rename = "t")]
     issued_at: u64,
+    #[serde(rename = "x", skip_serializing_if = "Option::is_none", default)]
+    expires_at: Option<u64>,
 }
 
 /// A stored key as compact JSON: the cookie store's token, and what database stores seal.
@@ -30,6 +32,7 @@ pub(crate) fn encode_stored(key: &StoredKey) -> Zeroizing<String> {
         key: Cow::Borrowed(key.key.expose_secret()),
         user_id: key.user_id.as_deref().map(Cow::Borrowed),
         issued_at: key.issued_at,
+        expires_at: key.expires_at,
     };
     Zeroizing::new(serde_json::to_string(&payload).expect("plain data serialises"))
 }
@@ -41,6 +44,7 @@ pub(crate) fn decode_stored(json: &str) -> Option<StoredKey> {
         key: ApiKey::new(payload.key.into_owned()),
         user_id: payload.user_id.map(Cow::into_owned),
         issued_at: payload.issued_at,
+        expires_at: payload.expires_at,
     })
 }
 

@@ -51,7 +51,7 @@ impl Sessions {
             let evict = match self.entries.get(oldest) {
                 None => true,
                 Some(stored) => {
-                    self.entries.len() >= capacity || stored.is_older_than(lifetime, now)
+                    self.entries.len() >= capacity || stored.remaining(lifetime, now) == 0
                 }
             };
             if !evict {
@@ -137,7 +137,7 @@ impl MemoryStore {
         self.lock()
             .entries
             .get(token.expose_secret())
-            .filter(|stored| !stored.is_older_than(self.lifetime, now))
+            .filter(|stored| stored.remaining(self.lifetime, now) > 0)
             .cloned()
     }
 }

@@ -108,6 +108,9 @@ pub struct StoredKey {
     pub user_id: Option<String>,
     /// When the key was issued, in seconds since the Unix epoch.
     pub issued_at: u64,
+    /// When ModelGates said the key stops working, in seconds since the Unix epoch: the
+    /// session never outlives it.
+    pub expires_at: Option<u64>,
 }
 
 impl StoredKey {
@@ -118,13 +121,34 @@ impl StoredKey {
             key,
             user_id,
             issued_at: unix_now(),
+            expires_at: None,
         }
+    }
+
+    /// This key, stopping at `expires_at` (seconds since the Unix epoch), as ModelGates said.
+    #[must_use]
+    pub fn with_expires_at(mut self, expires_at: Option<u64>) -> Self {
+        self.expires_at = expires_at;
+        self
     }
 
     /// Whether the key is older than `max_age` at `now` (seconds since the epoch).
     #[must_use]
     pub fn is_older_than(&self, max_age: Duration, now: u64) -> bool {
         now.saturating_sub(self.issued_at) >= max_age.as_secs()
+    }
+
+    /// How many seconds a session of this key may still live at `now`: what is left of
+    /// `max_age`, and never past the key's own expiry. Zero: no longer.
+    #[must_use]
+    pub fn remaining(&self, max_age: Duration, now: u64) -> u64 {
+        let of_age = max_age
+            .as_secs()
+            .saturating_sub(now.saturating_sub(self.issued_at));
+        match self.expires_at {
+            Some(expires_at) => of_age.min(expires_at.saturating_sub(now)),
+            None => of_age,
+        }
     }
 }
 

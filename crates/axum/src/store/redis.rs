@@ -200,14 +200,10 @@ impl KeyStore for RedisStore {
     const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
 
     async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
-        let now = unix_now();
-        let remaining = self
-            .lifetime
-            .as_secs()
-            .saturating_sub(now.saturating_sub(key.issued_at));
+        let remaining = key.remaining(self.lifetime, unix_now());
         if remaining == 0 {
             return Err(StoreError::new(
-                "the key is already older than the store's lifetime",
+                "the key is already older than the store's lifetime, or expired",
             ));
         }
         let token = SessionToken::random();

@@ -53,12 +53,13 @@ impl NewRow {
         let hash = token.hash();
         let sealed = sealer.seal(key, &hash);
         let issued_at = seconds(key.issued_at);
+        let lives = key.remaining(lifetime, key.issued_at);
         Self {
             token,
             hash,
             sealed,
             issued_at,
-            expires_at: issued_at.saturating_add(seconds(lifetime.as_secs())),
+            expires_at: issued_at.saturating_add(seconds(lives)),
         }
     }
 }
