@@ -169,7 +169,9 @@ impl ApiError {
     fn is_about_money(&self) -> bool {
         matches!(
             self,
-            Self::InsufficientCredits { .. } | Self::KeyLimitReached { .. } | Self::RateLimited { .. }
+            Self::InsufficientCredits { .. }
+                | Self::KeyLimitReached { .. }
+                | Self::RateLimited { .. }
         )
     }
 
@@ -275,12 +277,16 @@ mod tests {
     fn money_errors_are_named_and_keep_the_user_signed_in() {
         for (error, status, code) in [
             (
-                RequestError::InsufficientCredits { message: "m".into() },
+                RequestError::InsufficientCredits {
+                    message: "m".into(),
+                },
                 402,
                 "insufficient_credits",
             ),
             (
-                RequestError::KeyLimitReached { message: "m".into() },
+                RequestError::KeyLimitReached {
+                    message: "m".into(),
+                },
                 403,
                 "key_limit_reached",
             ),

@@ -161,7 +161,11 @@ impl ModelGatesKey {
     pub fn manage_url(&self) -> String {
         use sha2::Digest as _;
         let digest = sha2::Sha256::digest(self.0.key.expose_secret().as_bytes());
-        format!("{}keys/{}", self.0.client.base_url(), crate::primitives::hex(&digest))
+        format!(
+            "{}keys/{}",
+            self.0.client.base_url(),
+            crate::primitives::hex(&digest)
+        )
     }
 
     /// The models ModelGates offers (`GET /api/v1/models`).

@@ -71,7 +71,11 @@ pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Respo
 
 /// The built-in HTML error page: a title, a message, and `links` (label, href) below them.
 /// The caller sets the status.
-pub(crate) fn html_error_page(title: &str, message: &str, links: &[(&str, &str)]) -> Response<Body> {
+pub(crate) fn html_error_page(
+    title: &str,
+    message: &str,
+    links: &[(&str, &str)],
+) -> Response<Body> {
     let links: Vec<String> = links
         .iter()
         .map(|(label, href)| {

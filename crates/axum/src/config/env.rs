@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use modelgates_oauth_core::Url;
 
-use super::{ModelGatesConfig, SpendLimit};
 use super::error::ConfigError;
 use super::secret::CookieSecret;
+use super::{ModelGatesConfig, SpendLimit};
 use modelgates_oauth_core::is_loopback;
 
 impl ModelGatesConfig {

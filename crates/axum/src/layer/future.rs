@@ -116,16 +116,16 @@ where
                     sign_out,
                 } => {
                     let response = ready!(future.poll(cx))?;
-                    match sign_out
-                        .take()
-                        .filter(|_| response.extensions().get::<SignOut>().is_some())
-                    {
+                    let signs_out = response.extensions().get::<SignOut>().is_some();
+                    match sign_out.take_if(|_| signs_out) {
                         // The store's removal may wait: from here on, one boxed future.
                         Some(plan) => Box::pin(plan.run(response)),
                         None => {
                             let mut response = match sign_out.as_ref() {
                                 // An `ApiError` a browser should read as a page.
-                                Some(plan) if response.extensions().get::<BrowserPage>().is_some() => {
+                                Some(plan)
+                                    if response.extensions().get::<BrowserPage>().is_some() =>
+                                {
                                     plan.browser_page(response)
                                 }
                                 _ => response.map(Body::new),

@@ -11,9 +11,9 @@ use axum_core::body::Body;
 use http::{HeaderMap, HeaderValue, Method, Response};
 
 use super::state::State;
+use crate::api::BrowserPage;
 use crate::extract::{AuthContext, ModelGatesKey};
 use crate::primitives::{BoxError, unix_now};
-use crate::api::BrowserPage;
 use crate::response::{accepts_html, html_error_page, see_other, set_cookie};
 use crate::store::{KeyStore, SessionToken, StoreError, StoredKey};
 
@@ -93,7 +93,12 @@ impl SignOutPlan {
         let (Some(page), true) = (page, self.request.wants_page) else {
             return response.map(Body::new);
         };
-        let manage = self.request.context.key.as_ref().map(ModelGatesKey::manage_url);
+        let manage = self
+            .request
+            .context
+            .key
+            .as_ref()
+            .map(ModelGatesKey::manage_url);
         let mut links = vec![("Back to the app", "/")];
         if let Some(manage) = &manage {
             links.insert(0, ("Manage this key on ModelGates", manage.as_str()));

@@ -57,13 +57,19 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<State, ConfigError> {
         ));
     }
     check_pkce_mode(&config)?;
-    if let Some(limit) = config.key_limit.filter(|limit| *limit > config.max_key_limit) {
+    if let Some(limit) = config
+        .key_limit
+        .filter(|limit| *limit > config.max_key_limit)
+    {
         return Err(ConfigError::KeyLimitAboveMax {
             limit: limit.to_string(),
             max: config.max_key_limit.to_string(),
         });
     }
-    let key_label = config.key_label.clone().or_else(|| config.app_title.clone());
+    let key_label = config
+        .key_label
+        .clone()
+        .or_else(|| config.app_title.clone());
     let (flow_spec, key_spec) = cookie_specs(&config, &public_url, secure)?;
     let keys: Vec<cookie::Key> = std::iter::once(&config.secret)
         .chain(&config.previous_secrets)
