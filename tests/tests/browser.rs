@@ -249,12 +249,30 @@ async fn run_scenario(
 ) -> Result<(), String> {
     let step = |name: &str| format!("{}-{name}", if javascript { "js" } else { "nojs" });
     browser.goto(&app.url).await.map_err(|e| e.to_string())?;
+    // The person chooses a spend limit for the app's key before connecting.
+    let limit = browser
+        .wait()
+        .at_most(STEP_TIMEOUT)
+        .for_element(Locator::Id("limit"))
+        .await
+        .map_err(|e| e.to_string())?;
+    limit.clear().await.map_err(|e| e.to_string())?;
+    limit.send_keys("5").await.map_err(|e| e.to_string())?;
     screenshot(browser, &step("1-home")).await;
     click(browser, "connect").await;
 
-    // The emulator's consent page names the app; Approve is a real form POST.
+    // The emulator's consent page names the app and the limit chosen; Approve is a real form
+    // POST.
     let origin = text_of(browser, "app-origin").await;
     assert_eq!(origin, app.url);
+    let on_consent = browser
+        .find(Locator::Id("limit"))
+        .await
+        .map_err(|e| e.to_string())?
+        .prop("value")
+        .await
+        .map_err(|e| e.to_string())?;
+    assert_eq!(on_consent.as_deref(), Some("5"));
     screenshot(browser, &step("2-consent")).await;
     click(browser, "approve").await;
 
@@ -268,7 +286,23 @@ async fn run_scenario(
         .key;
     assert_ne!(key_shown, issued, "the key is never shown whole");
     assert!(key_shown.starts_with(&issued[..8]));
-    assert!(text_of(browser, "usage").await.contains("of $10.00"));
+    // Its usage, the limit chosen and what remains, and where to manage it on ModelGates.
+    let usage = text_of(browser, "usage").await;
+    assert!(usage.contains("of 5.00 credits, 5.00 left"), "{usage}");
+    assert_eq!(app.emulator.key(&issued).unwrap().limit, Some(5.0));
+    let manage = browser
+        .find(Locator::Id("manage"))
+        .await
+        .map_err(|e| e.to_string())?
+        .attr("href")
+        .await
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    assert!(
+        manage.starts_with(&format!("{}/keys/", app.emulator.base_url())),
+        "{manage}"
+    );
+    assert!(!manage.contains(&issued));
     screenshot(browser, &step("3-signed-in")).await;
 
     // Each word of the reply is 120 ms apart, so a streamed reply is seen growing.

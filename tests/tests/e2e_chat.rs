@@ -256,7 +256,16 @@ async fn the_page_shows_usage_and_models() {
     let client = browser_like_client();
     sign_in(&client, &app).await;
     let page = home(&client, &app).await;
-    assert!(page.contains("spent $0.000000 of $10.00"), "{page}");
+    assert!(
+        page.contains("spent 0.000000 of 10.00 credits, 10.00 left"),
+        "{page}"
+    );
+    let key = app.emulator.issued_keys().pop().unwrap();
+    assert!(page.contains(&format!(
+        "id=\"manage\" href=\"{}/keys/",
+        app.emulator.base_url()
+    )));
+    assert!(!page.contains(&key.key));
     for (id, _) in modelgates_emulator::MODELS {
         assert!(page.contains(&format!("value=\"{id}\"")), "{id}");
     }
@@ -266,7 +275,35 @@ async fn the_page_shows_usage_and_models() {
         .send()
         .await
         .unwrap();
-    assert!(!home(&client, &app).await.contains("spent $0.000000"));
+    assert!(!home(&client, &app).await.contains("spent 0.000000"));
+
+    // Out of credits: the page says so as an alert, with the 402, and the user stays signed in.
+    app.emulator.set_credits(&key.user_id, 0.0);
+    let refused = client
+        .post(format!("{}/chat", app.url))
+        .header("accept", "text/html")
+        .form(&[("message", "three")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::PAYMENT_REQUIRED);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("role=\"alert\""), "{page}");
+    assert!(page.contains("out of credits"), "{page}");
+    let streamed = client
+        .post(format!("{}/chat", app.url))
+        .header("accept", "text/event-stream")
+        .form(&[("message", "three")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), StatusCode::PAYMENT_REQUIRED);
+    let body: serde_json::Value = streamed.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "insufficient_credits");
+    assert!(
+        home(&client, &app).await.contains("id=\"logout\""),
+        "still signed in"
+    );
 }
 
 #[tokio::test]

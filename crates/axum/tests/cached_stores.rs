@@ -189,6 +189,39 @@ async fn a_rejected_key_on_one_instance_signs_out_everywhere<D: Database>(
     }
 }
 
+/// A second sign-in in the browser on A ends its first session: a copy of the first cookie is
+/// refused on B within the bound (the removal announced through the feed).
+async fn a_second_sign_in_ends_the_first_session_everywhere<D: Database>(
+    connect: impl AsyncFn() -> D,
+) {
+    let emulator = Emulator::start_auto_approve().await.unwrap();
+    let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
+        .with_base_url(emulator.base_url());
+    let instance = |store| {
+        Router::new()
+            .route("/me", get(which_key))
+            .layer(ModelGatesAuth::new(config.clone()).with_store(store))
+    };
+    let app_a = instance(cached(connect().await, LONG_FALLBACK).await);
+    let app_b = instance(cached(connect().await, LONG_FALLBACK).await);
+    let mut on_a = Browser::new(app_a);
+    on_a.sign_in("/login").await;
+    let mut copy_on_b = Browser::new(app_b);
+    copy_on_b.cookies = on_a.cookies.clone();
+    assert_eq!(copy_on_b.get_json("/me").await.status, http::StatusCode::OK);
+
+    on_a.sign_in("/login").await;
+    assert_eq!(on_a.get_json("/me").await.status, http::StatusCode::OK);
+    let started = Instant::now();
+    while copy_on_b.get_json("/me").await.status == http::StatusCode::OK {
+        assert!(
+            started.elapsed() < BOUND,
+            "B still serves the first session"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// The notification connection is killed: B notices, a revocation made meanwhile is refused
 /// on B within the fallback TTL at the latest, and B subscribes again and hears the next one.
 async fn a_killed_notification_connection_falls_back_then_recovers<D: Database>(
@@ -266,6 +299,7 @@ async fn postgres_revocations_reach_the_other_instance_within_a_second() {
     let connect = async || PostgresStore::connect(&url, &config).await.unwrap();
     store_revocations_reach_the_other_instance(&connect).await;
     a_rejected_key_on_one_instance_signs_out_everywhere(&connect).await;
+    a_second_sign_in_ends_the_first_session_everywhere(&connect).await;
 }
 
 #[tokio::test]
@@ -276,6 +310,7 @@ async fn redis_revocations_reach_the_other_instance_within_a_second() {
     let connect = async || RedisStore::connect(&url, &config).await.unwrap();
     store_revocations_reach_the_other_instance(&connect).await;
     a_rejected_key_on_one_instance_signs_out_everywhere(&connect).await;
+    a_second_sign_in_ends_the_first_session_everywhere(&connect).await;
 }
 
 #[tokio::test]

@@ -58,7 +58,7 @@ pub async fn home(
     key: Option<ModelGatesKey>,
 ) -> Result<Response, ApiError> {
     let Some(key) = key else {
-        return Ok(page::connect().into_response());
+        return Ok(page::connect(state.key_limit).into_response());
     };
     Ok(render(&state, &key, &state.model, &[], None)
         .await?

@@ -20,11 +20,14 @@
 //! (unset: an emulator is started in-process so the app runs with no network at all),
 //! `MODELGATES_COOKIE_SECRET` (generated with a warning), `MODELGATES_MODEL`
 //! (`openai/gpt-5.2`), `MODELGATES_KEY_STORE` (`cookie`), `MODELGATES_KEY_CACHE` (`on`: the
-//! PostgreSQL and Redis stores behind their `CachingStore`; `off`), `MODELGATES_APP_URL` (the
+//! PostgreSQL and Redis stores behind their `CachingStore`; `off`), `MODELGATES_KEY_LIMIT` (the
+//! spend limit the connect page offers; none), `MODELGATES_MAX_KEY_LIMIT` (the most a user may
+//! choose; 1000), `MODELGATES_KEY_LABEL` (the key's label; the app title), `MODELGATES_APP_URL` (the
 //! public URL) and `MODELGATES_APP_TITLE` (`ModelGates chat example`).
 
 use std::sync::Arc;
 
+use modelgates_axum::config::SpendLimit;
 use modelgates_axum::oauth_core::ModelInfo;
 
 pub mod handlers;
@@ -49,6 +52,8 @@ pub const MAX_MESSAGE_CHARS: usize = 4000;
 pub struct AppState {
     /// The model chats go to unless the page picks another.
     pub model: String,
+    /// The spend limit the connect page offers (`MODELGATES_KEY_LIMIT`).
+    pub key_limit: Option<SpendLimit>,
     /// ModelGates' models list, fetched once.
     models: Arc<tokio::sync::OnceCell<Vec<ModelInfo>>>,
 }
@@ -58,8 +63,16 @@ impl AppState {
     pub fn new(model: impl Into<String>) -> Self {
         Self {
             model: model.into(),
+            key_limit: None,
             models: Arc::default(),
         }
+    }
+
+    /// The spend limit the connect page offers.
+    #[must_use]
+    pub fn with_key_limit(mut self, limit: Option<SpendLimit>) -> Self {
+        self.key_limit = limit;
+        self
     }
 }
 

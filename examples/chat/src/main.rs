@@ -46,7 +46,7 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let spec = settings.key_store.as_deref().unwrap_or("cookie");
     let store = Store::connect(spec, settings.key_cache, &config).await?;
     let label = store.label(spec);
-    let state = AppState::new(settings.model);
+    let state = AppState::new(settings.model).with_key_limit(config.key_limit());
     let app = match store {
         Store::Cookie => app(auth, state),
         Store::Memory(store) => app(auth.with_store(store), state),

@@ -8,6 +8,7 @@
 use axum::response::Html;
 use html_escape::{encode_double_quoted_attribute, encode_text};
 use modelgates_axum::ModelGatesKey;
+use modelgates_axum::config::SpendLimit;
 use modelgates_axum::oauth_core::{KeyInfo, ModelInfo};
 
 use crate::Turn;
@@ -31,14 +32,24 @@ pub(crate) fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-/// The signed-out home page.
-pub(crate) fn connect() -> Html<String> {
+/// The signed-out home page: connect, choosing a spend limit for the key (`default_limit`
+/// filled in; empty leaves it to ModelGates).
+pub(crate) fn connect(default_limit: Option<SpendLimit>) -> Html<String> {
+    let limit = default_limit
+        .map(|limit| limit.to_string())
+        .unwrap_or_default();
     page(
         "ModelGates chat",
-        "<h1>ModelGates chat</h1>\
-         <p>Chat with a model, paid from your own ModelGates account. Connecting gives this \
-         app a key you control and can revoke at any time.</p>\
-         <form method=\"get\" action=\"/login\"><button type=\"submit\" id=\"connect\">Connect ModelGates</button></form>",
+        &format!(
+            "<h1>ModelGates chat</h1>\
+             <p>Chat with a model, paid from your own ModelGates account. Connecting gives this \
+             app a key you control and can revoke at any time.</p>\
+             <form method=\"get\" action=\"/login\">\
+             <p><label for=\"limit\">Spend limit for this app's key (credits, optional)</label> \
+             <input type=\"number\" id=\"limit\" name=\"limit\" min=\"0.01\" step=\"0.01\" value=\"{limit}\"></p>\
+             <button type=\"submit\" id=\"connect\">Connect ModelGates</button></form>",
+            limit = encode_double_quoted_attribute(&limit),
+        ),
     )
 }
 
@@ -74,9 +85,11 @@ impl ChatPage<'_> {
             "<header><h1>ModelGates chat</h1><form method=\"post\" action=\"/logout\">\
              <button type=\"submit\" id=\"logout\">Log out</button></form></header>\
              <p><small>Connected with key <code id=\"key\">{key}</code>, \
-             <span id=\"usage\">{usage}</span></small></p>",
+             <span id=\"usage\">{usage}</span> · \
+             <a id=\"manage\" href=\"{manage}\">Manage this key on ModelGates</a></small></p>",
             key = encode_text(&self.key.api_key().masked()),
             usage = encode_text(&usage),
+            manage = encode_double_quoted_attribute(&self.key.manage_url()),
         )
     }
 
@@ -114,15 +127,29 @@ impl ChatPage<'_> {
     }
 }
 
-/// What the key has spent, for people.
+/// What the key has spent and what remains of its limit, for people; when the limit resets
+/// and when the key expires, when ModelGates says.
 pub(crate) fn usage_line(usage: Option<&KeyInfo>) -> String {
-    match usage {
-        Some(info) => match info.limit {
-            Some(limit) => format!("spent ${:.6} of ${limit:.2}", info.usage),
-            None => format!("spent ${:.6}, no limit", info.usage),
-        },
-        None => "usage unavailable".to_owned(),
+    let Some(info) = usage else {
+        return "usage unavailable".to_owned();
+    };
+    let mut line = match (info.limit, info.limit_remaining) {
+        (Some(limit), Some(left)) => {
+            format!(
+                "spent {:.6} of {limit:.2} credits, {left:.2} left",
+                info.usage
+            )
+        }
+        (Some(limit), None) => format!("spent {:.6} of {limit:.2} credits", info.usage),
+        (None, _) => format!("spent {:.6} credits, no limit", info.usage),
+    };
+    if let Some(reset) = &info.limit_reset {
+        line.push_str(&format!(" (the limit resets {reset})"));
     }
+    if let Some(expires) = &info.expires_at {
+        line.push_str(&format!("; the key expires {expires}"));
+    }
+    line
 }
 
 /// The turns so far; the last reply has the id `reply`.

@@ -232,6 +232,13 @@ impl ModelGatesConfig {
         self
     }
 
+    /// The spend limit asked for every key unless the user picks one ([`Self::with_key_limit`]),
+    /// for a page that offers it.
+    #[must_use]
+    pub fn key_limit(&self) -> Option<SpendLimit> {
+        self.key_limit
+    }
+
     /// The most a user may ask for with `GET /login?limit=N` (default
     /// [`DEFAULT_MAX_KEY_LIMIT`], 1000 credits); more is a 400.
     pub fn with_max_key_limit(mut self, limit: SpendLimit) -> Self {

@@ -48,10 +48,11 @@ pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<B
 }
 
 /// What to ask for the key: the spend limit the user picked with `?limit=` (checked: one value,
-/// a plain decimal of credits, at most the maximum), else the configured one, and the label.
+/// a plain decimal of credits, at most the maximum; empty is none picked, as a form's empty
+/// field sends it), else the configured one, and the label.
 fn key_request(flow: &Flow, query: &str) -> Result<KeyRequest, AuthError> {
     let mut picked = form_urlencoded::parse(query.as_bytes())
-        .filter(|(name, _)| name == "limit")
+        .filter(|(name, value)| name == "limit" && !value.is_empty())
         .map(|(_, value)| value);
     let limit = match (picked.next(), picked.next()) {
         (None, _) => flow.key_request.limit,
