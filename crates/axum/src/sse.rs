@@ -27,14 +27,14 @@
 //! * the end: `event: done`, data `{"finish_reason": "stop" | "length" | "tool_calls" | …,
 //!   "usage": {"prompt_tokens", "completion_tokens", "total_tokens"} | null}`;
 //! * instead of the end, when the stream fails after it started: `event: error` (and no
-//!   `done`), data `{"code", "message"}`: the [`ApiError`](crate::api::ApiError) code of the
+//!   `done`), data `{"code", "message"}`: the [`ApiError`] code of the
 //!   gateway's error chunk (`insufficient_credits`, `key_limit_reached`, `rate_limited`, or
 //!   `upstream_error` with the gateway's own status and message), `idle_timeout` when
 //!   ModelGates sent nothing for the stream idle timeout, `upstream_error` when the connection
 //!   broke.
 //!
 //! A stream ModelGates refuses before its first event is no stream: `stream_chat` returns the
-//! [`ApiError`](crate::api::ApiError), answered with its status like a plain call.
+//! [`ApiError`], answered with its status like a plain call.
 //!
 //! A comment line goes out every 15 s so proxies keep an idle connection open. When the
 //! browser goes away, the response is dropped, and with it the upstream stream: the

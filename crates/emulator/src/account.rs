@@ -75,9 +75,6 @@ pub(crate) struct Accounts {
     pub(crate) key_lifetime: Option<Duration>,
 }
 
-/// What the key of a call is allowed, or the refusal to answer.
-pub(crate) type Admission = Result<(), Response>;
-
 impl Accounts {
     pub(crate) fn new(
         initial_credits: f64,
@@ -154,11 +151,11 @@ impl Accounts {
         self.books().keys.get(key).map(|entry| entry.record.clone())
     }
 
-    /// Whether a call with `key` may go ahead, by the module's rules (a valid key assumed).
-    pub(crate) fn admit(&self, key: &str) -> Admission {
+    /// The refusal of a call with `key` by the module's rules; `None`: it may go ahead.
+    pub(crate) fn refusal(&self, key: &str) -> Option<Response> {
         let mut books = self.books();
         let Some(entry) = books.keys.get_mut(key) else {
-            return Err(api_error(
+            return Some(api_error(
                 StatusCode::UNAUTHORIZED,
                 "Invalid or missing API key",
             ));
@@ -173,18 +170,18 @@ impl Accounts {
                 let left = limit
                     .window
                     .saturating_sub(now.duration_since(entry.window_start));
-                return Err(rate_limited(left));
+                return Some(rate_limited(left));
             }
             entry.calls_in_window += 1;
         }
         let record = entry.record.clone();
         if books.credits.get(&record.user_id).copied().unwrap_or(0.0) <= 0.0 {
-            return Err(insufficient_credits());
+            return Some(insufficient_credits());
         }
-        if record.limit.is_some_and(|limit| record.usage >= limit) {
-            return Err(key_limit_exceeded());
-        }
-        Ok(())
+        record
+            .limit
+            .is_some_and(|limit| record.usage >= limit)
+            .then(key_limit_exceeded)
     }
 
     /// Charges `credits` to a key's usage and its owner's credits.

@@ -141,7 +141,7 @@ pub(crate) async fn completions(
         Outcome::Answer(response) => return response,
         Outcome::Proceed(pace) => pace,
     };
-    if let Err(refusal) = shared.accounts.admit(key) {
+    if let Some(refusal) = shared.accounts.refusal(key) {
         return refusal;
     }
     let input = match serde_json::from_slice::<ChatInput>(&body) {
