@@ -1,7 +1,7 @@
 //! The layer's cookies: one [`CookieSpec`] per cookie (its attributes as data, resolved at
 //! startup), how our cookies are found in a request, and the key cookie's protection. The
 //! rules the cookies follow are documented once, on
-//! [`ModelGatesConfig`](crate::ModelGatesConfig#cookies).
+//! [`config`](crate::config#cookies).
 //!
 //! Key cookie values are opened here with AES-256-GCM ciphers and HMAC-SHA256 keys prepared at
 //! startup, in the formats of the `cookie` crate's private and signed jars (which seal them).

@@ -148,6 +148,14 @@ async fn rejected(_key: ModelGatesKey) -> axum::response::Response {
     ApiError::KeyRejected.into_response()
 }
 
+/// One app instance over `store`: `/me` answers the key, `/rejected` as if ModelGates refused it.
+fn app_instance<K: KeyStore>(config: &ModelGatesConfig, store: K) -> Router {
+    Router::new()
+        .route("/me", get(which_key))
+        .route("/rejected", get(rejected))
+        .layer(ModelGatesAuth::new(config.clone()).with_store(store))
+}
+
 /// ModelGates refuses the key on A: A signs the user out, and a copy of the cookie is refused
 /// on B within the bound.
 async fn a_rejected_key_on_one_instance_signs_out_everywhere<D: Database>(
@@ -156,12 +164,7 @@ async fn a_rejected_key_on_one_instance_signs_out_everywhere<D: Database>(
     let emulator = Emulator::start_auto_approve().await.unwrap();
     let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
         .with_base_url(emulator.base_url());
-    let instance = |store| {
-        Router::new()
-            .route("/me", get(which_key))
-            .route("/rejected", get(rejected))
-            .layer(ModelGatesAuth::new(config.clone()).with_store(store))
-    };
+    let instance = |store| app_instance(&config, store);
     let b_store = cached(connect().await, LONG_FALLBACK).await;
     let app_a = instance(cached(connect().await, LONG_FALLBACK).await);
     let app_b = instance(b_store.clone());
@@ -197,11 +200,7 @@ async fn a_second_sign_in_ends_the_first_session_everywhere<D: Database>(
     let emulator = Emulator::start_auto_approve().await.unwrap();
     let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
         .with_base_url(emulator.base_url());
-    let instance = |store| {
-        Router::new()
-            .route("/me", get(which_key))
-            .layer(ModelGatesAuth::new(config.clone()).with_store(store))
-    };
+    let instance = |store| app_instance(&config, store);
     let app_a = instance(cached(connect().await, LONG_FALLBACK).await);
     let app_b = instance(cached(connect().await, LONG_FALLBACK).await);
     let mut on_a = Browser::new(app_a);

@@ -52,6 +52,11 @@ fn app(layer: ModelGatesAuth<impl modelgates_axum::store::KeyStore>) -> Router {
         .layer(layer)
 }
 
+/// The page at `url`, fetched without cookies.
+async fn fetch(url: &str) -> String {
+    http().get(url).send().await.unwrap().text().await.unwrap()
+}
+
 async fn signed_in(emu: &Emulator) -> (Browser, String, String) {
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(emu))));
     browser.sign_in("/login").await;
@@ -236,14 +241,7 @@ async fn the_chosen_limit_is_on_the_consent_page_and_the_key() {
     let consenting = Emulator::builder().start().await.unwrap();
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&consenting))));
     let login = browser.get("/login?limit=7.25").await;
-    let page = http()
-        .get(login.location())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = fetch(login.location()).await;
     assert!(
         page.contains(r#"id="limit" min="0.01" step="0.01" value="7.25""#),
         "{page}"
@@ -310,13 +308,6 @@ async fn the_manage_url_leads_to_the_keys_page() {
         "{manage}"
     );
     assert!(!manage.contains(&key));
-    let page = http()
-        .get(&manage)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = fetch(&manage).await;
     assert!(page.contains("Revoke this key"), "{page}");
 }

@@ -23,10 +23,19 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 
-use crate::pages::api_error;
+use crate::random::random_token;
+use crate::refusals::{api_error, insufficient_credits, key_limit_exceeded, rate_limited};
+
+/// What `/auth` asked for besides the callback: the key's spend limit and label.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct KeyAsk {
+    /// Credits; `None`: the emulator's default limit.
+    pub(crate) limit: Option<f64>,
+    pub(crate) label: Option<String>,
+}
 
 /// How calls with keys are limited: at most `calls` per key in each `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +108,7 @@ impl Accounts {
     pub(crate) fn new_user(&self) -> String {
         let mut books = self.books();
         books.users += 1;
-        let user_id = format!("user_{:06}_{}", books.users, crate::state::random_token(6));
+        let user_id = format!("user_{:06}_{}", books.users, random_token(6));
         books.credits.insert(user_id.clone(), self.initial_credits);
         user_id
     }
@@ -220,29 +229,6 @@ impl Accounts {
             entry.record.revoked = true;
         }
     }
-}
-
-/// 402, as ModelGates answers a call from an account without credits.
-pub(crate) fn insufficient_credits() -> Response {
-    api_error(
-        StatusCode::PAYMENT_REQUIRED,
-        "Insufficient credits. Add more credits to your ModelGates account to continue.",
-    )
-}
-
-/// 403, as ModelGates answers a call with a key past its limit.
-pub(crate) fn key_limit_exceeded() -> Response {
-    api_error(StatusCode::FORBIDDEN, "Key limit exceeded")
-}
-
-/// 429 with `Retry-After` in whole seconds (at least 1).
-pub(crate) fn rate_limited(wait: Duration) -> Response {
-    let mut response = api_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-    response
 }
 
 /// Seconds since the Unix epoch.

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::chat::bearer;
 use crate::faults::{Endpoint, Outcome};
-use crate::pages::api_error;
+use crate::refusals::api_error;
 use crate::state::Shared;
 
 pub(crate) async fn key_info(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {

@@ -26,9 +26,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use url::Url;
 
+use crate::account::KeyAsk;
 use crate::faults::{Endpoint, Outcome};
 use crate::pages::{bad_auth_request, consent};
-use crate::state::{Challenge, Grant, KeyAsk, Method, Shared};
+use crate::state::{Challenge, Grant, Method, Shared};
 
 /// The cookie that remembers who approved in this browser.
 const PERSON_COOKIE: &str = "modelgates_person";

@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::faults::{Endpoint, Outcome, StreamPace};
-use crate::pages::api_error;
+use crate::refusals::api_error;
 use crate::state::Shared;
 
 /// A chat request as the emulator read it: what a custom reply function sees.

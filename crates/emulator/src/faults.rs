@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use crate::pages::api_error;
+use crate::refusals::api_error;
 
 /// The endpoints faults can be injected into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,9 +132,9 @@ impl Faults {
             Fault::SlowStream(pause) => Outcome::Proceed(StreamPace::Slow(pause)),
             Fault::StallStream => Outcome::Proceed(StreamPace::Stall),
             Fault::StreamFailsMidway(code) => Outcome::Proceed(StreamPace::FailMidway(code)),
-            Fault::InsufficientCredits => Outcome::Answer(crate::account::insufficient_credits()),
-            Fault::KeyLimitExceeded => Outcome::Answer(crate::account::key_limit_exceeded()),
-            Fault::RateLimited(wait) => Outcome::Answer(crate::account::rate_limited(wait)),
+            Fault::InsufficientCredits => Outcome::Answer(crate::refusals::insufficient_credits()),
+            Fault::KeyLimitExceeded => Outcome::Answer(crate::refusals::key_limit_exceeded()),
+            Fault::RateLimited(wait) => Outcome::Answer(crate::refusals::rate_limited(wait)),
             Fault::Status(code) => {
                 let status =
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -30,7 +30,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
 
 use crate::faults::{Endpoint, Outcome};
-use crate::pages::api_error;
+use crate::refusals::api_error;
 use crate::state::{Challenge, ExchangeRecord, Method, Shared};
 
 const INVALID_CODE: &str = "Invalid code or code_verifier";

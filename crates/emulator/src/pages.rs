@@ -1,17 +1,10 @@
-//! The emulator's HTML pages and its JSON error shape.
+//! The emulator's HTML pages.
 //!
 //! Every value that came from a request is HTML-escaped before it is placed in a page.
 
-use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
-
-/// ModelGates' documented error body: `{"error": {"code": N, "message": "..."}}`.
-pub(crate) fn api_error(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({"error": {"code": status.as_u16(), "message": message}});
-    (status, Json(body)).into_response()
-}
 
 pub(crate) async fn home() -> Html<&'static str> {
     Html(concat!(
@@ -41,7 +34,7 @@ pub(crate) fn bad_auth_request(reason: &str) -> Response {
 pub(crate) fn consent(
     origin: &str,
     consent_id: &str,
-    ask: &crate::state::KeyAsk,
+    ask: &crate::account::KeyAsk,
     person: Option<&str>,
 ) -> Response {
     let limit = ask.limit.map(|l| l.to_string()).unwrap_or_default();

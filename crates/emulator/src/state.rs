@@ -10,13 +10,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::TryRng as _;
-use rand::rngs::SysRng;
-
 use crate::ReplyFn;
+use crate::account::KeyAsk;
 use crate::faults::Faults;
+use crate::random::random_token;
 
 /// How many codes, keys and exchanges the test records keep.
 pub(crate) const MAX_RECORDS: usize = 65_536;
@@ -43,14 +40,6 @@ impl Method {
 pub(crate) struct Challenge {
     pub(crate) value: String,
     pub(crate) method: Method,
-}
-
-/// What `/auth` asked for besides the callback: the key's spend limit and label.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct KeyAsk {
-    /// Credits; `None`: the emulator's default limit.
-    pub(crate) limit: Option<f64>,
-    pub(crate) label: Option<String>,
 }
 
 /// An `/auth` request waiting for Approve or Deny.
@@ -324,13 +313,4 @@ fn push_bounded<T>(records: &mut VecDeque<T>, item: T) {
         records.pop_front();
     }
     records.push_back(item);
-}
-
-/// `n` random bytes as unpadded base64url.
-pub(crate) fn random_token(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    SysRng
-        .try_fill_bytes(&mut bytes)
-        .expect("the operating system's random generator failed");
-    URL_SAFE_NO_PAD.encode(bytes)
 }

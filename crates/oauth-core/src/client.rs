@@ -209,7 +209,7 @@ impl ModelGatesClientBuilder {
     /// [`ClientConfigError`] when the base URL is malformed, not https on a non-loopback host,
     /// carries a query or fragment, or the HTTP client cannot be built.
     pub fn build(self) -> Result<ModelGatesClient, ClientConfigError> {
-        let base_url = parse_base_url(&self.base_url)?;
+        let base_url = crate::origin::parse_base_url(&self.base_url)?;
         if base_url.scheme() == "https" && !cfg!(any(feature = "rustls", feature = "native-tls")) {
             return Err(ClientConfigError::NoTls(self.base_url));
         }
@@ -270,38 +270,6 @@ impl ModelGatesClientBuilder {
     }
 }
 
-/// Parses and checks a ModelGates base URL; the result always ends in `/`.
-fn parse_base_url(raw: &str) -> Result<Url, ClientConfigError> {
-    let mut url = Url::parse(raw).map_err(|e| ClientConfigError::InvalidBaseUrl {
-        url: raw.to_owned(),
-        reason: e.to_string(),
-    })?;
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(ClientConfigError::InvalidBaseUrl {
-            url: raw.to_owned(),
-            reason: "it must be an origin such as https://modelgates.ai, without credentials, \
-                     query or fragment"
-                .to_owned(),
-        });
-    }
-    match url.scheme() {
-        "https" => {}
-        "http" if crate::is_loopback(&url) => {}
-        "http" => return Err(ClientConfigError::InsecureBaseUrl(raw.to_owned())),
-        other => {
-            return Err(ClientConfigError::InvalidBaseUrl {
-                url: raw.to_owned(),
-                reason: format!("scheme `{other}` is not http or https"),
-            });
-        }
-    }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    Ok(url)
-}
-
 /// A client that cannot be built as configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -337,6 +305,7 @@ pub enum ClientConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::origin::parse_base_url;
 
     #[test]
     fn https_and_loopback_http_are_accepted() {

@@ -9,6 +9,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use reqwest::StatusCode;
+
 /// A call to ModelGates that did not yield a usable answer. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -90,7 +92,7 @@ impl GatewayError {
     /// The error of an answer with `status`, `body` and `Retry-After`.
     #[must_use]
     pub fn from_answer(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
-        let message = crate::http::error_message(status, body);
+        let message = error_message(status, body);
         Self {
             status,
             message,
@@ -136,6 +138,46 @@ impl From<GatewayError> for RequestError {
             },
             _ => Self::Status { status, message },
         }
+    }
+}
+
+/// ModelGates' error message from `{"error": {"message": "..."}}`, made safe to display.
+pub(crate) fn error_message(status: u16, body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        error: Detail,
+    }
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        message: Option<String>,
+    }
+    let message = serde_json::from_slice::<Envelope>(body)
+        .ok()
+        .and_then(|e| e.error.message)
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| {
+            StatusCode::from_u16(status)
+                .ok()
+                .and_then(|status| status.canonical_reason())
+                .unwrap_or("no reason given")
+                .to_owned()
+        });
+    sanitize(&message)
+}
+
+fn sanitize(message: &str) -> String {
+    const MAX_CHARS: usize = 300;
+    let cleaned: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_CHARS + 1)
+        .collect();
+    if cleaned.chars().count() > MAX_CHARS {
+        let mut cut: String = cleaned.chars().take(MAX_CHARS).collect();
+        cut.push('…');
+        cut
+    } else {
+        cleaned
     }
 }
 

@@ -25,7 +25,7 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RequestError;
-use crate::http::error_message;
+use crate::error::error_message;
 use crate::{ApiKey, ChallengeMethod, ModelGatesClient, Pkce};
 
 /// The largest exchange answer read; a key answer is well under 1 KiB.

@@ -2,14 +2,16 @@
 //! exchange and ModelGates' own endpoints.
 //!
 //! Rules: bodies are read up to a size limit (a broken or hostile upstream cannot make us
-//! buffer without bound); ModelGates' own `error.message` is kept, stripped of control
-//! characters and cut to 300 characters, because it is shown to people.
+//! buffer without bound); a refusal becomes a [`GatewayError`], whose message rules are its
+//! own.
 
 use bytes::Bytes;
 use reqwest::StatusCode;
 use serde::Serialize;
 
 use crate::ModelGatesClient;
+#[cfg(test)]
+use crate::error::error_message;
 use crate::error::{GatewayError, RequestError, TransportError};
 
 /// A complete answer: status, body, and `Retry-After` when given in seconds.
@@ -90,46 +92,6 @@ fn from_reqwest(error: reqwest::Error) -> RequestError {
 /// The error for a non-success answer of an endpoint used with a key.
 pub(crate) fn status_error(answer: &Answer) -> RequestError {
     GatewayError::from_answer(answer.status.as_u16(), &answer.body, answer.retry_after).into()
-}
-
-/// ModelGates' error message from `{"error": {"message": "..."}}`, made safe to display.
-pub(crate) fn error_message(status: u16, body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        error: Detail,
-    }
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        message: Option<String>,
-    }
-    let message = serde_json::from_slice::<Envelope>(body)
-        .ok()
-        .and_then(|e| e.error.message)
-        .filter(|m| !m.trim().is_empty())
-        .unwrap_or_else(|| {
-            StatusCode::from_u16(status)
-                .ok()
-                .and_then(|status| status.canonical_reason())
-                .unwrap_or("no reason given")
-                .to_owned()
-        });
-    sanitize(&message)
-}
-
-fn sanitize(message: &str) -> String {
-    const MAX_CHARS: usize = 300;
-    let cleaned: String = message
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_CHARS + 1)
-        .collect();
-    if cleaned.chars().count() > MAX_CHARS {
-        let mut cut: String = cleaned.chars().take(MAX_CHARS).collect();
-        cut.push('…');
-        cut
-    } else {
-        cleaned
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! * A host is loopback when it is `localhost` (any case), an address in `127.0.0.0/8`, or
 //!   `::1`. It is read from the URL's text, so that URLs of schemes the URL standard does not
 //!   know (`postgres://127.0.0.1`, `redis://[::1]`) are judged like `http://` ones.
+//! * ModelGates' base URL is an `https` origin (or `http` on a loopback host, the emulator),
+//!   without credentials, query or fragment; a path is kept and ends in `/`.
 //! * A public origin is `https://host[:port]`, or `http://` on a loopback host (a local app);
 //!   it holds no path, query, fragment or credentials. Callback URLs are built from it, never
 //!   from a request's `Host` or `X-Forwarded-*` headers.
@@ -83,6 +85,38 @@ pub fn parse_public_origin(raw: &str) -> Result<Url, InvalidPublicUrl> {
         return Err(invalid(
             "it must be an origin without path, query or fragment; mount the routes under a path with with_path_prefix",
         ));
+    }
+    Ok(url)
+}
+
+/// Parses and checks a ModelGates base URL; the result always ends in `/`.
+pub(crate) fn parse_base_url(raw: &str) -> Result<Url, crate::ClientConfigError> {
+    let mut url = Url::parse(raw).map_err(|e| crate::ClientConfigError::InvalidBaseUrl {
+        url: raw.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(crate::ClientConfigError::InvalidBaseUrl {
+            url: raw.to_owned(),
+            reason: "it must be an origin such as https://modelgates.ai, without credentials, \
+                     query or fragment"
+                .to_owned(),
+        });
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => return Err(crate::ClientConfigError::InsecureBaseUrl(raw.to_owned())),
+        other => {
+            return Err(crate::ClientConfigError::InvalidBaseUrl {
+                url: raw.to_owned(),
+                reason: format!("scheme `{other}` is not http or https"),
+            });
+        }
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
     }
     Ok(url)
 }

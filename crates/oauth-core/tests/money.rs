@@ -46,6 +46,16 @@ fn hello(stream: bool) -> CreateChatCompletionRequest {
     request
 }
 
+/// One plain chat call that must succeed.
+async fn chat_ok(client: &ModelGatesClient, key: &ApiKey) {
+    client
+        .openai(key)
+        .chat()
+        .create(hello(false))
+        .await
+        .unwrap();
+}
+
 /// The typed error of one plain chat call.
 async fn chat_error(client: &ModelGatesClient, key: &ApiKey) -> RequestError {
     let error = client
@@ -76,12 +86,7 @@ async fn the_limit_asked_at_auth_is_the_keys_and_is_enforced() {
     assert_eq!(info.usage_monthly, Some(0.0));
     assert_eq!(info.include_byok_in_limit, Some(false));
 
-    client
-        .openai(&key)
-        .chat()
-        .create(hello(false))
-        .await
-        .unwrap();
+    chat_ok(&client, &key).await;
     emu.add_usage(key.expose_secret(), 2.5);
     match chat_error(&client, &key).await {
         RequestError::KeyLimitReached { message } => assert_eq!(message, "Key limit exceeded"),
@@ -157,12 +162,7 @@ async fn a_long_rate_limit_is_returned_at_once_and_a_short_one_retried() {
     assert_eq!(emu.chat_count(), 1, "not waited out, not sent again");
 
     emu.inject_once(Endpoint::Chat, Fault::RateLimited(Duration::from_secs(1)));
-    client
-        .openai(&key)
-        .chat()
-        .create(hello(false))
-        .await
-        .unwrap();
+    chat_ok(&client, &key).await;
     assert_eq!(emu.chat_count(), 3, "sent again after the 1 s it asked for");
 
     let none = self::client(&emu, ApiRetries::none());
@@ -190,12 +190,7 @@ async fn server_errors_are_not_sent_again_unless_asked() {
 
     let retrying = self::client(&emu, ApiRetries::default().with_server_errors(true));
     emu.inject_once(Endpoint::Chat, Fault::Status(503));
-    retrying
-        .openai(&key)
-        .chat()
-        .create(hello(false))
-        .await
-        .unwrap();
+    chat_ok(&retrying, &key).await;
     assert_eq!(emu.chat_count(), 3);
 }
 
@@ -231,12 +226,7 @@ async fn the_emulators_rate_limit_and_own_endpoints_answer_typed() {
     let info = client.key_info(&issued.key).await.unwrap();
     assert!(info.expires_at.is_some());
 
-    client
-        .openai(&issued.key)
-        .chat()
-        .create(hello(false))
-        .await
-        .unwrap();
+    chat_ok(&client, &issued.key).await;
     match chat_error(&client, &issued.key).await {
         RequestError::RateLimited { retry_after, .. } => {
             assert!(retry_after.is_some_and(|wait| wait > Duration::from_secs(3000)));

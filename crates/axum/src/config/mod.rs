@@ -17,6 +17,34 @@
 //!   three routes differ; redirect targets are safe local paths; lifetimes and timeouts are
 //!   longer than zero.
 //!
+//! # Cookies
+//!
+//! The layer sets two cookies, each resolved once from this configuration:
+//!
+//! * **Flow cookie** (between `/login` and `/callback`): the flow (its binding id, the PKCE
+//!   verifier and method, `return_to`, the issue time) sealed with AES-256-GCM by oauth-core's
+//!   [`FlowSealer`](crate::oauth_core::FlowSealer), the cookie's name as associated data and a
+//!   purpose tag inside, so no other value of ours can stand in for it; a proxy log or HAR file
+//!   that records it together with a callback URL learns nothing it can redeem. It is checked
+//!   (authenticity, then age, then the flow id) before any call to ModelGates, is single use,
+//!   and lives the flow lifetime.
+//! * **Key cookie**: the store's token, AES-256-GCM-encrypted with the cookie's name as
+//!   associated data (the `cookie` crate's private format), or HMAC-signed and purpose-tagged
+//!   for stores whose token is only an opaque id; it lives the key lifetime.
+//! * Both are `HttpOnly`, `Path=/`, and `Secure` with a `__Host-` name on an https public URL.
+//!   The flow cookie is `SameSite=Lax` (the callback is a top-level cross-site navigation,
+//!   which `Strict` would break); the key cookie is `Lax` unless configured
+//!   [`Strict`](SameSite::Strict). With a [cookie domain](ModelGatesConfig::with_cookie_domain) the key
+//!   cookie carries it and a `__Secure-` name instead.
+//! * **Rotation**: values are made with the newest secret and opened with any configured one
+//!   ([`ModelGatesConfig::with_previous_secrets`]), newest first; a key cookie opened with an older secret
+//!   is re-issued under the newest.
+//! * Values longer than 4096 bytes are refused before any cryptography, and at most three
+//!   cookies of one name are tried, so a header stuffed with thousands of them costs a few
+//!   decryptions, not thousands. The `Cookie` header is read as bytes, pair by pair: a pair
+//!   that is not ours is skipped whatever bytes it holds, so a sibling subdomain's
+//!   `tracker=café` does not hide our cookies.
+//!
 //! [`ModelGatesAuth::try_new`]: crate::ModelGatesAuth::try_new
 
 use std::fmt;
@@ -31,9 +59,14 @@ use modelgates_oauth_core::{
 
 use crate::flow::{self, ErrorPage};
 
+mod cookies;
 mod env;
 mod error;
+mod key;
 mod secret;
+
+pub use cookies::SameSite;
+pub use key::DEFAULT_MAX_KEY_LIMIT;
 
 pub use crate::flow::{SignIn, SignInRejected};
 pub use crate::store::DEFAULT_KEY_MAX_AGE;
@@ -55,33 +88,6 @@ pub use secret::{CookieSecret, MIN_SECRET_LEN};
 /// assert_eq!(layer.callback_url().as_str(), "https://app.example/auth/callback");
 /// ```
 ///
-/// # Cookies
-///
-/// The layer sets two cookies, each resolved once from this configuration:
-///
-/// * **Flow cookie** (between `/login` and `/callback`): the flow (its binding id, the PKCE
-///   verifier and method, `return_to`, the issue time) sealed with AES-256-GCM by oauth-core's
-///   [`FlowSealer`](crate::oauth_core::FlowSealer), the cookie's name as associated data and a
-///   purpose tag inside, so no other value of ours can stand in for it; a proxy log or HAR file
-///   that records it together with a callback URL learns nothing it can redeem. It is checked
-///   (authenticity, then age, then the flow id) before any call to ModelGates, is single use,
-///   and lives the flow lifetime.
-/// * **Key cookie**: the store's token, AES-256-GCM-encrypted with the cookie's name as
-///   associated data (the `cookie` crate's private format), or HMAC-signed and purpose-tagged
-///   for stores whose token is only an opaque id; it lives the key lifetime.
-/// * Both are `HttpOnly`, `Path=/`, and `Secure` with a `__Host-` name on an https public URL.
-///   The flow cookie is `SameSite=Lax` (the callback is a top-level cross-site navigation,
-///   which `Strict` would break); the key cookie is `Lax` unless configured
-///   [`Strict`](SameSite::Strict). With a [cookie domain](Self::with_cookie_domain) the key
-///   cookie carries it and a `__Secure-` name instead.
-/// * **Rotation**: values are made with the newest secret and opened with any configured one
-///   ([`Self::with_previous_secrets`]), newest first; a key cookie opened with an older secret
-///   is re-issued under the newest.
-/// * Values longer than 4096 bytes are refused before any cryptography, and at most three
-///   cookies of one name are tried, so a header stuffed with thousands of them costs a few
-///   decryptions, not thousands. The `Cookie` header is read as bytes, pair by pair: a pair
-///   that is not ours is skipped whatever bytes it holds, so a sibling subdomain's
-///   `tracker=café` does not hide our cookies.
 #[derive(Clone)]
 #[must_use = "a configuration does nothing until given to ModelGatesAuth::new"]
 pub struct ModelGatesConfig {
@@ -114,21 +120,6 @@ pub struct ModelGatesConfig {
     pub(crate) key_limit: Option<SpendLimit>,
     pub(crate) max_key_limit: SpendLimit,
     pub(crate) key_label: Option<String>,
-}
-
-/// The `SameSite` attribute of the key cookie. (The flow cookie is always `Lax`: it must come
-/// back with the top-level navigation from ModelGates to the callback, which `Strict` would
-/// block.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum SameSite {
-    /// Sent on same-site requests and on top-level navigations from other sites (a link to
-    /// your app from elsewhere arrives signed in). The default.
-    #[default]
-    Lax,
-    /// Sent on same-site requests only: a link from another site arrives signed out, and the
-    /// first navigation inside the app signs in. Stricter against cross-site requests.
-    Strict,
 }
 
 impl fmt::Debug for ModelGatesConfig {
@@ -169,11 +160,6 @@ impl fmt::Debug for ModelGatesConfig {
 
 /// Default time allowed between `/login` and `/callback`: 10 minutes, as long as a code lives.
 pub const DEFAULT_FLOW_MAX_AGE: Duration = Duration::from_secs(600);
-/// The most a user may ask to be the spend limit at sign-in unless configured: 1000 credits.
-pub const DEFAULT_MAX_KEY_LIMIT: SpendLimit = match SpendLimit::from_cents(100_000) {
-    Some(limit) => limit,
-    None => panic!("1000 credits is a valid limit"),
-};
 /// Default bound on key exchanges in flight at once, per layer.
 pub const DEFAULT_MAX_CONCURRENT_EXCHANGES: usize = 256;
 
@@ -212,45 +198,6 @@ impl ModelGatesConfig {
             max_key_limit: DEFAULT_MAX_KEY_LIMIT,
             key_label: None,
         }
-    }
-
-    /// The spend limit asked for every key a sign-in issues, unless the user picks one with
-    /// `GET /login?limit=N` (default: none, ModelGates' own default). ModelGates shows it on
-    /// its consent page, where the user may change it, and enforces it: the app does not.
-    ///
-    /// ```
-    /// use modelgates_axum::config::SpendLimit;
-    /// use modelgates_axum::{CookieSecret, ModelGatesConfig};
-    ///
-    /// let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
-    ///     .with_key_limit(SpendLimit::parse("5").unwrap())
-    ///     .with_max_key_limit(SpendLimit::parse("50").unwrap())
-    ///     .with_key_label("My chat app");
-    /// ```
-    pub fn with_key_limit(mut self, limit: SpendLimit) -> Self {
-        self.key_limit = Some(limit);
-        self
-    }
-
-    /// The spend limit asked for every key unless the user picks one ([`Self::with_key_limit`]),
-    /// for a page that offers it.
-    #[must_use]
-    pub fn key_limit(&self) -> Option<SpendLimit> {
-        self.key_limit
-    }
-
-    /// The most a user may ask for with `GET /login?limit=N` (default
-    /// [`DEFAULT_MAX_KEY_LIMIT`], 1000 credits); more is a 400.
-    pub fn with_max_key_limit(mut self, limit: SpendLimit) -> Self {
-        self.max_key_limit = limit;
-        self
-    }
-
-    /// The label asked for every key a sign-in issues, shown to the user on ModelGates
-    /// (default: the app title, [`Self::with_app_title`]).
-    pub fn with_key_label(mut self, label: impl Into<String>) -> Self {
-        self.key_label = Some(label.into());
-        self
     }
 
     /// ModelGates' origin (default `https://modelgates.ai`): `https`, or `http` on loopback
@@ -410,34 +357,6 @@ impl ModelGatesConfig {
     /// The app's name, sent to ModelGates with every call as `X-Title` (default: none).
     pub fn with_app_title(mut self, title: impl Into<String>) -> Self {
         self.app_title = Some(title.into());
-        self
-    }
-
-    /// The cookie names (default `modelgates_flow` and `modelgates_key`). On an https public
-    /// URL the `__Host-` prefix is added when missing.
-    pub fn with_cookie_names(mut self, flow: impl Into<String>, key: impl Into<String>) -> Self {
-        self.flow_cookie_name = flow.into();
-        self.key_cookie_name = key.into();
-        self
-    }
-
-    /// The key cookie's `SameSite` (default [`SameSite::Lax`]).
-    pub fn with_key_cookie_same_site(mut self, same_site: SameSite) -> Self {
-        self.key_cookie_same_site = same_site;
-        self
-    }
-
-    /// A `Domain` for the key cookie, for an app spread over subdomains of `domain` (such as
-    /// `example.com` for `app.example.com` and `chat.example.com`). The public URL's host must
-    /// be `domain` or one of its subdomains.
-    ///
-    /// What it exposes: **every** subdomain of `domain` then receives the key cookie, and any
-    /// of them, or a page served from one, can overwrite it (a subdomain you do not fully
-    /// control is an attacker). On https the key cookie's name then carries `__Secure-`
-    /// instead of `__Host-`, which forbids a Domain; naming it `__Host-…` yourself together
-    /// with a Domain is refused. The flow cookie stays host-only.
-    pub fn with_cookie_domain(mut self, domain: impl Into<String>) -> Self {
-        self.cookie_domain = Some(domain.into());
         self
     }
 
