@@ -92,11 +92,19 @@ impl GatewayError {
     /// The error of an answer with `status`, `body` and `Retry-After`.
     #[must_use]
     pub fn from_answer(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
-        let message = error_message(status, body);
         Self {
             status,
-            message,
+            message: error_message(status, body),
             retry_after,
+        }
+    }
+
+    /// The error of a refusal whose message was read already (`None`: none given).
+    pub(crate) fn with_message(status: u16, message: Option<&str>) -> Self {
+        Self {
+            status,
+            message: displayable(status, message),
+            retry_after: None,
         }
     }
 
@@ -111,7 +119,8 @@ impl GatewayError {
             serde_json::Value::String(code) => code.parse().ok()?,
             _ => return None,
         };
-        Some(Self::from_answer(status, body, None))
+        let message = error.get("message").and_then(serde_json::Value::as_str);
+        Some(Self::with_message(status, message))
     }
 
     /// Whether ModelGates said the key's spend limit is reached (a 403 whose message names
@@ -153,16 +162,20 @@ pub(crate) fn error_message(status: u16, body: &[u8]) -> String {
     }
     let message = serde_json::from_slice::<Envelope>(body)
         .ok()
-        .and_then(|e| e.error.message)
-        .filter(|m| !m.trim().is_empty())
-        .unwrap_or_else(|| {
-            StatusCode::from_u16(status)
-                .ok()
-                .and_then(|status| status.canonical_reason())
-                .unwrap_or("no reason given")
-                .to_owned()
-        });
-    sanitize(&message)
+        .and_then(|e| e.error.message);
+    displayable(status, message.as_deref())
+}
+
+/// ModelGates' message made safe to display, or the status's reason phrase without one.
+fn displayable(status: u16, message: Option<&str>) -> String {
+    match message.filter(|m| !m.trim().is_empty()) {
+        Some(message) => sanitize(message),
+        None => StatusCode::from_u16(status)
+            .ok()
+            .and_then(|status| status.canonical_reason())
+            .unwrap_or("no reason given")
+            .to_owned(),
+    }
 }
 
 fn sanitize(message: &str) -> String {

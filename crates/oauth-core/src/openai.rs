@@ -169,12 +169,9 @@ pub fn gateway_error(error: &OpenAIError) -> Option<GatewayError> {
     match error {
         OpenAIError::Boxed(boxed) => boxed.downcast_ref::<GatewayError>().cloned(),
         // A refusal in OpenAI's own shape (async-openai read it), from a proxy in between.
-        OpenAIError::ApiError(response) => Some(GatewayError::from_answer(
+        OpenAIError::ApiError(response) => Some(GatewayError::with_message(
             response.status_code.as_u16(),
-            serde_json::json!({"error": {"message": response.api_error.message}})
-                .to_string()
-                .as_bytes(),
-            None,
+            Some(&response.api_error.message),
         )),
         // A stream's error chunk (`finish_reason: "error"` is no finish reason async-openai
         // knows), or an error body async-openai could not read.

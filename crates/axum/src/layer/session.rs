@@ -69,8 +69,9 @@ impl SignOutPlan {
         tracing::info!("ModelGates rejected the key; signed out");
         let request = &self.request;
         let mut response = if request.wants_page {
-            let login =
-                (request.context).login_coming_back(request.navigation, request.referer.as_ref());
+            let login = request
+                .context
+                .login_coming_back(request.navigation, request.referer.as_ref());
             see_other(&login)
         } else {
             response.map(Body::new)
@@ -78,9 +79,7 @@ impl SignOutPlan {
         set_cookie(&mut response, self.state.flow.key_cookie.clear());
         response
     }
-}
 
-impl SignOutPlan {
     /// `response`, an [`ApiError`](crate::api::ApiError)'s JSON, as the page it carries when
     /// the client is a browser: same status and headers, an HTML body saying what happened and
     /// what to do, with a link to manage the key on ModelGates.
@@ -89,8 +88,12 @@ impl SignOutPlan {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let page = response.extensions().get::<BrowserPage>().cloned();
-        let (Some(page), true) = (page, self.request.wants_page) else {
+        let page = self
+            .request
+            .wants_page
+            .then(|| response.extensions().get::<BrowserPage>().cloned())
+            .flatten();
+        let Some(page) = page else {
             return response.map(Body::new);
         };
         let manage = self
