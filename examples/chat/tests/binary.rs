@@ -189,3 +189,46 @@ fn an_unknown_key_store_is_a_clear_startup_error() {
         "no ANSI escape codes in a pipe: {stderr}"
     );
 }
+
+/// The secret command the docs recommend, and `openssl rand -base64 64` as people type it
+/// (wrapped at 64 columns, final newline kept), both start the app with that secret: no
+/// "not set" warning, no "not valid base64" refusal.
+#[tokio::test]
+async fn starts_with_a_secret_made_by_the_documented_command_wrapped_or_not() {
+    let commands = ["openssl rand -base64 64 | tr -d '\\n'", "openssl rand -base64 64"];
+    for command in commands {
+        let secret = shell_output(command);
+        if command == "openssl rand -base64 64" {
+            assert!(
+                secret.trim_end().contains('\n'),
+                "openssl wraps its output: {secret:?}"
+            );
+        }
+        let mut child = example_chat()
+            .env("MODELGATES_COOKIE_SECRET", &secret)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = banner(&mut child);
+        assert!(lines.iter().any(|l| l.starts_with("App: ")), "{lines:?}");
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.contains("MODELGATES_COOKIE_SECRET is not set"),
+            "{command}: the given secret is used, not a generated one: {stderr}"
+        );
+    }
+}
+
+/// `command`'s standard output, exactly as the shell's `$(…)` would keep it (final newline
+/// included: an `.env` file or `export` may keep it too).
+fn shell_output(command: &str) -> String {
+    let output = Command::new("sh")
+        .args(["-c", command])
+        .output()
+        .unwrap_or_else(|e| panic!("`{command}` (openssl is needed for this test): {e}"));
+    assert!(output.status.success(), "`{command}` failed");
+    String::from_utf8(output.stdout).unwrap()
+}

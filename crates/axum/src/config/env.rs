@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use modelgates_oauth_core::Url;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, secret_command};
 use super::secret::CookieSecret;
 use super::{ModelGatesConfig, SpendLimit};
 use modelgates_oauth_core::is_loopback;
@@ -121,13 +121,19 @@ fn development_secret(public_url: &str) -> Result<CookieSecret, ConfigError> {
     if !is_local_http {
         return Err(ConfigError::MissingVar {
             name: "MODELGATES_COOKIE_SECRET",
-            hint: "set it to base64 of at least 64 random bytes (make one with \
-                   `openssl rand -base64 64`); a secret is generated only for http://localhost",
+            hint: concat!(
+                "set it to base64 of at least 64 random bytes (make one with `",
+                secret_command!(),
+                "`); a secret is generated only for http://localhost"
+            ),
         });
     }
-    let warning = "MODELGATES_COOKIE_SECRET is not set: using a random secret for this run only. \
-                   Every restart signs all users out. Set it to the output of \
-                   `openssl rand -base64 64`.";
+    let warning = concat!(
+        "MODELGATES_COOKIE_SECRET is not set: using a random secret for this run only. \
+         Every restart signs all users out. Set it to the output of `",
+        secret_command!(),
+        "`."
+    );
     tracing::warn!("{warning}");
     // Also to stderr, once: an app without a tracing subscriber would show nothing.
     static PRINTED: std::sync::Once = std::sync::Once::new();

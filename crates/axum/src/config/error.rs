@@ -2,8 +2,18 @@
 
 use modelgates_oauth_core::ClientConfigError;
 
+/// The command every message and doc recommends for a secret: one line of base64 of 64 random
+/// bytes. (`openssl rand -base64 64` alone wraps at 64 columns; wrapped secrets are accepted
+/// too, but a one-line value pastes into any `.env` file or shell.)
+macro_rules! secret_command {
+    () => {
+        "openssl rand -base64 64 | tr -d '\\n'"
+    };
+}
+pub(super) use secret_command;
+
 /// How to make a good secret, quoted by every secret error.
-pub(super) const MAKE_A_SECRET: &str = "make one with `openssl rand -base64 64`";
+pub(super) const MAKE_A_SECRET: &str = concat!("make one with `", secret_command!(), "`");
 /// A configuration that cannot work. Each message says what to change.
 ///
 /// Its `Debug` form is the message too, so that `ModelGatesConfig::from_env()?` in a `main`

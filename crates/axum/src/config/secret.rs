@@ -1,7 +1,8 @@
 //! [`CookieSecret`]: the key material of every cookie, and the rules it must meet.
 //!
 //! The rules: a secret is at least [`MIN_SECRET_LEN`] (64) bytes, read from base64 (standard or
-//! URL-safe, padded or not); the first 32 bytes sign, the next 32 encrypt (the `cookie` crate's
+//! URL-safe, padded or not, with any whitespace or line breaks inside, as `openssl rand -base64 64`
+//! wraps it); the first 32 bytes sign, the next 32 encrypt (the `cookie` crate's
 //! `Key`). Its `Debug` redacts it and its memory is wiped on drop. A generated secret lives as
 //! long as the process: every restart signs all users out.
 
@@ -32,17 +33,25 @@ pub const MIN_SECRET_LEN: usize = 64;
 pub struct CookieSecret(Zeroizing<Vec<u8>>);
 
 impl CookieSecret {
-    /// Reads a secret from base64 (standard or URL-safe, padded or not).
+    /// Reads a secret from base64: standard or URL-safe alphabet, padded or not, with any
+    /// whitespace and line breaks anywhere (so the wrapped output of `openssl rand -base64 64`
+    /// is accepted as it is).
     ///
     /// # Errors
     ///
     /// [`ConfigError::SecretNotBase64`] or [`ConfigError::SecretTooShort`], whose messages say
     /// how to make a good one.
     pub fn from_base64(encoded: &str) -> Result<Self, ConfigError> {
-        let encoded = encoded.trim();
+        // The copy without whitespace is wiped too: it is the secret in another form.
+        let encoded: Zeroizing<String> = Zeroizing::new(
+            encoded
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect(),
+        );
         let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
             .iter()
-            .find_map(|engine| engine.decode(encoded).ok())
+            .find_map(|engine| engine.decode(encoded.as_bytes()).ok())
             .ok_or(ConfigError::SecretNotBase64)?;
         Self::from_bytes(bytes)
     }
@@ -147,5 +156,36 @@ mod tests {
         let secret = CookieSecret::generate();
         let url_safe = URL_SAFE_NO_PAD.encode(secret.0.as_slice());
         assert!(CookieSecret::from_base64(&url_safe).is_ok());
+    }
+
+    /// `openssl rand -base64 64` prints 88 characters wrapped at 64 columns with a final
+    /// newline; pasted into a file or a shell variable it keeps the break, and CRLF on Windows.
+    #[test]
+    fn wrapped_base64_with_any_whitespace_is_the_same_secret() {
+        let secret = CookieSecret::generate();
+        let one_line = secret.to_base64();
+        let openssl_output = format!("{}\n{}\n", &one_line[..64], &one_line[64..]);
+        let crlf = openssl_output.replace('\n', "\r\n");
+        let spaced = format!(" \t{} {}\n", &one_line[..10], &one_line[10..]);
+        let url_safe_wrapped = {
+            let url_safe = URL_SAFE.encode(secret.0.as_slice());
+            format!("{}\n{}", &url_safe[..40], &url_safe[40..])
+        };
+        for encoded in [openssl_output, crlf, spaced, url_safe_wrapped] {
+            let read = CookieSecret::from_base64(&encoded).unwrap();
+            assert_eq!(read.bytes(), secret.bytes(), "{encoded:?}");
+        }
+        assert_eq!(
+            CookieSecret::from_base64("ab\ncd!").unwrap_err(),
+            ConfigError::SecretNotBase64,
+            "whitespace is ignored, other characters are not"
+        );
+    }
+
+    #[test]
+    fn every_secret_message_recommends_the_one_line_command() {
+        let command = "openssl rand -base64 64 | tr -d '\\n'";
+        assert!(ConfigError::SecretNotBase64.to_string().contains(command));
+        assert!(ConfigError::SecretTooShort(3).to_string().contains(command));
     }
 }
