@@ -74,11 +74,12 @@ use crate::response::json_error;
 pub struct SignOut;
 
 /// What the layer shows a browser instead of an [`ApiError`]'s JSON: a page with this title,
-/// the error's message, and a link to manage the key.
+/// the error's message, and a link to manage the key when the user can act there.
 #[derive(Debug, Clone)]
 pub(crate) struct BrowserPage {
     pub(crate) title: &'static str,
     pub(crate) message: String,
+    pub(crate) links_to_key: bool,
 }
 
 /// A failed call to ModelGates with the user's key, as a handler returns it.
@@ -180,7 +181,10 @@ impl ApiError {
             Self::InsufficientCredits { .. } => "Out of credits",
             Self::KeyLimitReached { .. } => "Spend limit reached",
             Self::RateLimited { .. } => "Too many requests",
-            _ => "ModelGates could not answer",
+            Self::KeyRejected => "Signed out",
+            Self::Timeout => "ModelGates took too long",
+            Self::Upstream(_) => "ModelGates could not answer",
+            Self::InvalidRequest(_) => "Request refused",
         }
     }
 }
@@ -249,12 +253,13 @@ impl IntoResponse for ApiError {
         if let Self::KeyRejected = self {
             response.extensions_mut().insert(SignOut);
         }
-        if self.is_about_money() {
-            response.extensions_mut().insert(BrowserPage {
-                title: self.title(),
-                message: self.to_string(),
-            });
-        }
+        // Every error reads as a page to a browser (the crate's one negotiation rule); the
+        // layer, which sees the request's `Accept`, makes the swap.
+        response.extensions_mut().insert(BrowserPage {
+            title: self.title(),
+            message: self.to_string(),
+            links_to_key: self.is_about_money(),
+        });
         response
     }
 }
@@ -303,7 +308,13 @@ mod tests {
             assert_eq!((error.status().as_u16(), error.code()), (status, code));
             let response = error.into_response();
             assert!(response.extensions().get::<SignOut>().is_none());
-            assert!(response.extensions().get::<BrowserPage>().is_some());
+            let page = response.extensions().get::<BrowserPage>().unwrap();
+            assert!(page.links_to_key, "{code}: the user acts on the key's page");
+        }
+        for error in [ApiError::Timeout, ApiError::Upstream("down".into())] {
+            let response = error.into_response();
+            let page = response.extensions().get::<BrowserPage>().unwrap();
+            assert!(!page.links_to_key);
         }
         let limited = ApiError::from(RequestError::RateLimited {
             retry_after: Some(Duration::from_secs(7)),

@@ -18,7 +18,7 @@ use http::{Extensions, Uri};
 use modelgates_oauth_core::{ApiKey, KeyInfo, ModelGatesClient, ModelInfo, RequestError};
 
 use crate::flow::is_safe_return_to;
-use crate::response::{accepts_html, is_navigation};
+use crate::response::{is_reading, prefers_html};
 
 #[cfg(feature = "openai")]
 use {
@@ -203,14 +203,15 @@ impl ModelGatesKey {
     ///
     /// # Errors
     ///
-    /// [`ModelGatesKeyRejection::MissingLayer`] when `ModelGatesAuth` did not see the request.
+    /// [`ModelGatesKeyRejection::MissingLayer`] when `ModelGatesAuth` did not see the request
+    /// (its response is JSON: the extensions do not say what the client prefers).
     pub fn from_extensions(
         extensions: &Extensions,
     ) -> Result<Option<Self>, ModelGatesKeyRejection> {
         extensions
             .get::<AuthContext>()
             .map(|context| context.key.clone())
-            .ok_or(ModelGatesKeyRejection::MissingLayer)
+            .ok_or(ModelGatesKeyRejection::MissingLayer { page: false })
     }
 }
 
@@ -232,7 +233,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ModelGatesKey {
         let context = parts
             .extensions
             .get::<AuthContext>()
-            .ok_or(ModelGatesKeyRejection::MissingLayer)?;
+            .ok_or_else(|| ModelGatesKeyRejection::missing_layer(&parts.headers))?;
         context
             .key
             .clone()
@@ -247,13 +248,16 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ModelGatesKey {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Self::from_extensions(&parts.extensions)
+        match parts.extensions.get::<AuthContext>() {
+            Some(context) => Ok(context.key.clone()),
+            None => Err(ModelGatesKeyRejection::missing_layer(&parts.headers)),
+        }
     }
 }
 
 fn signed_out(parts: &Parts, context: &AuthContext) -> ModelGatesKeyRejection {
-    let login = accepts_html(&parts.headers).then(|| {
-        let navigation = is_navigation(&parts.method, &parts.headers);
+    let login = prefers_html(&parts.headers).then(|| {
+        let navigation = is_reading(&parts.method);
         let referer = parts.headers.get(http::header::REFERER);
         context.login_coming_back(navigation, referer)
     });

@@ -3,9 +3,11 @@
 //! The rules:
 //!
 //! * Redirects are `303 See Other`, so a `POST` is followed by a `GET`.
-//! * Content negotiation reads every `Accept` header: a client *wants JSON* when they name
-//!   `application/json` and not `text/html`; a request is a *browser navigation* when it is a
-//!   `GET` or `HEAD` whose `Accept` names `text/html`.
+//! * One content negotiation for every answer the crate makes (see [`prefers_html`]): HTML
+//!   when the `Accept` headers, read together with their q-values (RFC 9110), prefer
+//!   `text/html` to `application/json`; JSON otherwise, so a tie (`*/*`, curl, `fetch()`), no
+//!   `Accept` at all or one naming neither gets JSON. A request is a *browser navigation* when
+//!   it is a `GET` or `HEAD` that prefers HTML.
 //! * JSON errors are `{"error": {"status": <u16>, "code": "<stable code>", "message": "…"}}`
 //!   with `Content-Type: application/json`.
 //! * HTML error pages escape every value they show.
@@ -34,27 +36,53 @@ pub(crate) fn see_other(location: &str) -> Response<Body> {
     response
 }
 
-/// Whether any `Accept` header names `media_type`.
-fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
-    headers
-        .get_all(ACCEPT)
-        .iter()
-        .any(|value| value.to_str().is_ok_and(|v| v.contains(media_type)))
+/// Every `Accept` header of a request as one value (they are one comma-separated list, RFC
+/// 9110 §5.3); a clone of the single header in the usual case, so nothing is copied.
+pub(crate) fn accept_header(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut values = headers.get_all(ACCEPT).iter();
+    let first = values.next()?;
+    let rest: Vec<&[u8]> = values.map(HeaderValue::as_bytes).collect();
+    if rest.is_empty() {
+        return Some(first.clone());
+    }
+    let joined = std::iter::once(first.as_bytes())
+        .chain(rest)
+        .collect::<Vec<_>>()
+        .join(&b", "[..]);
+    HeaderValue::from_bytes(&joined).ok()
 }
 
-/// Whether the client asked for JSON rather than HTML.
-pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
-    accepts(headers, "application/json") && !accepts(headers, "text/html")
+/// The one negotiation rule: whether an answer to a request with this `Accept` is an HTML page
+/// rather than JSON. The most specific matching media range gives each type its q-value;
+/// HTML wins only with a higher one (or an equal one listed first), so `text/html,*/*;q=0.8`
+/// (a browser) gets HTML and `*/*`, `application/json`, no header, or an unreadable one get
+/// JSON.
+pub(crate) fn prefers_html_accept(accept: Option<&HeaderValue>) -> bool {
+    use mediatype::MediaType;
+    use mediatype::names::{APPLICATION, HTML, JSON, TEXT};
+    // JSON first: on a tie (`*/*`) the first available type wins.
+    const AVAILABLE: [MediaType<'static>; 2] = [
+        MediaType::new(APPLICATION, JSON),
+        MediaType::new(TEXT, HTML),
+    ];
+    let Some(accept) = accept.and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    accept
+        .parse::<headers_accept::Accept>()
+        .ok()
+        .and_then(|accept| accept.negotiate(&AVAILABLE).cloned())
+        .is_some_and(|chosen| chosen == AVAILABLE[1])
 }
 
-/// Whether the client asked for HTML: a browser.
-pub(crate) fn accepts_html(headers: &HeaderMap) -> bool {
-    accepts(headers, "text/html")
+/// [`prefers_html_accept`] for a request's headers.
+pub(crate) fn prefers_html(headers: &HeaderMap) -> bool {
+    prefers_html_accept(accept_header(headers).as_ref())
 }
 
-/// Whether the request is a browser navigating to a page.
-pub(crate) fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
-    matches!(*method, Method::GET | Method::HEAD) && accepts_html(headers)
+/// `GET` or `HEAD`: a request that only reads.
+pub(crate) fn is_reading(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD)
 }
 
 /// The JSON error envelope.
@@ -63,9 +91,13 @@ pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Respo
         serde_json::json!({"error": {"status": status.as_u16(), "code": code, "message": message}});
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // A message may echo what the request sent: never let a browser sniff it as HTML.
+    headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
@@ -113,10 +145,10 @@ pub(crate) fn error_response(
     title: &str,
     message: &str,
 ) -> Response<Body> {
-    let mut response = if wants_json(headers) {
-        json_error(status, code, message)
-    } else {
+    let mut response = if prefers_html(headers) {
         html_error_page(title, message, &[("Home", "/")])
+    } else {
+        json_error(status, code, message)
     };
     *response.status_mut() = status;
     response
@@ -191,14 +223,37 @@ mod tests {
         headers
     }
 
+    const FIREFOX: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    const CHROME: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,\
+                          image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7";
+
     #[test]
-    fn negotiation() {
-        assert!(wants_json(&accept(&["application/json"])));
-        assert!(!wants_json(&accept(&["text/html", "application/json"])));
-        assert!(!wants_json(&accept(&["*/*"])));
-        assert!(is_navigation(&Method::GET, &accept(&["text/html,*/*"])));
-        assert!(!is_navigation(&Method::POST, &accept(&["text/html"])));
-        assert!(!is_navigation(&Method::GET, &accept(&["application/json"])));
+    fn html_only_when_preferred_to_json_by_q_value() {
+        let html = |values: &[&'static str]| prefers_html(&accept(values));
+        // Browsers navigating or posting a form.
+        assert!(html(&[FIREFOX]));
+        assert!(html(&[CHROME]));
+        assert!(html(&["text/*"]));
+        assert!(html(&["application/json;q=0.5, text/html"]));
+        assert!(html(&["text/html;q=0.9, application/json;q=0.1"]));
+        // Scripts, curl, fetch() and clients that say nothing.
+        assert!(!html(&[]));
+        assert!(!html(&["*/*"]));
+        assert!(!html(&["application/json"]));
+        assert!(
+            !html(&["application/json, text/html"]),
+            "a tie: listed first wins"
+        );
+        assert!(!html(&["text/html;q=0.5, application/json"]));
+        assert!(
+            !html(&["text/html;q=0, */*"]),
+            "the most specific range decides"
+        );
+        assert!(!html(&["image/png"]));
+        assert!(!html(&["not a media type"]));
+        // Several headers are one list.
+        assert!(html(&["application/json;q=0.1", "text/html"]));
+        assert!(!html(&["text/html;q=0.1", "application/json"]));
     }
 
     fn cache_headers(cache_control: Option<&'static str>, vary: Option<&'static str>) -> HeaderMap {

@@ -86,9 +86,18 @@ async fn its_routes_without_the_layer_say_so() {
     let emu = emulator().await;
     let auth = ModelGatesAuth::new(config(&emu));
     let mut browser = Browser::new(pages().merge(auth.routes()));
+    let json = browser.get_json("/login").await;
+    assert_eq!(json.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(json.body.contains("missing_layer"), "{}", json.body);
+    assert!(json.body.contains(".layer(auth)"), "{}", json.body);
     let page = browser.get("/login").await;
     assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(page.body.contains("layer_missing"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("<h1>Sign-in is not set up correctly</h1>"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains(".layer(auth)"), "{}", page.body);
 }
 

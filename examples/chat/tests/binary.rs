@@ -195,7 +195,10 @@ fn an_unknown_key_store_is_a_clear_startup_error() {
 /// "not set" warning, no "not valid base64" refusal.
 #[tokio::test]
 async fn starts_with_a_secret_made_by_the_documented_command_wrapped_or_not() {
-    let commands = ["openssl rand -base64 64 | tr -d '\\n'", "openssl rand -base64 64"];
+    let commands = [
+        "openssl rand -base64 64 | tr -d '\\n'",
+        "openssl rand -base64 64",
+    ];
     for command in commands {
         let secret = shell_output(command);
         if command == "openssl rand -base64 64" {

@@ -4,7 +4,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 
 use super::login_url;
-use crate::response::{json_error, see_other};
+use crate::response::{html_error_page, json_error, prefers_html, see_other};
 
 /// Why [`ModelGatesKey`](crate::ModelGatesKey) could not be extracted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,12 +21,17 @@ pub enum ModelGatesKeyRejection {
         /// The login route as this request reaches it (nesting prefix included).
         login_path: String,
     },
-    /// `ModelGatesAuth` is not in front of this handler.
+    /// `ModelGatesAuth` is not in front of this handler: a 500 naming the layer, as a page
+    /// when the request prefers HTML (the crate's one negotiation rule), JSON otherwise.
     #[error(
         "ModelGatesKey was extracted but the ModelGatesAuth layer did not see this request: add \
          `.layer(ModelGatesAuth::new(config))` to the router that serves this route"
     )]
-    MissingLayer,
+    #[non_exhaustive]
+    MissingLayer {
+        /// The request prefers HTML, so the answer is a page.
+        page: bool,
+    },
 }
 
 impl ModelGatesKeyRejection {
@@ -53,7 +58,14 @@ impl ModelGatesKeyRejection {
     pub fn login_url(&self, return_to: &str) -> Option<String> {
         match self {
             Self::SignedOut { login_path, .. } => Some(login_url(login_path, return_to)),
-            Self::MissingLayer => None,
+            Self::MissingLayer { .. } => None,
+        }
+    }
+
+    /// The rejection for a request the layer did not see, answered as `headers` prefer.
+    pub(crate) fn missing_layer(headers: &http::HeaderMap) -> Self {
+        Self::MissingLayer {
+            page: prefers_html(headers),
         }
     }
 
@@ -64,7 +76,7 @@ impl ModelGatesKeyRejection {
         match self {
             Self::SignedOut { login: Some(_), .. } => StatusCode::SEE_OTHER,
             Self::SignedOut { login: None, .. } => StatusCode::UNAUTHORIZED,
-            Self::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::MissingLayer { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -73,7 +85,7 @@ impl ModelGatesKeyRejection {
     pub fn code(&self) -> &'static str {
         match self {
             Self::SignedOut { .. } => "not_signed_in",
-            Self::MissingLayer => "missing_layer",
+            Self::MissingLayer { .. } => "missing_layer",
         }
     }
 }
@@ -87,9 +99,19 @@ impl IntoResponse for ModelGatesKeyRejection {
             Self::SignedOut { login: None, .. } => {
                 json_error(self.status(), self.code(), "Sign in with ModelGates first.")
             }
-            Self::MissingLayer => {
+            Self::MissingLayer { page } => {
                 tracing::error!("{self}");
-                json_error(self.status(), self.code(), &self.to_string())
+                let mut response = if *page {
+                    html_error_page(
+                        "Sign-in is not set up correctly",
+                        &self.to_string(),
+                        &[("Home", "/")],
+                    )
+                } else {
+                    json_error(self.status(), self.code(), &self.to_string())
+                };
+                *response.status_mut() = self.status();
+                response
             }
         }
     }
@@ -110,7 +132,8 @@ mod tests {
                 login: None,
                 login_path: "/login".into(),
             },
-            ModelGatesKeyRejection::MissingLayer,
+            ModelGatesKeyRejection::MissingLayer { page: false },
+            ModelGatesKeyRejection::MissingLayer { page: true },
         ] {
             assert_eq!(
                 rejection.status(),

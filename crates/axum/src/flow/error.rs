@@ -16,7 +16,7 @@ use axum_core::body::Body;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use modelgates_oauth_core::{CallbackError, ExchangeError, FlowError};
 
-use crate::response::{html_error_page, json_error, wants_json};
+use crate::response::{html_error_page, json_error, prefers_html};
 use crate::store::StoreError;
 
 /// A replacement for the HTML error page; see
@@ -222,7 +222,7 @@ impl AuthError {
         custom: Option<&ErrorPage>,
     ) -> Response<Body> {
         let status = self.status();
-        let mut response = if wants_json(headers) {
+        let mut response = if !prefers_html(headers) {
             json_error(status, self.code(), &self.to_string())
         } else if let Some(page) = custom {
             page(self)
@@ -276,7 +276,9 @@ mod tests {
         let error = AuthError::AuthorizationFailed {
             error: "<script>alert(1)</script>".into(),
         };
-        let response = error.render(&HeaderMap::new(), "/login", None);
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("text/html"));
+        let response = error.render(&headers, "/login", None);
         let body = futures_body(response);
         assert!(!body.contains("<script>"), "{body}");
         assert!(body.contains("&lt;script&gt;"));

@@ -11,7 +11,7 @@ use tower_layer::Layer;
 
 use crate::config::{ConfigError, ModelGatesConfig};
 use crate::extract::login_url;
-use crate::response::json_error;
+use crate::response::error_response;
 use crate::same_origin::SameOrigin;
 use crate::store::{CookieStore, KeyStore};
 
@@ -207,13 +207,15 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     /// front answers them itself.
     pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
         self.state.routes_registered.store(true, Ordering::Relaxed);
-        let unreachable = axum::routing::any(|| async {
+        let unreachable = axum::routing::any(|headers: http::HeaderMap| async move {
             tracing::error!(
                 "a request reached ModelGatesAuth::routes() without the layer in front"
             );
-            json_error(
+            error_response(
+                &headers,
                 http::StatusCode::INTERNAL_SERVER_ERROR,
-                "layer_missing",
+                "missing_layer",
+                "Sign-in is not set up correctly",
                 "ModelGatesAuth::routes() answered a request the layer never saw: put \
                  `.layer(auth)` on the router after `.merge(auth.routes())`",
             )

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum_core::body::Body;
-use http::{HeaderMap, HeaderValue, Method, Response};
+use http::{HeaderMap, HeaderValue, Response};
 
 use super::state::State;
 use crate::api::BrowserPage;
 use crate::extract::{AuthContext, ModelGatesKey};
 use crate::primitives::{BoxError, unix_now};
-use crate::response::{accepts_html, html_error_page, see_other, set_cookie};
+use crate::response::{
+    accept_header, html_error_page, is_reading, prefers_html_accept, see_other, set_cookie,
+};
 use crate::store::{KeyStore, SessionToken, StoreError, StoredKey};
 
 /// The outcome of reading a request's key cookie.
@@ -68,11 +70,8 @@ impl SignOutPlan {
         }
         tracing::info!("ModelGates rejected the key; signed out");
         let request = &self.request;
-        let mut response = if request.wants_page {
-            let login = request
-                .context
-                .login_coming_back(request.navigation, request.referer.as_ref());
-            see_other(&login)
+        let mut response = if request.wants_page() {
+            see_other(&request.login_coming_back())
         } else {
             response.map(Body::new)
         };
@@ -88,11 +87,11 @@ impl SignOutPlan {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let page = self
-            .request
-            .wants_page
-            .then(|| response.extensions().get::<BrowserPage>().cloned())
-            .flatten();
+        let page = response
+            .extensions()
+            .get::<BrowserPage>()
+            .filter(|_| self.request.wants_page())
+            .cloned();
         let Some(page) = page else {
             return response.map(Body::new);
         };
@@ -101,6 +100,7 @@ impl SignOutPlan {
             .context
             .key
             .as_ref()
+            .filter(|_| page.links_to_key)
             .map(ModelGatesKey::manage_url);
         let mut links = vec![("Back to the app", "/")];
         if let Some(manage) = &manage {
@@ -118,15 +118,15 @@ impl SignOutPlan {
     }
 }
 
-/// What the layer keeps of a request to act on its response: cheap clones, so that the work
-/// of a sign-out is done only when one happens.
+/// What the layer keeps of a request to act on its response: cheap clones (header values
+/// share the request's buffer), so that negotiating and the rest of a sign-out's work is done
+/// only when one happens.
 pub(crate) struct RequestSummary {
-    /// The client asked for HTML: a browser.
-    pub(crate) wants_page: bool,
-    /// A browser navigating to a page (rather than posting a form).
-    pub(crate) navigation: bool,
-    /// The `Referer` of a browser's form post (where it comes back to after signing in).
-    pub(crate) referer: Option<http::HeaderValue>,
+    /// Every `Accept` header, as one value.
+    accept: Option<http::HeaderValue>,
+    /// `GET` or `HEAD`.
+    reading: bool,
+    referer: Option<http::HeaderValue>,
     pub(crate) context: AuthContext,
 }
 
@@ -134,17 +134,25 @@ impl RequestSummary {
     /// The summary of a request that carries the layer's context.
     pub(crate) fn of<B>(request: &http::Request<B>) -> Option<Self> {
         let headers = request.headers();
-        let wants_page = accepts_html(headers);
-        let navigation = wants_page && matches!(*request.method(), Method::GET | Method::HEAD);
-        let form_post = wants_page && !navigation;
         Some(Self {
-            wants_page,
-            navigation,
-            referer: form_post
-                .then(|| headers.get(http::header::REFERER).cloned())
-                .flatten(),
+            accept: accept_header(headers),
+            reading: is_reading(request.method()),
+            referer: headers.get(http::header::REFERER).cloned(),
             context: request.extensions().get::<AuthContext>()?.clone(),
         })
+    }
+
+    /// The answer is a page: the client prefers HTML (the crate's one negotiation rule).
+    pub(crate) fn wants_page(&self) -> bool {
+        prefers_html_accept(self.accept.as_ref())
+    }
+
+    /// The login route a browser is sent to, coming back to the page it navigated to, or to
+    /// the page its form was on.
+    pub(crate) fn login_coming_back(&self) -> String {
+        let navigation = self.reading;
+        let referer = (!navigation).then_some(self.referer.as_ref()).flatten();
+        self.context.login_coming_back(navigation, referer)
     }
 }
 
