@@ -318,7 +318,7 @@ async fn build(config: ModelGatesConfig, args: &ServeArgs) -> Result<Router, Sto
         StoreSpec::Sqlite(url) => {
             let store = SqliteStore::connect(url, &config).await?;
             let revoke = revoker(store.clone(), |s: SqliteStore, user| async move {
-                s.revoke_user(&user).await
+                s.revoke_user(&user, None).await
             });
             let no_feed = None::<PostgresRevocations>;
             over_database(config, calls, store, no_feed, revoke, cache).await
@@ -326,7 +326,7 @@ async fn build(config: ModelGatesConfig, args: &ServeArgs) -> Result<Router, Sto
         StoreSpec::Postgres(url) => {
             let store = PostgresStore::connect(url, &config).await?;
             let revoke = revoker(store.clone(), |s: PostgresStore, user| async move {
-                s.revoke_user(&user).await
+                s.revoke_user(&user, None).await
             });
             let feed = Some(store.revocations());
             over_database(config, calls, store, feed, revoke, cache).await
@@ -334,7 +334,7 @@ async fn build(config: ModelGatesConfig, args: &ServeArgs) -> Result<Router, Sto
         StoreSpec::Redis(url) => {
             let store = RedisStore::connect(url, &config).await?;
             let revoke = revoker(store.clone(), |s: RedisStore, user| async move {
-                s.revoke_user(&user).await
+                s.revoke_user(&user, None).await
             });
             let feed = Some(store.revocations());
             over_database(config, calls, store, feed, revoke, cache).await

@@ -57,21 +57,46 @@ use modelgates_oauth_core::RequestError;
 
 use crate::response::json_error;
 
-/// Put in a response's extensions to have [`ModelGatesAuth`](crate::ModelGatesAuth) sign the
-/// user out on its way out.
+/// Returned with a handler's response (or put in its extensions) to have
+/// [`ModelGatesAuth`](crate::ModelGatesAuth) sign the user out on its way out: the store
+/// forgets the session, the key cookie is deleted, the on-sign-out hook hears
+/// [`SignOutReason::App`](crate::config::SignOutReason::App), and the handler's response is
+/// sent as it is (a redirect goes where the app says).
 ///
 /// ```
-/// use axum_core::response::{IntoResponse, Response};
+/// use axum::response::{IntoResponse, Redirect, Response};
 /// use modelgates_axum::api::SignOut;
 ///
-/// fn account_closed() -> Response {
-///     let mut response = "Your account was closed.".into_response();
-///     response.extensions_mut().insert(SignOut);
-///     response
+/// async fn account_closed() -> Response {
+///     (SignOut, Redirect::to("/goodbye")).into_response()
 /// }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignOut;
+
+impl axum_core::response::IntoResponseParts for SignOut {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(
+        self,
+        mut parts: axum_core::response::ResponseParts,
+    ) -> Result<axum_core::response::ResponseParts, Self::Error> {
+        parts.extensions_mut().insert(self);
+        Ok(parts)
+    }
+}
+
+impl IntoResponse for SignOut {
+    /// An empty `204 No Content` that signs the user out.
+    fn into_response(self) -> Response {
+        (StatusCode::NO_CONTENT, self).into_response()
+    }
+}
+
+/// What an [`ApiError::KeyRejected`] puts in its response: ModelGates refused the key, so the
+/// layer signs the user out and sends a browser to sign in again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyRejectedSignOut;
 
 /// What the layer shows a browser instead of an [`ApiError`]'s JSON: a page with this title,
 /// the error's message, and a link to manage the key when the user can act there.
@@ -251,7 +276,7 @@ impl IntoResponse for ApiError {
                 .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
         }
         if let Self::KeyRejected = self {
-            response.extensions_mut().insert(SignOut);
+            response.extensions_mut().insert(KeyRejectedSignOut);
         }
         // Every error reads as a page to a browser (the crate's one negotiation rule); the
         // layer, which sees the request's `Accept`, makes the swap.
@@ -272,10 +297,10 @@ mod tests {
     fn a_rejected_key_asks_the_layer_to_sign_out() {
         let response = ApiError::from(RequestError::KeyRejected).into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert!(response.extensions().get::<SignOut>().is_some());
+        assert!(response.extensions().get::<KeyRejectedSignOut>().is_some());
         let response = ApiError::from(RequestError::Timeout).into_response();
         assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
-        assert!(response.extensions().get::<SignOut>().is_none());
+        assert!(response.extensions().get::<KeyRejectedSignOut>().is_none());
     }
 
     #[test]
@@ -307,7 +332,7 @@ mod tests {
             let error = ApiError::from(error);
             assert_eq!((error.status().as_u16(), error.code()), (status, code));
             let response = error.into_response();
-            assert!(response.extensions().get::<SignOut>().is_none());
+            assert!(response.extensions().get::<KeyRejectedSignOut>().is_none());
             let page = response.extensions().get::<BrowserPage>().unwrap();
             assert!(page.links_to_key, "{code}: the user acts on the key's page");
         }

@@ -19,6 +19,7 @@ use modelgates_oauth_core::{ApiKey, KeyInfo, ModelGatesClient, ModelInfo, Reques
 
 use crate::flow::is_safe_return_to;
 use crate::response::{is_reading, prefers_html};
+use crate::store::{SessionStore, SessionToken, StoreError, StoredKey};
 
 #[cfg(feature = "openai")]
 use {
@@ -57,7 +58,88 @@ pub struct ModelGatesKey(Arc<KeyInner>);
 struct KeyInner {
     key: ApiKey,
     user_id: Option<String>,
+    app_data: Option<String>,
     client: ModelGatesClient,
+    /// The session's token and store, for [`Session`].
+    token: SessionToken,
+    store: Arc<dyn SessionStore>,
+}
+
+/// The signed-in session a request belongs to, in the layer's key store: end it now, or sign
+/// its user out of every other device. From [`ModelGatesKey::session`].
+///
+/// To sign the user out of this browser as part of a response (cookie deleted, the app's
+/// response kept), return [`SignOut`](crate::api::SignOut) instead of calling [`Self::revoke`].
+///
+/// ```
+/// use axum::response::{IntoResponse, Redirect, Response};
+/// use modelgates_axum::ModelGatesKey;
+/// use modelgates_axum::api::SignOut;
+///
+/// /// "Sign out everywhere": every other device now, this browser with the response.
+/// async fn sign_out_everywhere(key: ModelGatesKey) -> Response {
+///     match key.session().revoke_others().await {
+///         Ok(_count) => (SignOut, Redirect::to("/")).into_response(),
+///         Err(error) if error.is_unsupported() => {
+///             "Signing out other devices needs a server-side key store.".into_response()
+///         }
+///         Err(_) => "Please try again in a moment.".into_response(),
+///     }
+/// }
+/// ```
+#[derive(Clone, Copy)]
+pub struct Session<'k> {
+    inner: &'k KeyInner,
+}
+
+impl fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("token", &self.inner.token)
+            .field("user_id", &self.inner.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session<'_> {
+    /// This session's token (its `Debug` is redacted), to compare with one kept elsewhere.
+    #[must_use]
+    pub fn token(&self) -> &SessionToken {
+        &self.inner.token
+    }
+
+    /// Makes the store forget this session now: a copy of its cookie stops working (on every
+    /// instance, with a shared store). With [`CookieStore`](crate::store::CookieStore) there is
+    /// nothing to forget: the key lives in the cookie, which only [`SignOut`](crate::api::SignOut)
+    /// deletes.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn revoke(&self) -> Result<(), StoreError> {
+        self.inner.store.remove_boxed(&self.inner.token).await
+    }
+
+    /// Signs the user out of every other device and browser: every session of this user but
+    /// this one is forgotten. Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails; [`StoreError::is_unsupported`] with
+    /// [`CookieStore`](crate::store::CookieStore), or without a ModelGates user id (ModelGates
+    /// sent none: the user's other sessions cannot be found).
+    pub async fn revoke_others(&self) -> Result<u64, StoreError> {
+        let Some(user_id) = &self.inner.user_id else {
+            return Err(StoreError::unsupported(
+                "ModelGates sent no user id with this key, so the user's other sessions cannot \
+                 be found",
+            ));
+        };
+        self.inner
+            .store
+            .revoke_user_boxed(user_id, Some(&self.inner.token))
+            .await
+    }
 }
 
 impl fmt::Debug for ModelGatesKey {
@@ -70,12 +152,47 @@ impl fmt::Debug for ModelGatesKey {
 }
 
 impl ModelGatesKey {
-    pub(crate) fn new(key: ApiKey, user_id: Option<String>, client: ModelGatesClient) -> Self {
+    pub(crate) fn new(
+        stored: StoredKey,
+        client: ModelGatesClient,
+        token: SessionToken,
+        store: Arc<dyn SessionStore>,
+    ) -> Self {
         Self(Arc::new(KeyInner {
-            key,
-            user_id,
+            key: stored.key,
+            user_id: stored.user_id,
+            app_data: stored.app_data,
             client,
+            token,
+            store,
         }))
+    }
+
+    /// This sign-in's session in the layer's key store: revoke it, or sign the user out
+    /// everywhere else.
+    #[must_use]
+    pub fn session(&self) -> Session<'_> {
+        Session { inner: &self.0 }
+    }
+
+    /// The session's token and store, for the layer's sign-out.
+    pub(crate) fn session_parts(&self) -> (&SessionToken, &dyn SessionStore) {
+        (&self.0.token, &*self.0.store)
+    }
+
+    /// The value the app's on-sign-in hook kept with this session
+    /// ([`ModelGatesConfig::with_on_sign_in`](crate::ModelGatesConfig::with_on_sign_in)):
+    /// `Ok(None)` when it kept none (or there is no hook).
+    ///
+    /// # Errors
+    ///
+    /// When the kept JSON does not read as `T` (the hook returned another type).
+    pub fn app_data<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
+        self.0
+            .app_data
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
     }
 
     /// The user-controlled key. Send it only to ModelGates.

@@ -86,6 +86,7 @@ mod cookies;
 pub mod extract;
 mod flow;
 pub mod layer;
+mod mount;
 mod primitives;
 mod response;
 pub mod same_origin;

@@ -136,17 +136,17 @@ pub(crate) fn html_error_page(
     response
 }
 
-/// An error answered by the negotiation rule: JSON for a client that wants it, the built-in
-/// HTML page otherwise.
+/// An error answered by the negotiation rule: the built-in HTML page (linking to `home`) for a
+/// client that prefers it, JSON otherwise.
 pub(crate) fn error_response(
     headers: &HeaderMap,
     status: StatusCode,
     code: &str,
-    title: &str,
-    message: &str,
+    (title, message): (&str, &str),
+    home: &str,
 ) -> Response<Body> {
     let mut response = if prefers_html(headers) {
-        html_error_page(title, message, &[("Home", "/")])
+        html_error_page(title, message, &[("Home", home)])
     } else {
         json_error(status, code, message)
     };

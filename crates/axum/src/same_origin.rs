@@ -37,6 +37,7 @@ use modelgates_oauth_core::{InvalidPublicUrl, parse_public_origin};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::mount::Mount;
 use crate::primitives::BoxError;
 use crate::response::error_response;
 
@@ -128,8 +129,8 @@ where
                 request.headers(),
                 StatusCode::FORBIDDEN,
                 "cross_site",
-                "Request refused",
-                CROSS_SITE_MESSAGE,
+                ("Request refused", CROSS_SITE_MESSAGE),
+                &Mount::root_of(&request),
             );
             return ResponseFuture {
                 kind: Kind::Refused {

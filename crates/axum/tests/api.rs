@@ -21,7 +21,7 @@ use modelgates_axum::oauth_core::async_openai::types::chat::{
 use modelgates_axum::store::{
     KeyStore, MemoryStore, SessionToken, StoreError, StoredKey, TokenProtection,
 };
-use modelgates_axum::{ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
+use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey, testing};
 use modelgates_emulator::{Emulator, Endpoint, Fault};
 use support::{Browser, config, emulator};
 
@@ -336,27 +336,26 @@ async fn attribution_goes_with_every_call() {
 struct Served {
     url: String,
     http: reqwest::Client,
-    task: tokio::task::JoinHandle<()>,
+    _app: testing::TestApp,
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
+/// Serves the app with `tweak` applied to its configuration (public URL: where it is served).
+async fn serve(emu: &Emulator, tweak: impl FnOnce(ModelGatesConfig) -> ModelGatesConfig) -> Served {
+    let app = testing::serve(|url| {
+        let config = tweak(
+            ModelGatesConfig::new(url, CookieSecret::generate()).with_base_url(emu.base_url()),
+        );
+        app(ModelGatesAuth::new(config))
+    })
+    .await
+    .unwrap();
+    let http = testing::client();
+    testing::sign_in(&http, app.url(), emu).await.unwrap();
+    Served {
+        url: app.url().to_owned(),
+        http,
+        _app: app,
     }
-}
-
-async fn serve(cfg: ModelGatesConfig, emu: &Emulator) -> Served {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = app(ModelGatesAuth::new(cfg));
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    let http = modelgates_axum::testing::client();
-    modelgates_axum::testing::sign_in(&http, &url, emu)
-        .await
-        .unwrap();
-    Served { url, http, task }
 }
 
 /// Events of an SSE body: (event name, data).
@@ -376,16 +375,10 @@ fn events(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn relay_config(emu: &Emulator) -> ModelGatesConfig {
-    // Served on an ephemeral port, but the public URL only names the callback, which the
-    // test follows itself.
-    config(emu)
-}
-
 #[tokio::test]
 async fn the_relay_streams_deltas_then_done() {
     let emu = emulator().await;
-    let served = serve(relay_config(&emu), &emu).await;
+    let served = serve(&emu, |config| config).await;
     let response = served
         .http
         .post(format!("{}/relay", served.url))
@@ -418,8 +411,10 @@ async fn the_relay_streams_deltas_then_done() {
 #[tokio::test]
 async fn a_stalled_stream_ends_with_an_idle_timeout_event() {
     let emu = emulator().await;
-    let cfg = relay_config(&emu).with_stream_idle_timeout(Duration::from_millis(400));
-    let served = serve(cfg, &emu).await;
+    let served = serve(&emu, |config| {
+        config.with_stream_idle_timeout(Duration::from_millis(400))
+    })
+    .await;
     emu.inject_once(Endpoint::Chat, Fault::StallStream);
     let body = served
         .http
@@ -446,7 +441,7 @@ async fn a_stalled_stream_ends_with_an_idle_timeout_event() {
 #[tokio::test]
 async fn a_client_disconnect_stops_the_upstream_stream() {
     let emu = emulator().await;
-    let served = serve(relay_config(&emu), &emu).await;
+    let served = serve(&emu, |config| config).await;
     emu.inject_once(
         Endpoint::Chat,
         Fault::SlowStream(Duration::from_millis(200)),

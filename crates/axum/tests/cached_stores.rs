@@ -41,7 +41,6 @@ trait Database: KeyStore + Clone {
     type Feed: RevocationFeed;
     fn feed(&self) -> Self::Feed;
     async fn revoke(&self, token: &SessionToken) -> Result<(), StoreError>;
-    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError>;
 }
 
 impl Database for PostgresStore {
@@ -52,9 +51,6 @@ impl Database for PostgresStore {
     async fn revoke(&self, token: &SessionToken) -> Result<(), StoreError> {
         PostgresStore::revoke(self, token).await
     }
-    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        PostgresStore::revoke_user(self, user_id).await
-    }
 }
 
 impl Database for RedisStore {
@@ -64,9 +60,6 @@ impl Database for RedisStore {
     }
     async fn revoke(&self, token: &SessionToken) -> Result<(), StoreError> {
         RedisStore::revoke(self, token).await
-    }
-    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        RedisStore::revoke_user(self, user_id).await
     }
 }
 
@@ -134,7 +127,7 @@ async fn store_revocations_reach_the_other_instance<D: Database>(connect: impl A
         cached_on_both(&a, &b, &user).await,
         cached_on_both(&a, &b, &user).await,
     );
-    assert_eq!(a.inner().revoke_user(&user).await.unwrap(), 2);
+    assert_eq!(a.inner().revoke_user(&user, None).await.unwrap(), 2);
     refused_within(&b, &first, BOUND, "revoke_user").await;
     refused_within(&b, &second, BOUND, "revoke_user").await;
     assert!(b.stats().revocations_heard >= 4);

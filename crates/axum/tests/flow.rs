@@ -644,16 +644,20 @@ each_provider!(host_and_forwarded_headers_do_not_change_the_callback);
 async fn host_and_forwarded_headers_do_not_change_the_callback(provider: Provider) {
     let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
-    let login = browser
-        .send(
-            Request::get("/login")
-                .header(header::HOST, "evil.example")
-                .header("x-forwarded-host", "evil.example")
-                .header("x-forwarded-proto", "https")
-                .header("forwarded", "host=evil.example;proto=https"),
-            Body::empty(),
-        )
-        .await;
+    let hostile = || {
+        Request::get("/login?return_to=%2Fa")
+            .header(header::HOST, "evil.example")
+            .header("x-forwarded-host", "evil.example")
+            .header("x-forwarded-proto", "https")
+            .header("forwarded", "host=evil.example;proto=https")
+    };
+    // A foreign host is sent to the public URL (never to the host it named), once.
+    let first = browser.send(hostile(), Body::empty()).await;
+    assert_eq!(
+        first.location(),
+        "http://localhost:3000/login?return_to=%2Fa"
+    );
+    let login = browser.send(hostile(), Body::empty()).await;
     let callback = support::callback_url_param(login.location());
     assert!(
         callback.starts_with("http://localhost:3000/callback/"),

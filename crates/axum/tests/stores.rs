@@ -105,7 +105,7 @@ async fn sqlite_store_conforms_seals_at_rest_revokes_and_purges() {
         .save(StoredKey::new(ApiKey::new(unique("sk")), Some("u1".into())))
         .await
         .unwrap();
-    assert_eq!(store.revoke_user("u1").await.unwrap(), 2);
+    assert_eq!(store.revoke_user("u1", None).await.unwrap(), 2);
     assert!(store.load(&token).await.unwrap().is_none());
 
     let stale = store
@@ -165,7 +165,7 @@ async fn postgres_store_conforms_seals_at_rest_revokes_and_purges() {
         ))
         .await
         .unwrap();
-    assert_eq!(store.revoke_user(&user).await.unwrap(), 2);
+    assert_eq!(store.revoke_user(&user, None).await.unwrap(), 2);
     assert!(store.load(&token).await.unwrap().is_none());
 
     let stale = store
@@ -273,9 +273,9 @@ async fn redis_store_conforms_seals_at_rest_revokes_and_expires() {
         ))
         .await
         .unwrap();
-    assert_eq!(store.revoke_user(&user).await.unwrap(), 2);
+    assert_eq!(store.revoke_user(&user, None).await.unwrap(), 2);
     assert_eq!(
-        store.revoke_user(&user).await.unwrap(),
+        store.revoke_user(&user, None).await.unwrap(),
         0,
         "a user without sessions"
     );

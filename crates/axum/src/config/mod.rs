@@ -68,7 +68,7 @@ mod secret;
 pub use cookies::SameSite;
 pub use key::DEFAULT_MAX_KEY_LIMIT;
 
-pub use crate::flow::{SignIn, SignInRejected};
+pub use crate::flow::{MAX_APP_DATA_LEN, SignIn, SignInRejected, SignOutReason, SignedOut};
 pub use crate::store::DEFAULT_KEY_MAX_AGE;
 pub use error::ConfigError;
 pub use secret::{CookieSecret, MIN_SECRET_LEN};
@@ -100,8 +100,10 @@ pub struct ModelGatesConfig {
     pub(crate) callback_path: String,
     pub(crate) logout_path: String,
     pub(crate) challenge_method: Option<ChallengeMethod>,
-    pub(crate) default_return_to: String,
-    pub(crate) post_logout_redirect: String,
+    /// `None`: the root of the router the layer sits in (`/`, or `/app` inside `nest("/app")`).
+    pub(crate) default_return_to: Option<String>,
+    /// `None`: as `default_return_to`.
+    pub(crate) post_logout_redirect: Option<String>,
     pub(crate) key_max_age: Duration,
     pub(crate) flow_max_age: Duration,
     pub(crate) http_timeout: Duration,
@@ -115,6 +117,7 @@ pub struct ModelGatesConfig {
     pub(crate) api_timeout: Duration,
     pub(crate) stream_idle_timeout: Duration,
     pub(crate) on_sign_in: Option<flow::OnSignIn>,
+    pub(crate) on_sign_out: Option<flow::OnSignOut>,
     pub(crate) key_cookie_same_site: SameSite,
     pub(crate) cookie_domain: Option<String>,
     pub(crate) key_limit: Option<SpendLimit>,
@@ -149,6 +152,7 @@ impl fmt::Debug for ModelGatesConfig {
             .field("api_timeout", &self.api_timeout)
             .field("stream_idle_timeout", &self.stream_idle_timeout)
             .field("on_sign_in", &self.on_sign_in.is_some())
+            .field("on_sign_out", &self.on_sign_out.is_some())
             .field("key_cookie_same_site", &self.key_cookie_same_site)
             .field("cookie_domain", &self.cookie_domain)
             .field("key_limit", &self.key_limit)
@@ -177,8 +181,8 @@ impl ModelGatesConfig {
             callback_path: "/callback".to_owned(),
             logout_path: "/logout".to_owned(),
             challenge_method: Some(ChallengeMethod::S256),
-            default_return_to: "/".to_owned(),
-            post_logout_redirect: "/".to_owned(),
+            default_return_to: None,
+            post_logout_redirect: None,
             key_max_age: DEFAULT_KEY_MAX_AGE,
             flow_max_age: DEFAULT_FLOW_MAX_AGE,
             http_timeout: DEFAULT_TIMEOUT,
@@ -192,6 +196,7 @@ impl ModelGatesConfig {
             api_timeout: DEFAULT_API_TIMEOUT,
             stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
             on_sign_in: None,
+            on_sign_out: None,
             key_cookie_same_site: SameSite::Lax,
             cookie_domain: None,
             key_limit: None,
@@ -273,16 +278,19 @@ impl ModelGatesConfig {
         self
     }
 
-    /// Where to send the user after sign-in when `/login` got no valid `return_to`
-    /// (default `/`). Must be a local path.
+    /// Where to send the user after sign-in when `/login` got no valid `return_to`. Must be a
+    /// local path, taken as it is (a nesting prefix is not added to it). Unset, it is the root
+    /// of the router the layer is on: `/`, or `/app` for a layer inside `Router::nest("/app", …)`;
+    /// the built-in error pages' "Home" link goes there too.
     pub fn with_default_return_to(mut self, path: impl Into<String>) -> Self {
-        self.default_return_to = path.into();
+        self.default_return_to = Some(path.into());
         self
     }
 
-    /// Where to send the user after sign-out (default `/`). Must be a local path.
+    /// Where to send the user after sign-out. Must be a local path, taken as it is. Unset, it
+    /// is the default `return_to` (see [`with_default_return_to`](Self::with_default_return_to)).
     pub fn with_post_logout_redirect(mut self, path: impl Into<String>) -> Self {
-        self.post_logout_redirect = path.into();
+        self.post_logout_redirect = Some(path.into());
         self
     }
 
@@ -327,30 +335,76 @@ impl ModelGatesConfig {
     }
 
     /// Runs the app's own work right after ModelGates issued a key and before the user is
-    /// signed in, such as creating the app's user record. Returning [`SignInRejected`] ends
-    /// the sign-in with a 403 page showing its message, and nothing is stored.
+    /// signed in, such as creating the app's user record or linking the ModelGates account to
+    /// the app's own session ([`SignIn::request`] holds the callback request's headers,
+    /// cookies and extensions). Returning [`SignInRejected`] ends the sign-in with a 403 page
+    /// showing its message, and nothing is stored.
+    ///
+    /// The value it returns is kept with the session (serde JSON, at most
+    /// [`MAX_APP_DATA_LEN`] bytes, sealed like the key in every store) and read in handlers
+    /// with [`ModelGatesKey::app_data`](crate::ModelGatesKey::app_data), so no request has to
+    /// look the user up again; return `()` to keep nothing. A value too large ends the sign-in
+    /// with a 500 that says so, before anything is stored.
     ///
     /// ```
     /// use modelgates_axum::config::{SignIn, SignInRejected};
-    /// use modelgates_axum::{CookieSecret, ModelGatesConfig};
+    /// use modelgates_axum::{CookieSecret, ModelGatesConfig, ModelGatesKey};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Account {
+    ///     id: u64,
+    /// }
     ///
     /// let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
     ///     .with_on_sign_in(|sign_in: SignIn| async move {
-    ///         match sign_in.user_id {
-    ///             Some(user_id) => {
-    ///                 // create or update the app's user record for `user_id` here
-    ///                 Ok(())
-    ///             }
-    ///             None => Err(SignInRejected::new("ModelGates did not say who you are.")),
+    ///         let Some(_user_id) = sign_in.user_id else {
+    ///             return Err(SignInRejected::new("ModelGates did not say who you are."));
+    ///         };
+    ///         // Create or find the app's user record here (the app's own session cookie is in
+    ///         // `sign_in.request.headers`), and keep its id with the session.
+    ///         Ok(Account { id: 42 })
+    ///     });
+    ///
+    /// async fn handler(key: ModelGatesKey) -> String {
+    ///     match key.app_data::<Account>() {
+    ///         Ok(Some(account)) => format!("account {}", account.id),
+    ///         _ => "no account".to_owned(),
+    ///     }
+    /// }
+    /// ```
+    pub fn with_on_sign_in<F, Fut, T>(mut self, hook: F) -> Self
+    where
+        F: Fn(SignIn) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<T, SignInRejected>> + Send + 'static,
+        T: serde::Serialize + Send + 'static,
+    {
+        self.on_sign_in = Some(flow::boxed_hook(hook));
+        self
+    }
+
+    /// Runs after every sign-out the layer performs, once the store has forgotten the
+    /// session: the logout route ([`SignOutReason::Logout`]), ModelGates refusing the key
+    /// ([`SignOutReason::KeyRejected`]), and a handler's [`SignOut`](crate::api::SignOut)
+    /// ([`SignOutReason::App`]). The response waits for it; it cannot stop the sign-out.
+    ///
+    /// ```
+    /// use modelgates_axum::config::{SignOutReason, SignedOut};
+    /// use modelgates_axum::{CookieSecret, ModelGatesConfig};
+    ///
+    /// let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
+    ///     .with_on_sign_out(|signed_out: SignedOut| async move {
+    ///         if signed_out.reason == SignOutReason::KeyRejected {
+    ///             // the user revoked the app's key on ModelGates: note it in the app's records
     ///         }
     ///     });
     /// ```
-    pub fn with_on_sign_in<F, Fut>(mut self, hook: F) -> Self
+    pub fn with_on_sign_out<F, Fut>(mut self, hook: F) -> Self
     where
-        F: Fn(SignIn) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<(), SignInRejected>> + Send + 'static,
+        F: Fn(SignedOut) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        self.on_sign_in = Some(flow::boxed_hook(hook));
+        self.on_sign_out = Some(flow::boxed_sign_out(hook));
         self
     }
 

@@ -9,7 +9,7 @@ use http::request::Parts;
 use http::{HeaderValue, Response};
 use modelgates_oauth_core::CallbackParams;
 
-use super::{AuthError, Flow, SignIn, sanitize};
+use super::{AuthError, Flow, HookFailure, SignIn, sanitize};
 use crate::response::{see_other, set_cookie};
 use crate::store::{KeyStore, SessionToken, StoredKey};
 
@@ -19,7 +19,7 @@ pub(super) async fn callback<K: KeyStore>(
     parts: &Parts,
     mount: &str,
 ) -> Response<Body> {
-    let mut response = match complete_sign_in(flow, store, parts).await {
+    let mut response = match complete_sign_in(flow, store, parts, mount).await {
         Ok(signed_in) => {
             tracing::info!("sign-in completed");
             let mut response = see_other(&signed_in.return_to);
@@ -55,11 +55,20 @@ async fn complete_sign_in<K: KeyStore>(
     flow: &Flow,
     store: &K,
     parts: &Parts,
+    mount: &str,
 ) -> Result<SignedIn, AuthError> {
-    let state = flow
-        .flow_cookie
-        .open(&parts.headers)?
-        .ok_or(AuthError::FlowMissing)?;
+    let state = flow.flow_cookie.open(&parts.headers)?.ok_or_else(|| {
+        match flow.public_host.foreign(parts) {
+            Some(host) => {
+                tracing::warn!(%host, public_origin = %flow.public_origin, "a callback without its flow cookie came to another host than the public URL's");
+                AuthError::FlowMissingOnOtherHost {
+                    host,
+                    public_origin: flow.public_origin.to_string(),
+                }
+            }
+            None => AuthError::FlowMissing,
+        }
+    })?;
     state.check(flow.paths.flow_id_in(parts.uri.path()), flow.flow_max_age)?;
     if !flow.spent.spend(&state.id) {
         return Err(AuthError::FlowUsed);
@@ -75,18 +84,28 @@ async fn complete_sign_in<K: KeyStore>(
         .await
         .map_err(AuthError::from_exchange)?;
     tracing::info!(user_id = issued.user_id.as_deref(), "key issued");
+    let mut app_data = None;
     if let Some(hook) = &flow.on_sign_in {
-        hook(SignIn {
+        let outcome = hook(SignIn {
             user_id: issued.user_id.clone(),
             key: issued.key.clone(),
+            request: parts.clone(),
         })
-        .await
-        .map_err(|rejected| {
-            tracing::info!(%rejected, "the app refused the sign-in");
-            AuthError::SignInRejected(rejected)
+        .await;
+        app_data = outcome.map_err(|failure| match failure {
+            HookFailure::AppData(reason) => {
+                tracing::error!(%reason, "the on-sign-in hook's value cannot be kept");
+                AuthError::AppDataRejected { reason }
+            }
+            HookFailure::Rejected(rejected) => {
+                tracing::info!(%rejected, "the app refused the sign-in");
+                AuthError::SignInRejected(rejected)
+            }
         })?;
     }
-    let stored = StoredKey::new(issued.key, issued.user_id).with_expires_at(issued.expires_at);
+    let stored = StoredKey::new(issued.key, issued.user_id)
+        .with_expires_at(issued.expires_at)
+        .with_app_data(app_data);
     let lives = Duration::from_secs(stored.remaining(flow.key_max_age, stored.issued_at));
     let token: SessionToken = store.save(stored).await.map_err(AuthError::Store)?;
     let key_cookie = flow
@@ -94,7 +113,7 @@ async fn complete_sign_in<K: KeyStore>(
         .set(token.expose_secret(), K::TOKEN_PROTECTION, lives);
     end_previous_session(flow, store, parts).await;
     // The flow cookie is authentic, but sanitise again: the rule may have tightened since.
-    let return_to = sanitize(Some(&state.return_to), &flow.default_return_to).to_owned();
+    let return_to = sanitize(Some(&state.return_to), &flow.default_return_to(mount)).to_owned();
     Ok(SignedIn {
         return_to,
         key_cookie,

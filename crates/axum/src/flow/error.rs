@@ -16,6 +16,7 @@ use axum_core::body::Body;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use modelgates_oauth_core::{CallbackError, ExchangeError, FlowError};
 
+use super::PageLinks;
 use crate::response::{html_error_page, json_error, prefers_html};
 use crate::store::StoreError;
 
@@ -32,6 +33,20 @@ pub enum AuthError {
     /// or was started in another browser.
     #[error("This sign-in has expired or was started in another browser. Please sign in again.")]
     FlowMissing,
+    /// `/callback` arrived without the flow cookie on a host that is not the public URL's: the
+    /// browser opened the app on another address (`127.0.0.1` for `localhost`, say), so its
+    /// flow cookie belongs to that host. Same code as [`Self::FlowMissing`].
+    #[error(
+        "This sign-in came back to {host}, but this app's address is {public_origin}, so the \
+         browser did not send the sign-in's cookie. Open the app at {public_origin} and sign in \
+         again."
+    )]
+    FlowMissingOnOtherHost {
+        /// The host the callback arrived on.
+        host: String,
+        /// The app's public origin.
+        public_origin: String,
+    },
     /// The flow cookie failed its signature check.
     #[error("{}", FlowError::Invalid)]
     FlowInvalid,
@@ -63,6 +78,14 @@ pub enum AuthError {
     Misplaced {
         /// The prefix the nesting router strips.
         prefix: String,
+    },
+    /// The app's on-sign-in hook returned a value that cannot be kept with the session (not
+    /// JSON, or larger than [`MAX_APP_DATA_LEN`](crate::config::MAX_APP_DATA_LEN)): a bug in
+    /// the app, logged with the details.
+    #[error("Your sign-in could not be completed because of an error in this app.")]
+    AppDataRejected {
+        /// What is wrong with the value, for the app's developer (logged, not shown).
+        reason: String,
     },
     /// The app's on-sign-in hook refused the sign-in; its message is shown.
     #[error("Your sign-in could not be completed: {0}")]
@@ -129,6 +152,7 @@ impl AuthError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::FlowMissing
+            | Self::FlowMissingOnOtherHost { .. }
             | Self::FlowInvalid
             | Self::FlowExpired
             | Self::FlowMismatch
@@ -145,7 +169,9 @@ impl AuthError {
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Misplaced { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Misplaced { .. } | Self::AppDataRejected { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -153,7 +179,8 @@ impl AuthError {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            Self::FlowMissing => "flow_missing",
+            Self::FlowMissing | Self::FlowMissingOnOtherHost { .. } => "flow_missing",
+            Self::AppDataRejected { .. } => "app_data_rejected",
             Self::FlowInvalid => "flow_invalid",
             Self::FlowExpired => "flow_expired",
             Self::FlowMismatch => "flow_mismatch",
@@ -218,7 +245,7 @@ impl AuthError {
     pub(crate) fn render(
         &self,
         headers: &HeaderMap,
-        login_path: &str,
+        links: &PageLinks,
         custom: Option<&ErrorPage>,
     ) -> Response<Body> {
         let status = self.status();
@@ -227,11 +254,11 @@ impl AuthError {
         } else if let Some(page) = custom {
             page(self)
         } else {
-            let mut links = vec![("Home", "/")];
+            let mut shown = vec![("Home", links.home.as_str())];
             if self.offers_retry() {
-                links.insert(0, ("Sign in with ModelGates", login_path));
+                shown.insert(0, ("Sign in with ModelGates", links.login.as_str()));
             }
-            html_error_page(self.title(), &self.to_string(), &links)
+            html_error_page(self.title(), &self.to_string(), &shown)
         };
         *response.status_mut() = status;
         if let Self::MethodNotAllowed { allow, .. } = self {
@@ -278,7 +305,7 @@ mod tests {
         };
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("text/html"));
-        let response = error.render(&headers, "/login", None);
+        let response = error.render(&headers, &links(), None);
         let body = futures_body(response);
         assert!(!body.contains("<script>"), "{body}");
         assert!(body.contains("&lt;script&gt;"));
@@ -288,11 +315,18 @@ mod tests {
     fn json_for_json_clients() {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let response = AuthError::CodeMissing.render(&headers, "/login", None);
+        let response = AuthError::CodeMissing.render(&headers, &links(), None);
         assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
         let body: serde_json::Value = serde_json::from_str(&futures_body(response)).unwrap();
         assert_eq!(body["error"]["code"], "code_missing");
         assert_eq!(body["error"]["status"], 400);
+    }
+
+    fn links() -> PageLinks {
+        PageLinks {
+            login: "/login".into(),
+            home: "/".into(),
+        }
     }
 
     fn futures_body(response: Response<Body>) -> String {

@@ -5,6 +5,7 @@ use http::Response;
 use http::request::Parts;
 use modelgates_oauth_core::{FlowState, KeyRequest, Pkce, SpendLimit};
 
+use super::host::{redirected_cookie, was_redirected};
 use super::{AuthError, Flow, sanitize};
 use crate::response::{see_other, set_cookie};
 
@@ -12,6 +13,21 @@ use crate::response::{see_other, set_cookie};
 const MAX_SET_COOKIE_LEN: usize = 4096;
 
 pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<Body> {
+    if let Some(host) = flow
+        .public_host
+        .foreign(parts)
+        .filter(|_| !was_redirected(parts))
+    {
+        // The flow cookie would belong to `host`, and the callback comes back to the public
+        // URL: start the sign-in there instead.
+        tracing::info!(%host, public_origin = %flow.public_origin, "sign-in opened on another host; redirecting to the public URL");
+        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let mut response = see_other(&format!("{}{mount}{path_and_query}", flow.public_origin));
+        if let Some(cookie) = redirected_cookie(&flow.paths.login_for(mount)) {
+            set_cookie(&mut response, cookie);
+        }
+        return response;
+    }
     let query = parts.uri.query().unwrap_or("");
     let key = match key_request(flow, query) {
         Ok(key) => key,
@@ -23,7 +39,8 @@ pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<B
     let requested = form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| name == "return_to")
         .map(|(_, v)| v);
-    let return_to = sanitize(requested.as_deref(), &flow.default_return_to);
+    let default_return_to = flow.default_return_to(mount);
+    let return_to = sanitize(requested.as_deref(), &default_return_to);
     let mut state = FlowState::new(flow.challenge_method.map(Pkce::generate), return_to);
     let callback_url = state.callback_url(&flow.paths.callback_url_for(mount));
     let destination = flow.client.authorization_url_for_key(
@@ -35,7 +52,7 @@ pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<B
     if flow_cookie.len() > MAX_SET_COOKIE_LEN {
         // A browser would drop the cookie and the sign-in would fail at the callback.
         tracing::info!("return_to too long for the flow cookie; using the default");
-        state.return_to.clone_from(&flow.default_return_to);
+        state.return_to = default_return_to.into_owned();
         flow_cookie = flow.flow_cookie.set(&state, flow.flow_max_age);
     }
     match flow.challenge_method {

@@ -7,6 +7,7 @@
 //! it, the status of each exchange error) is oauth-core's; this module is the HTTP around it
 //! and the spent-flow registry.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use crate::store::KeyStore;
 mod callback;
 mod error;
 mod hook;
+mod host;
 mod login;
 mod logout;
 mod return_to;
@@ -33,8 +35,9 @@ mod state;
 pub(crate) use callback::callback_code;
 pub use error::AuthError;
 pub(crate) use error::ErrorPage;
-pub(crate) use hook::{OnSignIn, boxed as boxed_hook};
-pub use hook::{SignIn, SignInRejected};
+pub(crate) use hook::{HookFailure, OnSignIn, OnSignOut, boxed as boxed_hook, boxed_sign_out};
+pub use hook::{MAX_APP_DATA_LEN, SignIn, SignInRejected, SignOutReason, SignedOut};
+pub(crate) use host::PublicHost;
 pub use return_to::is_safe_return_to;
 pub(crate) use return_to::sanitize;
 pub(crate) use state::{FlowCookie, SpentFlows};
@@ -106,19 +109,24 @@ pub(crate) struct Flow {
     pub(crate) paths: Paths,
     /// The app's origin, such as `https://app.example`, for the same-origin check of logout.
     pub(crate) public_origin: Arc<str>,
+    /// The public URL's host, to recognise a browser on another one.
+    pub(crate) public_host: PublicHost,
     pub(crate) flow_cookie: FlowCookie,
     pub(crate) key_cookie: KeyCookie,
     pub(crate) flow_max_age: Duration,
     pub(crate) key_max_age: Duration,
     /// `None`: no PKCE challenge at all (an explicit, weak opt-in).
     pub(crate) challenge_method: Option<ChallengeMethod>,
-    pub(crate) default_return_to: String,
-    pub(crate) post_logout_redirect: String,
+    /// `None`: the root of the router the layer sits in.
+    pub(crate) default_return_to: Option<String>,
+    /// `None`: the default return_to.
+    pub(crate) post_logout_redirect: Option<String>,
     /// The spend limit and label asked for every key, unless the user picks a limit.
     pub(crate) key_request: KeyRequest,
     /// The most a user may pick.
     pub(crate) max_key_limit: SpendLimit,
     pub(crate) on_sign_in: Option<OnSignIn>,
+    pub(crate) on_sign_out: Option<OnSignOut>,
     pub(crate) error_page: Option<ErrorPage>,
     pub(crate) spent: SpentFlows,
     /// One permit per key exchange in flight.
@@ -127,11 +135,52 @@ pub(crate) struct Flow {
 
 impl Flow {
     /// The response for `error` to this request: JSON, the app's page, or the built-in page
-    /// linking to the login route as the browser reaches it.
+    /// linking to the login route and the app's home as the browser reaches them.
     fn render(&self, error: &AuthError, parts: &Parts, mount: &str) -> Response<Body> {
-        let login = self.paths.login_for(mount);
-        error.render(&parts.headers, &login, self.error_page.as_ref())
+        error.render(&parts.headers, &self.links(mount), self.error_page.as_ref())
     }
+
+    /// The links a built-in page offers under `mount`.
+    pub(crate) fn links(&self, mount: &str) -> PageLinks {
+        PageLinks {
+            login: self.paths.login_for(mount),
+            home: self.default_return_to(mount).into_owned(),
+        }
+    }
+
+    /// Where a sign-in goes without a valid `return_to`: the configured path, else the root of
+    /// the router the layer sits in (`mount`, or `/` on the outermost router).
+    pub(crate) fn default_return_to<'a>(&'a self, mount: &'a str) -> Cow<'a, str> {
+        match (&self.default_return_to, mount) {
+            (Some(configured), _) => Cow::Borrowed(configured),
+            (None, "") => Cow::Borrowed("/"),
+            (None, mount) => Cow::Borrowed(mount),
+        }
+    }
+
+    /// Tells the app's on-sign-out hook, if any, that a user was signed out.
+    pub(crate) async fn heard_sign_out(&self, reason: SignOutReason, user_id: Option<String>) {
+        if let Some(hook) = &self.on_sign_out {
+            hook(SignedOut { reason, user_id }).await;
+        }
+    }
+
+    /// Where logout sends the browser under `mount`.
+    pub(crate) fn post_logout_redirect<'a>(&'a self, mount: &'a str) -> Cow<'a, str> {
+        match &self.post_logout_redirect {
+            Some(configured) => Cow::Borrowed(configured),
+            None => self.default_return_to(mount),
+        }
+    }
+}
+
+/// The links of a built-in error page, as the browser reaches them.
+#[derive(Debug, Clone)]
+pub(crate) struct PageLinks {
+    /// The login route.
+    pub(crate) login: String,
+    /// The app's home: the default `return_to`.
+    pub(crate) home: String,
 }
 
 /// Answers a request for one of the layer's routes.
@@ -178,7 +227,7 @@ pub(crate) async fn handle<K: KeyStore>(
                 .await
         }
         Route::Logout => {
-            logout::logout(flow, store, &parts)
+            logout::logout(flow, store, &parts, mount)
                 .instrument(tracing::info_span!("modelgates.logout"))
                 .await
         }

@@ -16,8 +16,8 @@ use axum_core::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Response};
 
-use super::session::SignOutPlan;
-use crate::api::{BrowserPage, SignOut};
+use super::session::{SignOutAsked, SignOutPlan};
+use crate::api::{BrowserPage, KeyRejectedSignOut, SignOut};
 use crate::primitives::BoxError;
 use crate::response::set_cookie;
 
@@ -116,10 +116,10 @@ where
                     sign_out,
                 } => {
                     let response = ready!(future.poll(cx))?;
-                    let signs_out = response.extensions().get::<SignOut>().is_some();
-                    match sign_out.take_if(|_| signs_out) {
+                    let asked = sign_out_asked(response.extensions());
+                    match sign_out.take_if(|_| asked.is_some()).zip(asked) {
                         // The store's removal may wait: from here on, one boxed future.
-                        Some(plan) => Box::pin(plan.run(response)),
+                        Some((plan, asked)) => Box::pin(plan.run(response, asked)),
                         None => {
                             let mut response = match sign_out.as_ref() {
                                 // An `ApiError` a browser should read as a page.
@@ -140,6 +140,18 @@ where
             };
             kind.set(Kind::SigningOut { future: response });
         }
+    }
+}
+
+/// The sign-out a response asks for, if any: ModelGates' refusal of the key wins over the
+/// app's own.
+fn sign_out_asked(extensions: &http::Extensions) -> Option<SignOutAsked> {
+    if extensions.get::<KeyRejectedSignOut>().is_some() {
+        Some(SignOutAsked::KeyRejected)
+    } else if extensions.get::<SignOut>().is_some() {
+        Some(SignOutAsked::App)
+    } else {
+        None
     }
 }
 

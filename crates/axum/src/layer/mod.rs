@@ -11,12 +11,12 @@ use tower_layer::Layer;
 
 use crate::config::{ConfigError, ModelGatesConfig};
 use crate::extract::login_url;
+use crate::mount::Mount;
 use crate::response::error_response;
 use crate::same_origin::SameOrigin;
 use crate::store::{CookieStore, KeyStore};
 
 mod future;
-mod mount;
 mod service;
 mod session;
 mod state;
@@ -159,12 +159,18 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     }
 
     /// The URL of the login route, coming back to `return_to` (a local path; anything else is
-    /// dropped), for pages that link to the sign-in instead of hard-coding it. Inside a nested
-    /// router, add the nesting prefix, or use
-    /// [`ModelGatesKeyRejection::login_url`](crate::extract::ModelGatesKeyRejection::login_url),
-    /// which knows it.
+    /// dropped), for pages that link to the sign-in instead of hard-coding it.
+    ///
+    /// It carries the nesting prefix when the layer knows it before any request: after
+    /// [`nest`](Self::nest) (the first prefix given, if nested twice), and with
+    /// [`with_path_prefix`](crate::ModelGatesConfig::with_path_prefix). A layer nested by hand
+    /// (`Router::nest` + [`routes`](Self::routes)) learns its prefix only from requests, so
+    /// there this returns the path on the outermost router (`/login?…`); in a handler,
+    /// [`ModelGatesKeyRejection::login_url`](crate::extract::ModelGatesKeyRejection::login_url)
+    /// always knows it.
     ///
     /// ```
+    /// use axum::Router;
     /// use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig};
     ///
     /// let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
@@ -172,10 +178,50 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     /// let auth = ModelGatesAuth::new(config);
     /// assert_eq!(auth.login_url("/chat"), "/auth/login?return_to=%2Fchat");
     /// assert_eq!(auth.login_url("https://evil.example"), "/auth/login");
+    ///
+    /// let nested = ModelGatesAuth::new(ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate()));
+    /// let app: Router = nested.nest("/app", Router::new());
+    /// assert_eq!(nested.login_url("/app/chat"), "/app/login?return_to=%2Fapp%2Fchat");
     /// ```
     #[must_use]
     pub fn login_url(&self, return_to: &str) -> String {
-        login_url(&self.state.flow.paths.login, return_to)
+        match self.state.known_mount.get() {
+            Some(mount) => login_url(&self.state.flow.paths.login_for(mount), return_to),
+            None => login_url(&self.state.flow.paths.login, return_to),
+        }
+    }
+
+    /// `router` nested under `prefix`, with the layer's routes registered in it and the layer
+    /// on it: the one call that puts a sign-in under a path (`/app/login`, `/app/callback/…`,
+    /// `/app/logout`), so the layer can be neither missing nor misplaced. Merge the result
+    /// into the app's outer router. Every link, redirect and default the layer makes then
+    /// carries the prefix, and [`login_url`](Self::login_url) knows it.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
+    ///
+    /// let auth = ModelGatesAuth::new(ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate()));
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|| async { "the public home page" }))
+    ///     .merge(auth.nest(
+    ///         "/app",
+    ///         Router::new().route("/", get(|_key: ModelGatesKey| async { "signed in" })),
+    ///     ));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As `Router::nest` does: when `prefix` is empty, `/`, or contains a wildcard.
+    pub fn nest<S>(&self, prefix: &str, router: axum::Router<S>) -> axum::Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let _ = self
+            .state
+            .known_mount
+            .set(prefix.trim_end_matches('/').to_owned());
+        axum::Router::new().nest(prefix, router.merge(self.routes()).layer(self.clone()))
     }
 
     /// A [`SameOrigin`] layer for this app's public origin, to put on the app's own
@@ -207,17 +253,20 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     /// front answers them itself.
     pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
         self.state.routes_registered.store(true, Ordering::Relaxed);
-        let unreachable = axum::routing::any(|headers: http::HeaderMap| async move {
+        let unreachable = axum::routing::any(|request: axum::extract::Request| async move {
             tracing::error!(
                 "a request reached ModelGatesAuth::routes() without the layer in front"
             );
             error_response(
-                &headers,
+                request.headers(),
                 http::StatusCode::INTERNAL_SERVER_ERROR,
                 "missing_layer",
-                "Sign-in is not set up correctly",
-                "ModelGatesAuth::routes() answered a request the layer never saw: put \
-                 `.layer(auth)` on the router after `.merge(auth.routes())`",
+                (
+                    "Sign-in is not set up correctly",
+                    "ModelGatesAuth::routes() answered a request the layer never saw: put \
+                     `.layer(auth)` on the router after `.merge(auth.routes())`",
+                ),
+                &Mount::root_of(&request),
             )
         });
         let paths = &self.state.flow.paths;

@@ -11,13 +11,11 @@ use http::{Request, Response, Uri};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::mount::Mount;
-use super::session::{
-    self, Authenticated, Opening, RemoveSession, RequestSummary, SignOutPlan, conclude,
-};
+use super::session::{self, Authenticated, Opening, RequestSummary, SignOutPlan, conclude};
 use super::state::State;
 use crate::extract::{AuthContext, ModelGatesKey};
 use crate::flow::{self, AuthError};
+use crate::mount::Mount;
 use crate::primitives::BoxError;
 use crate::store::{CookieStore, KeyStore};
 
@@ -46,29 +44,24 @@ fn context(
 
 /// Puts what handlers see of a signed-in (or refused) request into its extensions; returns
 /// the cookie the response must carry and, for a signed-in user, how to sign them out.
-fn annotate<K: KeyStore, B>(
+fn annotate<B>(
     state: &Arc<State>,
-    store: &Arc<K>,
     request: &mut Request<B>,
     authenticated: Authenticated,
     mount: Option<Mount>,
 ) -> (Option<http::HeaderValue>, Option<SignOutPlan>) {
-    let Authenticated {
-        key,
-        set_cookie,
-        token,
-    } = authenticated;
+    let Authenticated { key, set_cookie } = authenticated;
     let signed_in = key.is_some();
     let context = context(state, key, request.uri(), mount.as_ref());
     request.extensions_mut().insert(context);
-    let plan = token.filter(|_| signed_in).and_then(|token| {
-        Some(SignOutPlan {
-            state: state.clone(),
-            store: store.clone() as Arc<dyn RemoveSession>,
-            token,
-            request: RequestSummary::of(request)?,
+    let plan = signed_in
+        .then(|| {
+            Some(SignOutPlan {
+                state: state.clone(),
+                request: RequestSummary::of(request)?,
+            })
         })
-    });
+        .flatten();
     (set_cookie, plan)
 }
 
@@ -78,7 +71,7 @@ fn misplaced(state: &State, mount: &Mount, headers: &http::HeaderMap) -> Respons
         prefix: mount.prefix.clone(),
     };
     tracing::error!("{error}");
-    error.render(headers, &state.flow.paths.login_for(&mount.prefix), None)
+    error.render(headers, &state.flow.links(&mount.prefix), None)
 }
 
 /// The service [`ModelGatesAuth`](crate::ModelGatesAuth) wraps around an inner service.
@@ -128,7 +121,7 @@ impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
     where
         S: Service<Request<ReqBody>>,
     {
-        let (cookie, plan) = annotate(&self.state, &self.store, &mut request, authenticated, mount);
+        let (cookie, plan) = annotate(&self.state, &mut request, authenticated, mount);
         ResponseFuture::signed_in(self.inner.call(request), cookie, plan)
     }
 }
@@ -181,7 +174,8 @@ where
         };
         // A store that answers at once (the cookie, in memory, a cache hit): no boxing.
         if let Some(loaded) = self.store.load_now(&token) {
-            let authenticated = conclude::<K>(&self.state, token, needs_reissue, loaded);
+            let authenticated =
+                conclude::<K>(&self.state, &self.store, token, needs_reissue, loaded);
             return self.call_now(request, authenticated, mount);
         }
         // The store must wait (a database). The ready service is the one to call; leave a
@@ -191,8 +185,8 @@ where
         let (state, store) = (self.state.clone(), self.store.clone());
         ResponseFuture::boxed(async move {
             let loaded = store.load(&token).await;
-            let authenticated = conclude::<K>(&state, token, needs_reissue, loaded);
-            let (cookie, plan) = annotate(&state, &store, &mut request, authenticated, mount);
+            let authenticated = conclude::<K>(&state, &store, token, needs_reissue, loaded);
+            let (cookie, plan) = annotate(&state, &mut request, authenticated, mount);
             ResponseFuture::signed_in(inner.call(request), cookie, plan).await
         })
     }

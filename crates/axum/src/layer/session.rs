@@ -2,8 +2,6 @@
 //! response must carry, and the sign-out a response may ask for; by the rules on
 //! [`ModelGatesAuth`](crate::ModelGatesAuth#signed-in-requests).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,64 +11,74 @@ use http::{HeaderMap, HeaderValue, Response};
 use super::state::State;
 use crate::api::BrowserPage;
 use crate::extract::{AuthContext, ModelGatesKey};
+use crate::flow::SignOutReason;
 use crate::primitives::{BoxError, unix_now};
 use crate::response::{
     accept_header, html_error_page, is_reading, prefers_html_accept, see_other, set_cookie,
 };
-use crate::store::{KeyStore, SessionToken, StoreError, StoredKey};
+use crate::store::{KeyStore, SessionStore, SessionToken, StoreError, StoredKey};
 
 /// The outcome of reading a request's key cookie.
 pub(crate) struct Authenticated {
-    /// The signed-in user's key, or `None` when signed out.
+    /// The signed-in user's key (with its session), or `None` when signed out.
     pub(crate) key: Option<ModelGatesKey>,
     /// A `Set-Cookie` the response must carry: a deletion or a rotation.
     pub(crate) set_cookie: Option<HeaderValue>,
-    /// The session's token, to forget it if the response signs the user out.
-    pub(crate) token: Option<SessionToken>,
 }
 
-/// A store's `remove`, behind a trait object, so that a response future can sign a user out
-/// without naming the store's type. Boxed only when a sign-out actually happens.
-pub(crate) trait RemoveSession: Send + Sync + 'static {
-    fn remove_boxed<'a>(
-        &'a self,
-        token: &'a SessionToken,
-    ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
-}
-
-impl<K: KeyStore> RemoveSession for K {
-    fn remove_boxed<'a>(
-        &'a self,
-        token: &'a SessionToken,
-    ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>> {
-        Box::pin(self.remove(token))
-    }
-}
-
-/// Everything a response future needs to sign a signed-in user out, should the response ask.
+/// Everything a response future needs to sign a signed-in user out, should the response ask:
+/// the session is the key's, in `request.context`.
 pub(crate) struct SignOutPlan {
     pub(crate) state: Arc<State>,
-    pub(crate) store: Arc<dyn RemoveSession>,
-    pub(crate) token: SessionToken,
     pub(crate) request: RequestSummary,
 }
 
+/// Who asked for a sign-out on the way out of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignOutAsked {
+    /// ModelGates refused the key (an `ApiError::KeyRejected`): a browser is sent to sign in
+    /// again.
+    KeyRejected,
+    /// The handler returned [`SignOut`](crate::api::SignOut): its response is kept.
+    App,
+}
+
 impl SignOutPlan {
-    /// Signs the user out on the way out of `response`, after a handler asked for it with
-    /// [`SignOut`](crate::api::SignOut): the store forgets the session, the key cookie is
-    /// deleted, and a browser (`Accept: text/html`) is sent to sign in again, coming back
-    /// where a signed-out browser would.
-    pub(crate) async fn run<B>(self, response: Response<B>) -> Response<Body>
+    /// Signs the user out on the way out of `response`: the store forgets the session, the
+    /// key cookie is deleted, and the on-sign-out hook hears it. After the app's
+    /// [`SignOut`](crate::api::SignOut) the handler's response is kept; after ModelGates
+    /// refused the key, a browser (by the negotiation rule) is sent to sign in again, coming
+    /// back where a signed-out browser would.
+    pub(crate) async fn run<B>(self, response: Response<B>, asked: SignOutAsked) -> Response<Body>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        if let Err(error) = self.store.remove_boxed(&self.token).await {
-            tracing::warn!(%error, "the key store failed to forget a rejected key");
-        }
-        tracing::info!("ModelGates rejected the key; signed out");
         let request = &self.request;
-        let mut response = if request.wants_page() {
+        let reason = match asked {
+            SignOutAsked::KeyRejected => SignOutReason::KeyRejected,
+            SignOutAsked::App => SignOutReason::App,
+        };
+        if let Some(key) = &request.context.key {
+            let (token, store) = key.session_parts();
+            if let Err(error) = store.remove_boxed(token).await {
+                tracing::warn!(%error, reason = reason.as_str(), "the key store failed to forget a session at sign-out");
+            }
+            match asked {
+                SignOutAsked::KeyRejected => tracing::info!(
+                    reason = reason.as_str(),
+                    "ModelGates rejected the key; signed out"
+                ),
+                SignOutAsked::App => {
+                    tracing::info!(reason = reason.as_str(), "the app signed the user out")
+                }
+            }
+            self.state
+                .flow
+                .heard_sign_out(reason, key.user_id().map(str::to_owned))
+                .await;
+        }
+        let mut response = if asked == SignOutAsked::KeyRejected && request.wants_page() {
             see_other(&request.login_coming_back())
         } else {
             response.map(Body::new)
@@ -102,7 +110,14 @@ impl SignOutPlan {
             .as_ref()
             .filter(|_| page.links_to_key)
             .map(ModelGatesKey::manage_url);
-        let mut links = vec![("Back to the app", "/")];
+        let mount = self
+            .request
+            .context
+            .login_path
+            .strip_suffix(&*self.state.flow.paths.login)
+            .unwrap_or_default();
+        let home = self.state.flow.default_return_to(mount);
+        let mut links = vec![("Back to the app", &*home)];
         if let Some(manage) = &manage {
             links.insert(0, ("Manage this key on ModelGates", manage.as_str()));
         }
@@ -178,7 +193,6 @@ pub(crate) fn open<K: KeyStore>(state: &State, headers: &HeaderMap) -> Opening {
         None => Opening::Refused(Authenticated {
             key: None,
             set_cookie: Some(key_cookie.clear()),
-            token: None,
         }),
     }
 }
@@ -186,6 +200,7 @@ pub(crate) fn open<K: KeyStore>(state: &State, headers: &HeaderMap) -> Opening {
 /// Who is signed in, given what the store answered for `token`.
 pub(crate) fn conclude<K: KeyStore>(
     state: &State,
+    store: &Arc<K>,
     token: SessionToken,
     needs_reissue: bool,
     loaded: Result<Option<StoredKey>, StoreError>,
@@ -202,24 +217,22 @@ pub(crate) fn conclude<K: KeyStore>(
                     Duration::from_secs(remaining),
                 )
             });
-            let key = ModelGatesKey::new(stored.key, stored.user_id, flow.client.clone());
+            let store = store.clone() as Arc<dyn SessionStore>;
+            let key = ModelGatesKey::new(stored, flow.client.clone(), token, store);
             Authenticated {
                 key: Some(key),
                 set_cookie: reissue,
-                token: Some(token),
             }
         }
         Ok(_) => Authenticated {
             key: None,
             set_cookie: Some(flow.key_cookie.clear()),
-            token: None,
         },
         Err(error) => {
             tracing::warn!(%error, "the key store failed; treating this request as signed out");
             Authenticated {
                 key: None,
                 set_cookie: None,
-                token: None,
             }
         }
     }

@@ -3,15 +3,16 @@
 //! hook and error page, the cookies' specs and keys, the ModelGates client, and the guards of
 //! the callback. The checks' rules are documented on [`ModelGatesConfig`].
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use modelgates_oauth_core::{
-    ChallengeMethod, KeyRequest, ModelGatesClient, Url, parse_public_origin,
+    ChallengeMethod, KeyRequest, ModelGatesClient, Url, is_loopback, parse_public_origin,
 };
 
 use crate::config::{ConfigError, CookieSecret, ModelGatesConfig, SameSite};
 use crate::cookies::{CookieSpec, KeyCookie};
-use crate::flow::{Flow, FlowCookie, Paths, SpentFlows, is_safe_return_to};
+use crate::flow::{Flow, FlowCookie, Paths, PublicHost, SpentFlows, is_safe_return_to};
 
 /// The layer's resolved runtime state.
 pub(crate) struct State {
@@ -21,6 +22,8 @@ pub(crate) struct State {
     /// Whether [`ModelGatesAuth::routes`](crate::ModelGatesAuth::routes) registered the
     /// layer's paths in a router, so that a nested router routes them to the layer.
     pub(crate) routes_registered: AtomicBool,
+    /// The prefix [`ModelGatesAuth::nest`](crate::ModelGatesAuth::nest) put the layer under.
+    pub(crate) known_mount: std::sync::OnceLock<String>,
 }
 
 /// Checks a configuration and resolves it into the layer's [`State`].
@@ -32,6 +35,7 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<State, ConfigError> {
         ("the default return_to", &config.default_return_to),
         ("the post-logout redirect", &config.post_logout_redirect),
     ] {
+        let Some(target) = target else { continue };
         if !is_safe_return_to(target) {
             return Err(ConfigError::InvalidPath {
                 what,
@@ -75,10 +79,12 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<State, ConfigError> {
         .chain(&config.previous_secrets)
         .map(CookieSecret::cookie_key)
         .collect();
+    let public_origin: Arc<str> = public_url.origin().ascii_serialization().into();
     let flow = Flow {
         client: client(&config, &public_url)?,
         paths,
-        public_origin: public_url.origin().ascii_serialization().into(),
+        public_host: PublicHost::new(&public_origin, is_loopback(&public_url)),
+        public_origin,
         flow_cookie: FlowCookie::new(flow_spec, &keys),
         key_cookie: KeyCookie::new(key_spec, keys),
         flow_max_age: config.flow_max_age,
@@ -91,11 +97,13 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<State, ConfigError> {
         default_return_to: config.default_return_to,
         post_logout_redirect: config.post_logout_redirect,
         on_sign_in: config.on_sign_in,
+        on_sign_out: config.on_sign_out,
         error_page: config.error_page,
     };
     Ok(State {
         flow,
         routes_registered: AtomicBool::new(false),
+        known_mount: std::sync::OnceLock::new(),
     })
 }
 

@@ -282,6 +282,19 @@ impl<S: KeyStore> KeyStore for CachingStore<S> {
         self.shared.invalidate(&token.digest());
         removed
     }
+
+    /// The store's own revocation (announced to every instance through its feed), and this
+    /// instance's cached sessions of the user dropped at once.
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        keep: Option<&SessionToken>,
+    ) -> Result<u64, StoreError> {
+        let revoked = self.inner.revoke_user(user_id, keep).await;
+        let kept = keep.map(SessionToken::digest);
+        self.shared.invalidate_user(user_id, kept.as_ref());
+        revoked
+    }
 }
 
 mod feed;

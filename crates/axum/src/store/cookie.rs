@@ -24,6 +24,8 @@ struct CookiePayload<'a> {
     issued_at: u64,
     #[serde(rename = "x", skip_serializing_if = "Option::is_none", default)]
     expires_at: Option<u64>,
+    #[serde(rename = "a", skip_serializing_if = "Option::is_none", default, borrow)]
+    app_data: Option<Cow<'a, str>>,
 }
 
 /// A stored key as compact JSON: the cookie store's token, and what database stores seal.
@@ -33,6 +35,7 @@ pub(crate) fn encode_stored(key: &StoredKey) -> Zeroizing<String> {
         user_id: key.user_id.as_deref().map(Cow::Borrowed),
         issued_at: key.issued_at,
         expires_at: key.expires_at,
+        app_data: key.app_data.as_deref().map(Cow::Borrowed),
     };
     Zeroizing::new(serde_json::to_string(&payload).expect("plain data serialises"))
 }
@@ -45,6 +48,7 @@ pub(crate) fn decode_stored(json: &str) -> Option<StoredKey> {
         user_id: payload.user_id.map(Cow::into_owned),
         issued_at: payload.issued_at,
         expires_at: payload.expires_at,
+        app_data: payload.app_data.map(Cow::into_owned),
     })
 }
 
@@ -82,5 +86,17 @@ impl KeyStore for CookieStore {
 
     fn load_now(&self, token: &SessionToken) -> Option<Result<Option<StoredKey>, StoreError>> {
         Some(Ok(Self::decode(token)))
+    }
+
+    fn revoke_user(
+        &self,
+        _user_id: &str,
+        _keep: Option<&SessionToken>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        std::future::ready(Err(StoreError::unsupported(
+            "the cookie store keeps keys only in the users' browsers, so it cannot sign a user \
+             out of their other devices: use a server-side store (MemoryStore, PostgresStore, \
+             SqliteStore, RedisStore) for that",
+        )))
     }
 }

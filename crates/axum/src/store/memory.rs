@@ -173,4 +173,19 @@ impl KeyStore for MemoryStore {
         self.revoke(token);
         std::future::ready(Ok(()))
     }
+
+    fn revoke_user(
+        &self,
+        user_id: &str,
+        keep: Option<&SessionToken>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let keep = keep.map(SessionToken::expose_secret);
+        let mut sessions = self.lock();
+        let before = sessions.entries.len();
+        sessions.entries.retain(|token, stored| {
+            stored.user_id.as_deref() != Some(user_id) || Some(token.as_str()) == keep
+        });
+        let removed = before - sessions.entries.len();
+        std::future::ready(Ok(removed as u64))
+    }
 }

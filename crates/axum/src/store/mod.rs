@@ -111,6 +111,10 @@ pub struct StoredKey {
     /// When ModelGates said the key stops working, in seconds since the Unix epoch: the
     /// session never outlives it.
     pub expires_at: Option<u64>,
+    /// The app's value for this session, as JSON text: what its on-sign-in hook returned
+    /// (see [`ModelGatesConfig::with_on_sign_in`](crate::ModelGatesConfig::with_on_sign_in)).
+    /// A store keeps it as it keeps the key: sealed, or inside the encrypted cookie.
+    pub app_data: Option<String>,
 }
 
 impl StoredKey {
@@ -122,7 +126,15 @@ impl StoredKey {
             user_id,
             issued_at: unix_now(),
             expires_at: None,
+            app_data: None,
         }
+    }
+
+    /// This key, with the app's value for the session (JSON text).
+    #[must_use]
+    pub fn with_app_data(mut self, app_data: Option<String>) -> Self {
+        self.app_data = app_data;
+        self
     }
 
     /// This key, stopping at `expires_at` (seconds since the Unix epoch), as ModelGates said.
@@ -203,6 +215,7 @@ pub struct StoreError {
     message: String,
     #[source]
     source: Option<BoxError>,
+    unsupported: bool,
 }
 
 impl StoreError {
@@ -212,7 +225,26 @@ impl StoreError {
         Self {
             message: message.into(),
             source: None,
+            unsupported: false,
         }
+    }
+
+    /// The store cannot do what was asked, whatever the circumstances (the cookie store
+    /// cannot find a user's sessions: they live only in browsers). `message` says what to use
+    /// instead.
+    #[must_use]
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self {
+            unsupported: true,
+            ..Self::new(message)
+        }
+    }
+
+    /// Whether the store cannot do this at all (see [`Self::unsupported`]), rather than
+    /// having failed this time.
+    #[must_use]
+    pub fn is_unsupported(&self) -> bool {
+        self.unsupported
     }
 
     /// An error caused by another.
@@ -224,6 +256,7 @@ impl StoreError {
         Self {
             message: message.into(),
             source: Some(Box::new(source)),
+            unsupported: false,
         }
     }
 }
@@ -258,5 +291,55 @@ pub trait KeyStore: Send + Sync + 'static {
     fn load_now(&self, token: &SessionToken) -> Option<Result<Option<StoredKey>, StoreError>> {
         let _ = token;
         None
+    }
+
+    /// Forgets every session of the ModelGates user `user_id`, on every device, except the
+    /// session of `keep` (the one asking, for "sign out everywhere else"); returns how many
+    /// were forgotten. A store that announces revocations to other instances announces these.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails; or an error for which [`StoreError::is_unsupported`] holds when
+    /// the store cannot find a user's sessions: the default, and [`CookieStore`], whose
+    /// sessions live only in the browsers that hold them.
+    fn revoke_user(
+        &self,
+        user_id: &str,
+        keep: Option<&SessionToken>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = (user_id, keep);
+        std::future::ready(Err(StoreError::unsupported(
+            "this key store cannot find a user's sessions to revoke them: use a server-side \
+             store (MemoryStore, PostgresStore, SqliteStore, RedisStore)",
+        )))
+    }
+}
+
+/// A boxed future of a store's answer.
+pub(crate) type StoreFuture<'a, T> =
+    std::pin::Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// What a signed-in request may ask of its store, behind a trait object, so that handlers and
+/// response futures can reach it without naming the store's type. Boxed only when used.
+pub(crate) trait SessionStore: Send + Sync + 'static {
+    fn remove_boxed<'a>(&'a self, token: &'a SessionToken) -> StoreFuture<'a, ()>;
+    fn revoke_user_boxed<'a>(
+        &'a self,
+        user_id: &'a str,
+        keep: Option<&'a SessionToken>,
+    ) -> StoreFuture<'a, u64>;
+}
+
+impl<K: KeyStore> SessionStore for K {
+    fn remove_boxed<'a>(&'a self, token: &'a SessionToken) -> StoreFuture<'a, ()> {
+        Box::pin(self.remove(token))
+    }
+
+    fn revoke_user_boxed<'a>(
+        &'a self,
+        user_id: &'a str,
+        keep: Option<&'a SessionToken>,
+    ) -> StoreFuture<'a, u64> {
+        Box::pin(self.revoke_user(user_id, keep))
     }
 }

@@ -135,20 +135,6 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Removes every key of a ModelGates user, on every device; returns how many.
-    ///
-    /// # Errors
-    ///
-    /// When the database fails.
-    pub async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query(DELETE_USER)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("revoking a user's keys"))?;
-        Ok(done.rows_affected())
-    }
-
     /// The pool, for the app's own queries.
     #[must_use]
     pub fn pool(&self) -> &PgPool {
@@ -219,6 +205,20 @@ impl KeyStore for PostgresStore {
 
     async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
         self.revoke(token).await
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        keep: Option<&SessionToken>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(DELETE_USER)
+            .bind(user_id)
+            .bind(keep.map(SessionToken::hash).unwrap_or_default())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("revoking a user's keys"))?;
+        Ok(done.rows_affected())
     }
 }
 

@@ -134,35 +134,6 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Removes every key of a ModelGates user, on every device; returns how many.
-    ///
-    /// # Errors
-    ///
-    /// When Redis fails.
-    pub async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        let mut connection = self.connection.clone();
-        let hashes: Vec<String> = connection
-            .smembers(user_key(user_id))
-            .await
-            .map_err(redis_error("listing a user's sessions"))?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        if hashes.is_empty() {
-            pipe.cmd("ECHO").arg(0);
-        } else {
-            // Counted first, so the answer is the number of live sessions revoked.
-            let keys: Vec<String> = hashes.iter().map(|h| session_key(h)).collect();
-            pipe.exists(keys);
-        }
-        revoke_in(&mut pipe, &hashes);
-        pipe.del(user_key(user_id)).ignore();
-        let (removed,): (u64,) = pipe
-            .query_async(&mut connection)
-            .await
-            .map_err(redis_error("revoking a user's keys"))?;
-        Ok(removed)
-    }
-
     /// The feed on which every instance hears this store's revocations.
     #[must_use]
     pub fn revocations(&self) -> RedisRevocations {
@@ -250,6 +221,44 @@ impl KeyStore for RedisStore {
 
     async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
         self.revoke(token).await
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        keep: Option<&SessionToken>,
+    ) -> Result<u64, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut hashes: Vec<String> = connection
+            .smembers(user_key(user_id))
+            .await
+            .map_err(redis_error("listing a user's sessions"))?;
+        let kept = keep.map(SessionToken::hash);
+        hashes.retain(|hash| Some(hash) != kept.as_ref());
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if hashes.is_empty() {
+            pipe.cmd("ECHO").arg(0);
+        } else {
+            // Counted first, so the answer is the number of live sessions revoked.
+            let keys: Vec<String> = hashes.iter().map(|h| session_key(h)).collect();
+            pipe.exists(keys);
+        }
+        revoke_in(&mut pipe, &hashes);
+        match &kept {
+            Some(_) if !hashes.is_empty() => {
+                pipe.srem(user_key(user_id), &hashes).ignore();
+            }
+            Some(_) => {}
+            None => {
+                pipe.del(user_key(user_id)).ignore();
+            }
+        }
+        let (removed,): (u64,) = pipe
+            .query_async(&mut connection)
+            .await
+            .map_err(redis_error("revoking a user's keys"))?;
+        Ok(removed)
     }
 }
 

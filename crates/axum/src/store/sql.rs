@@ -15,7 +15,9 @@ use crate::primitives::unix_now;
 /// The statements, in the SQL PostgreSQL and SQLite share.
 pub(super) const PURGE_EXPIRED: &str = "DELETE FROM modelgates_keys WHERE expires_at <= $1";
 pub(super) const DELETE_SESSION: &str = "DELETE FROM modelgates_keys WHERE session_hash = $1";
-pub(super) const DELETE_USER: &str = "DELETE FROM modelgates_keys WHERE user_id = $1";
+/// `$2`: the session hash kept (empty: none).
+pub(super) const DELETE_USER: &str =
+    "DELETE FROM modelgates_keys WHERE user_id = $1 AND session_hash <> $2";
 pub(super) const INSERT: &str = "INSERT INTO modelgates_keys \
      (session_hash, user_id, key_id, sealed, issued_at, expires_at) \
      VALUES ($1, $2, $3, $4, $5, $6)";

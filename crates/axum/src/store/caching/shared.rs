@@ -102,6 +102,22 @@ impl Shared {
         self.cache.invalidate(hash);
     }
 
+    /// Drops every cached session of `user_id` but `keep`.
+    pub(super) fn invalidate_user(&self, user_id: &str, keep: Option<&Digest>) {
+        self.invalidations.fetch_add(1, Ordering::SeqCst);
+        let doomed: Vec<Digest> = self
+            .cache
+            .iter()
+            .filter(|(hash, cached)| {
+                cached.key.user_id.as_deref() == Some(user_id) && Some(&**hash) != keep
+            })
+            .map(|(hash, _)| *hash)
+            .collect();
+        for hash in doomed {
+            self.cache.invalidate(&hash);
+        }
+    }
+
     /// Caches `key`, unless an invalidation arrived since `epoch`.
     pub(super) fn fill(&self, hash: Digest, key: StoredKey, loaded_at: u64, epoch: u64) {
         self.cache.insert(hash, Cached { key, loaded_at });

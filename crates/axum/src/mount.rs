@@ -13,6 +13,7 @@ use axum::extract::OriginalUri;
 use http::{Request, Uri};
 
 /// A layer inside a nested router: the prefix it sits under and the request's whole URI.
+#[derive(Debug)]
 pub(crate) struct Mount {
     pub(crate) prefix: String,
     pub(crate) original: Uri,
@@ -34,6 +35,11 @@ impl Mount {
             prefix: prefix.to_owned(),
             original: original.clone(),
         })
+    }
+
+    /// The root of the router `request` reached: its nesting prefix, or `/`.
+    pub(crate) fn root_of<B>(request: &Request<B>) -> String {
+        Self::of(request).map_or_else(|| "/".to_owned(), |mount| mount.prefix)
     }
 }
 
