@@ -64,15 +64,11 @@ impl SignOutPlan {
             if let Err(error) = store.remove_boxed(token).await {
                 tracing::warn!(%error, reason = reason.as_str(), "the key store failed to forget a session at sign-out");
             }
-            match asked {
-                SignOutAsked::KeyRejected => tracing::info!(
-                    reason = reason.as_str(),
-                    "ModelGates rejected the key; signed out"
-                ),
-                SignOutAsked::App => {
-                    tracing::info!(reason = reason.as_str(), "the app signed the user out")
-                }
-            }
+            let what = match asked {
+                SignOutAsked::KeyRejected => "ModelGates rejected the key; signed out",
+                SignOutAsked::App => "the app signed the user out",
+            };
+            tracing::info!(reason = reason.as_str(), "{what}");
             self.state
                 .flow
                 .heard_sign_out(reason, key.user_id().map(str::to_owned))

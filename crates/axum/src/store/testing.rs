@@ -4,13 +4,16 @@
 //! [`conformance`] panics, naming the broken rule, when the store:
 //!
 //! * does not give back exactly what was saved (key, user id with characters JSON must escape,
-//!   issue time);
+//!   issue time, expiry, the app's data);
 //! * gives two sessions the same token, or finds a key for a token it never issued;
 //! * fails to remove an unknown token (removing one is not an error);
 //! * lets a token's `Debug` print it;
 //! * answers [`KeyStore::load_now`] differently from [`KeyStore::load`];
 //! * for stores whose tokens are opaque ids ([`TokenProtection::Signed`]): puts the key in the
-//!   token, or still loads a key after [`KeyStore::remove`].
+//!   token, or still loads a key after [`KeyStore::remove`];
+//! * answers [`KeyStore::revoke_user`] (unless with an error for which
+//!   [`StoreError::is_unsupported`](super::StoreError::is_unsupported) holds) without forgetting
+//!   exactly the user's other sessions: all of them but the one kept, and no other user's.
 //!
 //! Values are random on every run, so the suite can run against a shared database.
 //!
@@ -46,7 +49,10 @@ pub async fn conformance<S: KeyStore>(store: &S) {
 async fn round_trips<S: KeyStore>(store: &S) {
     // A user id with characters JSON must escape, as ModelGates may send.
     let user = unique("user \"quoted\" \\ é");
-    let key = StoredKey::new(ApiKey::new(unique("sk-mg-v1")), Some(user.clone()));
+    let app_data = format!(r#"{{"account":"{}","note":"quoted \" é"}}"#, unique("a"));
+    let key = StoredKey::new(ApiKey::new(unique("sk-mg-v1")), Some(user.clone()))
+        .with_expires_at(Some(4_102_444_800))
+        .with_app_data(Some(app_data.clone()));
     let token = store.save(key.clone()).await.expect("save");
     let loaded = store
         .load(&token)
@@ -60,6 +66,12 @@ async fn round_trips<S: KeyStore>(store: &S) {
         "the user id comes back"
     );
     assert_eq!(loaded.issued_at, key.issued_at, "the issue time comes back");
+    assert_eq!(loaded.expires_at, key.expires_at, "the expiry comes back");
+    assert_eq!(
+        loaded.app_data.as_deref(),
+        Some(app_data.as_str()),
+        "the app's data comes back"
+    );
     agrees_now(store, &token, Some(&key.key)).await;
 
     let other_key = ApiKey::new(unique("sk-other"));
@@ -71,6 +83,7 @@ async fn round_trips<S: KeyStore>(store: &S) {
     let other_loaded = store.load(&other).await.expect("load").expect("loads");
     assert_eq!(other_loaded.key, other_key);
     assert_eq!(other_loaded.user_id, None);
+    assert_eq!(other_loaded.app_data, None, "no app data stays none");
 
     assert!(
         store
@@ -106,6 +119,37 @@ async fn server_side<S: KeyStore>(store: &S) {
         "removed means gone"
     );
     agrees_now(store, &token, None).await;
+    revokes_a_user(store).await;
+}
+
+async fn revokes_a_user<S: KeyStore>(store: &S) {
+    let (user, bystander) = (unique("user"), unique("bystander"));
+    let mut sessions = Vec::new();
+    // Three sessions: a store may hold as few (a full one evicts the oldest).
+    for owner in [&user, &user, &bystander] {
+        let key = StoredKey::new(ApiKey::new(unique("sk")), Some(owner.clone()));
+        sessions.push(store.save(key).await.expect("save"));
+    }
+    let kept = &sessions[0];
+    match store.revoke_user(&user, Some(kept)).await {
+        Err(error) if error.is_unsupported() => return,
+        revoked => assert_eq!(
+            revoked.expect("revoke_user"),
+            1,
+            "every other session of the user"
+        ),
+    }
+    let live = |token| async move { store.load(token).await.expect("load").is_some() };
+    assert!(live(kept).await, "the kept session stays");
+    assert!(!live(&sessions[1]).await, "the other one is gone");
+    assert!(live(&sessions[2]).await, "another user's session stays");
+    assert_eq!(
+        store.revoke_user(&user, None).await.expect("revoke_user"),
+        1
+    );
+    assert!(!live(kept).await, "without a kept session, all of them");
+    assert!(live(&sessions[2]).await);
+    store.remove(&sessions[2]).await.expect("remove");
 }
 
 /// When `load_now` answers, it answers as `load` does.
@@ -131,6 +175,13 @@ mod tests {
     async fn the_built_in_stores_conform() {
         conformance(&CookieStore).await;
         conformance(&MemoryStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_cookie_store_cannot_revoke_a_user_and_says_so() {
+        let error = CookieStore.revoke_user("u", None).await.unwrap_err();
+        assert!(error.is_unsupported());
+        assert!(error.to_string().contains("server-side store"), "{error}");
     }
 
     #[tokio::test]
