@@ -91,11 +91,19 @@ async fn runs_on_the_embedded_emulator_with_nothing_set() {
     assert_eq!(home.status(), 200);
     assert!(home.text().await.unwrap().contains("Connect ModelGates"));
 
-    let login = client
-        .get(format!("http://127.0.0.1:{port}/login"))
+    // Opened on 127.0.0.1 while the public URL is localhost: sent to the public URL first,
+    // where the sign-in's cookie and its callback will be.
+    let elsewhere = client
+        .get(format!("http://127.0.0.1:{port}/login?return_to=%2F"))
         .send()
         .await
         .unwrap();
+    assert_eq!(elsewhere.status(), 303);
+    assert_eq!(
+        elsewhere.headers()["location"],
+        format!("{app}/login?return_to=%2F").as_str()
+    );
+    let login = client.get(format!("{app}/login")).send().await.unwrap();
     assert_eq!(login.status(), 303);
     let auth = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
     assert!(auth.as_str().starts_with(&format!("{emulator}/auth?")));
