@@ -116,3 +116,15 @@ struct ReadmeDoctests;
 /// The protocol crate, re-exported so apps need only this one dependency. (Not named `core`,
 /// which would shadow the standard `core` crate for `use modelgates_axum::*;`.)
 pub use modelgates_oauth_core as oauth_core;
+
+/// The sqlx the SQL stores are built with, so the app's own queries on `store.pool()` use the
+/// same version without pinning it by hand.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
+pub use sqlx;
+
+/// The redis crate [`RedisStore`](store::RedisStore) is built with, for
+/// `RedisStore::new(client, connection, settings)` and the app's own commands.
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis;

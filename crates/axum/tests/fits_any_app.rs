@@ -19,6 +19,9 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, LOCATION, SET_COOKIE};
 use serde::{Deserialize, Serialize};
 
+mod support;
+use support::Logs;
+
 const BROWSER: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
 
 fn config(public_url: &str, emulator: &Emulator) -> ModelGatesConfig {
@@ -655,11 +658,9 @@ async fn two_instances_share_a_store_and_one_jar() {
     let emulator = Emulator::start_auto_approve().await.unwrap();
     let store = MemoryStore::default();
     let secret = CookieSecret::generate();
-    let [a, b] =
-        testing::serve_many(|url| {
-            let config =
-                ModelGatesConfig::new(url, secret.clone()).with_base_url(emulator.base_url());
-            Router::new()
+    let [a, b] = testing::serve_many(|url| {
+        let config = ModelGatesConfig::new(url, secret.clone()).with_base_url(emulator.base_url());
+        Router::new()
                 .route(
                     "/me",
                     get(|key: ModelGatesKey| async move {
@@ -667,9 +668,9 @@ async fn two_instances_share_a_store_and_one_jar() {
                     }),
                 )
                 .layer(ModelGatesAuth::new(config).with_store(store.clone()))
-        })
-        .await
-        .unwrap();
+    })
+    .await
+    .unwrap();
     let jar = Arc::new(reqwest::cookie::Jar::default());
     let client = testing::client_with_jar(jar.clone());
     testing::sign_in(&client, a.url(), &emulator).await.unwrap();
@@ -692,9 +693,8 @@ async fn two_instances_share_a_store_and_one_jar() {
 #[tokio::test]
 async fn the_reexported_client_posts_forms_and_reads_json() {
     let emulator = Emulator::start_auto_approve().await.unwrap();
-    let app =
-        testing::serve(|url| {
-            Router::new()
+    let app = testing::serve(|url| {
+        Router::new()
                 .route(
                     "/echo",
                     post(
@@ -704,9 +704,9 @@ async fn the_reexported_client_posts_forms_and_reads_json() {
                     ),
                 )
                 .layer(ModelGatesAuth::new(config(url, &emulator)))
-        })
-        .await
-        .unwrap();
+    })
+    .await
+    .unwrap();
     let echoed: std::collections::HashMap<String, String> = testing::client()
         .post(format!("{}/echo", app.url()))
         .form(&[("message", "hello")])
@@ -718,45 +718,4 @@ async fn the_reexported_client_posts_forms_and_reads_json() {
         .await
         .unwrap();
     assert_eq!(echoed["message"], "hello");
-}
-
-// --- Logs ------------------------------------------------------------------------------------
-
-/// Captures this thread's log lines (a current-thread test runtime runs the served app here).
-struct Logs {
-    buffer: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
-}
-
-impl Logs {
-    fn capture() -> Self {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || LogWriter(writer.clone()))
-            .finish();
-        Self {
-            buffer,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
-    }
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

@@ -178,6 +178,22 @@ async fn postgres_store_conforms_seals_at_rest_revokes_and_purges() {
 
 /// The PostgreSQL store over TLS (sqlx with rustls): Debian's cluster serves TLS with its
 /// self-signed certificate, which `sslmode=require` accepts without verifying.
+/// Every start applies the schema again; PostgreSQL's "already exists, skipping" notices
+/// (logged by sqlx at INFO) must not be the noise of every start.
+#[tokio::test]
+async fn postgres_migrations_are_quiet_on_an_existing_schema() {
+    let Some(url) = server_url("MODELGATES_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let store = PostgresStore::connect(&url, &config()).await.unwrap();
+    let logs = support::Logs::capture();
+    store.migrate().await.unwrap();
+    PostgresStore::connect(&url, &config()).await.unwrap();
+    let logged = logs.text();
+    assert!(!logged.contains("already exists"), "{logged}");
+    assert!(!logged.contains("notice"), "{logged}");
+}
+
 #[tokio::test]
 async fn postgres_store_works_over_tls() {
     let Some(url) = server_url("MODELGATES_TEST_POSTGRES_URL") else {

@@ -22,9 +22,11 @@ use super::{
 };
 
 /// The schema, in one transaction (a multi-statement simple query), serialised between
-/// instances that start at the same moment by an advisory lock.
+/// instances that start at the same moment by an advisory lock. Quiet: the notices of
+/// `IF NOT EXISTS` ("relation … already exists, skipping") would be logged at every start.
 const SCHEMA: &str = concat!(
     "SELECT pg_advisory_xact_lock(7420131);\n",
+    "SET LOCAL client_min_messages = warning;\n",
     include_str!("../../migrations/postgres/0001_modelgates_keys.sql"),
     include_str!("../../migrations/postgres/0002_revocation_notify.sql"),
 );
