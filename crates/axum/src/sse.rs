@@ -23,7 +23,11 @@
 //! The events, in order:
 //!
 //! * each piece of text as it arrives: an unnamed event whose data is `{"delta": "<text>"}`;
-//! * a tool call the model makes: `event: tool_call`, data the chunk's `tool_calls` array;
+//! * the tool calls the model makes, whole: `event: tool_call` once, before the end, data the
+//!   array of calls `[{"index", "id", "type": "function", "function": {"name", "arguments"}}]`.
+//!   Models stream a call in pieces (its name first, then its arguments a few characters at a
+//!   time, each piece naming only the call's `index`); the relay joins them by index, so the
+//!   browser gets arguments it can parse;
 //! * the end: `event: done`, data `{"finish_reason": "stop" | "length" | "tool_calls" | …,
 //!   "usage": {"prompt_tokens", "completion_tokens", "total_tokens"} | null}`;
 //! * instead of the end, when the stream fails after it started: `event: error` (and no
@@ -46,7 +50,8 @@ use std::time::{Duration, Instant};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt as _};
 use modelgates_oauth_core::async_openai::types::chat::{
-    ChatCompletionResponseStream, CompletionUsage, FinishReason,
+    ChatCompletionMessageToolCallChunk, ChatCompletionResponseStream, CompletionUsage,
+    FinishReason, FunctionCallStream,
 };
 use serde_json::json;
 
@@ -59,6 +64,10 @@ struct Relay {
     last_chunk: Instant,
     finish_reason: Option<FinishReason>,
     usage: Option<CompletionUsage>,
+    /// The tool calls so far, joined by index.
+    tool_calls: Vec<ChatCompletionMessageToolCallChunk>,
+    /// The upstream stream has ended; what is left to send is the tool calls and the end.
+    upstream_done: bool,
     ended: bool,
 }
 
@@ -69,7 +78,17 @@ impl Relay {
             return None;
         }
         loop {
-            let Some(item) = self.upstream.next().await else {
+            let item = if self.upstream_done {
+                None
+            } else {
+                self.upstream.next().await
+            };
+            let Some(item) = item else {
+                self.upstream_done = true;
+                if !self.tool_calls.is_empty() {
+                    let calls = std::mem::take(&mut self.tool_calls);
+                    return Some(data(Event::default().event("tool_call"), &json!(calls)));
+                }
                 self.ended = true;
                 return Some(self.done());
             };
@@ -86,11 +105,8 @@ impl Relay {
                 continue;
             };
             self.finish_reason = choice.finish_reason.or(self.finish_reason);
-            if let Some(tool_calls) = choice.delta.tool_calls {
-                return Some(data(
-                    Event::default().event("tool_call"),
-                    &json!(tool_calls),
-                ));
+            for piece in choice.delta.tool_calls.into_iter().flatten() {
+                join_tool_call(&mut self.tool_calls, piece);
             }
             match choice.delta.content {
                 Some(text) if !text.is_empty() => {
@@ -137,6 +153,32 @@ impl Relay {
     }
 }
 
+/// Adds a streamed piece of a tool call to the call with its index: the first piece brings the
+/// id, type and name; the arguments arrive in pieces to concatenate.
+fn join_tool_call(
+    calls: &mut Vec<ChatCompletionMessageToolCallChunk>,
+    piece: ChatCompletionMessageToolCallChunk,
+) {
+    let Some(call) = calls.iter_mut().find(|call| call.index == piece.index) else {
+        calls.push(piece);
+        return;
+    };
+    call.id = call.id.take().or(piece.id);
+    call.r#type = call.r#type.take().or(piece.r#type);
+    let Some(more) = piece.function else { return };
+    let function = call.function.get_or_insert(FunctionCallStream {
+        name: None,
+        arguments: None,
+    });
+    function.name = function.name.take().or(more.name);
+    if let Some(arguments) = more.arguments {
+        function
+            .arguments
+            .get_or_insert_with(String::new)
+            .push_str(&arguments);
+    }
+}
+
 fn data(event: Event, value: &serde_json::Value) -> Event {
     event.data(value.to_string())
 }
@@ -153,6 +195,8 @@ pub(crate) fn relay(
         last_chunk: Instant::now(),
         finish_reason: None,
         usage: None,
+        tool_calls: Vec::new(),
+        upstream_done: false,
         ended: false,
     };
     let events = futures_util::stream::unfold(relay, |mut relay| async move {

@@ -106,6 +106,57 @@ async fn tool_round_trip(key: ModelGatesKey) -> Result<String, ApiError> {
         .unwrap_or_default())
 }
 
+fn weather_tool() -> ChatCompletionTools {
+    ChatCompletionTools::Function(ChatCompletionTool {
+        function: FunctionObjectArgs::default()
+            .name("weather")
+            .parameters(
+                serde_json::json!({"type": "object", "properties": {"text": {"type": "string"}}}),
+            )
+            .build()
+            .unwrap(),
+    })
+}
+
+fn ask_with_tool(text: &str) -> CreateChatCompletionRequest {
+    CreateChatCompletionRequest {
+        tools: Some(vec![weather_tool()]),
+        ..ask(text)
+    }
+}
+
+/// A streamed tool call through async-openai, joined the way an app does it: deltas by index,
+/// arguments concatenated. Answers `name|arguments|pieces`.
+async fn streamed_tool_call(key: ModelGatesKey) -> Result<String, ApiError> {
+    let request = CreateChatCompletionRequest {
+        stream: Some(true),
+        ..ask_with_tool("the weather in Paris")
+    };
+    let mut stream = key.openai_stream().chat().create_stream(request).await?;
+    let (mut name, mut arguments, mut pieces) = (String::new(), String::new(), 0);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        let Some(choice) = chunk.choices.into_iter().next() else {
+            continue;
+        };
+        for call in choice.delta.tool_calls.into_iter().flatten() {
+            assert_eq!(call.index, 0);
+            if let Some(function) = call.function {
+                name.push_str(function.name.as_deref().unwrap_or_default());
+                if let Some(part) = function.arguments.filter(|a| !a.is_empty()) {
+                    arguments.push_str(&part);
+                    pieces += 1;
+                }
+            }
+        }
+    }
+    Ok(format!("{name}|{arguments}|{pieces}"))
+}
+
+async fn relayed_tool_call(key: ModelGatesKey) -> Result<impl IntoResponse, ApiError> {
+    key.stream_chat(ask_with_tool("the weather in Paris")).await
+}
+
 async fn relayed(key: ModelGatesKey) -> Result<impl IntoResponse, ApiError> {
     key.stream_chat(ask("alpha beta gamma")).await
 }
@@ -127,6 +178,8 @@ fn app(layer: ModelGatesAuth<impl modelgates_axum::store::KeyStore>) -> Router {
         .route("/streamed", post(streamed))
         .route("/tools", post(tool_round_trip))
         .route("/relay", post(relayed))
+        .route("/streamed-tool-call", post(streamed_tool_call))
+        .route("/relayed-tool-call", post(relayed_tool_call))
         .route("/usage", get(usage))
         .layer(layer)
 }
@@ -356,6 +409,52 @@ async fn serve(emu: &Emulator, tweak: impl FnOnce(ModelGatesConfig) -> ModelGate
         http,
         _app: app,
     }
+}
+
+/// The emulator streams a tool call in pieces, as models do: async-openai hands the pieces to
+/// the app, and `stream_chat` joins them into one whole call for the browser.
+#[tokio::test]
+async fn split_tool_call_deltas_are_reassembled() {
+    let emu = emulator().await;
+    let served = serve(&emu, |config| config).await;
+    let joined = served
+        .http
+        .post(format!("{}/streamed-tool-call", served.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let parts: Vec<&str> = joined.split('|').collect();
+    assert_eq!(parts[0], "weather");
+    assert_eq!(parts[1], r#"{"text":"the weather in Paris"}"#);
+    assert!(parts[2].parse::<u32>().unwrap() > 1, "split: {joined}");
+
+    let body = served
+        .http
+        .post(format!("{}/relayed-tool-call", served.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events = events(&body);
+    let tool_calls: Vec<_> = events
+        .iter()
+        .filter(|(name, _)| name == "tool_call")
+        .collect();
+    assert_eq!(tool_calls.len(), 1, "one whole call: {body}");
+    let calls: serde_json::Value = serde_json::from_str(&tool_calls[0].1).unwrap();
+    assert_eq!(calls[0]["id"], "call_emulator_0");
+    assert_eq!(calls[0]["function"]["name"], "weather");
+    let arguments: serde_json::Value =
+        serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(arguments["text"], "the weather in Paris");
+    let (last, done) = events.last().unwrap();
+    assert_eq!(last, "done");
+    assert!(done.contains("tool_calls"), "{done}");
 }
 
 /// Events of an SSE body: (event name, data).

@@ -16,7 +16,10 @@
 //! where there is nothing to say. `stream: true` answers server-sent events: a keep-alive
 //! comment first (`: MODELGATES PROCESSING`, as gateways send while a model thinks), a role
 //! chunk, one chunk per word, a last chunk with the finish reason and usage, then
-//! `data: [DONE]`. Each completion is charged to its key ([`PRICE_PER_TOKEN`]). A stream the
+//! `data: [DONE]`. A streamed tool call is split the way OpenAI and the gateways send it: a
+//! first delta with the call's `index`, `id`, `type` and function `name` (arguments empty), then
+//! the arguments in pieces of [`TOOL_ARGUMENT_PIECE`] characters, each delta naming only the
+//! `index`; a client must join them by index. Each completion is charged to its key ([`PRICE_PER_TOKEN`]). A stream the
 //! client drops before its end is counted ([`Emulator::streams_cancelled`]).
 //!
 //! [`PRICE_PER_TOKEN`]: crate::PRICE_PER_TOKEN
@@ -208,6 +211,26 @@ fn usage(input: &ChatInput, answer: &Answer) -> Value {
     })
 }
 
+/// The longest piece of a streamed tool call's arguments, in characters.
+pub(crate) const TOOL_ARGUMENT_PIECE: usize = 8;
+
+/// The deltas of a streamed tool call: its header (name, empty arguments), then its arguments
+/// in pieces, each naming only the call's index.
+fn tool_call_deltas(name: &str, arguments: &str) -> Vec<Value> {
+    let header = json!({"tool_calls": [{
+        "index": 0,
+        "id": "call_emulator_0",
+        "type": "function",
+        "function": {"name": name, "arguments": ""}
+    }]});
+    let chars: Vec<char> = arguments.chars().collect();
+    let pieces = chars.chunks(TOOL_ARGUMENT_PIECE).map(|piece| {
+        let piece: String = piece.iter().collect();
+        json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+    });
+    std::iter::once(header).chain(pieces).collect()
+}
+
 fn tool_calls(name: &str, arguments: &str) -> Value {
     json!([{
         "index": 0,
@@ -266,12 +289,11 @@ fn chunks(model: &str, answer: &Answer, usage: &Value) -> Vec<Bytes> {
             text.split_inclusive(' ')
                 .map(|piece| chunk(model, &json!({"content": piece}), None, None)),
         ),
-        Answer::ToolCall { name, arguments } => chunks.push(chunk(
-            model,
-            &json!({"tool_calls": tool_calls(name, arguments)}),
-            None,
-            None,
-        )),
+        Answer::ToolCall { name, arguments } => chunks.extend(
+            tool_call_deltas(name, arguments)
+                .iter()
+                .map(|delta| chunk(model, delta, None, None)),
+        ),
     }
     chunks.push(chunk(
         model,

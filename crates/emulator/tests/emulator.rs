@@ -508,6 +508,45 @@ async fn tools_are_called_and_their_results_answered() {
     );
 }
 
+/// A streamed tool call comes as real providers send it: the name first with empty arguments,
+/// then the arguments in pieces that name only the call's index.
+#[tokio::test]
+async fn a_streamed_tool_call_is_split_into_name_and_argument_pieces() {
+    let emu = Emulator::start_auto_approve().await.unwrap();
+    let key = issued_key(&emu).await;
+    let tools = json!([{"type": "function", "function": {"name": "lookup", "parameters": {}}}]);
+    let text = chat(
+        &emu,
+        Some(&key),
+        json!({"model": "m", "stream": true, "tools": tools,
+               "messages": [{"role": "user", "content": "the weather in Paris"}]}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let deltas: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|event| event.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str::<Value>(data).unwrap())
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["tool_calls"].get(0).cloned())
+        .collect();
+    assert!(deltas.len() > 2, "a header and several pieces: {deltas:?}");
+    assert_eq!(deltas[0]["function"]["name"], "lookup");
+    assert_eq!(deltas[0]["function"]["arguments"], "");
+    assert_eq!(deltas[0]["id"], "call_emulator_0");
+    let mut arguments = String::new();
+    for piece in &deltas[1..] {
+        assert_eq!(piece["index"], 0);
+        assert!(piece.get("id").is_none() && piece["function"].get("name").is_none());
+        let part = piece["function"]["arguments"].as_str().unwrap();
+        assert!(part.chars().count() <= 8, "{part:?}");
+        arguments.push_str(part);
+    }
+    assert_eq!(arguments, r#"{"text":"the weather in Paris"}"#);
+}
+
 #[tokio::test]
 async fn key_info_counts_usage_and_models_are_listed() {
     let emu = Emulator::start_auto_approve().await.unwrap();
