@@ -19,15 +19,18 @@
 //!   | request refused before sending | 400 | `invalid_request` | (the app's bug) |
 //!
 //!   No message holds the key. The user stays signed in for every one but 401.
-//! * A browser (`Accept: text/html`) gets the same status as an HTML page that says what
-//!   happened and what to do, with a link to manage the key on ModelGates
+//! * A browser (a request preferring `text/html` to `application/json`, by the crate's one
+//!   negotiation rule) gets the same status as an HTML page that says what happened and what
+//!   to do, with a link to manage the key on ModelGates for the money errors
 //!   ([`ModelGatesKey::manage_url`](crate::ModelGatesKey::manage_url)): the layer renders it
 //!   on the response's way out, since only it knows who asked.
-//! * A 401 answer carries the [`SignOut`] marker. On its way out, [`ModelGatesAuth`] sees the
-//!   marker, forgets the key in the store, deletes the key cookie, and sends a browser to sign
-//!   in again with a 303; other clients get the 401. A user whose key was revoked on
-//!   ModelGates is thus asked to sign in again instead of being stuck.
-//! * Any response may carry [`SignOut`] to the same effect, for apps with errors of their own.
+//! * A 401 answer carries a private marker. On its way out, [`ModelGatesAuth`] sees it, forgets
+//!   the key in the store, deletes the key cookie, and sends a browser to sign in again with a
+//!   303; other clients get the 401. A user whose key was revoked on ModelGates is thus asked
+//!   to sign in again instead of being stuck.
+//! * A handler signs the user out itself by returning [`SignOut`] with its response
+//!   (`(SignOut, Redirect::to("/"))`): the store forgets the session, the cookie is deleted,
+//!   and the response is sent as the handler made it.
 //!
 //! ```
 //! use axum::response::{IntoResponse, Response};

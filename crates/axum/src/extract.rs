@@ -1,12 +1,14 @@
 //! [`ModelGatesKey`]: the signed-in user's key, as an axum extractor.
 //!
 //! The rules: with [`ModelGatesAuth`](crate::ModelGatesAuth) in front and a valid key cookie,
-//! extraction succeeds. Signed out, a browser is redirected with a 303 to the login route: a
-//! navigation (`GET` or `HEAD` whose `Accept` holds `text/html`) comes back to this page, a
-//! form post (any other method whose `Accept` holds `text/html`) to the page the form was on
+//! extraction succeeds. Signed out, a browser (a request whose `Accept` prefers `text/html` to
+//! `application/json`, by the crate's one negotiation rule: see the README's "Answers are JSON
+//! or HTML by one rule") is redirected with a 303 to the login route: a navigation (`GET` or
+//! `HEAD`) comes back to this page, a form post (any other method) to the page the form was on
 //! when the `Referer` names a page of this app's origin, else to `/`. Any other request gets a
-//! 401 with a JSON error. Without the layer, extraction fails with a
-//! 500 whose message names `ModelGatesAuth`, since that is a bug in the app, not in the request.
+//! 401 with a JSON error. Without the layer, extraction fails with a 500 whose message names
+//! `ModelGatesAuth` (a page or JSON by the same rule), since that is a bug in the app, not in
+//! the request.
 //! `Option<ModelGatesKey>` never rejects a signed-out request: it yields `None`.
 
 use std::fmt;

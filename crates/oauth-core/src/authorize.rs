@@ -22,7 +22,7 @@ impl ModelGatesClient {
     ///
     /// ```
     /// use modelgates_oauth_core::{ChallengeMethod, CodeVerifier, ModelGatesClient};
-    /// use url::Url;
+    /// use modelgates_oauth_core::Url;
     ///
     /// let client = ModelGatesClient::new().unwrap();
     /// let verifier = CodeVerifier::generate();

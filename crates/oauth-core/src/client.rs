@@ -46,7 +46,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// let client = ModelGatesClient::builder()
 ///     .base_url("http://127.0.0.1:8090")
-///     .timeout(Duration::from_secs(5))
+///     .exchange_timeout(Duration::from_secs(5))
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(client.base_url().as_str(), "http://127.0.0.1:8090/");
@@ -149,10 +149,21 @@ impl ModelGatesClientBuilder {
         self
     }
 
-    /// The total time a key exchange may take, connection included (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    /// The total time a key exchange may take, connection included (default 10 s). It bounds
+    /// only the exchange (and ModelGates' own small endpoints); API calls have
+    /// [`Self::api_timeout`] and streams [`Self::stream_idle_timeout`].
+    pub fn exchange_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// The old name of [`Self::exchange_timeout`], which says what it bounds.
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `exchange_timeout`: it bounds only the key exchange"
+    )]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.exchange_timeout(timeout)
     }
 
     /// The total time an API call that is not a stream may take (default 10 minutes).

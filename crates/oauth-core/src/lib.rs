@@ -13,6 +13,8 @@
 //!   and age), with [`ExchangeError::http_status`] saying what each failure answers;
 //! * [`parse_public_origin`], [`is_loopback`], [`random_token`]: the URL rules and the token
 //!   helper both this crate and an app's own routes need;
+//! * [`LoopbackReceiver`] (feature `loopback`): the callback of a command-line tool, on
+//!   `127.0.0.1` with a random path (RFC 8252);
 //! * [`ModelGatesClient::exchange_code`]: step 2, `code` to [`ApiKey`], with typed
 //!   [`ExchangeError`]s;
 //! * step 3, the API: [`ModelGatesClient::openai`] (feature `openai`, on by default) gives an
@@ -25,12 +27,15 @@
 //! never print, and no error message holds one. For axum and tower apps, the `modelgates-axum`
 //! crate wraps all of this in a layer.
 //!
+//! The example uses nothing but this crate (its re-exports of `async_openai` and `Url` keep
+//! the versions matched), so it compiles pasted into a crate that depends on this one alone.
+//! A command-line tool receives the callback with [`LoopbackReceiver`] (feature `loopback`).
+//!
 //! ```no_run
-//! use async_openai::types::chat::{
+//! use modelgates_oauth_core::async_openai::types::chat::{
 //!     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 //! };
-//! use modelgates_oauth_core::{CallbackParams, ChallengeMethod, ModelGatesClient, Pkce};
-//! use url::Url;
+//! use modelgates_oauth_core::{CallbackParams, ChallengeMethod, ModelGatesClient, Pkce, Url};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = ModelGatesClient::builder()
@@ -70,6 +75,9 @@ mod flow;
 mod http;
 mod key;
 mod limit;
+#[cfg(feature = "loopback")]
+#[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
+mod loopback;
 #[cfg(feature = "openai")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub mod openai;
@@ -91,6 +99,9 @@ pub use flow::{
 };
 pub use key::ApiKey;
 pub use limit::{InvalidSpendLimit, KeyRequest, SpendLimit};
+#[cfg(feature = "loopback")]
+#[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
+pub use loopback::{LoopbackError, LoopbackReceiver};
 pub use origin::{InvalidPublicUrl, is_loopback, parse_public_origin};
 pub use pkce::{
     ChallengeMethod, CodeChallenge, CodeVerifier, InvalidVerifier, MAX_VERIFIER_LEN,
@@ -104,3 +115,45 @@ pub use url::Url;
 #[cfg(feature = "openai")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub use async_openai;
+
+#[cfg(test)]
+mod docs_tests {
+    /// The crate's examples must compile in a user's crate that depends on this one alone:
+    /// every `use` goes through this crate (or std), never through its own dependencies.
+    #[test]
+    fn examples_use_only_this_crate() {
+        let sources = [
+            include_str!("lib.rs"),
+            include_str!("client.rs"),
+            include_str!("loopback.rs"),
+            include_str!("openai.rs"),
+            include_str!("flow.rs"),
+            include_str!("authorize.rs"),
+            include_str!("callback.rs"),
+            include_str!("endpoints.rs"),
+            include_str!("exchange.rs"),
+            include_str!("key.rs"),
+            include_str!("limit.rs"),
+            include_str!("origin.rs"),
+            include_str!("pkce.rs"),
+            include_str!("random.rs"),
+            include_str!("retry.rs"),
+            include_str!("error.rs"),
+        ];
+        for source in sources {
+            for line in source.lines() {
+                let Some(used) = line
+                    .trim_start()
+                    .strip_prefix("//! use ")
+                    .or_else(|| line.trim_start().strip_prefix("/// use "))
+                else {
+                    continue;
+                };
+                assert!(
+                    used.starts_with("modelgates_oauth_core") || used.starts_with("std::"),
+                    "an example uses a dependency directly: {line}"
+                );
+            }
+        }
+    }
+}

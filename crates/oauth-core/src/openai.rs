@@ -25,7 +25,7 @@
 //! at most twice; never a 5xx, which may have been charged already).
 //!
 //! ```no_run
-//! use async_openai::types::chat::{
+//! use modelgates_oauth_core::async_openai::types::chat::{
 //!     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 //! };
 //! use modelgates_oauth_core::{ApiKey, ModelGatesClient};

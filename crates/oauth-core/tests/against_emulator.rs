@@ -153,7 +153,7 @@ async fn upstream_faults_map_to_typed_errors() {
     let emu = Emulator::start_auto_approve().await.unwrap();
     let client = ModelGatesClient::builder()
         .base_url(emu.base_url())
-        .timeout(Duration::from_secs(1))
+        .exchange_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
 
@@ -420,7 +420,7 @@ async fn a_completion_slower_than_the_exchange_timeout_succeeds() {
         .unwrap();
     let client = ModelGatesClient::builder()
         .base_url(emu.base_url())
-        .timeout(Duration::from_secs(1))
+        .exchange_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
     let code = sign_in(&emu, &client, None);

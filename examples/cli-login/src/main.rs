@@ -5,9 +5,10 @@
 //! `/auth` URL and opens it in the browser, receives the callback, exchanges the code with
 //! PKCE S256, and stores the key in a file created with mode 0600, printing only a masked form.
 //!
-//! The callback URL carries a random per-run segment (`/callback/<flow id>`): only a request
-//! to that exact path ends the wait, so another local page or program that guesses the port
-//! can neither cancel the sign-in nor push its own code into it; other requests get a 404.
+//! The callback is received by oauth-core's `LoopbackReceiver` (feature `loopback`): its URL
+//! carries a random per-run segment (`/callback/<flow id>`), and only a request to that exact
+//! path ends the wait, so another local page or program that guesses the port can neither
+//! cancel the sign-in nor push its own code into it; other requests get a 404.
 //! Denial or timeout end it with a clear message and a non-zero exit:
 //!
 //! | exit | meaning |
@@ -18,23 +19,14 @@
 //! | 3 | no callback arrived in time |
 
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Path as UrlPath, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Html;
-use axum::routing::get;
 use clap::Parser;
 use modelgates_oauth_core::{
-    CallbackError, CallbackParams, ChallengeMethod, ModelGatesClient, Pkce, Url,
+    CallbackParams, ChallengeMethod, LoopbackReceiver, ModelGatesClient, Pkce,
 };
-use rand::TryRng as _;
-use subtle::ConstantTimeEq as _;
-use tokio::sync::mpsc;
 
 /// Sign in with ModelGates and store the key for this tool.
 #[derive(Parser, Debug)]
@@ -56,9 +48,6 @@ struct Args {
     #[arg(long)]
     no_browser: bool,
 }
-
-/// What the callback brought.
-type Outcome = Result<CallbackParams, CallbackError>;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -82,34 +71,14 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
         Some(path) => path,
         None => default_key_file().ok_or_else(|| fail("no home folder: pass --key-file".into()))?,
     };
-    let listener =
-        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
-            .await
-            .map_err(|e| {
-                fail(format!(
-                    "cannot listen on 127.0.0.1:{}: {e}; try --port 0",
-                    args.port
-                ))
-            })?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| fail(e.to_string()))?
-        .port();
-    // RFC 8252 §7.3: a loopback IP literal, not `localhost`, which may resolve elsewhere.
-    let flow_id = flow_id().map_err(|e| fail(format!("no randomness available: {e}")))?;
-    let callback =
-        Url::parse(&format!("http://127.0.0.1:{port}/callback/{flow_id}")).expect("a valid URL");
-
+    let receiver = LoopbackReceiver::bind(args.port).await.map_err(|e| {
+        fail(format!(
+            "cannot listen on 127.0.0.1:{}: {e}; try --port 0",
+            args.port
+        ))
+    })?;
     let pkce = Pkce::generate(ChallengeMethod::S256);
-    let auth_url = client.authorization_url(&callback, Some(&pkce.challenge()));
-
-    let (sender, mut outcomes) = mpsc::channel::<Outcome>(1);
-    let server = tokio::spawn(async move {
-        let app = Router::new()
-            .route("/callback/{flow_id}", get(receive))
-            .with_state(Callback { sender, flow_id });
-        let _ = axum::serve(listener, app).await;
-    });
+    let auth_url = client.authorization_url(receiver.callback_url(), Some(&pkce.challenge()));
 
     println!("Sign in with ModelGates by opening this URL:\n{auth_url}");
     if !args.no_browser && webbrowser::open(auth_url.as_str()).is_err() {
@@ -117,8 +86,7 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
     }
 
     let outcome =
-        tokio::time::timeout(Duration::from_secs(args.timeout_secs), outcomes.recv()).await;
-    server.abort();
+        tokio::time::timeout(Duration::from_secs(args.timeout_secs), receiver.receive()).await;
     let code = match outcome {
         Err(_) => {
             return Err((
@@ -129,22 +97,21 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
                 ),
             ));
         }
-        Ok(None) => return Err(fail("the callback server stopped".into())),
-        Ok(Some(Ok(CallbackParams::Code(code)))) => code,
-        Ok(Some(Ok(CallbackParams::AccessDenied))) => {
+        Ok(Ok(CallbackParams::Code(code))) => code,
+        Ok(Ok(CallbackParams::AccessDenied)) => {
             return Err((
                 2,
                 "sign-in was denied on ModelGates; nothing was stored".into(),
             ));
         }
-        Ok(Some(Ok(CallbackParams::Failed { error }))) => {
+        Ok(Ok(CallbackParams::Failed { error })) => {
             return Err(fail(format!(
                 "ModelGates reported `{}`",
                 error.escape_debug()
             )));
         }
-        Ok(Some(Ok(_))) => return Err(fail("the callback carried nothing usable".into())),
-        Ok(Some(Err(error))) => return Err(fail(error.to_string())),
+        Ok(Ok(_)) => return Err(fail("the callback carried nothing usable".into())),
+        Ok(Err(error)) => return Err(fail(error.to_string())),
     };
     let issued = client
         .exchange_code(&code, Some(&pkce))
@@ -158,46 +125,6 @@ async fn run(args: Args) -> Result<(), (u8, String)> {
         key_file.display()
     );
     Ok(())
-}
-
-/// 128 random bits, hex: the per-run path segment of the callback URL.
-fn flow_id() -> Result<String, rand::rngs::SysError> {
-    let mut bytes = [0u8; 16];
-    rand::rngs::SysRng.try_fill_bytes(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// What the callback route needs: where to send the outcome, and its own flow id.
-#[derive(Clone)]
-struct Callback {
-    sender: mpsc::Sender<Outcome>,
-    flow_id: String,
-}
-
-/// The callback: hands the outcome to the waiting command, tells the person what happened.
-async fn receive(
-    State(callback): State<Callback>,
-    UrlPath(flow_id): UrlPath<String>,
-    RawQuery(query): RawQuery,
-) -> (StatusCode, Html<&'static str>) {
-    let ours: bool = flow_id.as_bytes().ct_eq(callback.flow_id.as_bytes()).into();
-    if !ours {
-        return (
-            StatusCode::NOT_FOUND,
-            Html("This is not the sign-in this tool started."),
-        );
-    }
-    let outcome = CallbackParams::parse(query.as_deref().unwrap_or(""));
-    let page = match &outcome {
-        Ok(CallbackParams::Code(_)) => {
-            "Signed in. You can close this tab and return to the terminal."
-        }
-        Ok(CallbackParams::AccessDenied) => "Sign-in cancelled. You can close this tab.",
-        _ => "Sign-in failed. See the terminal.",
-    };
-    // Only the first callback counts; later ones find the channel full or closed.
-    let _ = callback.sender.try_send(outcome);
-    (StatusCode::OK, Html(page))
 }
 
 fn default_key_file() -> Option<PathBuf> {

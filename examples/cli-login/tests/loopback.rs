@@ -87,13 +87,17 @@ async fn approval_stores_the_key_in_a_private_file() {
     assert_eq!(callback_url.host_str(), Some("127.0.0.1"));
     let segments: Vec<_> = callback_url.path_segments().unwrap().collect();
     assert_eq!(segments[0], "callback");
-    assert_eq!(segments[1].len(), 32, "a 128-bit per-run segment");
+    assert_eq!(
+        segments[1].len(),
+        22,
+        "a 128-bit per-run segment (base64url)"
+    );
 
     // Another local page that knows the port cannot cancel the sign-in or inject a code.
     let origin = format!("http://127.0.0.1:{}", callback_url.port().unwrap());
     for hostile in [
         format!("{origin}/callback?error=access_denied"),
-        format!("{origin}/callback/{}?error=access_denied", "0".repeat(32)),
+        format!("{origin}/callback/{}?error=access_denied", "A".repeat(22)),
         format!("{origin}/callback/guess?code=attacker-code"),
     ] {
         let answer = http().get(&hostile).send().await.unwrap();

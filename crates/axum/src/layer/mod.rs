@@ -69,7 +69,11 @@ use state::{State, resolve};
 ///   `Referrer-Policy: no-referrer`.
 /// * `POST /logout`: refused with 403 when it comes from another site (see
 ///   [`same_origin`](crate::same_origin)); otherwise the store forgets the key, the key
-///   cookie is deleted, and the answer is a 303 to the post-logout page.
+///   cookie is deleted, the on-sign-out hook hears it, and the answer is a 303 to the
+///   post-logout page.
+/// * `GET /login` on another host than the public URL's (when the layer can be sure of it: a
+///   loopback public URL, or `X-Forwarded-Host`) is first a 303 to the same path and query on
+///   the public URL, once: the flow cookie must be set where the callback will come back.
 /// * Any other method on these paths is a 405 naming the right one.
 ///
 /// # Signed-in requests
@@ -82,10 +86,14 @@ use state::{State, resolve};
 ///   under a previous secret is re-issued under the current one, for the rest of its lifetime.
 /// * If the store fails while loading, the request is signed out for this request only: the
 ///   cookie is kept and the failure logged.
-/// * A response carrying [`SignOut`](crate::api::SignOut) (a handler's
-///   [`ApiError::KeyRejected`](crate::api::ApiError::KeyRejected): ModelGates refused the key)
-///   signs the user out on its way out: the store forgets the session, the key cookie is
-///   deleted, and a browser (`Accept: text/html`) is sent to sign in again.
+/// * A handler's [`ApiError::KeyRejected`](crate::api::ApiError::KeyRejected) (ModelGates
+///   refused the key) signs the user out on its way out: the store forgets the session, the
+///   key cookie is deleted, and a browser is sent to sign in again. A response carrying
+///   [`SignOut`](crate::api::SignOut) signs the user out the same way but is sent as the
+///   handler made it. Either way the on-sign-out hook hears why.
+/// * A browser is a request whose `Accept` prefers `text/html` to `application/json` by
+///   q-value; every answer of the crate is a page for it and JSON otherwise (the README's "Answers
+///   are JSON or HTML by one rule").
 /// * A request without our key cookie costs one extension insert: no cryptography, no
 ///   allocation beyond that, no boxing.
 ///

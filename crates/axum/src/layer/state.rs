@@ -177,7 +177,7 @@ fn cookie_specs(
 fn client(config: &ModelGatesConfig, public_url: &Url) -> Result<ModelGatesClient, ConfigError> {
     let mut client = ModelGatesClient::builder()
         .base_url(config.base_url.clone())
-        .timeout(config.http_timeout)
+        .exchange_timeout(config.http_timeout)
         .api_timeout(config.api_timeout)
         .stream_idle_timeout(config.stream_idle_timeout)
         .user_agent(concat!("modelgates-axum/", env!("CARGO_PKG_VERSION")))
