@@ -36,48 +36,85 @@ pub(crate) fn see_other(location: &str) -> Response<Body> {
     response
 }
 
-/// Every `Accept` header of a request as one value (they are one comma-separated list, RFC
-/// 9110 §5.3); a clone of the single header in the usual case, so nothing is copied.
-pub(crate) fn accept_header(headers: &HeaderMap) -> Option<HeaderValue> {
-    let mut values = headers.get_all(ACCEPT).iter();
-    let first = values.next()?;
-    let rest: Vec<&[u8]> = values.map(HeaderValue::as_bytes).collect();
-    if rest.is_empty() {
-        return Some(first.clone());
-    }
-    let joined = std::iter::once(first.as_bytes())
-        .chain(rest)
-        .collect::<Vec<_>>()
-        .join(&b", "[..]);
-    HeaderValue::from_bytes(&joined).ok()
+/// How well one media range of an `Accept` header matches a type: its q-value, how specific
+/// the range is (2: `type/subtype`, 1: `type/*`, 0: `*/*`) and its position in the header.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Match {
+    q: f32,
+    specificity: u8,
+    position: usize,
 }
 
-/// The one negotiation rule: whether an answer to a request with this `Accept` is an HTML page
-/// rather than JSON. The most specific matching media range gives each type its q-value;
-/// HTML wins only with a higher one (or an equal one listed first), so `text/html,*/*;q=0.8`
-/// (a browser) gets HTML and `*/*`, `application/json`, no header, or an unreadable one get
-/// JSON.
-pub(crate) fn prefers_html_accept(accept: Option<&HeaderValue>) -> bool {
-    use mediatype::MediaType;
-    use mediatype::names::{APPLICATION, HTML, JSON, TEXT};
-    // JSON first: on a tie (`*/*`) the first available type wins.
-    const AVAILABLE: [MediaType<'static>; 2] = [
-        MediaType::new(APPLICATION, JSON),
-        MediaType::new(TEXT, HTML),
-    ];
-    let Some(accept) = accept.and_then(|value| value.to_str().ok()) else {
+/// How specifically the media range `range_kind/range_subtype` names `kind/subtype`: 2 exactly,
+/// 1 as `kind/*`, 0 as `*/*`; `None` when it does not.
+fn specificity(range: (&str, &str), kind: &str, subtype: &str) -> Option<u8> {
+    match range {
+        ("*", "*") => Some(0),
+        (k, "*") if k.eq_ignore_ascii_case(kind) => Some(1),
+        (k, s) if k.eq_ignore_ascii_case(kind) && s.eq_ignore_ascii_case(subtype) => Some(2),
+        _ => None,
+    }
+}
+
+/// The matches of `text/html` and `application/json` in the `Accept` headers, in one pass:
+/// for each, the most specific range that names it (the first of equals).
+fn best_matches(headers: &HeaderMap) -> [Option<Match>; 2] {
+    const TYPES: [(&str, &str); 2] = [("text", "html"), ("application", "json")];
+    let ranges = headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','));
+    let mut best = [None; 2];
+    for (position, range) in ranges.enumerate() {
+        let mut parts = range.split(';');
+        let Some(named) = parts.next().and_then(|t| t.trim().split_once('/')) else {
+            continue;
+        };
+        let q = parts
+            .filter_map(|param| param.trim().split_once('='))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+            .map_or(Some(1.0), |(_, value)| value.trim().parse::<f32>().ok())
+            .filter(|q| (0.0..=1.0).contains(q));
+        let Some(q) = q else { continue };
+        for ((kind, subtype), best) in TYPES.iter().zip(&mut best) {
+            let Some(specificity) = specificity(named, kind, subtype) else {
+                continue;
+            };
+            if best.is_none_or(|found: Match| specificity > found.specificity) {
+                *best = Some(Match {
+                    q,
+                    specificity,
+                    position,
+                });
+            }
+        }
+    }
+    best
+}
+
+/// The one negotiation rule: whether an answer to a request with these headers is an HTML
+/// page rather than JSON, by RFC 9110's `Accept`: each type takes the q-value of the most
+/// specific range that matches it; HTML wins with a higher q-value, or with an equal one
+/// matched by a more specific range, or by an equally specific one listed first. So
+/// `text/html,*/*;q=0.8` (a browser) gets HTML, and `*/*` (a tie on one range),
+/// `application/json`, no header, or one naming neither get JSON. One pass, no allocation:
+/// the layer asks this on every signed-in request.
+pub(crate) fn prefers_html(headers: &HeaderMap) -> bool {
+    let [html, json] = best_matches(headers);
+    let Some(html) = html.filter(|m| m.q > 0.0) else {
         return false;
     };
-    accept
-        .parse::<headers_accept::Accept>()
-        .ok()
-        .and_then(|accept| accept.negotiate(&AVAILABLE).cloned())
-        .is_some_and(|chosen| chosen == AVAILABLE[1])
-}
-
-/// [`prefers_html_accept`] for a request's headers.
-pub(crate) fn prefers_html(headers: &HeaderMap) -> bool {
-    prefers_html_accept(accept_header(headers).as_ref())
+    let Some(json) = json.filter(|m| m.q > 0.0) else {
+        return true;
+    };
+    if html.q != json.q {
+        return html.q > json.q;
+    }
+    if html.specificity != json.specificity {
+        return html.specificity > json.specificity;
+    }
+    html.position < json.position
 }
 
 /// `GET` or `HEAD`: a request that only reads.
@@ -251,6 +288,16 @@ mod tests {
         );
         assert!(!html(&["image/png"]));
         assert!(!html(&["not a media type"]));
+        assert!(!html(&["text/html;q=2"]), "a q-value out of range is ignored");
+        assert!(
+            html(&["application/json;q=0.1, */*"]),
+            "HTML through */* beats JSON's own q=0.1"
+        );
+        assert!(html(&["TEXT/HTML"]), "media types ignore case");
+        assert!(
+            !html(&["*/*, application/json"]),
+            "the more specific wins a tie"
+        );
         // Several headers are one list.
         assert!(html(&["application/json;q=0.1", "text/html"]));
         assert!(!html(&["text/html;q=0.1", "application/json"]));

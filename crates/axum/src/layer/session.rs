@@ -13,9 +13,7 @@ use crate::api::BrowserPage;
 use crate::extract::{AuthContext, ModelGatesKey};
 use crate::flow::SignOutReason;
 use crate::primitives::{BoxError, unix_now};
-use crate::response::{
-    accept_header, html_error_page, is_reading, prefers_html_accept, see_other, set_cookie,
-};
+use crate::response::{html_error_page, is_reading, prefers_html, see_other, set_cookie};
 use crate::store::{KeyStore, SessionStore, SessionToken, StoreError, StoredKey};
 
 /// The outcome of reading a request's key cookie.
@@ -129,14 +127,14 @@ impl SignOutPlan {
     }
 }
 
-/// What the layer keeps of a request to act on its response: cheap clones (header values
-/// share the request's buffer), so that negotiating and the rest of a sign-out's work is done
-/// only when one happens.
+/// What the layer keeps of a request to act on its response: flags and cheap clones, so that
+/// the work of a sign-out is done only when one happens.
 pub(crate) struct RequestSummary {
-    /// Every `Accept` header, as one value.
-    accept: Option<http::HeaderValue>,
+    /// The client prefers HTML: a browser (the crate's one negotiation rule).
+    wants_page: bool,
     /// `GET` or `HEAD`.
     reading: bool,
+    /// The `Referer` of a browser's form post (where it comes back to after signing in).
     referer: Option<http::HeaderValue>,
     pub(crate) context: AuthContext,
 }
@@ -145,25 +143,29 @@ impl RequestSummary {
     /// The summary of a request that carries the layer's context.
     pub(crate) fn of<B>(request: &http::Request<B>) -> Option<Self> {
         let headers = request.headers();
+        let wants_page = prefers_html(headers);
+        let reading = is_reading(request.method());
+        let form_post = wants_page && !reading;
         Some(Self {
-            accept: accept_header(headers),
-            reading: is_reading(request.method()),
-            referer: headers.get(http::header::REFERER).cloned(),
+            wants_page,
+            reading,
+            referer: form_post
+                .then(|| headers.get(http::header::REFERER).cloned())
+                .flatten(),
             context: request.extensions().get::<AuthContext>()?.clone(),
         })
     }
 
     /// The answer is a page: the client prefers HTML (the crate's one negotiation rule).
     pub(crate) fn wants_page(&self) -> bool {
-        prefers_html_accept(self.accept.as_ref())
+        self.wants_page
     }
 
     /// The login route a browser is sent to, coming back to the page it navigated to, or to
     /// the page its form was on.
     pub(crate) fn login_coming_back(&self) -> String {
-        let navigation = self.reading;
-        let referer = (!navigation).then_some(self.referer.as_ref()).flatten();
-        self.context.login_coming_back(navigation, referer)
+        self.context
+            .login_coming_back(self.reading, self.referer.as_ref())
     }
 }
 
