@@ -29,6 +29,19 @@ def read(path):
     return title, unit, scale, bars
 
 
+def ticks(floor, top, scale):
+    """Axis marks: each power of ten on a log scale, five even steps on a linear one."""
+    if scale == "log":
+        marks, mark = [], floor
+        while mark <= top:
+            marks.append(mark)
+            mark *= 10
+        return marks
+    step = 10 ** math.floor(math.log10(top / 5))
+    step *= next(m for m in (1, 2, 5, 10) if top / (step * m) <= 6)
+    return [step * i for i in range(int(top // step) + 1)]
+
+
 def draw(path):
     title, unit, scale, bars = read(path)
     span = WIDTH - LEFT - RIGHT
@@ -42,7 +55,7 @@ def draw(path):
             return span * math.log10(value / floor) / math.log10(top / floor)
         return span * value / top
 
-    height = TOP + len(bars) * (BAR + GAP) + 40 + (20 if groups else 0)
+    height = TOP + len(bars) * (BAR + GAP) + 44 + (22 if groups else 0)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'font-family="system-ui, sans-serif" font-size="13">',
@@ -64,12 +77,17 @@ def draw(path):
         )
     axis_y = TOP + len(bars) * (BAR + GAP) + 4
     out.append(f'<line x1="{LEFT}" y1="{axis_y}" x2="{LEFT + span}" y2="{axis_y}" stroke="#888"/>')
+    for tick in ticks(floor, top, scale):
+        tx = LEFT + x(tick)
+        out.append(f'<line x1="{tx:.1f}" y1="{axis_y}" x2="{tx:.1f}" y2="{axis_y + 5}" stroke="#888"/>')
+        out.append(f'<text x="{tx:.1f}" y="{axis_y + 18}" text-anchor="middle" fill="#555">{tick:g}</text>')
     note = f"{unit}, logarithmic scale" if scale == "log" else unit
-    out.append(f'<text x="{LEFT}" y="{axis_y + 18}" fill="#555">{html.escape(note)}</text>')
+    out.append(f'<text x="{LEFT - 8}" y="{axis_y + 18}" text-anchor="end" fill="#555">{html.escape(note)}</text>')
+    gx = LEFT
     for index, group in enumerate(groups):
-        gx = LEFT + 220 + index * 170
-        out.append(f'<rect x="{gx}" y="{axis_y + 8}" width="12" height="12" fill="{COLOURS[index % len(COLOURS)]}"/>')
-        out.append(f'<text x="{gx + 18}" y="{axis_y + 18}">{html.escape(group)}</text>')
+        out.append(f'<rect x="{gx}" y="{axis_y + 28}" width="12" height="12" fill="{COLOURS[index % len(COLOURS)]}"/>')
+        out.append(f'<text x="{gx + 18}" y="{axis_y + 38}">{html.escape(group)}</text>')
+        gx += 18 + 8 * len(group) + 24
     out.append("</svg>")
     target = path.with_suffix(".svg")
     target.write_text("\n".join(out) + "\n")
