@@ -288,7 +288,10 @@ mod tests {
         );
         assert!(!html(&["image/png"]));
         assert!(!html(&["not a media type"]));
-        assert!(!html(&["text/html;q=2"]), "a q-value out of range is ignored");
+        assert!(
+            !html(&["text/html;q=2"]),
+            "a q-value out of range is ignored"
+        );
         assert!(
             html(&["application/json;q=0.1, */*"]),
             "HTML through */* beats JSON's own q=0.1"

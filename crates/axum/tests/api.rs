@@ -392,6 +392,17 @@ struct Served {
     _app: testing::TestApp,
 }
 
+impl Served {
+    /// `POST path` on the served app, signed in.
+    async fn post(&self, path: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 /// Serves the app with `tweak` applied to its configuration (public URL: where it is served).
 async fn serve(emu: &Emulator, tweak: impl FnOnce(ModelGatesConfig) -> ModelGatesConfig) -> Served {
     let app = testing::serve(|url| {
@@ -418,11 +429,8 @@ async fn split_tool_call_deltas_are_reassembled() {
     let emu = emulator().await;
     let served = serve(&emu, |config| config).await;
     let joined = served
-        .http
-        .post(format!("{}/streamed-tool-call", served.url))
-        .send()
+        .post("/streamed-tool-call")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -432,11 +440,8 @@ async fn split_tool_call_deltas_are_reassembled() {
     assert!(parts[2].parse::<u32>().unwrap() > 1, "split: {joined}");
 
     let body = served
-        .http
-        .post(format!("{}/relayed-tool-call", served.url))
-        .send()
+        .post("/relayed-tool-call")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -478,12 +483,7 @@ fn events(body: &str) -> Vec<(String, String)> {
 async fn the_relay_streams_deltas_then_done() {
     let emu = emulator().await;
     let served = serve(&emu, |config| config).await;
-    let response = served
-        .http
-        .post(format!("{}/relay", served.url))
-        .send()
-        .await
-        .unwrap();
+    let response = served.post("/relay").await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let body = response.text().await.unwrap();
     let events = events(&body);
@@ -515,15 +515,7 @@ async fn a_stalled_stream_ends_with_an_idle_timeout_event() {
     })
     .await;
     emu.inject_once(Endpoint::Chat, Fault::StallStream);
-    let body = served
-        .http
-        .post(format!("{}/relay", served.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = served.post("/relay").await.text().await.unwrap();
     let events = events(&body);
     assert!(
         events.iter().any(|(name, _)| name.is_empty()),
@@ -545,12 +537,7 @@ async fn a_client_disconnect_stops_the_upstream_stream() {
         Endpoint::Chat,
         Fault::SlowStream(Duration::from_millis(200)),
     );
-    let mut response = served
-        .http
-        .post(format!("{}/relay", served.url))
-        .send()
-        .await
-        .unwrap();
+    let mut response = served.post("/relay").await;
     let mut received = String::new();
     while !received.contains("\"delta\"") {
         let chunk = response.chunk().await.unwrap().expect("a first delta");

@@ -41,6 +41,36 @@ async fn page(client: &reqwest::Client, url: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// The body of `GET url`.
+async fn text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// `POST url` from a page of the app at `origin` (as a browser sends it), `Accept` as given.
+async fn post_from(
+    client: &reqwest::Client,
+    origin: &str,
+    url: &str,
+    accept: &str,
+) -> reqwest::Response {
+    client
+        .post(url)
+        .header("origin", origin)
+        .header(ACCEPT, accept)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `callback` (where ModelGates sent the browser back) on the app at `base`.
+fn on(base: &str, callback: &url::Url) -> String {
+    format!(
+        "{base}{}?{}",
+        callback.path(),
+        callback.query().unwrap_or_default()
+    )
+}
+
 /// The `href`s of a built-in page's links.
 fn links(body: &str) -> Vec<String> {
     body.split("href=\"")
@@ -102,6 +132,7 @@ async fn login_on_another_host_goes_to_the_public_url_with_the_same_query() {
 
 #[tokio::test]
 async fn a_callback_on_another_host_says_which_host_to_use() {
+    let logs = Logs::capture();
     let emulator = Emulator::start_auto_approve().await.unwrap();
     let (app, public) = on_localhost(&emulator).await;
     // Signed in at the public URL's host... (reqwest keeps cookies per host, as browsers do)
@@ -109,22 +140,19 @@ async fn a_callback_on_another_host_says_which_host_to_use() {
     let start = client.get(format!("{public}/login")).send().await.unwrap();
     let callback = emulator.approve(&location(&start)).unwrap();
     // ...but the callback lands on 127.0.0.1, where the flow cookie was never set.
-    let landed = page(
-        &client,
-        &format!(
-            "{}{}?{}",
-            app.url(),
-            callback.path(),
-            callback.query().unwrap()
-        ),
-    )
-    .await;
+    let landed = page(&client, &on(app.url(), &callback)).await;
     assert_eq!(landed.status(), StatusCode::BAD_REQUEST);
     let body = landed.text().await.unwrap();
     let host = app.url().trim_start_matches("http://");
     assert!(
         body.contains(&format!("came back to {host}")) && body.contains(&public),
         "{body}"
+    );
+    let logged = logs.text();
+    assert!(
+        logged.contains("came to another host than the public URL")
+            && logged.contains(&format!("host={host}")),
+        "{logged}"
     );
 }
 
@@ -175,22 +203,14 @@ async fn nested_error_pages_link_inside_the_nest() {
     let client = testing::client();
     let start = page(&client, &format!("{url}/app/login")).await;
     let denied = emulator.deny(&location(&start)).unwrap();
-    let denied = page(
-        &client,
-        &format!("{url}{}?{}", denied.path(), denied.query().unwrap()),
-    )
-    .await;
+    let denied = page(&client, &on(url, &denied)).await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
     assert_eq!(links(&denied.text().await.unwrap()), nested_links, "deny");
 
     // The hook's refusal (403).
     let start = page(&client, &format!("{url}/app/login")).await;
     let approved = emulator.approve(&location(&start)).unwrap();
-    let refused = page(
-        &client,
-        &format!("{url}{}?{}", approved.path(), approved.query().unwrap()),
-    )
-    .await;
+    let refused = page(&client, &on(url, &approved)).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         links(&refused.text().await.unwrap()),
@@ -227,11 +247,7 @@ async fn nested_defaults_and_login_url_carry_the_prefix() {
     // A sign-in without return_to lands on the nest's root; logout goes there too.
     let start = page(&client, &format!("{url}/app/login")).await;
     let callback = emulator.approve(&location(&start)).unwrap();
-    let landed = page(
-        &client,
-        &format!("{url}{}?{}", callback.path(), callback.query().unwrap()),
-    )
-    .await;
+    let landed = page(&client, &on(url, &callback)).await;
     assert_eq!(landed.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&landed), "/app");
     assert_eq!(
@@ -242,12 +258,7 @@ async fn nested_defaults_and_login_url_carry_the_prefix() {
             .unwrap(),
         "signed in"
     );
-    let logout = client
-        .post(format!("{url}/app/logout"))
-        .header("origin", url)
-        .send()
-        .await
-        .unwrap();
+    let logout = post_from(&client, url, &format!("{url}/app/logout"), "*/*").await;
     assert_eq!(location(&logout), "/app");
 }
 
@@ -270,16 +281,7 @@ async fn nested_by_hand_with_routes_learns_the_prefix_from_requests() {
     let start = page(&client, &format!("{}/app/login", app.url())).await;
     let callback = emulator.approve(&location(&start)).unwrap();
     assert!(callback.path().starts_with("/app/callback/"), "{callback}");
-    let landed = page(
-        &client,
-        &format!(
-            "{}{}?{}",
-            app.url(),
-            callback.path(),
-            callback.query().unwrap()
-        ),
-    )
-    .await;
+    let landed = page(&client, &on(app.url(), &callback)).await;
     assert_eq!(location(&landed), "/app");
 }
 
@@ -347,32 +349,25 @@ fn sign_out_app(url: &str, emulator: &Emulator, store: MemoryStore, heard: &Hear
         .layer(auth)
 }
 
-#[tokio::test]
-async fn an_app_sign_out_keeps_its_redirect_logs_truthfully_and_is_heard() {
-    let logs = Logs::capture();
+/// [`sign_out_app`] served on a memory store, with what its hook hears.
+async fn sign_out_scene() -> (Emulator, MemoryStore, Heard, TestApp) {
     let emulator = Emulator::start_auto_approve().await.unwrap();
     let (store, heard) = (MemoryStore::default(), Heard::default());
     let app = testing::serve(|url| sign_out_app(url, &emulator, store.clone(), &heard))
         .await
         .unwrap();
+    (emulator, store, heard, app)
+}
+
+#[tokio::test]
+async fn an_app_sign_out_keeps_its_redirect_logs_truthfully_and_is_heard() {
+    let logs = Logs::capture();
+    let (emulator, store, heard, app) = sign_out_scene().await;
     let url = app.url();
     let client = testing::client();
     testing::sign_in(&client, url, &emulator).await.unwrap();
-    let user = client
-        .get(format!("{url}/me"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let bye = client
-        .post(format!("{url}/bye"))
-        .header(ACCEPT, BROWSER)
-        .header("origin", url)
-        .send()
-        .await
-        .unwrap();
+    let user = text(&client, &format!("{url}/me")).await;
+    let bye = post_from(&client, url, &format!("{url}/bye"), BROWSER).await;
     assert_eq!(bye.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&bye), "/goodbye", "the handler's own redirect");
     assert!(
@@ -394,21 +389,12 @@ async fn an_app_sign_out_keeps_its_redirect_logs_truthfully_and_is_heard() {
 
 #[tokio::test]
 async fn the_hook_hears_logout_and_a_rejected_key() {
-    let emulator = Emulator::start_auto_approve().await.unwrap();
-    let (store, heard) = (MemoryStore::default(), Heard::default());
-    let app = testing::serve(|url| sign_out_app(url, &emulator, store.clone(), &heard))
-        .await
-        .unwrap();
+    let (emulator, _, heard, app) = sign_out_scene().await;
     let url = app.url();
 
     let client = testing::client();
     testing::sign_in(&client, url, &emulator).await.unwrap();
-    let logout = client
-        .post(format!("{url}/logout"))
-        .header("origin", url)
-        .send()
-        .await
-        .unwrap();
+    let logout = post_from(&client, url, &format!("{url}/logout"), "*/*").await;
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
 
     let client = testing::client();
@@ -416,12 +402,7 @@ async fn the_hook_hears_logout_and_a_rejected_key() {
     for issued in emulator.issued_keys() {
         emulator.revoke_key(&issued.key);
     }
-    let chat = client
-        .post(format!("{url}/chat"))
-        .header("origin", url)
-        .send()
-        .await
-        .unwrap();
+    let chat = post_from(&client, url, &format!("{url}/chat"), "*/*").await;
     assert_eq!(chat.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         heard.reasons(),
@@ -439,43 +420,19 @@ async fn the_hook_hears_logout_and_a_rejected_key() {
 
 #[tokio::test]
 async fn a_handler_signs_the_user_out_everywhere_else() {
-    let emulator = Emulator::start_auto_approve().await.unwrap();
-    let (store, heard) = (MemoryStore::default(), Heard::default());
-    let app = testing::serve(|url| sign_out_app(url, &emulator, store.clone(), &heard))
-        .await
-        .unwrap();
+    let (emulator, _, _, app) = sign_out_scene().await;
     let url = app.url();
     // The same person on three devices.
     let devices = [testing::client(), testing::client(), testing::client()];
     testing::sign_in(&devices[0], url, &emulator).await.unwrap();
-    let user = devices[0]
-        .get(format!("{url}/me"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let user = text(&devices[0], &format!("{url}/me")).await;
     for device in &devices[1..] {
         let start = device.get(format!("{url}/login")).send().await.unwrap();
         let callback = emulator.approve_as(&location(&start), &user).unwrap();
-        let landed = device
-            .get(format!(
-                "{url}{}?{}",
-                callback.path(),
-                callback.query().unwrap()
-            ))
-            .send()
-            .await
-            .unwrap();
+        let landed = device.get(on(url, &callback)).send().await.unwrap();
         assert_eq!(landed.status(), StatusCode::SEE_OTHER);
     }
-    let revoked = devices[0]
-        .post(format!("{url}/everywhere-else"))
-        .header("origin", url)
-        .send()
-        .await
-        .unwrap();
+    let revoked = post_from(&devices[0], url, &format!("{url}/everywhere-else"), "*/*").await;
     assert_eq!(revoked.text().await.unwrap(), "2");
     let status = |device: &reqwest::Client| {
         let request = device.get(format!("{url}/me"));
@@ -510,15 +467,16 @@ async fn with_the_cookie_store_signing_out_elsewhere_says_it_is_not_supported() 
     testing::sign_in(&client, app.url(), &emulator)
         .await
         .unwrap();
-    let answer = client
-        .post(format!("{}/everywhere-else", app.url()))
-        .header("origin", app.url())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let answer = post_from(
+        &client,
+        app.url(),
+        &format!("{}/everywhere-else", app.url()),
+        "*/*",
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     assert!(answer.starts_with("true "), "{answer}");
     assert!(answer.contains("server-side store"), "{answer}");
 }
@@ -572,14 +530,7 @@ async fn linked_account_through<K: KeyStore>(make_store: impl Fn() -> K) {
     testing::sign_in(&client, app.url(), &emulator)
         .await
         .unwrap();
-    let account = client
-        .get(format!("{}/account", app.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let account = text(&client, &format!("{}/account", app.url())).await;
     assert_eq!(account, "7 s-123");
 }
 
@@ -674,14 +625,7 @@ async fn two_instances_share_a_store_and_one_jar() {
     let jar = Arc::new(reqwest::cookie::Jar::default());
     let client = testing::client_with_jar(jar.clone());
     testing::sign_in(&client, a.url(), &emulator).await.unwrap();
-    let on_a = client
-        .get(format!("{}/me", a.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let on_a = text(&client, &format!("{}/me", a.url())).await;
     // A second client with the same jar, on the other instance.
     let other = testing::client_with_jar(jar);
     let on_b = other.get(format!("{}/me", b.url())).send().await.unwrap();
