@@ -39,8 +39,18 @@ impl Mount {
 
     /// The root of the router `request` reached: its nesting prefix, or `/`.
     pub(crate) fn root_of<B>(request: &Request<B>) -> String {
-        Self::of(request).map_or_else(|| "/".to_owned(), |mount| mount.prefix)
+        root(
+            &Self::of(request)
+                .map(|mount| mount.prefix)
+                .unwrap_or_default(),
+        )
+        .to_owned()
     }
+}
+
+/// The root of a router nested at `prefix` (empty on the outermost router: `/`).
+pub(crate) fn root(prefix: &str) -> &str {
+    if prefix.is_empty() { "/" } else { prefix }
 }
 
 #[cfg(test)]

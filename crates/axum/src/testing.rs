@@ -105,21 +105,21 @@ pub async fn sign_in(
     emulator: &Emulator,
 ) -> Result<(), SignInFailed> {
     let (origin, prefix) = split_app_url(app_url)?;
-    sign_in_at(client, origin, &format!("{prefix}/login"), emulator).await
+    sign_in_at(client, &origin, &format!("{prefix}/login"), emulator).await
 }
 
 /// `app_url` as its origin and the path the layer's routes live under (no trailing `/`).
-fn split_app_url(app_url: &str) -> Result<(&str, &str), SignInFailed> {
-    let app_url = app_url.trim_end_matches('/');
-    let after_scheme = app_url.find("://").map(|at| at + 3).ok_or_else(|| {
-        SignInFailed(format!(
-            "{app_url:?} is not an URL such as http://127.0.0.1:3000"
-        ))
-    })?;
-    let path_at = app_url[after_scheme..]
-        .find('/')
-        .map_or(app_url.len(), |at| after_scheme + at);
-    Ok(app_url.split_at(path_at))
+fn split_app_url(app_url: &str) -> Result<(String, String), SignInFailed> {
+    let url = url::Url::parse(app_url)
+        .ok()
+        .filter(|url| url.has_host())
+        .ok_or_else(|| {
+            SignInFailed(format!(
+                "{app_url:?} is not an URL such as http://127.0.0.1:3000"
+            ))
+        })?;
+    let prefix = url.path().trim_end_matches('/').to_owned();
+    Ok((url.origin().ascii_serialization(), prefix))
 }
 
 /// [`sign_in`] through the login route at `login_path` (such as `/auth/login`) of the app
@@ -280,19 +280,22 @@ mod tests {
 
     #[test]
     fn the_app_url_names_the_origin_and_the_mount_path() {
-        let split = |url| split_app_url(url).unwrap();
-        assert_eq!(
-            split("http://127.0.0.1:3000"),
-            ("http://127.0.0.1:3000", "")
-        );
-        assert_eq!(
-            split("http://127.0.0.1:3000/"),
-            ("http://127.0.0.1:3000", "")
-        );
-        assert_eq!(
-            split("http://127.0.0.1:3000/app/"),
-            ("http://127.0.0.1:3000", "/app")
-        );
+        for (url, origin, prefix) in [
+            ("http://127.0.0.1:3000", "http://127.0.0.1:3000", ""),
+            ("http://127.0.0.1:3000/", "http://127.0.0.1:3000", ""),
+            (
+                "http://127.0.0.1:3000/app/",
+                "http://127.0.0.1:3000",
+                "/app",
+            ),
+        ] {
+            let split = split_app_url(url).unwrap();
+            assert_eq!(
+                (split.0.as_str(), split.1.as_str()),
+                (origin, prefix),
+                "{url}"
+            );
+        }
         assert!(split_app_url("127.0.0.1:3000").is_err());
     }
 }

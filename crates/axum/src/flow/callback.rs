@@ -113,7 +113,7 @@ async fn complete_sign_in<K: KeyStore>(
         .set(token.expose_secret(), K::TOKEN_PROTECTION, lives);
     end_previous_session(flow, store, parts).await;
     // The flow cookie is authentic, but sanitise again: the rule may have tightened since.
-    let return_to = sanitize(Some(&state.return_to), &flow.default_return_to(mount)).to_owned();
+    let return_to = sanitize(Some(&state.return_to), flow.default_return_to(mount)).to_owned();
     Ok(SignedIn {
         return_to,
         key_cookie,

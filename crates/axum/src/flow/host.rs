@@ -14,53 +14,60 @@
 //! proxy in front of a loopback public URL that rewrites `Host` (a dev server's proxy with
 //! `changeOrigin`) costs one hop, not a redirect loop.
 
+use std::time::Duration;
+
 use http::HeaderValue;
 use http::request::Parts;
+use modelgates_oauth_core::{Url, is_loopback};
+
+use crate::cookies::CookieSpec;
 
 /// The cookie that says the login route already sent this browser to the public URL.
 pub(crate) const REDIRECTED_COOKIE: &str = "modelgates_host_redirect";
 
-/// Whether the request carries [`REDIRECTED_COOKIE`].
-pub(crate) fn was_redirected(parts: &Parts) -> bool {
-    parts
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .any(|pair| pair.trim().split('=').next() == Some(REDIRECTED_COOKIE))
-}
-
-/// The `Set-Cookie` of [`REDIRECTED_COOKIE`]: one minute, this login path only.
-pub(crate) fn redirected_cookie(login_path: &str) -> Option<HeaderValue> {
-    HeaderValue::from_str(&format!(
-        "{REDIRECTED_COOKIE}=1; Path={login_path}; Max-Age=60; HttpOnly; SameSite=Lax"
-    ))
-    .ok()
-}
+/// How long the login route does not redirect a browser to the public URL again.
+const REDIRECTED_FOR: Duration = Duration::from_secs(60);
 
 /// The public URL's authority and what the layer may conclude from a foreign host.
 #[derive(Debug)]
 pub(crate) struct PublicHost {
     /// `host[:port]` of the public URL, default port omitted, lowercase.
     authority: String,
+    /// `:443` or `:80`: the scheme's default port, which a `Host` may name or omit.
+    default_port: &'static str,
     /// The public URL is on a loopback host: no proxy in front names the app.
     loopback: bool,
-    default_port: &'static str,
+    /// [`REDIRECTED_COOKIE`], set on the foreign host (not `Secure`: it may be plain http).
+    redirected: CookieSpec,
 }
 
 impl PublicHost {
-    /// The public host of `public_origin` (`scheme://host[:port]`, as `url` serialises an
-    /// origin: default port omitted).
-    pub(crate) fn new(public_origin: &str, loopback: bool) -> Self {
-        let (scheme, authority) = public_origin
-            .split_once("://")
-            .unwrap_or(("http", public_origin));
+    /// The host of the public URL `public`.
+    pub(crate) fn new(public: &Url) -> Self {
+        let host = public.host_str().unwrap_or_default().to_ascii_lowercase();
         Self {
-            authority: authority.to_ascii_lowercase(),
-            loopback,
-            default_port: if scheme == "https" { ":443" } else { ":80" },
+            authority: match public.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            },
+            default_port: if public.scheme() == "https" {
+                ":443"
+            } else {
+                ":80"
+            },
+            loopback: is_loopback(public),
+            redirected: CookieSpec::host_only(REDIRECTED_COOKIE.to_owned(), false),
         }
+    }
+
+    /// Whether the login route already sent this browser to the public URL.
+    pub(crate) fn was_redirected(&self, parts: &Parts) -> bool {
+        self.redirected.is_present(&parts.headers)
+    }
+
+    /// The `Set-Cookie` that marks a browser as sent to the public URL, for a minute.
+    pub(crate) fn redirected_cookie(&self) -> HeaderValue {
+        self.redirected.set("1".to_owned(), REDIRECTED_FOR)
     }
 
     /// The browser's host when it is surely not the public URL's (see the module's rules).
@@ -103,7 +110,7 @@ mod tests {
 
     #[test]
     fn a_loopback_public_url_knows_the_browser_used_another_host() {
-        let public = PublicHost::new("http://localhost:3001", true);
+        let public = PublicHost::new(&Url::parse("http://localhost:3001").unwrap());
         assert_eq!(
             public
                 .foreign(&parts(&[("host", "127.0.0.1:3001")]))
@@ -123,21 +130,25 @@ mod tests {
 
     #[test]
     fn the_redirect_is_marked_once() {
-        assert!(!was_redirected(&parts(&[("cookie", "a=b")])));
-        assert!(was_redirected(&parts(&[(
-            "cookie",
-            "a=b; modelgates_host_redirect=1"
-        )])));
-        let cookie = redirected_cookie("/app/login").unwrap();
-        assert_eq!(
-            cookie,
-            "modelgates_host_redirect=1; Path=/app/login; Max-Age=60; HttpOnly; SameSite=Lax"
+        let public = PublicHost::new(&Url::parse("http://localhost:3001").unwrap());
+        assert!(!public.was_redirected(&parts(&[("cookie", "a=b")])));
+        assert!(public.was_redirected(&parts(&[("cookie", "a=b; modelgates_host_redirect=1")])));
+        let cookie = public.redirected_cookie();
+        let cookie = cookie.to_str().unwrap();
+        assert!(
+            cookie.starts_with("modelgates_host_redirect=1;"),
+            "{cookie}"
         );
+        assert!(
+            cookie.contains("Max-Age=60") && cookie.contains("HttpOnly"),
+            "{cookie}"
+        );
+        assert!(!cookie.contains("Secure"), "{cookie}");
     }
 
     #[test]
     fn behind_a_proxy_only_a_forwarded_host_is_believed() {
-        let public = PublicHost::new("https://app.example", false);
+        let public = PublicHost::new(&Url::parse("https://app.example").unwrap());
         assert_eq!(
             public.foreign(&parts(&[("host", "127.0.0.1:3000")])),
             None,

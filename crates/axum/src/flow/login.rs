@@ -5,7 +5,6 @@ use http::Response;
 use http::request::Parts;
 use modelgates_oauth_core::{FlowState, KeyRequest, Pkce, SpendLimit};
 
-use super::host::{redirected_cookie, was_redirected};
 use super::{AuthError, Flow, sanitize};
 use crate::response::{see_other, set_cookie};
 
@@ -16,16 +15,14 @@ pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<B
     if let Some(host) = flow
         .public_host
         .foreign(parts)
-        .filter(|_| !was_redirected(parts))
+        .filter(|_| !flow.public_host.was_redirected(parts))
     {
         // The flow cookie would belong to `host`, and the callback comes back to the public
         // URL: start the sign-in there instead.
         tracing::info!(%host, public_origin = %flow.public_origin, "sign-in opened on another host; redirecting to the public URL");
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let mut response = see_other(&format!("{}{mount}{path_and_query}", flow.public_origin));
-        if let Some(cookie) = redirected_cookie(&flow.paths.login_for(mount)) {
-            set_cookie(&mut response, cookie);
-        }
+        set_cookie(&mut response, flow.public_host.redirected_cookie());
         return response;
     }
     let query = parts.uri.query().unwrap_or("");
@@ -40,7 +37,7 @@ pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<B
         .find(|(name, _)| name == "return_to")
         .map(|(_, v)| v);
     let default_return_to = flow.default_return_to(mount);
-    let return_to = sanitize(requested.as_deref(), &default_return_to);
+    let return_to = sanitize(requested.as_deref(), default_return_to);
     let mut state = FlowState::new(flow.challenge_method.map(Pkce::generate), return_to);
     let callback_url = state.callback_url(&flow.paths.callback_url_for(mount));
     let destination = flow.client.authorization_url_for_key(
@@ -52,7 +49,7 @@ pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<B
     if flow_cookie.len() > MAX_SET_COOKIE_LEN {
         // A browser would drop the cookie and the sign-in would fail at the callback.
         tracing::info!("return_to too long for the flow cookie; using the default");
-        state.return_to = default_return_to.into_owned();
+        default_return_to.clone_into(&mut state.return_to);
         flow_cookie = flow.flow_cookie.set(&state, flow.flow_max_age);
     }
     match flow.challenge_method {

@@ -36,7 +36,7 @@ pub(super) async fn logout<K: KeyStore>(
     if signed_in {
         flow.heard_sign_out(SignOutReason::Logout, user_id).await;
     }
-    let mut response = see_other(&flow.post_logout_redirect(mount));
+    let mut response = see_other(flow.post_logout_redirect(mount));
     set_cookie(&mut response, flow.key_cookie.clear());
     response
 }

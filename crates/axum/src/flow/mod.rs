@@ -7,7 +7,6 @@
 //! it, the status of each exchange error) is oauth-core's; this module is the HTTP around it
 //! and the spent-flow registry.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,18 +143,16 @@ impl Flow {
     pub(crate) fn links(&self, mount: &str) -> PageLinks {
         PageLinks {
             login: self.paths.login_for(mount),
-            home: self.default_return_to(mount).into_owned(),
+            home: self.default_return_to(mount).to_owned(),
         }
     }
 
     /// Where a sign-in goes without a valid `return_to`: the configured path, else the root of
     /// the router the layer sits in (`mount`, or `/` on the outermost router).
-    pub(crate) fn default_return_to<'a>(&'a self, mount: &'a str) -> Cow<'a, str> {
-        match (&self.default_return_to, mount) {
-            (Some(configured), _) => Cow::Borrowed(configured),
-            (None, "") => Cow::Borrowed("/"),
-            (None, mount) => Cow::Borrowed(mount),
-        }
+    pub(crate) fn default_return_to<'a>(&'a self, mount: &'a str) -> &'a str {
+        self.default_return_to
+            .as_deref()
+            .unwrap_or_else(|| crate::mount::root(mount))
     }
 
     /// Tells the app's on-sign-out hook, if any, that a user was signed out.
@@ -166,11 +163,10 @@ impl Flow {
     }
 
     /// Where logout sends the browser under `mount`.
-    pub(crate) fn post_logout_redirect<'a>(&'a self, mount: &'a str) -> Cow<'a, str> {
-        match &self.post_logout_redirect {
-            Some(configured) => Cow::Borrowed(configured),
-            None => self.default_return_to(mount),
-        }
+    pub(crate) fn post_logout_redirect<'a>(&'a self, mount: &'a str) -> &'a str {
+        self.post_logout_redirect
+            .as_deref()
+            .unwrap_or_else(|| self.default_return_to(mount))
     }
 }
 

@@ -111,7 +111,7 @@ impl SignOutPlan {
             .strip_suffix(&*self.state.flow.paths.login)
             .unwrap_or_default();
         let home = self.state.flow.default_return_to(mount);
-        let mut links = vec![("Back to the app", &*home)];
+        let mut links = vec![("Back to the app", home)];
         if let Some(manage) = &manage {
             links.insert(0, ("Manage this key on ModelGates", manage.as_str()));
         }

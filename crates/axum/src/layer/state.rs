@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use modelgates_oauth_core::{
-    ChallengeMethod, KeyRequest, ModelGatesClient, Url, is_loopback, parse_public_origin,
+    ChallengeMethod, KeyRequest, ModelGatesClient, Url, parse_public_origin,
 };
 
 use crate::config::{ConfigError, CookieSecret, ModelGatesConfig, SameSite};
@@ -83,7 +83,7 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<State, ConfigError> {
     let flow = Flow {
         client: client(&config, &public_url)?,
         paths,
-        public_host: PublicHost::new(&public_origin, is_loopback(&public_url)),
+        public_host: PublicHost::new(&public_url),
         public_origin,
         flow_cookie: FlowCookie::new(flow_spec, &keys),
         key_cookie: KeyCookie::new(key_spec, keys),
