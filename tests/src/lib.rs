@@ -2,6 +2,7 @@
 //! on 127.0.0.1 against an in-process emulator.
 
 pub mod child;
+pub mod proxy;
 
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig};
 use modelgates_emulator::Emulator;

@@ -150,6 +150,14 @@ pub enum ApiError {
     /// message when it gave them.
     #[error("ModelGates could not answer: {0}")]
     Upstream(String),
+    /// The session already holds as many open streams as it may
+    /// ([`ModelGatesConfig::with_max_streams_per_session`](crate::ModelGatesConfig::with_max_streams_per_session)):
+    /// nothing was sent (429, `Retry-After: 1`).
+    #[error("You already have {max} replies streaming. Wait for one to finish, then try again.")]
+    TooManyStreams {
+        /// The most streams a session may hold open.
+        max: usize,
+    },
     /// The request was refused before it was sent (a builder's missing field, say).
     #[error("The request to ModelGates is invalid: {0}")]
     InvalidRequest(String),
@@ -171,7 +179,7 @@ impl ApiError {
             Self::KeyRejected => StatusCode::UNAUTHORIZED,
             Self::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
             Self::KeyLimitReached { .. } => StatusCode::FORBIDDEN,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
@@ -187,6 +195,7 @@ impl ApiError {
             Self::InsufficientCredits { .. } => "insufficient_credits",
             Self::KeyLimitReached { .. } => "key_limit_reached",
             Self::RateLimited { .. } => "rate_limited",
+            Self::TooManyStreams { .. } => "too_many_streams",
             Self::Timeout => "upstream_timeout",
             Self::Upstream(_) => "upstream_error",
             Self::InvalidRequest(_) => "invalid_request",
@@ -209,6 +218,7 @@ impl ApiError {
             Self::InsufficientCredits { .. } => "Out of credits",
             Self::KeyLimitReached { .. } => "Spend limit reached",
             Self::RateLimited { .. } => "Too many requests",
+            Self::TooManyStreams { .. } => "Too many replies at once",
             Self::KeyRejected => "Signed out",
             Self::Timeout => "ModelGates took too long",
             Self::Upstream(_) => "ModelGates could not answer",
@@ -277,6 +287,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        }
+        if let Self::TooManyStreams { .. } = &self {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if let Self::KeyRejected = self {
             response.extensions_mut().insert(KeyRejectedSignOut);

@@ -23,9 +23,9 @@ use crate::flow::is_safe_return_to;
 use crate::response::{is_reading, prefers_html};
 use crate::store::{SessionStore, SessionToken, StoreError, StoredKey};
 
+use crate::api::ApiError;
 #[cfg(feature = "openai")]
 use {
-    crate::api::ApiError,
     axum::response::sse::{Event, Sse},
     futures_util::Stream,
     modelgates_oauth_core::async_openai::types::chat::CreateChatCompletionRequest,
@@ -65,6 +65,8 @@ struct KeyInner {
     /// The session's token and store, for [`Session`].
     token: SessionToken,
     store: Arc<dyn SessionStore>,
+    /// The layer's count of each session's open streams.
+    streams: Arc<StreamSlots>,
 }
 
 /// The signed-in session a request belongs to, in the layer's key store: end it now, or sign
@@ -159,6 +161,7 @@ impl ModelGatesKey {
         client: ModelGatesClient,
         token: SessionToken,
         store: Arc<dyn SessionStore>,
+        streams: Arc<StreamSlots>,
     ) -> Self {
         Self(Arc::new(KeyInner {
             key: stored.key,
@@ -167,7 +170,25 @@ impl ModelGatesKey {
             client,
             token,
             store,
+            streams,
         }))
+    }
+
+    /// One of the streams this session may hold open at once
+    /// ([`ModelGatesConfig::with_max_streams_per_session`](crate::ModelGatesConfig::with_max_streams_per_session)),
+    /// for a handler that relays a stream itself: keep the slot with the stream, so that it is
+    /// freed when the stream ends. [`Self::stream_chat`] takes one on its own.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::TooManyStreams`] (429) when the session holds every slot: start nothing.
+    pub fn stream_slot(&self) -> Result<StreamSlot, ApiError> {
+        self.0
+            .streams
+            .take(self.0.token.digest())
+            .ok_or(ApiError::TooManyStreams {
+                max: self.0.streams.max(),
+            })
     }
 
     /// This sign-in's session in the layer's key store: revoke it, or sign the user out
@@ -310,10 +331,12 @@ impl ModelGatesKey {
         mut request: CreateChatCompletionRequest,
     ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + Send + use<>>, ApiError> {
         request.stream = Some(true);
+        let slot = self.stream_slot()?;
         let upstream = self.openai_stream().chat().create_stream(request).await?;
         Ok(crate::sse::relay(
             upstream,
             self.client().stream_idle_timeout(),
+            slot,
         ))
     }
 
@@ -322,15 +345,20 @@ impl ModelGatesKey {
     ///
     /// # Errors
     ///
-    /// [`ModelGatesKeyRejection::MissingLayer`] when `ModelGatesAuth` did not see the request
-    /// (its response is JSON: the extensions do not say what the client prefers).
+    /// [`ModelGatesKeyRejection::MissingLayer`] when `ModelGatesAuth` did not see the request,
+    /// [`ModelGatesKeyRejection::StoreUnavailable`] when the request carries a key cookie but
+    /// the key store failed to answer (both respond in JSON: the extensions do not say what
+    /// the client prefers).
     pub fn from_extensions(
         extensions: &Extensions,
     ) -> Result<Option<Self>, ModelGatesKeyRejection> {
-        extensions
-            .get::<AuthContext>()
-            .map(|context| context.key.clone())
-            .ok_or(ModelGatesKeyRejection::MissingLayer { page: false })
+        match extensions.get::<AuthContext>() {
+            Some(context) if context.store_unavailable => {
+                Err(ModelGatesKeyRejection::StoreUnavailable { page: false })
+            }
+            Some(context) => Ok(context.key.clone()),
+            None => Err(ModelGatesKeyRejection::MissingLayer { page: false }),
+        }
     }
 }
 
@@ -338,6 +366,9 @@ impl ModelGatesKey {
 #[derive(Clone)]
 pub(crate) struct AuthContext {
     pub(crate) key: Option<ModelGatesKey>,
+    /// The request carries a key cookie but the key store failed to answer: handlers that
+    /// need the key answer 503, never "signed out".
+    pub(crate) store_unavailable: bool,
     pub(crate) login_path: Arc<str>,
     /// The URI as the layer saw it, before any nested router stripped a prefix.
     pub(crate) original_uri: Uri,
@@ -353,10 +384,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ModelGatesKey {
             .extensions
             .get::<AuthContext>()
             .ok_or_else(|| ModelGatesKeyRejection::missing_layer(&parts.headers))?;
-        context
-            .key
-            .clone()
-            .ok_or_else(|| signed_out(parts, context))
+        match &context.key {
+            Some(key) => Ok(key.clone()),
+            None => Err(signed_out(parts, context)),
+        }
     }
 }
 
@@ -368,13 +399,20 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ModelGatesKey {
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         match parts.extensions.get::<AuthContext>() {
+            Some(context) if context.store_unavailable => {
+                Err(ModelGatesKeyRejection::store_unavailable(&parts.headers))
+            }
             Some(context) => Ok(context.key.clone()),
             None => Err(ModelGatesKeyRejection::missing_layer(&parts.headers)),
         }
     }
 }
 
+/// The rejection of a request without a key: signed out, or the store could not tell.
 fn signed_out(parts: &Parts, context: &AuthContext) -> ModelGatesKeyRejection {
+    if context.store_unavailable {
+        return ModelGatesKeyRejection::store_unavailable(&parts.headers);
+    }
     let login = prefers_html(&parts.headers).then(|| {
         let navigation = is_reading(&parts.method);
         let referer = parts.headers.get(http::header::REFERER);
@@ -423,5 +461,8 @@ pub(crate) fn login_url(login_path: &str, return_to: &str) -> String {
 }
 
 mod rejection;
+mod streams;
 
 pub use rejection::ModelGatesKeyRejection;
+pub use streams::StreamSlot;
+pub(crate) use streams::StreamSlots;

@@ -56,10 +56,13 @@ use modelgates_oauth_core::async_openai::types::chat::{
 use serde_json::json;
 
 use crate::api::ApiError;
+use crate::extract::StreamSlot;
 
 /// What the relay has seen so far.
 struct Relay {
     upstream: ChatCompletionResponseStream,
+    /// The session's place among its open streams, freed with the relay.
+    _slot: StreamSlot,
     idle_timeout: Duration,
     last_chunk: Instant,
     finish_reason: Option<FinishReason>,
@@ -188,9 +191,11 @@ fn data(event: Event, value: &serde_json::Value) -> Event {
 pub(crate) fn relay(
     upstream: ChatCompletionResponseStream,
     idle_timeout: Duration,
+    slot: StreamSlot,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send> {
     let relay = Relay {
         upstream,
+        _slot: slot,
         idle_timeout,
         last_chunk: Instant::now(),
         finish_reason: None,

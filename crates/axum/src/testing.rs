@@ -122,6 +122,22 @@ fn split_app_url(app_url: &str) -> Result<(String, String), SignInFailed> {
     Ok((url.origin().ascii_serialization(), prefix))
 }
 
+/// The first half of [`sign_in`]: the login route, and the user's approval on the emulator;
+/// returns the callback URL ModelGates sent the browser to, not yet visited, for tests of the
+/// callback itself (a replay, an outage, a flood). `client` holds the flow cookie.
+///
+/// # Errors
+///
+/// [`SignInFailed`], saying which hop went wrong.
+pub async fn start_sign_in(
+    client: &reqwest::Client,
+    app_url: &str,
+    emulator: &Emulator,
+) -> Result<String, SignInFailed> {
+    let (origin, prefix) = split_app_url(app_url)?;
+    approved_callback(client, &origin, &format!("{prefix}/login"), emulator).await
+}
+
 /// [`sign_in`] through the login route at `login_path` (such as `/auth/login`) of the app
 /// whose origin is `app_url` (such as `http://127.0.0.1:41234`).
 ///
@@ -134,6 +150,29 @@ pub async fn sign_in_at(
     login_path: &str,
     emulator: &Emulator,
 ) -> Result<(), SignInFailed> {
+    let callback = approved_callback(client, app_url, login_path, emulator).await?;
+    let landed = client
+        .get(&callback)
+        .send()
+        .await
+        .map_err(|e| SignInFailed(format!("GET the callback: {e}")))?;
+    if landed.status() != reqwest::StatusCode::SEE_OTHER {
+        let status = landed.status();
+        let body = landed.text().await.unwrap_or_default();
+        return Err(SignInFailed(format!(
+            "the callback: answered {status}: {body}"
+        )));
+    }
+    Ok(())
+}
+
+/// The login route at `login_path`, then the emulator's approval: the callback URL.
+async fn approved_callback(
+    client: &reqwest::Client,
+    app_url: &str,
+    login_path: &str,
+    emulator: &Emulator,
+) -> Result<String, SignInFailed> {
     let failed = |hop: &str, detail: String| SignInFailed(format!("{hop}: {detail}"));
     let app_url = app_url.trim_end_matches('/');
     let login_url = format!("{app_url}{login_path}");
@@ -159,22 +198,11 @@ pub async fn sign_in_at(
     let callback = emulator
         .approve(&auth_url)
         .map_err(|e| failed("approving on the emulator", e.to_string()))?;
-    let callback = format!(
+    Ok(format!(
         "{app_url}{}?{}",
         callback.path(),
         callback.query().unwrap_or_default()
-    );
-    let landed = client
-        .get(&callback)
-        .send()
-        .await
-        .map_err(|e| failed("GET the callback", e.to_string()))?;
-    if landed.status() != reqwest::StatusCode::SEE_OTHER {
-        let status = landed.status();
-        let body = landed.text().await.unwrap_or_default();
-        return Err(failed("the callback", format!("answered {status}: {body}")));
-    }
-    Ok(())
+    ))
 }
 
 fn location(response: &reqwest::Response) -> Option<String> {

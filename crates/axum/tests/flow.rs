@@ -813,7 +813,11 @@ each_provider!(
 );
 async fn two_hundred_concurrent_sign_ins_each_get_their_own_key(provider: Provider) {
     let emu = provider.emulator().await;
-    let app = app(ModelGatesAuth::new(config(&emu)));
+    // Concurrency, not the rate bound (tested in floods.rs), is what this test is about.
+    let limits = modelgates_axum::config::ExchangeLimits::unlimited();
+    let app = app(ModelGatesAuth::new(
+        config(&emu).with_exchange_limits(limits),
+    ));
     let users = (0..200).map(|_| {
         let mut browser = Browser::new(app.clone());
         tokio::spawn(async move {

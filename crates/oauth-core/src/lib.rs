@@ -11,7 +11,7 @@
 //! * [`FlowState`], [`FlowSealer`], [`FlowId`]: what a web app remembers between the redirect
 //!   and the callback, sealed for the browser, and the check of a callback against it (binding
 //!   and age), with [`ExchangeError::http_status`] saying what each failure answers;
-//! * [`parse_public_origin`], [`is_loopback`], [`random_token`]: the URL rules and the token
+//! * [`parse_public_origin`], [`is_loopback`], [`is_loopback_host`], [`random_token`]: the URL rules and the token
 //!   helper both this crate and an app's own routes need;
 //! * [`LoopbackReceiver`] (feature `loopback`): the callback of a command-line tool, on
 //!   `127.0.0.1` with a random path (RFC 8252);
@@ -102,7 +102,7 @@ pub use limit::{InvalidSpendLimit, KeyRequest, SpendLimit};
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::{LoopbackError, LoopbackReceiver};
-pub use origin::{InvalidPublicUrl, is_loopback, parse_public_origin};
+pub use origin::{InvalidPublicUrl, is_loopback, is_loopback_host, parse_public_origin};
 pub use pkce::{
     ChallengeMethod, CodeChallenge, CodeVerifier, InvalidVerifier, MAX_VERIFIER_LEN,
     MIN_VERIFIER_LEN, Pkce, UnknownChallengeMethod,

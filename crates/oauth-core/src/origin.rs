@@ -25,9 +25,20 @@ use url::Url;
 /// ```
 #[must_use]
 pub fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
+    url.host_str().is_some_and(is_loopback_host)
+}
+
+/// Whether `host` (a name or an IP address, IPv6 with or without brackets) stays on this
+/// machine: `localhost`, `127.0.0.0/8` or `::1`.
+///
+/// ```
+/// use modelgates_oauth_core::is_loopback_host;
+///
+/// assert!(is_loopback_host("127.0.0.1") && is_loopback_host("[::1]") && is_loopback_host("::1"));
+/// assert!(!is_loopback_host("192.0.2.2") && !is_loopback_host("localhost.example"));
+/// ```
+#[must_use]
+pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host

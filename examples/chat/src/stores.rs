@@ -98,5 +98,14 @@ fn is_postgres(store: &str) -> bool {
 }
 
 fn is_redis(store: &str) -> bool {
-    store.starts_with("redis://") || store.starts_with("rediss://")
+    [
+        "redis://",
+        "rediss://",
+        "valkey://",
+        "valkeys://",
+        "redis+unix://",
+        "valkey+unix://",
+    ]
+    .iter()
+    .any(|scheme| store.starts_with(scheme))
 }

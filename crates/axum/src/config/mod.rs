@@ -63,10 +63,15 @@ mod cookies;
 mod env;
 mod error;
 mod key;
+mod limits;
 mod secret;
 
 pub use cookies::SameSite;
 pub use key::DEFAULT_MAX_KEY_LIMIT;
+pub use limits::{
+    ClientKey, DEFAULT_CLIENT_EXCHANGE_RATE, DEFAULT_GLOBAL_EXCHANGE_RATE, ExchangeLimits,
+    RateLimit,
+};
 
 pub use crate::flow::{MAX_APP_DATA_LEN, SignIn, SignInRejected, SignOutReason, SignedOut};
 pub use crate::store::DEFAULT_KEY_MAX_AGE;
@@ -112,6 +117,9 @@ pub struct ModelGatesConfig {
     pub(crate) error_page: Option<ErrorPage>,
     pub(crate) weak_pkce_allowed: bool,
     pub(crate) max_concurrent_exchanges: usize,
+    pub(crate) exchange_limits: ExchangeLimits,
+    pub(crate) max_spent_flows: usize,
+    pub(crate) max_streams_per_session: usize,
     pub(crate) app_url: Option<String>,
     pub(crate) app_title: Option<String>,
     pub(crate) api_timeout: Duration,
@@ -147,6 +155,9 @@ impl fmt::Debug for ModelGatesConfig {
             .field("custom_error_page", &self.error_page.is_some())
             .field("weak_pkce_allowed", &self.weak_pkce_allowed)
             .field("max_concurrent_exchanges", &self.max_concurrent_exchanges)
+            .field("exchange_limits", &self.exchange_limits)
+            .field("max_spent_flows", &self.max_spent_flows)
+            .field("max_streams_per_session", &self.max_streams_per_session)
             .field("app_url", &self.app_url)
             .field("app_title", &self.app_title)
             .field("api_timeout", &self.api_timeout)
@@ -166,6 +177,11 @@ impl fmt::Debug for ModelGatesConfig {
 pub const DEFAULT_FLOW_MAX_AGE: Duration = Duration::from_secs(600);
 /// Default bound on key exchanges in flight at once, per layer.
 pub const DEFAULT_MAX_CONCURRENT_EXCHANGES: usize = 256;
+/// Default number of spent sign-in flows a layer remembers in its process (for stores that
+/// keep none): 100,000.
+pub const DEFAULT_MAX_SPENT_FLOWS: usize = 100_000;
+/// Default number of streams one session may have open at once: 8.
+pub const DEFAULT_MAX_STREAMS_PER_SESSION: usize = 8;
 
 impl ModelGatesConfig {
     /// A configuration for an app served at `public_url`, with cookies keyed by `secret`.
@@ -191,6 +207,9 @@ impl ModelGatesConfig {
             error_page: None,
             weak_pkce_allowed: false,
             max_concurrent_exchanges: DEFAULT_MAX_CONCURRENT_EXCHANGES,
+            exchange_limits: ExchangeLimits::default(),
+            max_spent_flows: DEFAULT_MAX_SPENT_FLOWS,
+            max_streams_per_session: DEFAULT_MAX_STREAMS_PER_SESSION,
             app_url: None,
             app_title: None,
             api_timeout: DEFAULT_API_TIMEOUT,
@@ -275,6 +294,45 @@ impl ModelGatesConfig {
     /// through the callback route.
     pub fn with_max_concurrent_exchanges(mut self, limit: usize) -> Self {
         self.max_concurrent_exchanges = limit;
+        self
+    }
+
+    /// The rate bounds on key exchanges, in all and per client (default: 20 per second, bursts
+    /// of 50; 10 per minute per client IP, bursts of 5). Beyond them a callback is answered
+    /// 429 with `Retry-After` and nothing is sent; the rules are in [`ExchangeLimits`]'
+    /// module. Behind a proxy, tell the layer how to find the client:
+    ///
+    /// ```
+    /// use http::HeaderName;
+    /// use modelgates_axum::config::{ClientKey, ExchangeLimits};
+    /// use modelgates_axum::{CookieSecret, ModelGatesConfig};
+    ///
+    /// let config = ModelGatesConfig::new("https://app.example", CookieSecret::generate())
+    ///     .with_exchange_limits(ExchangeLimits::default().with_client_key(
+    ///         ClientKey::last_header_value(HeaderName::from_static("x-forwarded-for")),
+    ///     ));
+    /// # let _ = config;
+    /// ```
+    pub fn with_exchange_limits(mut self, limits: ExchangeLimits) -> Self {
+        self.exchange_limits = limits;
+        self
+    }
+
+    /// How many spent sign-in flows this process remembers at most (default 100,000), for key
+    /// stores that keep none (the cookie and memory stores; the database stores keep them
+    /// themselves, for every instance). A flow is remembered its lifetime and never forgotten
+    /// early: when the record is full, callbacks are answered 503 with `Retry-After` until the
+    /// oldest expires. The default exchange rate bound fills at most 12,000 in a flow lifetime.
+    pub fn with_max_spent_flows(mut self, max: usize) -> Self {
+        self.max_spent_flows = max;
+        self
+    }
+
+    /// How many streams ([`ModelGatesKey::stream_chat`](crate::ModelGatesKey::stream_chat),
+    /// [`ModelGatesKey::stream_slot`](crate::ModelGatesKey::stream_slot)) one session may have
+    /// open at once (default 8); one more is refused with 429 `too_many_streams`.
+    pub fn with_max_streams_per_session(mut self, max: usize) -> Self {
+        self.max_streams_per_session = max;
         self
     }
 

@@ -32,6 +32,18 @@ pub enum ModelGatesKeyRejection {
         /// The request prefers HTML, so the answer is a page.
         page: bool,
     },
+    /// The request carries a key cookie, but the key store failed to answer: the user may
+    /// well be signed in, so this is a 503 with `Retry-After` (never "signed out", never a
+    /// redirect to sign in), as a page when the request prefers HTML, JSON otherwise.
+    #[error(
+        "Your session cannot be checked right now: this app's key store is not answering. \
+         Please try again in a moment."
+    )]
+    #[non_exhaustive]
+    StoreUnavailable {
+        /// The request prefers HTML, so the answer is a page.
+        page: bool,
+    },
 }
 
 impl ModelGatesKeyRejection {
@@ -58,7 +70,7 @@ impl ModelGatesKeyRejection {
     pub fn login_url(&self, return_to: &str) -> Option<String> {
         match self {
             Self::SignedOut { login_path, .. } => Some(login_url(login_path, return_to)),
-            Self::MissingLayer { .. } => None,
+            Self::MissingLayer { .. } | Self::StoreUnavailable { .. } => None,
         }
     }
 
@@ -69,14 +81,24 @@ impl ModelGatesKeyRejection {
         }
     }
 
+    /// The rejection for a request whose key the store failed to load, answered as `headers`
+    /// prefer.
+    pub(crate) fn store_unavailable(headers: &http::HeaderMap) -> Self {
+        Self::StoreUnavailable {
+            page: prefers_html(headers),
+        }
+    }
+
     /// The status this rejection answers with: 303 to the login route for a browser, 401 for
-    /// other signed-out requests, 500 when the layer is missing.
+    /// other signed-out requests, 500 when the layer is missing, 503 when the key store
+    /// failed.
     #[must_use]
     pub fn status(&self) -> StatusCode {
         match self {
             Self::SignedOut { login: Some(_), .. } => StatusCode::SEE_OTHER,
             Self::SignedOut { login: None, .. } => StatusCode::UNAUTHORIZED,
             Self::MissingLayer { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -86,6 +108,7 @@ impl ModelGatesKeyRejection {
         match self {
             Self::SignedOut { .. } => "not_signed_in",
             Self::MissingLayer { .. } => "missing_layer",
+            Self::StoreUnavailable { .. } => "store_unavailable",
         }
     }
 }
@@ -98,6 +121,23 @@ impl IntoResponse for ModelGatesKeyRejection {
             } => see_other(login),
             Self::SignedOut { login: None, .. } => {
                 json_error(self.status(), self.code(), "Sign in with ModelGates first.")
+            }
+            Self::StoreUnavailable { page } => {
+                let mut response = if *page {
+                    html_error_page(
+                        "Temporarily unavailable",
+                        &self.to_string(),
+                        &[("Home", "/")],
+                    )
+                } else {
+                    json_error(self.status(), self.code(), &self.to_string())
+                };
+                *response.status_mut() = self.status();
+                response.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from(crate::store::STORE_RETRY_AFTER.as_secs()),
+                );
+                response
             }
             Self::MissingLayer { page } => {
                 tracing::error!("{self}");
@@ -134,6 +174,8 @@ mod tests {
             },
             ModelGatesKeyRejection::MissingLayer { page: false },
             ModelGatesKeyRejection::MissingLayer { page: true },
+            ModelGatesKeyRejection::StoreUnavailable { page: false },
+            ModelGatesKeyRejection::StoreUnavailable { page: true },
         ] {
             assert_eq!(
                 rejection.status(),

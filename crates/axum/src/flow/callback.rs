@@ -4,14 +4,15 @@
 use std::time::Duration;
 
 use axum_core::body::Body;
-use http::header::{REFERRER_POLICY, RETRY_AFTER};
+use http::header::REFERRER_POLICY;
 use http::request::Parts;
 use http::{HeaderValue, Response};
 use modelgates_oauth_core::CallbackParams;
 
+use super::state::LocalSpend;
 use super::{AuthError, Flow, HookFailure, SignIn, sanitize};
 use crate::response::{see_other, set_cookie};
-use crate::store::{KeyStore, SessionToken, StoredKey};
+use crate::store::{FlowSpend, KeyStore, SessionToken, StoredKey};
 
 pub(super) async fn callback<K: KeyStore>(
     flow: &Flow,
@@ -24,20 +25,20 @@ pub(super) async fn callback<K: KeyStore>(
             tracing::info!("sign-in completed");
             let mut response = see_other(&signed_in.return_to);
             set_cookie(&mut response, signed_in.key_cookie);
+            set_cookie(&mut response, flow.flow_cookie.clear());
             response
         }
         Err(error) => {
             tracing::warn!(code = error.code(), status = error.status().as_u16(), %error, "sign-in failed");
             let mut response = flow.render(&error, parts, mount);
-            if let AuthError::Busy = error {
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            // A callback refused for a moment (busy, rate bound, store down) keeps its flow
+            // cookie, so the same callback can be retried; any other ends the flow.
+            if error.retry_after().is_none() {
+                set_cookie(&mut response, flow.flow_cookie.clear());
             }
             response
         }
     };
-    set_cookie(&mut response, flow.flow_cookie.clear());
     response
         .headers_mut()
         .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -70,14 +71,17 @@ async fn complete_sign_in<K: KeyStore>(
         }
     })?;
     state.check(flow.paths.flow_id_in(parts.uri.path()), flow.flow_max_age)?;
-    if !flow.spent.spend(&state.id) {
-        return Err(AuthError::FlowUsed);
-    }
     let code = callback_code(parts)?;
+    // Everything that may refuse without sending the code comes before the flow is spent, so
+    // that a refused callback can be retried as it is.
+    flow.exchange_gate
+        .admit(parts)
+        .map_err(|retry_after| AuthError::TooManySignIns { retry_after })?;
     let _slot = flow
         .exchange_slots
         .try_acquire()
         .map_err(|_| AuthError::Busy)?;
+    spend(flow, store, state.id.as_str()).await?;
     let issued = flow
         .client
         .exchange_code(&code, state.pkce.as_ref())
@@ -107,7 +111,7 @@ async fn complete_sign_in<K: KeyStore>(
         .with_expires_at(issued.expires_at)
         .with_app_data(app_data);
     let lives = Duration::from_secs(stored.remaining(flow.key_max_age, stored.issued_at));
-    let token: SessionToken = store.save(stored).await.map_err(AuthError::Store)?;
+    let token = save(store, stored).await?;
     let key_cookie = flow
         .key_cookie
         .set(token.expose_secret(), K::TOKEN_PROTECTION, lives);
@@ -118,6 +122,68 @@ async fn complete_sign_in<K: KeyStore>(
         return_to,
         key_cookie,
     })
+}
+
+/// Records the flow as spent, in the store when it keeps spent flows (so that no instance
+/// sharing it accepts the flow again), else in this process. The store's write is also the
+/// proof, before a key is issued, that the store is up.
+async fn spend<K: KeyStore>(flow: &Flow, store: &K, id: &str) -> Result<(), AuthError> {
+    let spent = store
+        .spend_flow(id, flow.spent.lives())
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "the key store cannot record the sign-in; nothing was sent to ModelGates");
+            AuthError::Store(error)
+        })?;
+    let local = match spent {
+        FlowSpend::First => return Ok(()),
+        FlowSpend::Replayed => return Err(AuthError::FlowUsed),
+        _ => flow.spent.spend(id),
+    };
+    match local {
+        LocalSpend::First => Ok(()),
+        LocalSpend::Replayed => Err(AuthError::FlowUsed),
+        LocalSpend::Full { retry_after } => {
+            tracing::error!(
+                ?retry_after,
+                "the record of spent sign-in flows is full; refusing callbacks until the oldest expires"
+            );
+            Err(AuthError::SpentFlowsFull { retry_after })
+        }
+    }
+}
+
+/// The waits between attempts to keep a key ModelGates has issued: the key exists now, so a
+/// store that fails for a moment is worth a few tries (1.3 s in all) before giving up.
+const SAVE_RETRIES: [Duration; 3] = [
+    Duration::from_millis(100),
+    Duration::from_millis(300),
+    Duration::from_millis(900),
+];
+
+/// Keeps `stored`, retrying a failing store briefly.
+async fn save<K: KeyStore>(store: &K, stored: StoredKey) -> Result<SessionToken, AuthError> {
+    let mut waits = SAVE_RETRIES.iter();
+    loop {
+        match store.save(stored.clone()).await {
+            Ok(token) => return Ok(token),
+            Err(error) => match waits.next() {
+                Some(wait) => {
+                    tracing::warn!(%error, "the key store failed to keep an issued key; retrying");
+                    tokio::time::sleep(*wait).await;
+                }
+                None => {
+                    tracing::error!(
+                        %error,
+                        user_id = stored.user_id.as_deref(),
+                        "ModelGates issued a key that the key store could not keep; the user \
+                         can delete it on ModelGates and sign in again"
+                    );
+                    return Err(AuthError::Store(error));
+                }
+            },
+        }
+    }
 }
 
 /// Ends the session this browser held before signing in again, so a copy of its cookie stops

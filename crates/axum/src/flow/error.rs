@@ -4,13 +4,15 @@
 //! [`AuthError`]: crate::AuthError
 //!
 //! Rules: bad or missing callback input is a 400, a cancelled sign-in or a cross-site request a
-//! 403, a wrong method a 405, a ModelGates failure a 502, a ModelGates timeout a 504, a failing
-//! key store or a full set of exchange slots a 503.
+//! 403, a wrong method a 405, too many sign-ins from one client or in all a 429, a ModelGates
+//! failure a 502, a ModelGates timeout a 504, a failing key store (at sign-in or sign-out) or a
+//! full set of exchange slots a 503. Every 429 and 503 carries `Retry-After`.
 //! Never a 500 for bad input. HTML goes to browsers, JSON
 //! (`{"error": {"status", "code", "message"}}`) to clients whose `Accept` asks for JSON and not
 //! HTML. Every value that came from the request is HTML-escaped; no message holds a secret.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum_core::body::Body;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
@@ -69,6 +71,23 @@ pub enum AuthError {
     /// Every key-exchange slot is taken; the answer carries `Retry-After: 1`.
     #[error("Too many sign-ins are in progress right now. Please try again in a moment.")]
     Busy,
+    /// This process's record of spent flows is full of unexpired flows (see
+    /// [`ModelGatesConfig::with_max_spent_flows`](crate::ModelGatesConfig::with_max_spent_flows)):
+    /// refused rather than risk a replay. Same code as [`Self::Busy`]; `Retry-After` says when
+    /// the oldest expires.
+    #[error("Too many sign-ins are in progress right now. Please try again in a moment.")]
+    SpentFlowsFull {
+        /// When the oldest spent flow expires.
+        retry_after: Duration,
+    },
+    /// The rate bound on key exchanges was reached (see
+    /// [`ExchangeLimits`](crate::config::ExchangeLimits)); nothing was sent to ModelGates and
+    /// the flow is not spent: the same callback can be retried after `retry_after`.
+    #[error("Too many sign-ins from here right now. Please try again in {} seconds.", whole_seconds(*retry_after))]
+    TooManySignIns {
+        /// When a permit is free again.
+        retry_after: Duration,
+    },
     /// The layer is inside a router nested under `prefix` whose paths do not reach it.
     #[error(
         "ModelGatesAuth is inside a router nested at `{prefix}`, where its login, callback and \
@@ -123,9 +142,18 @@ pub enum AuthError {
     /// ModelGates did not answer in time.
     #[error("ModelGates took too long to answer. Please try again in a moment.")]
     UpstreamTimeout(#[source] ExchangeError),
-    /// The key store failed.
+    /// The key store failed (before the code was sent: it was not; after: see the log). The
+    /// answer carries `Retry-After`.
     #[error("Your sign-in could not be saved right now. Please try again in a moment.")]
     Store(#[source] StoreError),
+    /// `POST /logout`: the key store could not forget the session, so a copy of the cookie
+    /// would keep working. Nothing changed: the user is still signed in and the answer
+    /// (503, `Retry-After`) asks them to try again.
+    #[error(
+        "You are not signed out yet: this app could not end your session right now. Please try \
+         again in a moment."
+    )]
+    SignOutFailed(#[source] StoreError),
     /// The route exists but not for this method.
     #[error("This address does not accept {method} requests; use {allow}.")]
     MethodNotAllowed {
@@ -134,6 +162,11 @@ pub enum AuthError {
         /// The method to use.
         allow: &'static str,
     },
+}
+
+/// `duration` in whole seconds, rounded up, at least one: what `Retry-After` says.
+pub(crate) fn whole_seconds(duration: Duration) -> u64 {
+    (duration.as_secs() + u64::from(duration.subsec_nanos() > 0)).max(1)
 }
 
 impl From<FlowError> for AuthError {
@@ -164,10 +197,11 @@ impl AuthError {
             | Self::AuthorizationFailed { .. }
             | Self::CodeRejected(_) => StatusCode::BAD_REQUEST,
             Self::AccessDenied | Self::CrossSite | Self::SignInRejected(_) => StatusCode::FORBIDDEN,
-            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy | Self::SpentFlowsFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManySignIns { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::SignOutFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Misplaced { .. } | Self::AppDataRejected { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -185,7 +219,9 @@ impl AuthError {
             Self::FlowExpired => "flow_expired",
             Self::FlowMismatch => "flow_mismatch",
             Self::FlowUsed => "flow_used",
-            Self::Busy => "busy",
+            Self::Busy | Self::SpentFlowsFull { .. } => "busy",
+            Self::TooManySignIns { .. } => "too_many_sign_ins",
+            Self::SignOutFailed(_) => "sign_out_failed",
             Self::CrossSite => "cross_site",
             Self::SignInRejected(_) => "sign_in_rejected",
             Self::Misplaced { .. } => "layer_misplaced",
@@ -203,11 +239,28 @@ impl AuthError {
         }
     }
 
+    /// How long the client should wait before trying again, for the errors that pass: the
+    /// `Retry-After` the answer carries, in whole seconds (at least one).
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Busy => Some(Duration::from_secs(1)),
+            Self::Store(_) | Self::SignOutFailed(_) => Some(crate::store::STORE_RETRY_AFTER),
+            Self::SpentFlowsFull { retry_after } | Self::TooManySignIns { retry_after } => {
+                Some(Duration::from_secs(whole_seconds(*retry_after)))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether offering "sign in again" makes sense after this error.
     fn offers_retry(&self) -> bool {
         !matches!(
             self,
-            Self::MethodNotAllowed { .. } | Self::CrossSite | Self::Misplaced { .. }
+            Self::MethodNotAllowed { .. }
+                | Self::CrossSite
+                | Self::Misplaced { .. }
+                | Self::SignOutFailed(_)
         )
     }
 
@@ -231,9 +284,13 @@ impl AuthError {
     fn title(&self) -> &'static str {
         match self {
             Self::AccessDenied => "Sign-in cancelled",
-            Self::Upstream(_) | Self::UpstreamTimeout(_) | Self::Store(_) | Self::Busy => {
-                "Sign-in unavailable"
-            }
+            Self::Upstream(_)
+            | Self::UpstreamTimeout(_)
+            | Self::Store(_)
+            | Self::Busy
+            | Self::SpentFlowsFull { .. }
+            | Self::TooManySignIns { .. } => "Sign-in unavailable",
+            Self::SignOutFailed(_) => "Sign-out unavailable",
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::CrossSite => "Request refused",
             Self::Misplaced { .. } => "Sign-in is not set up correctly",
@@ -248,8 +305,19 @@ impl AuthError {
         links: &PageLinks,
         custom: Option<&ErrorPage>,
     ) -> Response<Body> {
+        self.render_as(prefers_html(headers), links, custom)
+    }
+
+    /// The response for this error: a page when `page` (the client prefers HTML, by the
+    /// crate's one negotiation rule), JSON otherwise.
+    pub(crate) fn render_as(
+        &self,
+        page: bool,
+        links: &PageLinks,
+        custom: Option<&ErrorPage>,
+    ) -> Response<Body> {
         let status = self.status();
-        let mut response = if !prefers_html(headers) {
+        let mut response = if !page {
             json_error(status, self.code(), &self.to_string())
         } else if let Some(page) = custom {
             page(self)
@@ -261,6 +329,11 @@ impl AuthError {
             html_error_page(self.title(), &self.to_string(), &shown)
         };
         *response.status_mut() = status;
+        if let Some(wait) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
+        }
         if let Self::MethodNotAllowed { allow, .. } = self {
             response
                 .headers_mut()

@@ -1,11 +1,14 @@
-//! `POST /logout`: the store forgets the session, the key cookie is deleted.
+//! `POST /logout`: the store forgets the session, then the key cookie is deleted. When the
+//! store cannot forget it, nothing changes and the answer is 503 `sign_out_failed` with
+//! `Retry-After`: the cookie stays, so the user can retry, and no copy of it outlives a
+//! sign-out that looked complete.
 
 use axum_core::body::Body;
 use http::Response;
 use http::request::Parts;
 
-use super::{Flow, SignOutReason};
-use crate::response::{see_other, set_cookie};
+use super::{AuthError, Flow, SignOutReason};
+use crate::response::{no_store, see_other, set_cookie};
 use crate::store::{KeyStore, SessionToken};
 
 pub(super) async fn logout<K: KeyStore>(
@@ -29,7 +32,11 @@ pub(super) async fn logout<K: KeyStore>(
                 .and_then(|key| key.user_id);
         }
         if let Err(error) = store.remove(&token).await {
-            tracing::warn!(%error, "the key store failed to forget a key at logout");
+            // Fail closed: clearing the cookie now would leave any copy of it working.
+            tracing::warn!(%error, "the key store failed to forget a session at logout; the user stays signed in and is asked to retry");
+            let mut response = flow.render(&AuthError::SignOutFailed(error), parts, mount);
+            no_store(&mut response);
+            return response;
         }
     }
     tracing::info!(reason = SignOutReason::Logout.as_str(), "signed out");

@@ -25,6 +25,7 @@ mod callback;
 mod error;
 mod hook;
 mod host;
+mod limits;
 mod login;
 mod logout;
 mod return_to;
@@ -37,6 +38,7 @@ pub(crate) use error::ErrorPage;
 pub(crate) use hook::{HookFailure, OnSignIn, OnSignOut, boxed as boxed_hook, boxed_sign_out};
 pub use hook::{MAX_APP_DATA_LEN, SignIn, SignInRejected, SignOutReason, SignedOut};
 pub(crate) use host::PublicHost;
+pub(crate) use limits::ExchangeGate;
 pub use return_to::is_safe_return_to;
 pub(crate) use return_to::sanitize;
 pub(crate) use state::{FlowCookie, SpentFlows};
@@ -128,6 +130,8 @@ pub(crate) struct Flow {
     pub(crate) on_sign_out: Option<OnSignOut>,
     pub(crate) error_page: Option<ErrorPage>,
     pub(crate) spent: SpentFlows,
+    /// The rate bounds on key exchanges.
+    pub(crate) exchange_gate: ExchangeGate,
     /// One permit per key exchange in flight.
     pub(crate) exchange_slots: tokio::sync::Semaphore,
 }

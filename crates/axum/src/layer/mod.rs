@@ -59,18 +59,26 @@ use state::{State, resolve};
 /// * `GET /callback/<flow id>`, checked in this order, before anything reaches ModelGates: the
 ///   flow cookie is present, authentic and younger than the flow lifetime; the flow id in the
 ///   path equals the one in the cookie (constant time), so a code pushed into someone else's
-///   browser (login CSRF, even against a provider that ignores PKCE) is refused; the flow has
-///   not been tried before (single use, per layer instance); the query holds exactly one
-///   well-formed `code` (`error=access_denied` is "you cancelled"); a key-exchange slot is
-///   free (503 with `Retry-After: 1` otherwise). Then the code is exchanged with the flow's
-///   PKCE values, the app's on-sign-in hook runs (its refusal is a 403 and stores nothing),
-///   the key goes to the store, the key cookie is set, and the answer is a 303 to the flow's
-///   `return_to`. The flow cookie is deleted whatever the outcome, and every answer carries
-///   `Referrer-Policy: no-referrer`.
+///   browser (login CSRF, even against a provider that ignores PKCE) is refused; the query
+///   holds exactly one well-formed `code` (`error=access_denied` is "you cancelled"); the
+///   exchange rate bounds, in all and per client, have a permit (429 with `Retry-After`
+///   otherwise; see [`ExchangeLimits`](crate::config::ExchangeLimits)); a key-exchange slot
+///   is free (503 with `Retry-After: 1` otherwise); the flow is recorded as spent, once: in the
+///   key store when it keeps spent flows ([`KeyStore::spend_flow`](crate::store::KeyStore::spend_flow):
+///   the database stores, so a callback replayed on any instance is refused), else in this
+///   process (a record that refuses with 503 when full, never forgets early). A store that
+///   fails to record it is a 503 with `Retry-After` and nothing is sent, so no key is issued
+///   that could not be kept. Then the code is exchanged with the flow's PKCE values, the app's
+///   on-sign-in hook runs (its refusal is a 403 and stores nothing), the key goes to the store
+///   (a failing save is retried for 1.3 s, then a 503 with `Retry-After`), the key cookie is
+///   set, and the answer is a 303 to the flow's `return_to`. The flow cookie is deleted with
+///   every answer but those asking to retry (429, 503), so the same callback can be retried;
+///   every answer carries `Referrer-Policy: no-referrer`.
 /// * `POST /logout`: refused with 403 when it comes from another site (see
 ///   [`same_origin`](crate::same_origin)); otherwise the store forgets the key, the key
 ///   cookie is deleted, the on-sign-out hook hears it, and the answer is a 303 to the
-///   post-logout page.
+///   post-logout page. When the store fails to forget it, nothing changes: the answer is a
+///   503 `sign_out_failed` with `Retry-After`, and the cookie stays so the user can retry.
 /// * `GET /login` on another host than the public URL's (when the layer can be sure of it: a
 ///   loopback public URL, or `X-Forwarded-Host`) is first a 303 to the same path and query on
 ///   the public URL, once: the flow cookie must be set where the callback will come back.
@@ -84,13 +92,17 @@ use state::{State, resolve};
 /// * A key cookie that fails authentication, has outlived the key lifetime, or names a session
 ///   the store no longer knows means signed out, and the response deletes the cookie. One made
 ///   under a previous secret is re-issued under the current one, for the rest of its lifetime.
-/// * If the store fails while loading, the request is signed out for this request only: the
-///   cookie is kept and the failure logged.
+/// * If the store fails while loading, the request goes on without its key but not signed
+///   out: the cookie is kept, and [`ModelGatesKey`] (also as an `Option`) answers 503
+///   `store_unavailable` with `Retry-After`, never 401 or a redirect to sign in. Handlers
+///   that do not ask for the key are served as usual.
 /// * A handler's [`ApiError::KeyRejected`](crate::api::ApiError::KeyRejected) (ModelGates
 ///   refused the key) signs the user out on its way out: the store forgets the session, the
 ///   key cookie is deleted, and a browser is sent to sign in again. A response carrying
 ///   [`SignOut`](crate::api::SignOut) signs the user out the same way but is sent as the
-///   handler made it. Either way the on-sign-out hook hears why.
+///   handler made it. Either way the on-sign-out hook hears why. When the store fails to
+///   forget the session, the answer is instead a 503 `sign_out_failed` with `Retry-After`
+///   and the cookie stays (the next request tries again).
 /// * A browser is a request whose `Accept` prefers `text/html` to `application/json` by
 ///   q-value; every answer of the crate is a page for it and JSON otherwise (the README's "Answers
 ///   are JSON or HTML by one rule").

@@ -23,18 +23,21 @@ use crate::store::{CookieStore, KeyStore};
 fn context(
     state: &State,
     key: Option<ModelGatesKey>,
+    store_unavailable: bool,
     uri: &Uri,
     mount: Option<&Mount>,
 ) -> AuthContext {
     match mount {
         None => AuthContext {
             key,
+            store_unavailable,
             login_path: state.flow.paths.login.clone(),
             original_uri: uri.clone(),
             public_origin: state.flow.public_origin.clone(),
         },
         Some(mount) => AuthContext {
             key,
+            store_unavailable,
             login_path: state.flow.paths.login_for(&mount.prefix).into(),
             original_uri: mount.original.clone(),
             public_origin: state.flow.public_origin.clone(),
@@ -50,9 +53,13 @@ fn annotate<B>(
     authenticated: Authenticated,
     mount: Option<Mount>,
 ) -> (Option<http::HeaderValue>, Option<SignOutPlan>) {
-    let Authenticated { key, set_cookie } = authenticated;
+    let Authenticated {
+        key,
+        set_cookie,
+        store_unavailable,
+    } = authenticated;
     let signed_in = key.is_some();
-    let context = context(state, key, request.uri(), mount.as_ref());
+    let context = context(state, key, store_unavailable, request.uri(), mount.as_ref());
     request.extensions_mut().insert(context);
     let plan = signed_in
         .then(|| {
@@ -161,7 +168,7 @@ where
         }
         // The fast path: no key cookie, so no cryptography, no store, no boxing.
         if !self.state.flow.key_cookie.is_present(request.headers()) {
-            let context = context(&self.state, None, request.uri(), mount.as_ref());
+            let context = context(&self.state, None, false, request.uri(), mount.as_ref());
             request.extensions_mut().insert(context);
             return ResponseFuture::inner(self.inner.call(request));
         }

@@ -11,9 +11,9 @@ use http::{HeaderMap, HeaderValue, Response};
 use super::state::State;
 use crate::api::BrowserPage;
 use crate::extract::{AuthContext, ModelGatesKey};
-use crate::flow::SignOutReason;
+use crate::flow::{AuthError, SignOutReason};
 use crate::primitives::{BoxError, unix_now};
-use crate::response::{html_error_page, is_reading, prefers_html, see_other, set_cookie};
+use crate::response::{html_error_page, is_reading, no_store, prefers_html, see_other, set_cookie};
 use crate::store::{KeyStore, SessionStore, SessionToken, StoreError, StoredKey};
 
 /// The outcome of reading a request's key cookie.
@@ -22,6 +22,8 @@ pub(crate) struct Authenticated {
     pub(crate) key: Option<ModelGatesKey>,
     /// A `Set-Cookie` the response must carry: a deletion or a rotation.
     pub(crate) set_cookie: Option<HeaderValue>,
+    /// The key store failed to answer for the request's cookie: neither signed in nor out.
+    pub(crate) store_unavailable: bool,
 }
 
 /// Everything a response future needs to sign a signed-in user out, should the response ask:
@@ -60,7 +62,10 @@ impl SignOutPlan {
         if let Some(key) = &request.context.key {
             let (token, store) = key.session_parts();
             if let Err(error) = store.remove_boxed(token).await {
-                tracing::warn!(%error, reason = reason.as_str(), "the key store failed to forget a session at sign-out");
+                // Fail closed, as logout does: the cookie stays, so the next request (or the
+                // next 401) signs out again.
+                tracing::warn!(%error, reason = reason.as_str(), "the key store failed to forget a session at sign-out; the user stays signed in");
+                return self.sign_out_failed(error);
             }
             let what = match asked {
                 SignOutAsked::KeyRejected => "ModelGates rejected the key; signed out",
@@ -79,6 +84,28 @@ impl SignOutPlan {
         };
         set_cookie(&mut response, self.state.flow.key_cookie.clear());
         response
+    }
+
+    /// The answer when the store could not forget the session: 503 `sign_out_failed` with
+    /// `Retry-After`, negotiated, the cookie kept.
+    fn sign_out_failed(&self, error: crate::store::StoreError) -> Response<Body> {
+        let flow = &self.state.flow;
+        let mut response = AuthError::SignOutFailed(error).render_as(
+            self.request.wants_page(),
+            &flow.links(self.mount()),
+            flow.error_page.as_ref(),
+        );
+        no_store(&mut response);
+        response
+    }
+
+    /// The prefix of the router the layer sits in, as this request reached it.
+    fn mount(&self) -> &str {
+        self.request
+            .context
+            .login_path
+            .strip_suffix(&*self.state.flow.paths.login)
+            .unwrap_or_default()
     }
 
     /// `response`, an [`ApiError`](crate::api::ApiError)'s JSON, as the page it carries when
@@ -104,13 +131,7 @@ impl SignOutPlan {
             .as_ref()
             .filter(|_| page.links_to_key)
             .map(ModelGatesKey::manage_url);
-        let mount = self
-            .request
-            .context
-            .login_path
-            .strip_suffix(&*self.state.flow.paths.login)
-            .unwrap_or_default();
-        let home = self.state.flow.default_return_to(mount);
+        let home = self.state.flow.default_return_to(self.mount());
         let mut links = vec![("Back to the app", home)];
         if let Some(manage) = &manage {
             links.insert(0, ("Manage this key on ModelGates", manage.as_str()));
@@ -191,6 +212,7 @@ pub(crate) fn open<K: KeyStore>(state: &State, headers: &HeaderMap) -> Opening {
         None => Opening::Refused(Authenticated {
             key: None,
             set_cookie: Some(key_cookie.clear()),
+            store_unavailable: false,
         }),
     }
 }
@@ -216,21 +238,31 @@ pub(crate) fn conclude<K: KeyStore>(
                 )
             });
             let store = store.clone() as Arc<dyn SessionStore>;
-            let key = ModelGatesKey::new(stored, flow.client.clone(), token, store);
+            let key = ModelGatesKey::new(
+                stored,
+                flow.client.clone(),
+                token,
+                store,
+                state.streams.clone(),
+            );
             Authenticated {
                 key: Some(key),
                 set_cookie: reissue,
+                store_unavailable: false,
             }
         }
         Ok(_) => Authenticated {
             key: None,
             set_cookie: Some(flow.key_cookie.clear()),
+            store_unavailable: false,
         },
         Err(error) => {
-            tracing::warn!(%error, "the key store failed; treating this request as signed out");
+            // Not "signed out": the cookie is kept, and handlers that need the key answer 503.
+            tracing::warn!(%error, "the key store failed to load a session; the request goes on without its key");
             Authenticated {
                 key: None,
                 set_cookie: None,
+                store_unavailable: true,
             }
         }
     }

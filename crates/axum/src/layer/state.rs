@@ -12,7 +12,10 @@ use modelgates_oauth_core::{
 
 use crate::config::{ConfigError, CookieSecret, ModelGatesConfig, SameSite};
 use crate::cookies::{CookieSpec, KeyCookie};
-use crate::flow::{Flow, FlowCookie, Paths, PublicHost, SpentFlows, is_safe_return_to};
+use crate::extract::StreamSlots;
+use crate::flow::{
+    ExchangeGate, Flow, FlowCookie, Paths, PublicHost, SpentFlows, is_safe_return_to,
+};
 
 /// The layer's resolved runtime state.
 pub(crate) struct State {
@@ -24,6 +27,8 @@ pub(crate) struct State {
     pub(crate) routes_registered: AtomicBool,
     /// The prefix [`ModelGatesAuth::nest`](crate::ModelGatesAuth::nest) put the layer under.
     pub(crate) known_mount: std::sync::OnceLock<String>,
+    /// Each session's open streams.
+    pub(crate) streams: Arc<StreamSlots>,
 }
 
 /// Checks a configuration and resolves it into the layer's [`State`].
@@ -60,6 +65,29 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<State, ConfigError> {
             "the number of concurrent key exchanges",
         ));
     }
+    for (what, limit) in [
+        (
+            "the number of spent flows remembered",
+            config.max_spent_flows,
+        ),
+        (
+            "the number of streams per session",
+            config.max_streams_per_session,
+        ),
+    ] {
+        if limit == 0 {
+            return Err(ConfigError::ZeroLimit(what));
+        }
+    }
+    let limits = &config.exchange_limits;
+    for (what, limit) in [
+        ("the global exchange rate", limits.global),
+        ("the per-client exchange rate", limits.per_client),
+    ] {
+        if limit.is_some_and(|limit| !limit.is_valid()) {
+            return Err(ConfigError::ZeroLimit(what));
+        }
+    }
     check_pkce_mode(&config)?;
     if let Some(limit) = config
         .key_limit
@@ -90,7 +118,8 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<State, ConfigError> {
         flow_max_age: config.flow_max_age,
         key_max_age: config.key_max_age,
         challenge_method: config.challenge_method,
-        spent: SpentFlows::new(config.flow_max_age),
+        spent: SpentFlows::new(config.flow_max_age, config.max_spent_flows),
+        exchange_gate: ExchangeGate::new(&config.exchange_limits),
         exchange_slots: tokio::sync::Semaphore::new(config.max_concurrent_exchanges),
         key_request: KeyRequest::new(config.key_limit, key_label),
         max_key_limit: config.max_key_limit,
@@ -104,6 +133,7 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<State, ConfigError> {
         flow,
         routes_registered: AtomicBool::new(false),
         known_mount: std::sync::OnceLock::new(),
+        streams: Arc::new(StreamSlots::new(config.max_streams_per_session)),
     })
 }
 

@@ -283,6 +283,15 @@ impl<S: KeyStore> KeyStore for CachingStore<S> {
         removed
     }
 
+    /// The store's own record: spent flows are never cached.
+    fn spend_flow(
+        &self,
+        flow_id: &str,
+        lives: Duration,
+    ) -> impl std::future::Future<Output = Result<super::FlowSpend, StoreError>> + Send {
+        self.inner.spend_flow(flow_id, lives)
+    }
+
     /// The store's own revocation (announced to every instance through its feed), and this
     /// instance's cached sessions of the user dropped at once.
     async fn revoke_user(

@@ -88,6 +88,9 @@ pub use sqlite::SqliteStore;
 /// `ModelGatesConfig::with_key_max_age`): 30 days.
 pub const DEFAULT_KEY_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// How long a client is asked to wait (`Retry-After`) when the key store fails: 5 seconds.
+pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// How a key cookie's token is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -293,6 +296,28 @@ pub trait KeyStore: Send + Sync + 'static {
         None
     }
 
+    /// Records the sign-in flow `flow_id` as spent for at least `lives` (the flow's lifetime),
+    /// atomically: of any number of concurrent calls with one id, on any number of instances
+    /// sharing the store, exactly one is answered [`FlowSpend::First`].
+    ///
+    /// The layer calls it when a callback is about to send its code to ModelGates, so that a
+    /// callback replayed on another instance is refused; it is also the sign-in's proof that
+    /// the store accepts writes before a key is issued. A store shared by several instances
+    /// must implement it (the database stores do: a row, a key with a TTL); the default
+    /// answers [`FlowSpend::NotKept`] and the layer keeps spent flows in its process.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails: the callback is answered 503 and nothing is sent to ModelGates.
+    fn spend_flow(
+        &self,
+        flow_id: &str,
+        lives: Duration,
+    ) -> impl Future<Output = Result<FlowSpend, StoreError>> + Send {
+        let _ = (flow_id, lives);
+        std::future::ready(Ok(FlowSpend::NotKept))
+    }
+
     /// Forgets every session of the ModelGates user `user_id`, on every device, except the
     /// session of `keep` (the one asking, for "sign out everywhere else"); returns how many
     /// were forgotten. A store that announces revocations to other instances announces these.
@@ -313,6 +338,20 @@ pub trait KeyStore: Send + Sync + 'static {
              store (MemoryStore, PostgresStore, SqliteStore, RedisStore)",
         )))
     }
+}
+
+/// What a store answered when asked to record a sign-in flow as spent
+/// ([`KeyStore::spend_flow`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FlowSpend {
+    /// Recorded now: this is the flow's first callback, on every instance sharing the store.
+    First,
+    /// Recorded before: a replayed callback.
+    Replayed,
+    /// This store keeps no spent flows (it is not shared between instances): the layer keeps
+    /// them in this process.
+    NotKept,
 }
 
 /// A boxed future of a store's answer.

@@ -9,16 +9,17 @@
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgListener};
+use sqlx::postgres::{PgListener, PgPoolOptions};
 
 use super::at_rest::{KeySealer, StoreSettings};
 use super::sql::{
-    DELETE_SESSION, DELETE_USER, INSERT, NewRow, PURGE_EXPIRED, SELECT_LIVE, db_error, now,
-    open_row,
+    DELETE_SESSION, DELETE_USER, INSERT, NewRow, PURGE_EXPIRED, PURGE_SPENT_FLOWS, PurgeSchedule,
+    SELECT_LIVE, SPEND_FLOW, db_error, now, open_row, spent_flow_row,
 };
-use super::transport::check_postgres;
+use super::transport::{DATABASE_TIMEOUT, check_postgres};
 use super::{
-    CachingStore, KeyStore, RevocationFeed, SessionToken, StoreError, StoredKey, TokenProtection,
+    CachingStore, FlowSpend, KeyStore, RevocationFeed, SessionToken, StoreError, StoredKey,
+    TokenProtection,
 };
 
 /// The schema, in one transaction (a multi-statement simple query), serialised between
@@ -29,7 +30,11 @@ const SCHEMA: &str = concat!(
     "SET LOCAL client_min_messages = warning;\n",
     include_str!("../../migrations/postgres/0001_modelgates_keys.sql"),
     include_str!("../../migrations/postgres/0002_revocation_notify.sql"),
+    include_str!("../../migrations/postgres/0003_spent_flows_and_truncate.sql"),
 );
+
+/// The connections [`PostgresStore::connect`] pools.
+const POOL_SIZE: u32 = 10;
 
 /// Keys in PostgreSQL: many app instances share one table, sealed at rest, behind a signed
 /// session id. [`Self::cached`] puts a cache in front that hears every instance's
@@ -51,6 +56,7 @@ pub struct PostgresStore {
     pool: PgPool,
     sealer: KeySealer,
     lifetime: Duration,
+    purge: std::sync::Arc<PurgeSchedule>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -70,10 +76,13 @@ impl PostgresStore {
             pool,
             sealer: settings.sealer,
             lifetime: settings.lifetime,
+            purge: std::sync::Arc::default(),
         }
     }
 
-    /// Connects a pool to `url` and applies the schema. Given the layer's configuration
+    /// Connects a pool to `url` (10 connections; a request waits at most 3 s for one, so a
+    /// database that is down is reported at once, not after sqlx's default 30 s) and applies
+    /// the schema. Given the layer's configuration
     /// (`&config`), keys live as long as its key cookie, sealed with its secrets.
     ///
     /// # Errors
@@ -84,11 +93,11 @@ impl PostgresStore {
         url: &str,
         settings: impl Into<StoreSettings>,
     ) -> Result<Self, StoreError> {
-        check_postgres(url)?;
-        let options: PgConnectOptions = url
-            .parse()
-            .map_err(|e| StoreError::with_source("the database URL is invalid", e))?;
-        let pool = PgPool::connect_with(options)
+        let options = check_postgres(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(DATABASE_TIMEOUT)
+            .connect_with(options)
             .await
             .map_err(db_error("connecting to the database"))?;
         let store = Self::new(pool, settings.into());
@@ -109,7 +118,8 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Deletes expired rows; returns how many.
+    /// Deletes expired rows (sessions and spent flows); returns how many sessions. A save
+    /// does it at most once a minute.
     ///
     /// # Errors
     ///
@@ -120,6 +130,11 @@ impl PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(db_error("purging expired keys"))?;
+        sqlx::query(PURGE_SPENT_FLOWS)
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("purging expired flows"))?;
         Ok(done.rows_affected())
     }
 
@@ -179,7 +194,9 @@ impl KeyStore for PostgresStore {
     const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
 
     async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
-        self.purge_expired().await?;
+        if self.purge.due() {
+            self.purge_expired().await?;
+        }
         let row = NewRow::new(&key, &self.sealer, self.lifetime);
         sqlx::query(INSERT)
             .bind(&row.hash)
@@ -207,6 +224,21 @@ impl KeyStore for PostgresStore {
 
     async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
         self.revoke(token).await
+    }
+
+    async fn spend_flow(&self, flow_id: &str, lives: Duration) -> Result<FlowSpend, StoreError> {
+        let (hash, expires_at) = spent_flow_row(flow_id, lives);
+        let done = sqlx::query(SPEND_FLOW)
+            .bind(hash)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("recording a spent sign-in flow"))?;
+        Ok(if done.rows_affected() == 1 {
+            FlowSpend::First
+        } else {
+            FlowSpend::Replayed
+        })
     }
 
     async fn revoke_user(

@@ -12,9 +12,10 @@ use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, PubSub};
 
 use super::at_rest::{KeySealer, SealedKey, StoreSettings};
-use super::transport::check_redis;
+use super::transport::{DATABASE_TIMEOUT, check_redis};
 use super::{
-    CachingStore, KeyStore, RevocationFeed, SessionToken, StoreError, StoredKey, TokenProtection,
+    CachingStore, FlowSpend, KeyStore, RevocationFeed, SessionToken, StoreError, StoredKey,
+    TokenProtection,
 };
 use crate::primitives::unix_now;
 
@@ -65,6 +66,11 @@ fn session_key(hash: &str) -> String {
     format!("modelgates:session:{hash}")
 }
 
+fn spent_flow_key(flow_id: &str) -> String {
+    let hash = crate::primitives::hex(&<sha2::Sha256 as sha2::Digest>::digest(flow_id));
+    format!("modelgates:flow:{hash}")
+}
+
 fn user_key(user_id: &str) -> String {
     format!("modelgates:user:{user_id}")
 }
@@ -113,7 +119,10 @@ impl RedisStore {
         let url = check_redis(url)?;
         let client =
             redis::Client::open(url.as_str()).map_err(redis_error("opening the Redis URL"))?;
-        let connection = ConnectionManager::new(client.clone())
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(DATABASE_TIMEOUT)
+            .set_response_timeout(DATABASE_TIMEOUT);
+        let connection = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(redis_error("connecting to Redis"))?;
         Ok(Self::new(client, connection, settings.into()))
@@ -221,6 +230,25 @@ impl KeyStore for RedisStore {
 
     async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
         self.revoke(token).await
+    }
+
+    /// `SET modelgates:flow:<SHA-256 of the id> 1 NX PX <lives>`: only the first caller sets it.
+    async fn spend_flow(&self, flow_id: &str, lives: Duration) -> Result<FlowSpend, StoreError> {
+        let lives_ms = u64::try_from(lives.as_millis()).unwrap_or(u64::MAX).max(1);
+        let set: Option<String> = redis::cmd("SET")
+            .arg(spent_flow_key(flow_id))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(lives_ms + 1000)
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(redis_error("recording a spent sign-in flow"))?;
+        Ok(if set.is_some() {
+            FlowSpend::First
+        } else {
+            FlowSpend::Replayed
+        })
     }
 
     async fn revoke_user(

@@ -6,6 +6,7 @@
 //! The rules they follow are in the [`store`](super) module's documentation ("The SQL
 //! stores").
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::at_rest::{KeySealer, SealedKey};
@@ -23,6 +24,39 @@ pub(super) const INSERT: &str = "INSERT INTO modelgates_keys \
      VALUES ($1, $2, $3, $4, $5, $6)";
 pub(super) const SELECT_LIVE: &str = "SELECT key_id, sealed FROM modelgates_keys \
      WHERE session_hash = $1 AND expires_at > $2";
+
+pub(super) const PURGE_SPENT_FLOWS: &str =
+    "DELETE FROM modelgates_spent_flows WHERE expires_at <= $1";
+/// Rows affected: 1 when the flow is spent now, 0 when it was spent before.
+pub(super) const SPEND_FLOW: &str = "INSERT INTO modelgates_spent_flows (flow_hash, expires_at) \
+     VALUES ($1, $2) ON CONFLICT (flow_hash) DO NOTHING";
+
+/// How often a save also purges expired rows: often enough that the tables stay small, rarely
+/// enough that a sign-in is one write, not three.
+pub(super) const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// When the store last purged, so that saves purge at most once per [`PURGE_EVERY`].
+#[derive(Debug, Default)]
+pub(super) struct PurgeSchedule(AtomicU64);
+
+impl PurgeSchedule {
+    /// Whether a purge is due now; if so, it is this caller's to run.
+    pub(super) fn due(&self) -> bool {
+        let now = unix_now();
+        let last = self.0.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= PURGE_EVERY.as_secs()
+            && self
+                .0
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// The row of a spent flow: the SHA-256 of its id, and when it may be forgotten.
+pub(super) fn spent_flow_row(flow_id: &str, lives: Duration) -> (String, i64) {
+    let hash = crate::primitives::hex(&<sha2::Sha256 as sha2::Digest>::digest(flow_id));
+    (hash, now().saturating_add(seconds(lives.as_secs()) + 1))
+}
 
 /// A database failure, as the store reports it.
 pub(super) fn db_error(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {

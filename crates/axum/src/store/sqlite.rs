@@ -8,12 +8,15 @@ use sqlx::sqlite::SqliteConnectOptions;
 
 use super::at_rest::{KeySealer, StoreSettings};
 use super::sql::{
-    DELETE_SESSION, DELETE_USER, INSERT, NewRow, PURGE_EXPIRED, SELECT_LIVE, db_error, now,
-    open_row,
+    DELETE_SESSION, DELETE_USER, INSERT, NewRow, PURGE_EXPIRED, PURGE_SPENT_FLOWS, PurgeSchedule,
+    SELECT_LIVE, SPEND_FLOW, db_error, now, open_row, spent_flow_row,
 };
-use super::{KeyStore, SessionToken, StoreError, StoredKey, TokenProtection};
+use super::{FlowSpend, KeyStore, SessionToken, StoreError, StoredKey, TokenProtection};
 
-const SCHEMA: &str = include_str!("../../migrations/sqlite/0001_modelgates_keys.sql");
+const SCHEMA: &str = concat!(
+    include_str!("../../migrations/sqlite/0001_modelgates_keys.sql"),
+    include_str!("../../migrations/sqlite/0002_spent_flows.sql"),
+);
 
 /// Keys in SQLite: the embedded choice for one machine (`sqlite:path/to/keys.db`; the file is
 /// created if missing), sealed at rest, behind a signed session id.
@@ -33,6 +36,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     sealer: KeySealer,
     lifetime: Duration,
+    purge: std::sync::Arc<PurgeSchedule>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -52,6 +56,7 @@ impl SqliteStore {
             pool,
             sealer: settings.sealer,
             lifetime: settings.lifetime,
+            purge: std::sync::Arc::default(),
         }
     }
 
@@ -91,7 +96,8 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Deletes expired rows; returns how many.
+    /// Deletes expired rows (sessions and spent flows); returns how many sessions. A save
+    /// does it at most once a minute.
     ///
     /// # Errors
     ///
@@ -102,6 +108,11 @@ impl SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(db_error("purging expired keys"))?;
+        sqlx::query(PURGE_SPENT_FLOWS)
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("purging expired flows"))?;
         Ok(done.rows_affected())
     }
 
@@ -130,7 +141,9 @@ impl KeyStore for SqliteStore {
     const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
 
     async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
-        self.purge_expired().await?;
+        if self.purge.due() {
+            self.purge_expired().await?;
+        }
         let row = NewRow::new(&key, &self.sealer, self.lifetime);
         sqlx::query(INSERT)
             .bind(&row.hash)
@@ -158,6 +171,21 @@ impl KeyStore for SqliteStore {
 
     async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
         self.revoke(token).await
+    }
+
+    async fn spend_flow(&self, flow_id: &str, lives: Duration) -> Result<FlowSpend, StoreError> {
+        let (hash, expires_at) = spent_flow_row(flow_id, lives);
+        let done = sqlx::query(SPEND_FLOW)
+            .bind(hash)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("recording a spent sign-in flow"))?;
+        Ok(if done.rows_affected() == 1 {
+            FlowSpend::First
+        } else {
+            FlowSpend::Replayed
+        })
     }
 
     async fn revoke_user(

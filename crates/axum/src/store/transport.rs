@@ -1,21 +1,34 @@
-//! Which database URLs may carry keys in clear text.
+//! Which database connections may carry keys in clear text.
 //!
-//! The rules, applied by `connect` before any connection is made:
+//! The rules, applied by `connect` before any connection is made, to the options the database
+//! client will actually use (not to the URL's text, which sqlx and the redis crate read in
+//! ways a text check would miss: the last `sslmode` wins, `ssl-mode` is the same setting,
+//! `host=` and `hostaddr=` in the query replace the URL's host, an empty host comes from
+//! `PGHOST`, `PGSSLMODE` sets the mode, `valkey://` is `redis://`):
 //!
-//! * A database on this machine (`localhost`, `127.0.0.0/8`, `[::1]`, or a Unix socket) may
-//!   be reached without TLS.
-//! * Any other PostgreSQL host needs `sslmode=require`, `verify-ca` or `verify-full` in the
-//!   URL. sqlx's default, `prefer`, falls back to plaintext in silence, so it is refused, as
-//!   are `allow` and no `sslmode`; `sslmode=disable` is the explicit request for plaintext
-//!   and is accepted, with a warning in the log.
-//! * Any other Redis host needs `rediss://`; `redis://` is accepted only with the explicit
-//!   request `plaintext=true` in the query (removed before the URL reaches the client), with
-//!   a warning in the log.
+//! * A database on this machine (`localhost`, `127.0.0.0/8`, `::1`, or a Unix socket) may be
+//!   reached without TLS.
+//! * Any other PostgreSQL host needs the TLS mode `require`, `verify-ca` or `verify-full`.
+//!   sqlx's default, `prefer`, falls back to plaintext in silence, so it is refused, as is
+//!   `allow`; `disable` is the explicit request for plaintext and is accepted, with a warning
+//!   in the log. A URL that sets the TLS mode more than once with different values
+//!   (`sslmode` and `ssl-mode` included) is refused as ambiguous, whatever the values.
+//! * Any other Redis or Valkey host needs TLS (`rediss://`, `valkeys://`) with the
+//!   certificate checked (no `#insecure`); plaintext (`redis://`, `valkey://`) is accepted
+//!   only with the explicit request `plaintext=true` in the query (removed before the URL
+//!   reaches the client), with a warning in the log.
+
+use std::time::Duration;
 
 use url::Url;
 
+/// How long the network stores wait for a connection or an answer before they report the
+/// store as failing (a request is then answered 503 at once, rather than after sqlx's default
+/// 30 s of retries against a stopped server).
+pub(crate) const DATABASE_TIMEOUT: Duration = Duration::from_secs(3);
+
 use super::StoreError;
-use modelgates_oauth_core::is_loopback;
+use modelgates_oauth_core::is_loopback_host;
 
 fn refused(what: &str, fix: &str) -> StoreError {
     StoreError::new(format!(
@@ -27,44 +40,53 @@ fn parse(raw: &str) -> Result<Url, StoreError> {
     Url::parse(raw).map_err(|e| StoreError::with_source("the database URL is invalid", e))
 }
 
-/// A host that keeps the connection on this machine: loopback, or none (a Unix socket).
-fn stays_on_this_machine(url: &Url, socket_param: Option<&str>) -> bool {
-    let host = url.host_str().unwrap_or_default();
-    host.is_empty() || is_loopback(url) || socket_param.is_some_and(|h| h.starts_with('/'))
-}
+/// The options sqlx will connect with for `raw` (its own parsing, environment included),
+/// checked by the module's rules.
+#[cfg(feature = "postgres")]
+pub(crate) fn check_postgres(raw: &str) -> Result<sqlx::postgres::PgConnectOptions, StoreError> {
+    use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
-/// Checks a PostgreSQL URL by the module's rules.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-pub(crate) fn check_postgres(raw: &str) -> Result<(), StoreError> {
-    let url = parse(raw)?;
-    let param = |name: &str| {
-        url.query_pairs()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.into_owned())
-    };
-    if stays_on_this_machine(&url, param("host").as_deref()) {
-        return Ok(());
+    let modes: Vec<String> = parse(raw)?
+        .query_pairs()
+        .filter(|(key, _)| key == "sslmode" || key == "ssl-mode")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    if modes.windows(2).any(|pair| pair[0] != pair[1]) {
+        return Err(StoreError::new(format!(
+            "the PostgreSQL URL sets the TLS mode more than once ({}): keep one sslmode",
+            modes.join(", ")
+        )));
     }
-    match param("sslmode").as_deref() {
-        Some("require" | "verify-ca" | "verify-full") => Ok(()),
-        Some("disable") => {
+    let options: PgConnectOptions = raw
+        .parse()
+        .map_err(|e| StoreError::with_source("the database URL is invalid", e))?;
+    let host = options.get_host();
+    if options.get_socket().is_some() || is_loopback_host(host) {
+        return Ok(options);
+    }
+    match options.get_ssl_mode() {
+        PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull => Ok(options),
+        PgSslMode::Disable => {
             tracing::warn!(
-                host = url.host_str(),
+                host,
                 "the PostgreSQL store connects without TLS, as its URL asks (sslmode=disable)"
             );
-            Ok(())
+            Ok(options)
         }
-        _ => Err(refused(
-            &format!("the PostgreSQL server at {}", url.host_str().unwrap_or("?")),
+        PgSslMode::Prefer | PgSslMode::Allow => Err(refused(
+            &format!("the PostgreSQL server at {host}"),
             "add sslmode=verify-full (or require) to the URL, or sslmode=disable to accept \
              plaintext explicitly",
         )),
     }
 }
 
-/// Checks a Redis URL by the module's rules; returns the URL to give the Redis client.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+/// Checks a Redis URL by the module's rules, judged on the address the redis crate will
+/// connect to; returns the URL to give the Redis client.
+#[cfg(feature = "redis")]
 pub(crate) fn check_redis(raw: &str) -> Result<String, StoreError> {
+    use redis::{ConnectionAddr, IntoConnectionInfo as _};
+
     let mut url = parse(raw)?;
     let plaintext_requested = url
         .query_pairs()
@@ -80,29 +102,40 @@ pub(crate) fn check_redis(raw: &str) -> Result<String, StoreError> {
             url.query_pairs_mut().extend_pairs(kept);
         }
     }
-    let clear = matches!(url.scheme(), "redis");
-    if !clear || stays_on_this_machine(&url, None) {
+    let info = url
+        .as_str()
+        .into_connection_info()
+        .map_err(|e| StoreError::with_source("the Redis URL is invalid", e))?;
+    let host = match &info.addr {
+        ConnectionAddr::Unix(_) => return Ok(url.into()),
+        ConnectionAddr::TcpTls {
+            insecure: false, ..
+        } => return Ok(url.into()),
+        ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host,
+    };
+    if is_loopback_host(host) {
         return Ok(url.into());
     }
     if plaintext_requested {
         tracing::warn!(
-            host = url.host_str(),
-            "the Redis store connects without TLS, as its URL asks (plaintext=true)"
+            host,
+            "the Redis store connects without verified TLS, as its URL asks (plaintext=true)"
         );
         return Ok(url.into());
     }
     Err(refused(
-        &format!("the Redis server at {}", url.host_str().unwrap_or("?")),
-        "use a rediss:// URL, or add plaintext=true to the query to accept plaintext explicitly",
+        &format!("the Redis server at {host}"),
+        "use a rediss:// (or valkeys://) URL with the certificate checked (no #insecure), or \
+         add plaintext=true to the query to accept plaintext explicitly",
     ))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
+    #[cfg(feature = "postgres")]
     #[test]
-    fn postgres_needs_tls_off_this_machine() {
+    fn postgres_is_judged_on_the_options_sqlx_uses() {
+        use super::check_postgres;
         for ok in [
             "postgres://app@127.0.0.1/app",
             "postgres://app@localhost:5433/app",
@@ -110,8 +143,11 @@ mod tests {
             "postgres:///app?host=/var/run/postgresql",
             "postgres://app@db.example/app?sslmode=require",
             "postgres://app@db.example/app?sslmode=verify-full",
+            "postgres://app@db.example/app?ssl-mode=verify-ca",
+            "postgres://app@db.example/app?sslmode=require&sslmode=require",
             "postgres://app@db.example/app?sslmode=disable",
             "postgres://app@127.0.0.2:5432/app",
+            "postgres://app@db.example/app?host=127.0.0.1",
         ] {
             assert!(check_postgres(ok).is_ok(), "{ok}");
         }
@@ -119,27 +155,53 @@ mod tests {
             "postgres://app@db.example/app",
             "postgres://app@db.example/app?sslmode=prefer",
             "postgres://app@10.0.0.5/app?sslmode=allow",
+            // The issue's bypasses: the query's host, the last mode, hostaddr.
+            "postgres://app@127.0.0.1:5432/m?host=192.0.2.2&port=45432",
+            "postgres://app@localhost/m?hostaddr=192.0.2.2",
         ] {
             let error = check_postgres(refused).unwrap_err().to_string();
             assert!(error.contains("sslmode=verify-full"), "{refused}: {error}");
         }
+        for ambiguous in [
+            "postgres://app@db.example/m?sslmode=require&sslmode=prefer",
+            "postgres://app@db.example/m?sslmode=verify-full&ssl-mode=disable",
+            "postgres://app@127.0.0.1/m?sslmode=require&sslmode=disable",
+        ] {
+            let error = check_postgres(ambiguous).unwrap_err().to_string();
+            assert!(error.contains("more than once"), "{ambiguous}: {error}");
+        }
     }
 
+    #[cfg(feature = "redis")]
     #[test]
-    fn redis_needs_tls_off_this_machine() {
+    fn redis_is_judged_on_the_address_the_client_uses() {
+        use super::check_redis;
         assert_eq!(
             check_redis("redis://127.0.0.1:6379/").unwrap(),
             "redis://127.0.0.1:6379/"
         );
-        assert!(check_redis("rediss://cache.example/").is_ok());
-        let error = check_redis("redis://cache.example/")
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("rediss://"), "{error}");
+        for ok in [
+            "rediss://cache.example/",
+            "valkeys://cache.example/",
+            "valkey://localhost/",
+            "redis+unix:///run/redis.sock",
+        ] {
+            assert!(check_redis(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "redis://cache.example/",
+            "valkey://cache.example/",
+            "valkey://192.0.2.2:6379/0",
+            "rediss://cache.example/#insecure",
+        ] {
+            let error = check_redis(refused).unwrap_err().to_string();
+            assert!(error.contains("rediss://"), "{refused}: {error}");
+        }
         assert_eq!(
             check_redis("redis://cache.example/0?plaintext=true&protocol=resp3").unwrap(),
             "redis://cache.example/0?protocol=resp3",
             "the request is honoured and removed"
         );
+        assert!(check_redis("valkey://cache.example/?plaintext=true").is_ok());
     }
 }

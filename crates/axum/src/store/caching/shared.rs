@@ -144,6 +144,12 @@ impl Shared {
                     tracing::info!("the revocation feed is back; cached keys are served again");
                 }
             }
+        } else if message == "*" {
+            // Every session was deleted at once (PostgreSQL's TRUNCATE trigger).
+            self.revocations_heard.fetch_add(1, Ordering::Relaxed);
+            self.invalidations.fetch_add(1, Ordering::SeqCst);
+            self.cache.invalidate_all();
+            tracing::info!("every session was revoked at once; the cache is emptied");
         } else if let Some(hash) = from_hex(message) {
             self.revocations_heard.fetch_add(1, Ordering::Relaxed);
             self.invalidate(&hash);
