@@ -158,6 +158,13 @@ pub enum ApiError {
         /// The most streams a session may hold open.
         max: usize,
     },
+    /// The server is shutting down and ended its streams
+    /// ([`OpenStreams::close_all`](crate::extract::OpenStreams::close_all)): 503 with
+    /// `Retry-After: 2`; in a stream already under way, its `error` event.
+    #[error(
+        "The server is restarting; your reply was cut short. Please send it again in a moment."
+    )]
+    ServerRestarting,
     /// The request was refused before it was sent (a builder's missing field, say).
     #[error("The request to ModelGates is invalid: {0}")]
     InvalidRequest(String),
@@ -182,6 +189,7 @@ impl ApiError {
             Self::RateLimited { .. } | Self::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::ServerRestarting => StatusCode::SERVICE_UNAVAILABLE,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -196,6 +204,7 @@ impl ApiError {
             Self::KeyLimitReached { .. } => "key_limit_reached",
             Self::RateLimited { .. } => "rate_limited",
             Self::TooManyStreams { .. } => "too_many_streams",
+            Self::ServerRestarting => "server_restarting",
             Self::Timeout => "upstream_timeout",
             Self::Upstream(_) => "upstream_error",
             Self::InvalidRequest(_) => "invalid_request",
@@ -219,6 +228,7 @@ impl ApiError {
             Self::KeyLimitReached { .. } => "Spend limit reached",
             Self::RateLimited { .. } => "Too many requests",
             Self::TooManyStreams { .. } => "Too many replies at once",
+            Self::ServerRestarting => "Restarting",
             Self::KeyRejected => "Signed out",
             Self::Timeout => "ModelGates took too long",
             Self::Upstream(_) => "ModelGates could not answer",
@@ -288,10 +298,15 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
         }
-        if let Self::TooManyStreams { .. } = &self {
+        let wait = match &self {
+            Self::TooManyStreams { .. } => Some("1"),
+            Self::ServerRestarting => Some("2"),
+            _ => None,
+        };
+        if let Some(wait) = wait {
             response
                 .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(RETRY_AFTER, HeaderValue::from_static(wait));
         }
         if let Self::KeyRejected = self {
             response.extensions_mut().insert(KeyRejectedSignOut);

@@ -181,13 +181,18 @@ impl ModelGatesKey {
     ///
     /// # Errors
     ///
-    /// [`ApiError::TooManyStreams`] (429) when the session holds every slot: start nothing.
+    /// [`ApiError::TooManyStreams`] (429) when the session holds every slot,
+    /// [`ApiError::ServerRestarting`] (503) once the server closed its streams for a
+    /// shutdown: start nothing.
     pub fn stream_slot(&self) -> Result<StreamSlot, ApiError> {
         self.0
             .streams
             .take(self.0.token.digest())
-            .ok_or(ApiError::TooManyStreams {
-                max: self.0.streams.max(),
+            .map_err(|refused| match refused {
+                NoSlot::Full => ApiError::TooManyStreams {
+                    max: self.0.streams.max(),
+                },
+                NoSlot::Closing => ApiError::ServerRestarting,
             })
     }
 
@@ -464,5 +469,6 @@ mod rejection;
 mod streams;
 
 pub use rejection::ModelGatesKeyRejection;
-pub use streams::StreamSlot;
+use streams::NoSlot;
 pub(crate) use streams::StreamSlots;
+pub use streams::{OpenStreams, StreamSlot};

@@ -35,7 +35,8 @@
 //!   gateway's error chunk (`insufficient_credits`, `key_limit_reached`, `rate_limited`, or
 //!   `upstream_error` with the gateway's own status and message), `idle_timeout` when
 //!   ModelGates sent nothing for the stream idle timeout, `upstream_error` when the connection
-//!   broke.
+//!   broke, `server_restarting` when the server ended its streams for a shutdown
+//!   ([`OpenStreams::close_all`](crate::extract::OpenStreams::close_all)).
 //!
 //! A stream ModelGates refuses before its first event is no stream: `stream_chat` returns the
 //! [`ApiError`], answered with its status like a plain call.
@@ -61,8 +62,9 @@ use crate::extract::StreamSlot;
 /// What the relay has seen so far.
 struct Relay {
     upstream: ChatCompletionResponseStream,
-    /// The session's place among its open streams, freed with the relay.
-    _slot: StreamSlot,
+    /// The session's place among its open streams, freed with the relay; it also says when
+    /// the server asks streams to end.
+    slot: StreamSlot,
     idle_timeout: Duration,
     last_chunk: Instant,
     finish_reason: Option<FinishReason>,
@@ -84,7 +86,17 @@ impl Relay {
             let item = if self.upstream_done {
                 None
             } else {
-                self.upstream.next().await
+                tokio::select! {
+                    item = self.upstream.next() => item,
+                    () = self.slot.closed() => {
+                        self.ended = true;
+                        let restarting = ApiError::ServerRestarting;
+                        return Some(data(
+                            Event::default().event("error"),
+                            &json!({ "code": restarting.code(), "message": restarting.to_string() }),
+                        ));
+                    }
+                }
             };
             let Some(item) = item else {
                 self.upstream_done = true;
@@ -195,7 +207,7 @@ pub(crate) fn relay(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send> {
     let relay = Relay {
         upstream,
-        _slot: slot,
+        slot,
         idle_timeout,
         last_chunk: Instant::now(),
         finish_reason: None,

@@ -47,6 +47,7 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::connect(spec, settings.key_cache, &config).await?;
     let label = store.label(spec);
     let state = AppState::new(settings.model).with_key_limit(config.key_limit());
+    let streams = auth.open_streams();
     let app = match store {
         Store::Cookie => app(auth, state),
         Store::Memory(store) => app(auth.with_store(store), state),
@@ -63,12 +64,44 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     println!("Keys kept in: {label}");
     // Printed last: the App line means "ready to serve".
     println!("App: {public_url} (listening on 127.0.0.1:{port})");
+    // The client's address reaches the layer, which bounds sign-ins per client by it.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    let grace = settings.shutdown_grace;
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+        .with_graceful_shutdown(async move {
+            stop_requested().await;
+            // No new connections from now on; requests under way finish, and replies still
+            // streaming get `grace` before they end with an `error` event saying why.
+            tracing::info!(?grace, "stopping: finishing the requests under way");
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                streams.close_all();
+            });
         })
         .await?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what a process manager or a rolling restart sends).
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        let Ok(mut terminate) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 #[tokio::main]

@@ -23,15 +23,19 @@ pub struct Settings {
     /// `CachingStore`, which hears every instance's revocations; `off` asks the database on
     /// every request.
     pub key_cache: bool,
+    /// `SHUTDOWN_GRACE_SECS` (default 10): on SIGTERM or Ctrl-C, how long replies still
+    /// streaming may go on before they end with an `error` event saying the server restarts.
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Settings {
     /// Reads `PORT`, `PUBLIC_URL`, `MODELGATES_BASE_URL`, `MODELGATES_MODEL`,
-    /// `MODELGATES_KEY_STORE` and `MODELGATES_KEY_CACHE`.
+    /// `MODELGATES_KEY_STORE`, `MODELGATES_KEY_CACHE` and `SHUTDOWN_GRACE_SECS`.
     ///
     /// # Errors
     ///
-    /// When `PORT` is not a port number or `MODELGATES_KEY_CACHE` is neither `on` nor `off`.
+    /// When `PORT` is not a port number, `MODELGATES_KEY_CACHE` is neither `on` nor `off`, or
+    /// `SHUTDOWN_GRACE_SECS` is not a whole number of seconds.
     pub fn from_env() -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let port = match var("PORT") {
@@ -50,8 +54,15 @@ impl Settings {
                 ));
             }
         };
+        let shutdown_grace = match var("SHUTDOWN_GRACE_SECS") {
+            Some(secs) => secs.trim().parse().map_err(|_| {
+                format!("SHUTDOWN_GRACE_SECS must be a whole number of seconds, not `{secs}`")
+            })?,
+            None => 10,
+        };
         Ok(Self {
             port,
+            shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
             public_url: var("PUBLIC_URL"),
             base_url: var("MODELGATES_BASE_URL"),
             model: var("MODELGATES_MODEL").unwrap_or_else(|| DEFAULT_MODEL.to_owned()),

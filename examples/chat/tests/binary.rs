@@ -23,6 +23,7 @@ fn example_chat() -> Command {
         "MODELGATES_COOKIE_SECRET",
         "MODELGATES_KEY_STORE",
         "MODELGATES_KEY_CACHE",
+        "SHUTDOWN_GRACE_SECS",
     ] {
         command.env_remove(var);
     }
@@ -242,4 +243,69 @@ fn shell_output(command: &str) -> String {
         .unwrap_or_else(|e| panic!("`{command}` (openssl is needed for this test): {e}"));
     assert!(output.status.success(), "`{command}` failed");
     String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_finishes_what_is_under_way_and_ends_open_streams_saying_why() {
+    use modelgates_axum::testing;
+    use modelgates_emulator::{Emulator, Endpoint, Fault};
+
+    let emulator = Emulator::start_auto_approve().await.unwrap();
+    let (lines, mut guard) = serving(
+        example_chat()
+            .env("MODELGATES_BASE_URL", emulator.base_url())
+            .env("SHUTDOWN_GRACE_SECS", "1"),
+    );
+    let app = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("App: "))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .to_owned();
+    let client = testing::client();
+    testing::sign_in(&client, &app, &emulator).await.unwrap();
+    emulator.inject(Endpoint::Chat, Fault::StallStream);
+    let mut stream = client
+        .post(format!("{app}/chat"))
+        .header("accept", "text/event-stream")
+        .header("origin", &app)
+        .form(&[("message", "a long story, please")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(
+        String::from_utf8_lossy(&first).contains("delta"),
+        "the reply started"
+    );
+
+    let pid = guard.0.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success());
+    let started = std::time::Instant::now();
+    let mut rest = String::new();
+    while let Some(chunk) = stream.chunk().await.unwrap() {
+        rest.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let took = started.elapsed();
+    assert!(rest.contains("event: error"), "{rest}");
+    assert!(rest.contains("server_restarting"), "{rest}");
+    assert!(!rest.contains("event: done"), "{rest}");
+    assert!(
+        took >= std::time::Duration::from_millis(900) && took < std::time::Duration::from_secs(10),
+        "the stream ran its grace period, then ended: {took:?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never stopped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "a clean stop: {status}");
 }

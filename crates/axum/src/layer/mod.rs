@@ -171,6 +171,13 @@ impl<K: KeyStore> ModelGatesAuth<K> {
         }
     }
 
+    /// Every stream this layer relays (with [`ModelGatesKey::stream_chat`](crate::ModelGatesKey::stream_chat)),
+    /// to end them at the end of a graceful shutdown ([`OpenStreams::close_all`](crate::extract::OpenStreams::close_all)).
+    #[must_use]
+    pub fn open_streams(&self) -> crate::extract::OpenStreams {
+        crate::extract::OpenStreams(self.state.streams.clone())
+    }
+
     /// The callback URL: the public URL plus the callback path. Each sign-in sends ModelGates
     /// this URL followed by one more path segment, its flow id.
     #[must_use]

@@ -119,9 +119,13 @@ impl RedisStore {
         let url = check_redis(url)?;
         let client =
             redis::Client::open(url.as_str()).map_err(redis_error("opening the Redis URL"))?;
+        // A lost connection is re-made on the next command; two quick retries, not the
+        // default six over 6 s, so a request during an outage is answered 503 at once.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(DATABASE_TIMEOUT)
-            .set_response_timeout(DATABASE_TIMEOUT);
+            .set_response_timeout(DATABASE_TIMEOUT)
+            .set_number_of_retries(2)
+            .set_max_delay(500);
         let connection = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(redis_error("connecting to Redis"))?;

@@ -172,6 +172,46 @@ mod tests {
         }
     }
 
+    /// `PGHOST` fills a URL's empty host, as sqlx reads it: judged like a host in the URL.
+    /// The environment is the process's, so this runs the test binary again, filtered to
+    /// [`pghost_in_a_child`], with `PGHOST` set.
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn an_empty_host_is_judged_as_pghost_names_it() {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::transport::tests::pghost_in_a_child",
+                "--test-threads=1",
+            ])
+            .env("PGHOST", "192.0.2.2")
+            .env_remove("PGHOSTADDR")
+            .env_remove("PGSSLMODE")
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}");
+        assert!(stdout.contains("1 passed"), "the child ran: {stdout}");
+    }
+
+    #[cfg(feature = "postgres")]
+    const CHILD: &str = "MODELGATES_TRANSPORT_TEST_CHILD";
+
+    /// Run by [`an_empty_host_is_judged_as_pghost_names_it`]; nothing to check otherwise.
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn pghost_in_a_child() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let error = super::check_postgres("postgresql:///m")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("192.0.2.2"), "{error}");
+        assert!(super::check_postgres("postgresql:///m?sslmode=verify-full").is_ok());
+    }
+
     #[cfg(feature = "redis")]
     #[test]
     fn redis_is_judged_on_the_address_the_client_uses() {
