@@ -15,11 +15,13 @@ use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use modelgates_axum::config::ExchangeLimits;
 use modelgates_axum::store::{
-    CacheStats, CachingStore, CookieStore, KeyStore, MemoryStore, PostgresRevocations,
+    CacheStats, CachingStore, CookieStore, FlowSpend, KeyStore, MemoryStore, PostgresRevocations,
     PostgresStore, RedisStore, RevocationFeed, SessionToken, SqliteStore, StoreError, StoredKey,
     TokenProtection,
 };
@@ -162,6 +164,11 @@ impl<S: KeyStore> KeyStore for Counted<S> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.remove(token).await
     }
+
+    async fn spend_flow(&self, flow_id: &str, lives: Duration) -> Result<FlowSpend, StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.spend_flow(flow_id, lives).await
+    }
 }
 
 fn revoker<S, F, Fut>(store: S, revoke: F) -> RevokeUser
@@ -240,6 +247,20 @@ impl<K: KeyStore + Clone> KeyStore for Either<K> {
         match self {
             Self::Plain(store) => store.load(token).await,
             Self::Cached(store) => store.load(token).await,
+        }
+    }
+
+    fn load_now(&self, token: &SessionToken) -> Option<Result<Option<StoredKey>, StoreError>> {
+        match self {
+            Self::Plain(store) => store.load_now(token),
+            Self::Cached(store) => store.load_now(token),
+        }
+    }
+
+    async fn spend_flow(&self, flow_id: &str, lives: Duration) -> Result<FlowSpend, StoreError> {
+        match self {
+            Self::Plain(store) => store.spend_flow(flow_id, lives).await,
+            Self::Cached(store) => store.spend_flow(flow_id, lives).await,
         }
     }
 
@@ -355,20 +376,26 @@ pub async fn serve_until_stdin_closes(base_url: String, args: ServeArgs) {
         Some(encoded) => CookieSecret::from_base64(encoded).expect("a valid secret"),
         None => CookieSecret::generate(),
     };
-    let config = ModelGatesConfig::new(&url, secret).with_base_url(base_url);
+    // A load run measures sign-ins as fast as they come: no rate bound on exchanges.
+    let config = ModelGatesConfig::new(&url, secret)
+        .with_base_url(base_url)
+        .with_exchange_limits(ExchangeLimits::unlimited());
     let app = build(config, &args)
         .await
         .expect("the key store is reachable");
     println!("URL {url}");
-    // Stop when the driver closes our stdin (or dies).
+    // Stop when the driver closes our stdin (or dies): gracefully, as a rolling restart
+    // stops an instance, finishing the requests under way.
     let stdin_closed = tokio::task::spawn_blocking(|| {
         let mut sink = String::new();
         while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
     });
-    tokio::select! {
-        result = axum::serve(listener, app) => result.unwrap(),
-        _ = stdin_closed => {}
-    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = stdin_closed.await;
+        })
+        .await
+        .unwrap();
 }
 
 /// Resident and peak memory of a process, in KiB, from /proc.

@@ -2,7 +2,7 @@
 -- Spent sign-in flows, shared by every instance: a callback replayed on another instance finds
 -- its flow here and is refused. Only a hash of the flow id is kept, until the flow would have
 -- expired anyway.
-CREATE TABLE IF NOT EXISTS modelgates_spent_flows (
+CREATE UNLOGGED TABLE IF NOT EXISTS modelgates_spent_flows (
     flow_hash  TEXT PRIMARY KEY,
     expires_at BIGINT NOT NULL
 );
