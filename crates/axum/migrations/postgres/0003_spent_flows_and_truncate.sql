@@ -3,7 +3,7 @@
 -- its flow here and is refused. Only a hash of the flow id is kept, until the flow would have
 -- expired anyway.
 CREATE UNLOGGED TABLE IF NOT EXISTS modelgates_spent_flows (
-    flow_hash  TEXT PRIMARY KEY,
+    flow_hash  TEXT COLLATE "C" PRIMARY KEY,
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS modelgates_spent_flows_expires_at ON modelgates_spent_flows (expires_at);

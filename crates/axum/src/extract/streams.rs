@@ -176,13 +176,17 @@ mod tests {
         let slots = Arc::new(StreamSlots::new(2));
         let first = slots.take([1; 32]).unwrap();
         let _second = slots.take([1; 32]).unwrap();
-        assert!(slots.take([1; 32]).is_none(), "the third is refused");
+        assert_eq!(
+            slots.take([1; 32]).err(),
+            Some(NoSlot::Full),
+            "the third is refused"
+        );
         assert!(
-            slots.take([2; 32]).is_some(),
+            slots.take([2; 32]).is_ok(),
             "another session is not held up"
         );
         drop(first);
-        assert!(slots.take([1; 32]).is_some(), "a freed slot is taken again");
+        assert!(slots.take([1; 32]).is_ok(), "a freed slot is taken again");
     }
 
     #[test]

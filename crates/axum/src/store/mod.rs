@@ -48,6 +48,8 @@ use crate::primitives::{BoxError, hex, random_bytes, unix_now};
 
 #[cfg(sealed_stores)]
 mod at_rest;
+#[cfg(feature = "postgres")]
+mod batch;
 mod caching;
 mod cookie;
 mod memory;
@@ -241,6 +243,12 @@ impl StoreError {
             unsupported: true,
             ..Self::new(message)
         }
+    }
+
+    /// The message, without the causes.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn message(&self) -> &str {
+        &self.message
     }
 
     /// Whether the store cannot do this at all (see [`Self::unsupported`]), rather than

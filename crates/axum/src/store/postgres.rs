@@ -12,9 +12,10 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 
 use super::at_rest::{KeySealer, StoreSettings};
+use super::batch::Batcher;
 use super::sql::{
-    DELETE_SESSION, DELETE_USER, INSERT, NewRow, PURGE_EXPIRED, PURGE_SPENT_FLOWS, PurgeSchedule,
-    SELECT_LIVE, SPEND_FLOW, db_error, now, open_row, spent_flow_row,
+    DELETE_SESSION, DELETE_USER, NewRow, PURGE_EXPIRED, PURGE_SPENT_FLOWS, PurgeSchedule,
+    SELECT_LIVE, db_error, now, open_row, spent_flow_row,
 };
 use super::transport::{DATABASE_TIMEOUT, check_postgres};
 use super::{
@@ -57,6 +58,93 @@ pub struct PostgresStore {
     sealer: KeySealer,
     lifetime: Duration,
     purge: std::sync::Arc<PurgeSchedule>,
+    writes: std::sync::Arc<Writes>,
+}
+
+/// The batched writes of a sign-in (see the `batch` module): its spent flow, its session.
+#[derive(Default)]
+struct Writes {
+    spends: Batcher<(String, i64), FlowSpend>,
+    saves: Batcher<SessionRow, ()>,
+}
+
+/// A session's row, as the batched insert takes it.
+struct SessionRow {
+    hash: String,
+    user_id: Option<String>,
+    key_id: String,
+    sealed: Vec<u8>,
+    issued_at: i64,
+    expires_at: i64,
+}
+
+/// Many spent flows at once; returns the hashes recorded now (a flow listed twice, or spent
+/// before, is returned at most once).
+const SPEND_FLOWS: &str = "INSERT INTO modelgates_spent_flows (flow_hash, expires_at) \
+     SELECT * FROM UNNEST($1::text[], $2::int8[]) \
+     ON CONFLICT (flow_hash) DO NOTHING RETURNING flow_hash";
+
+/// Many sessions at once.
+const INSERT_MANY: &str = "INSERT INTO modelgates_keys \
+     (session_hash, user_id, key_id, sealed, issued_at, expires_at) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::int8[], $6::int8[])";
+
+/// Records a batch of spent flows: each answered `First` once, `Replayed` otherwise.
+async fn spend_flows(
+    pool: PgPool,
+    flows: Vec<(String, i64)>,
+) -> Result<Vec<FlowSpend>, StoreError> {
+    let (hashes, expiries): (Vec<String>, Vec<i64>) = flows.into_iter().unzip();
+    let recorded: Vec<(String,)> = sqlx::query_as(SPEND_FLOWS)
+        .bind(&hashes)
+        .bind(&expiries)
+        .fetch_all(&pool)
+        .await
+        .map_err(db_error("recording spent sign-in flows"))?;
+    let mut first: std::collections::HashSet<String> =
+        recorded.into_iter().map(|(hash,)| hash).collect();
+    Ok(hashes
+        .iter()
+        .map(|hash| {
+            if first.remove(hash) {
+                FlowSpend::First
+            } else {
+                FlowSpend::Replayed
+            }
+        })
+        .collect())
+}
+
+/// Inserts a batch of sessions.
+async fn insert_sessions(pool: PgPool, rows: Vec<SessionRow>) -> Result<Vec<()>, StoreError> {
+    let count = rows.len();
+    let mut columns = (
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+    );
+    for row in rows {
+        columns.0.push(row.hash);
+        columns.1.push(row.user_id);
+        columns.2.push(row.key_id);
+        columns.3.push(row.sealed);
+        columns.4.push(row.issued_at);
+        columns.5.push(row.expires_at);
+    }
+    sqlx::query(INSERT_MANY)
+        .bind(columns.0)
+        .bind(columns.1)
+        .bind(columns.2)
+        .bind(columns.3)
+        .bind(columns.4)
+        .bind(columns.5)
+        .execute(&pool)
+        .await
+        .map_err(db_error("saving keys"))?;
+    Ok(vec![(); count])
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -77,6 +165,7 @@ impl PostgresStore {
             sealer: settings.sealer,
             lifetime: settings.lifetime,
             purge: std::sync::Arc::default(),
+            writes: std::sync::Arc::default(),
         }
     }
 
@@ -97,6 +186,9 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(DATABASE_TIMEOUT)
+            // No ping before each use: it doubled the round trips of every statement, and a
+            // dead connection fails its statement just as clearly (a 503, then a new one).
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(db_error("connecting to the database"))?;
@@ -198,16 +290,21 @@ impl KeyStore for PostgresStore {
             self.purge_expired().await?;
         }
         let row = NewRow::new(&key, &self.sealer, self.lifetime);
-        sqlx::query(INSERT)
-            .bind(&row.hash)
-            .bind(key.user_id.as_deref())
-            .bind(&row.sealed.key_id)
-            .bind(&row.sealed.sealed)
-            .bind(row.issued_at)
-            .bind(row.expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("saving a key"))?;
+        let session = SessionRow {
+            hash: row.hash,
+            user_id: key.user_id,
+            key_id: row.sealed.key_id,
+            sealed: row.sealed.sealed,
+            issued_at: row.issued_at,
+            expires_at: row.expires_at,
+        };
+        let pool = self.pool.clone();
+        self.writes
+            .saves
+            .submit(session, move || {
+                move |rows| insert_sessions(pool.clone(), rows)
+            })
+            .await?;
         Ok(row.token)
     }
 
@@ -226,19 +323,16 @@ impl KeyStore for PostgresStore {
         self.revoke(token).await
     }
 
+    /// Batched with the other instances' concurrent sign-ins on this store (see the `batch`
+    /// module).
     async fn spend_flow(&self, flow_id: &str, lives: Duration) -> Result<FlowSpend, StoreError> {
-        let (hash, expires_at) = spent_flow_row(flow_id, lives);
-        let done = sqlx::query(SPEND_FLOW)
-            .bind(hash)
-            .bind(expires_at)
-            .execute(&self.pool)
+        let pool = self.pool.clone();
+        self.writes
+            .spends
+            .submit(spent_flow_row(flow_id, lives), move || {
+                move |flows| spend_flows(pool.clone(), flows)
+            })
             .await
-            .map_err(db_error("recording a spent sign-in flow"))?;
-        Ok(if done.rows_affected() == 1 {
-            FlowSpend::First
-        } else {
-            FlowSpend::Replayed
-        })
     }
 
     async fn revoke_user(
