@@ -78,6 +78,25 @@ impl StoreSpec {
         }
     }
 
+    /// The database's URL, for the stores on a database server (PostgreSQL, Redis).
+    #[must_use]
+    pub fn server_url(&self) -> Option<&str> {
+        match self {
+            Self::Postgres(url) | Self::Redis(url) => Some(url),
+            _ => None,
+        }
+    }
+
+    /// The same store at another URL (the same database through a proxy, say).
+    #[must_use]
+    pub fn at(&self, url: String) -> Self {
+        match self {
+            Self::Postgres(_) => Self::Postgres(url),
+            Self::Redis(_) => Self::Redis(url),
+            other => other.clone(),
+        }
+    }
+
     fn to_arg(&self) -> String {
         match self {
             Self::Cookie => "cookie".into(),

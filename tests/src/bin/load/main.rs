@@ -11,17 +11,29 @@
 //!    turn), then instance B asked until it refuses the copied cookie; the time from the
 //!    revocation's answer to B's first refusal is the revocation latency.
 //!
+//! 5. chaos (`--chaos SECS`, database stores): the database cut for SECS seconds through the
+//!    fault-injecting proxy while users keep making signed-in requests and signing in; every
+//!    answer during the outage must be 200 (a cached key) or 503, no key may be issued and
+//!    then lost, and everything must work again after it without a restart;
+//! 6. rolling restart (`--rolling-restart`, two instances or more): each instance in turn is
+//!    drained, stopped gracefully and started again while users keep making signed-in
+//!    requests; no request may fail and every session must work on the new instances.
+//!
 //! Zero errors and zero crossed keys are required. Reported: sign-ins/s, signed-in
 //! requests/s, latencies, database calls per signed-in request and each instance's memory.
 //!
 //! ```text
 //! cargo run --release -p modelgates-e2e --bin load -- --users 10000 --concurrency 100
 //! cargo run --release -p modelgates-e2e --bin load -- --store postgres://… --instances 2 --cached
+//! cargo run --release -p modelgates-e2e --bin load -- --store postgres://… --instances 2 --cached \
+//!     --users 2000 --chaos 10 --rolling-restart
 //! ```
 //!
 //! The app servers (example-chat's app behind `ModelGatesAuth`, plus the routes of
 //! `modelgates_e2e::child`) run in child processes, so their memory is measured alone; the
 //! emulator and the simulated browsers run in this process.
+
+mod disruptions;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -53,6 +65,14 @@ struct Args {
     /// instances or more).
     #[arg(long, default_value_t = 1000)]
     revocations: usize,
+    /// Then cut the database (through a fault-injecting proxy) for this many seconds while
+    /// users keep making signed-in requests and signing in (PostgreSQL and Redis stores).
+    #[arg(long)]
+    chaos: Option<u64>,
+    /// Then restart the instances one at a time (drain, stop gracefully, start, rejoin) while
+    /// users keep making signed-in requests.
+    #[arg(long)]
+    rolling_restart: bool,
     #[command(flatten)]
     server: ServeArgs,
 }
@@ -387,8 +407,19 @@ async fn drive(args: &Args) -> ExitCode {
     let emulator = Emulator::start_auto_approve()
         .await
         .expect("start the emulator");
-    let servers: Vec<Server> = (0..args.instances)
-        .map(|_| start_server(emulator.base_url(), &args.server))
+    // With --chaos the instances reach the database through a proxy this program can cut.
+    let (proxy, server_args) = match args.chaos {
+        Some(_) => match disruptions::proxied(&args.server).await {
+            Some((proxy, through)) => (Some(proxy), through),
+            None => {
+                eprintln!("load: --chaos needs a PostgreSQL or Redis store");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => (None, args.server.clone()),
+    };
+    let mut servers: Vec<Server> = (0..args.instances)
+        .map(|_| start_server(emulator.base_url(), &server_args))
         .collect();
     let apps: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
     let http = reqwest::Client::builder()
@@ -539,7 +570,32 @@ async fn drive(args: &Args) -> ExitCode {
         println!("| revocation errors | {revocation_errors} |");
     }
 
-    let clean = errors.is_empty()
+    // The users whose sessions the revocation phase left alone.
+    let live = &ok[revocations..];
+    let chaos_passed = match (&proxy, args.chaos) {
+        (Some(proxy), Some(secs)) => {
+            let outage = Duration::from_secs(secs);
+            disruptions::chaos(&http, &emulator, &apps, live, proxy, outage, concurrency).await
+        }
+        _ => true,
+    };
+    let restart_passed = if args.rolling_restart && args.server.store.is_shared() {
+        disruptions::rolling_restart(
+            &http,
+            emulator.base_url(),
+            &mut servers,
+            &server_args,
+            live,
+            concurrency,
+        )
+        .await
+    } else {
+        true
+    };
+
+    let clean = chaos_passed
+        && restart_passed
+        && errors.is_empty()
         && chat_errors == 0
         && signed_in.errors + warm_up.errors == 0
         && signed_in.crossed + warm_up.crossed == 0
