@@ -17,7 +17,9 @@ use modelgates_axum::api::ApiError;
 use modelgates_axum::oauth_core::async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 };
-use modelgates_axum::store::{CachingStore, KeyStore, PostgresStore, RedisStore, StoreSettings};
+use modelgates_axum::store::{
+    CachingStore, KeyStore, PostgresStore, RedisStore, RevocationFeed, StoreSettings,
+};
 use modelgates_axum::testing::{self, TestApp, reqwest};
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_e2e::proxy::FaultProxy;
@@ -31,6 +33,8 @@ static SERIAL: Mutex<()> = Mutex::const_new(());
 /// How long a cached entry is trusted without hearing the feed: short, so that an outage is
 /// visible to the layer quickly.
 const FALLBACK: Duration = Duration::from_millis(300);
+/// So long that the cache never stops trusting what it holds during a test.
+const LONG_FALLBACK: Duration = Duration::from_secs(60);
 /// Every wait for a state to be reached polls for at most this long.
 const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -92,23 +96,51 @@ async fn instance(db: Db, url: &str, secret: &CookieSecret, emulator: &Emulator)
     match db {
         Db::Postgres => {
             let store = PostgresStore::connect(url, settings).await.unwrap();
-            let cached = CachingStore::new(store.clone())
-                .with_fallback_ttl(FALLBACK)
-                .listen(store.revocations())
-                .await
-                .unwrap();
-            serve(cached, secret, emulator).await
+            let feed = store.revocations();
+            serve(cached(store, feed, FALLBACK).await, secret, emulator).await
         }
         Db::Redis => {
             let store = RedisStore::connect(url, settings).await.unwrap();
-            let cached = CachingStore::new(store.clone())
-                .with_fallback_ttl(FALLBACK)
-                .listen(store.revocations())
-                .await
-                .unwrap();
-            serve(cached, secret, emulator).await
+            let feed = store.revocations();
+            serve(cached(store, feed, FALLBACK).await, secret, emulator).await
         }
     }
+}
+
+/// `store` behind its cache, listening to `feed`, trusting what it holds for `fallback`.
+async fn cached<S: KeyStore, F: RevocationFeed>(
+    store: S,
+    feed: F,
+    fallback: Duration,
+) -> CachingStore<S> {
+    CachingStore::new(store)
+        .with_fallback_ttl(fallback)
+        .listen(feed)
+        .await
+        .unwrap()
+}
+
+/// Asserts `response` is the 503 of a sign-out that could not be completed, and that the
+/// browser still holds `cookie`.
+async fn assert_sign_out_failed_and_cookie_kept(
+    response: reqwest::Response,
+    jar: &Jar,
+    app: &TestApp,
+    cookie: &str,
+    context: &str,
+) {
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "{context}: the cookie is kept"
+    );
+    let (status, retry_after, code) = status_and_code(response).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "sign_out_failed"),
+        "{context}"
+    );
+    assert_eq!(retry_after.as_deref(), Some("5"), "{context}");
+    assert_eq!(cookies_for(jar, app).unwrap(), cookie, "{context}");
 }
 
 async fn serve<K: KeyStore>(store: K, secret: &CookieSecret, emulator: &Emulator) -> TestApp {
@@ -336,18 +368,14 @@ async fn a_store_outage_answers_503_never_signed_out_and_recovers_without_a_rest
             .send()
             .await
             .unwrap();
-        assert!(
-            logout.headers().get("set-cookie").is_none(),
-            "{db:?}: the cookie is kept"
-        );
-        let (status, retry_after, code) = status_and_code(logout).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::SERVICE_UNAVAILABLE, "sign_out_failed"),
-            "{db:?}"
-        );
-        assert_eq!(retry_after.as_deref(), Some("5"));
-        assert_eq!(cookies_for(&jar, &app).unwrap(), cookie_before);
+        assert_sign_out_failed_and_cookie_kept(
+            logout,
+            &jar,
+            &app,
+            &cookie_before,
+            &format!("{db:?}"),
+        )
+        .await;
 
         proxy.restore();
         let recovered = until(&format!("{db:?}: recovery"), StatusCode::OK, || async {
@@ -392,12 +420,8 @@ async fn the_sign_out_after_a_rejected_key_fails_closed_during_an_outage() {
     // A long fallback: the key is served from the cache while the store is down.
     let settings = StoreSettings::from(&ModelGatesConfig::new("http://127.0.0.1", secret.clone()));
     let store = PostgresStore::connect(&url, settings).await.unwrap();
-    let cached = CachingStore::new(store.clone())
-        .with_fallback_ttl(Duration::from_secs(60))
-        .listen(store.revocations())
-        .await
-        .unwrap();
-    let app = serve(cached, &secret, &emulator).await;
+    let feed = store.revocations();
+    let app = serve(cached(store, feed, LONG_FALLBACK).await, &secret, &emulator).await;
     let (jar, client) = browser();
     testing::sign_in(&client, app.url(), &emulator)
         .await
@@ -411,17 +435,7 @@ async fn the_sign_out_after_a_rejected_key_fails_closed_during_an_outage() {
         .send()
         .await
         .unwrap();
-    assert!(
-        chat.headers().get("set-cookie").is_none(),
-        "the cookie is kept"
-    );
-    let (status, retry_after, code) = status_and_code(chat).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, "sign_out_failed")
-    );
-    assert_eq!(retry_after.as_deref(), Some("5"));
-    assert_eq!(cookies_for(&jar, &app).unwrap(), cookie);
+    assert_sign_out_failed_and_cookie_kept(chat, &jar, &app, &cookie, "after a 401").await;
     proxy.restore();
     emulator.inject_once(Endpoint::Chat, Fault::Status(401));
     let chat = until(
@@ -468,13 +482,9 @@ async fn a_truncate_of_the_keys_table_empties_every_instances_cache() {
             .await
             .unwrap();
         // Long bounds: only the TRUNCATE announcement explains a refusal.
-        let cached = CachingStore::new(store.clone())
-            .with_fallback_ttl(Duration::from_secs(60))
-            .listen(store.revocations())
-            .await
-            .unwrap();
-        admin = Some(store);
-        apps.push(serve(cached, &secret, &emulator).await);
+        let feed = store.revocations();
+        admin = Some(store.clone());
+        apps.push(serve(cached(store, feed, LONG_FALLBACK).await, &secret, &emulator).await);
     }
     let client = testing::client();
     testing::sign_in(&client, apps[0].url(), &emulator)

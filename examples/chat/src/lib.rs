@@ -23,7 +23,9 @@
 //! PostgreSQL and Redis stores behind their `CachingStore`; `off`), `MODELGATES_KEY_LIMIT` (the
 //! spend limit the connect page offers; none), `MODELGATES_MAX_KEY_LIMIT` (the most a user may
 //! choose; 1000), `MODELGATES_KEY_LABEL` (the key's label; the app title), `MODELGATES_APP_URL` (the
-//! public URL) and `MODELGATES_APP_TITLE` (`ModelGates chat example`).
+//! public URL), `MODELGATES_APP_TITLE` (`ModelGates chat example`) and `SHUTDOWN_GRACE_SECS` (10:
+//! on SIGTERM or Ctrl-C, how long replies still streaming may go on before they end with an
+//! `error` event saying the server restarts).
 
 use std::sync::Arc;
 

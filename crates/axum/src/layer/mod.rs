@@ -64,7 +64,7 @@ use state::{State, resolve};
 ///   exchange rate bounds, in all and per client, have a permit (429 with `Retry-After`
 ///   otherwise; see [`ExchangeLimits`](crate::config::ExchangeLimits)); a key-exchange slot
 ///   is free (503 with `Retry-After: 1` otherwise); the flow is recorded as spent, once: in the
-///   key store when it keeps spent flows ([`KeyStore::spend_flow`](crate::store::KeyStore::spend_flow):
+///   key store when it keeps spent flows ([`KeyStore::spend_flow`]:
 ///   the database stores, so a callback replayed on any instance is refused), else in this
 ///   process (a record that refuses with 503 when full, never forgets early). A store that
 ///   fails to record it is a 503 with `Retry-After` and nothing is sent, so no key is issued

@@ -20,9 +20,9 @@ use super::StoreError;
 pub(super) const MAX_BATCH: usize = 128;
 /// How long a batch waits for more writes when several arrived together (a lone write never
 /// waits).
-const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+const LINGER: std::time::Duration = std::time::Duration::from_millis(3);
 /// The most statements of one kind running at once, per store.
-pub(super) const CONCURRENT_BATCHES: usize = 2;
+pub(super) const CONCURRENT_BATCHES: usize = 1;
 
 type Job<I, O> = (I, oneshot::Sender<Result<O, StoreError>>);
 

@@ -28,8 +28,11 @@
 //! `PostgresStore` and `SqliteStore` follow the same rules: keys are sealed at rest
 //! (`KeySealer`); the browser carries only a random session id in a signed cookie, and the
 //! table holds only its SHA-256 hash; every row has an expiry, expired rows are never returned
-//! and are purged on every save (and by `purge_expired`); logout deletes the row; `revoke` and
-//! `revoke_user` delete rows on demand. The schema ships with the crate (`migrations/`) and is
+//! and are purged by a save at most once a minute (and by `purge_expired`); logout deletes the
+//! row; `revoke` and `revoke_user` delete rows on demand. Spent sign-in flows live in a table
+//! of their own (only a hash of the flow id, until the flow would have expired), so that a
+//! callback is single-use across every instance ([`KeyStore::spend_flow`]); PostgreSQL batches
+//! the writes of concurrent sign-ins into multi-row statements. The schema ships with the crate (`migrations/`) and is
 //! applied, idempotently, by `migrate` (called by `connect`). Each backend is one plain file of
 //! sqlx code; a new one (MySQL, say) is one more such file and its migration.
 
@@ -275,7 +278,10 @@ impl StoreError {
 /// Storage for signed-in users' keys.
 ///
 /// Implementations must be cheap to share (the layer holds one in an `Arc`) and must never
-/// log or return a key in an error.
+/// log or return a key in an error. A store that wraps another (to count, to cache) must
+/// forward every method the inner store implements, [`spend_flow`](Self::spend_flow) and
+/// [`revoke_user`](Self::revoke_user) included: their defaults would quietly turn a shared
+/// store's spent flows into per-process ones and its revocations into "unsupported".
 pub trait KeyStore: Send + Sync + 'static {
     /// How the layer protects this store's tokens in the cookie: [`TokenProtection::Encrypted`]
     /// when the token reveals the key, [`TokenProtection::Signed`] when it is an opaque id.

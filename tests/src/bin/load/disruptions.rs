@@ -269,7 +269,7 @@ pub(crate) async fn chaos(
 pub(crate) async fn rolling_restart(
     http: &reqwest::Client,
     base_url: &str,
-    servers: &mut Vec<Server>,
+    servers: &mut [Server],
     server_args: &ServeArgs,
     users: &[UserRun],
     concurrency: usize,
@@ -290,20 +290,20 @@ pub(crate) async fn rolling_restart(
     );
     let restarts = async {
         let mut took = Vec::new();
-        for index in 0..servers.len() {
+        for (index, server) in servers.iter_mut().enumerate() {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let started = Instant::now();
             balancer.draining[index].store(true, Ordering::SeqCst);
             while balancer.in_flight[index].load(Ordering::SeqCst) > 0 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            let old = std::mem::replace(&mut servers[index], {
+            let old = std::mem::replace(server, {
                 let (base_url, args) = (base_url.to_owned(), server_args.clone());
                 tokio::task::spawn_blocking(move || start_server(&base_url, &args))
                     .await
                     .expect("start an instance")
             });
-            let new_url = servers[index].url.clone();
+            let new_url = server.url.clone();
             // Stop the old one gracefully (its stdin closes; drop waits for it to exit).
             tokio::task::spawn_blocking(move || drop(old))
                 .await
