@@ -428,3 +428,62 @@ async fn stores_over_the_apps_own_connections_conform() {
         conformance(&RedisStore::new(client, connection, settings())).await;
     }
 }
+
+/// SQLite locked by another writer: logout fails closed (503 `sign_out_failed`, the cookie
+/// kept), signed-in handlers that need the key answer 503, and both work once the lock is gone.
+#[tokio::test]
+async fn a_locked_sqlite_store_fails_closed_then_recovers() {
+    let path = temp_db("locked");
+    let emulator = Emulator::start_auto_approve().await.unwrap();
+    let config = support::config(&emulator);
+    let store = sqlite(&path, &config).await;
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|key: ModelGatesKey| async move { key.user_id().unwrap_or_default().to_owned() }),
+        )
+        .layer(ModelGatesAuth::new(config).with_store(store));
+    let mut browser = Browser::new(app);
+    assert_eq!(
+        browser.sign_in("/login").await.status,
+        http::StatusCode::SEE_OTHER
+    );
+
+    // Another process holds the write lock, longer than SQLite's busy timeout (5 s).
+    let mut locker = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite:{}",
+        path.display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let logout = browser.post("/logout").await;
+    assert_eq!(
+        logout.status,
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        logout.body
+    );
+    assert!(logout.body.contains("sign_out_failed"), "{}", logout.body);
+    assert!(logout.headers.contains_key(http::header::RETRY_AFTER));
+    assert!(logout.set_cookies().is_empty(), "the cookie is kept");
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+
+    assert_eq!(
+        browser.get_json("/me").await.status,
+        http::StatusCode::OK,
+        "still signed in"
+    );
+    assert_eq!(
+        browser.post("/logout").await.status,
+        http::StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        browser.get_json("/me").await.status,
+        http::StatusCode::UNAUTHORIZED
+    );
+    let _ = std::fs::remove_file(&path);
+}
