@@ -19,17 +19,11 @@ pub(super) const DELETE_SESSION: &str = "DELETE FROM modelgates_keys WHERE sessi
 /// `$2`: the session hash kept (empty: none).
 pub(super) const DELETE_USER: &str =
     "DELETE FROM modelgates_keys WHERE user_id = $1 AND session_hash <> $2";
-pub(super) const INSERT: &str = "INSERT INTO modelgates_keys \
-     (session_hash, user_id, key_id, sealed, issued_at, expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
 pub(super) const SELECT_LIVE: &str = "SELECT key_id, sealed FROM modelgates_keys \
      WHERE session_hash = $1 AND expires_at > $2";
 
 pub(super) const PURGE_SPENT_FLOWS: &str =
     "DELETE FROM modelgates_spent_flows WHERE expires_at <= $1";
-/// Rows affected: 1 when the flow is spent now, 0 when it was spent before.
-pub(super) const SPEND_FLOW: &str = "INSERT INTO modelgates_spent_flows (flow_hash, expires_at) \
-     VALUES ($1, $2) ON CONFLICT (flow_hash) DO NOTHING";
 
 /// How often a save also purges expired rows: often enough that the tables stay small, rarely
 /// enough that a sign-in is one write, not three.

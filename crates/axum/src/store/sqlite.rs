@@ -8,10 +8,18 @@ use sqlx::sqlite::SqliteConnectOptions;
 
 use super::at_rest::{KeySealer, StoreSettings};
 use super::sql::{
-    DELETE_SESSION, DELETE_USER, INSERT, NewRow, PURGE_EXPIRED, PURGE_SPENT_FLOWS, PurgeSchedule,
-    SELECT_LIVE, SPEND_FLOW, db_error, now, open_row, spent_flow_row,
+    DELETE_SESSION, DELETE_USER, NewRow, PURGE_EXPIRED, PURGE_SPENT_FLOWS, PurgeSchedule,
+    SELECT_LIVE, db_error, now, open_row, spent_flow_row,
 };
 use super::{FlowSpend, KeyStore, SessionToken, StoreError, StoredKey, TokenProtection};
+
+/// One session (PostgreSQL batches its inserts instead: `postgres.rs`).
+const INSERT: &str = "INSERT INTO modelgates_keys \
+     (session_hash, user_id, key_id, sealed, issued_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+/// Rows affected: 1 when the flow is spent now, 0 when it was spent before.
+const SPEND_FLOW: &str = "INSERT INTO modelgates_spent_flows (flow_hash, expires_at) \
+     VALUES ($1, $2) ON CONFLICT (flow_hash) DO NOTHING";
 
 const SCHEMA: &str = concat!(
     include_str!("../../migrations/sqlite/0001_modelgates_keys.sql"),
