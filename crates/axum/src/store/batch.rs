@@ -10,7 +10,7 @@
 //! statement's error.
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -27,15 +27,15 @@ pub(super) const CONCURRENT_BATCHES: usize = 1;
 type Job<I, O> = (I, oneshot::Sender<Result<O, StoreError>>);
 
 /// The queue of one kind of write, and the task that runs it, started on first use (within
-/// the runtime the store is used on).
+/// the runtime the store is used on) and again if that runtime is gone.
 pub(super) struct Batcher<I, O> {
-    queue: OnceLock<mpsc::UnboundedSender<Job<I, O>>>,
+    queue: Mutex<Option<mpsc::UnboundedSender<Job<I, O>>>>,
 }
 
 impl<I, O> Default for Batcher<I, O> {
     fn default() -> Self {
         Self {
-            queue: OnceLock::new(),
+            queue: Mutex::new(None),
         }
     }
 }
@@ -52,7 +52,13 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         F: FnMut(Vec<I>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<O>, StoreError>> + Send + 'static,
     {
-        let queue = self.queue.get_or_init(|| start(make_run()));
+        let queue = {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            match &*queue {
+                Some(running) if !running.is_closed() => running.clone(),
+                _ => queue.insert(start(make_run())).clone(),
+            }
+        };
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::new("the store's write task stopped");
         queue.send((item, reply)).map_err(|_| stopped())?;
@@ -170,6 +176,21 @@ mod tests {
         }
         let statements = statements.load(Ordering::SeqCst);
         assert!(statements <= 20, "{statements} statements for 200 writes");
+    }
+
+    #[test]
+    fn a_store_outlives_the_runtime_it_was_first_used_on() {
+        let batcher = Batcher::<u32, u32>::default();
+        for _ in 0..2 {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let doubled = runtime.block_on(batcher.submit(21, || {
+                |items: Vec<u32>| async move { Ok(items.iter().map(|i| i * 2).collect()) }
+            }));
+            assert_eq!(doubled.unwrap(), 42);
+        }
     }
 
     #[tokio::test]
