@@ -170,7 +170,7 @@ impl fmt::Debug for ClientKey {
 /// Set with [`ModelGatesConfig::with_exchange_limits`](crate::ModelGatesConfig::with_exchange_limits).
 ///
 /// ```
-/// use http::HeaderName;
+/// use axum::http::HeaderName;
 /// use modelgates_axum::config::{ClientKey, ExchangeLimits, RateLimit};
 ///
 /// // Behind one proxy that appends the client's address to X-Forwarded-For.

@@ -303,7 +303,7 @@ impl ModelGatesConfig {
     /// module. Behind a proxy, tell the layer how to find the client:
     ///
     /// ```
-    /// use http::HeaderName;
+    /// use axum::http::HeaderName;
     /// use modelgates_axum::config::{ClientKey, ExchangeLimits};
     /// use modelgates_axum::{CookieSecret, ModelGatesConfig};
     ///
