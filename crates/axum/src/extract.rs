@@ -466,9 +466,7 @@ pub(crate) fn login_url(login_path: &str, return_to: &str) -> String {
 }
 
 mod rejection;
-mod streams;
 
+use crate::streams::{NoSlot, StreamSlots};
+pub use crate::streams::{OpenStreams, StreamSlot};
 pub use rejection::ModelGatesKeyRejection;
-use streams::NoSlot;
-pub(crate) use streams::StreamSlots;
-pub use streams::{OpenStreams, StreamSlot};

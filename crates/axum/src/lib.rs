@@ -86,6 +86,7 @@ mod cookies;
 pub mod extract;
 mod flow;
 pub mod layer;
+mod limits;
 mod mount;
 mod primitives;
 mod response;
@@ -94,6 +95,7 @@ pub mod same_origin;
 #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub mod sse;
 pub mod store;
+mod streams;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;

@@ -57,7 +57,7 @@ use modelgates_oauth_core::async_openai::types::chat::{
 use serde_json::json;
 
 use crate::api::ApiError;
-use crate::extract::StreamSlot;
+use crate::streams::StreamSlot;
 
 /// What the relay has seen so far.
 struct Relay {

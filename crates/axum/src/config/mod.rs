@@ -63,15 +63,14 @@ mod cookies;
 mod env;
 mod error;
 mod key;
-mod limits;
 mod secret;
 
-pub use cookies::SameSite;
-pub use key::DEFAULT_MAX_KEY_LIMIT;
-pub use limits::{
+pub use crate::limits::{
     ClientKey, DEFAULT_CLIENT_EXCHANGE_RATE, DEFAULT_GLOBAL_EXCHANGE_RATE, ExchangeLimits,
     RateLimit,
 };
+pub use cookies::SameSite;
+pub use key::DEFAULT_MAX_KEY_LIMIT;
 
 pub use crate::flow::{MAX_APP_DATA_LEN, SignIn, SignInRejected, SignOutReason, SignedOut};
 pub use crate::store::DEFAULT_KEY_MAX_AGE;

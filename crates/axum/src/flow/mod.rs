@@ -17,6 +17,7 @@ use modelgates_oauth_core::{ChallengeMethod, KeyRequest, ModelGatesClient, Spend
 use tracing::Instrument as _;
 
 use crate::cookies::KeyCookie;
+use crate::limits::ExchangeGate;
 use crate::response::no_store;
 use crate::same_origin::is_cross_site;
 use crate::store::KeyStore;
@@ -25,7 +26,6 @@ mod callback;
 mod error;
 mod hook;
 mod host;
-mod limits;
 mod login;
 mod logout;
 mod return_to;
@@ -38,7 +38,6 @@ pub(crate) use error::ErrorPage;
 pub(crate) use hook::{HookFailure, OnSignIn, OnSignOut, boxed as boxed_hook, boxed_sign_out};
 pub use hook::{MAX_APP_DATA_LEN, SignIn, SignInRejected, SignOutReason, SignedOut};
 pub(crate) use host::PublicHost;
-pub(crate) use limits::ExchangeGate;
 pub use return_to::is_safe_return_to;
 pub(crate) use return_to::sanitize;
 pub(crate) use state::{FlowCookie, SpentFlows};

@@ -175,7 +175,7 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     /// to end them at the end of a graceful shutdown ([`OpenStreams::close_all`](crate::extract::OpenStreams::close_all)).
     #[must_use]
     pub fn open_streams(&self) -> crate::extract::OpenStreams {
-        crate::extract::OpenStreams(self.state.streams.clone())
+        crate::streams::OpenStreams(self.state.streams.clone())
     }
 
     /// The callback URL: the public URL plus the callback path. Each sign-in sends ModelGates

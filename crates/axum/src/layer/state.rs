@@ -12,10 +12,9 @@ use modelgates_oauth_core::{
 
 use crate::config::{ConfigError, CookieSecret, ModelGatesConfig, SameSite};
 use crate::cookies::{CookieSpec, KeyCookie};
-use crate::extract::StreamSlots;
-use crate::flow::{
-    ExchangeGate, Flow, FlowCookie, Paths, PublicHost, SpentFlows, is_safe_return_to,
-};
+use crate::flow::{Flow, FlowCookie, Paths, PublicHost, SpentFlows, is_safe_return_to};
+use crate::limits::ExchangeGate;
+use crate::streams::StreamSlots;
 
 /// The layer's resolved runtime state.
 pub(crate) struct State {

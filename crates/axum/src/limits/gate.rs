@@ -10,7 +10,7 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::request::Parts;
 
-use crate::config::{ClientKey, ExchangeLimits, RateLimit};
+use super::{ClientKey, ExchangeLimits, RateLimit};
 
 /// How many checks between two sweeps of clients whose bucket is full again.
 const SWEEP_EVERY: u64 = 1024;

@@ -1,4 +1,5 @@
-//! [`StreamSlot`]: one of the streams a session may hold open at once
+//! [`StreamSlot`] and [`OpenStreams`] (re-exported from [`extract`](crate::extract)): one of
+//! the streams a session may hold open at once
 //! ([`ModelGatesConfig::with_max_streams_per_session`](crate::ModelGatesConfig::with_max_streams_per_session)).
 //!
 //! The rule: a session (one key cookie) may relay at most that many streams at once, on this

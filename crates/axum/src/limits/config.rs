@@ -1,5 +1,5 @@
 //! [`ExchangeLimits`], [`RateLimit`], [`ClientKey`]: how many key exchanges the callback route
-//! may send to ModelGates, in all and per client.
+//! may send to ModelGates, in all and per client (re-exported from `config`).
 //!
 //! The rules:
 //!

@@ -1,0 +1,13 @@
+//! How many key exchanges the callback route may send to ModelGates: the settings
+//! ([`ExchangeLimits`], [`RateLimit`], [`ClientKey`], re-exported from
+//! [`config`](crate::config)) and the gate the callback passes (governor's limiters). A leaf:
+//! the configuration and the flow both use it.
+
+mod config;
+mod gate;
+
+pub use config::{
+    ClientKey, DEFAULT_CLIENT_EXCHANGE_RATE, DEFAULT_GLOBAL_EXCHANGE_RATE, ExchangeLimits,
+    RateLimit,
+};
+pub(crate) use gate::ExchangeGate;
