@@ -133,13 +133,8 @@ async fn assert_sign_out_failed_and_cookie_kept(
         response.headers().get("set-cookie").is_none(),
         "{context}: the cookie is kept"
     );
-    let (status, retry_after, code) = status_and_code(response).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, "sign_out_failed"),
-        "{context}"
-    );
-    assert_eq!(retry_after.as_deref(), Some("5"), "{context}");
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    assert_error(response, unavailable, "sign_out_failed", Some("5"), context).await;
     assert_eq!(cookies_for(jar, app).unwrap(), cookie, "{context}");
 }
 
@@ -191,18 +186,30 @@ fn cookies_for(jar: &Jar, app: &TestApp) -> Option<String> {
         .map(|value| value.to_str().unwrap().to_owned())
 }
 
-async fn status_and_code(response: reqwest::Response) -> (StatusCode, Option<String>, String) {
-    let status = response.status();
-    let retry_after = response
+/// Asserts `response` is the JSON error `code` with `status` and, when `retry_after` is given,
+/// that `Retry-After`.
+async fn assert_error(
+    response: reqwest::Response,
+    status: StatusCode,
+    code: &str,
+    retry_after: Option<&str>,
+    context: &str,
+) {
+    let got = response.status();
+    let waits = response
         .headers()
         .get("retry-after")
         .map(|value| value.to_str().unwrap().to_owned());
     let text = response.text().await.unwrap();
-    let code = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|body| body["error"]["code"].as_str().map(str::to_owned))
-        .unwrap_or(text);
-    (status, retry_after, code)
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    assert_eq!(
+        (got, body["error"]["code"].as_str()),
+        (status, Some(code)),
+        "{context}: {text}"
+    );
+    if retry_after.is_some() {
+        assert_eq!(waits.as_deref(), retry_after, "{context}");
+    }
 }
 
 /// Polls `probe` until it answers `want`, failing after [`PATIENCE`]; how long it took.
@@ -253,12 +260,15 @@ async fn a_flow_is_single_use_across_instances_sharing_a_store() {
             .send()
             .await
             .unwrap();
-        let (status, _, code) = status_and_code(replayed).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::BAD_REQUEST, "flow_used"),
-            "{db:?}"
-        );
+        let context = format!("{db:?}");
+        assert_error(
+            replayed,
+            StatusCode::BAD_REQUEST,
+            "flow_used",
+            None,
+            &context,
+        )
+        .await;
         assert_eq!(
             emulator.exchange_count(),
             exchanges,
@@ -309,12 +319,17 @@ async fn a_store_outage_answers_503_never_signed_out_and_recovers_without_a_rest
             },
         )
         .await;
-        let (status, retry_after, code) = status_and_code(json(me.clone()).await).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
-        );
-        assert_eq!(retry_after.as_deref(), Some("5"));
+        let context = format!("{db:?}");
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        let response = json(me.clone()).await;
+        assert_error(
+            response,
+            unavailable,
+            "store_unavailable",
+            Some("5"),
+            &context,
+        )
+        .await;
         // A browser gets a page, not a redirect to sign in; `Option<ModelGatesKey>` is not
         // "signed out"; a route without the key is served; the cookie is kept.
         let page = client
@@ -346,13 +361,14 @@ async fn a_store_outage_answers_503_never_signed_out_and_recovers_without_a_rest
             .send()
             .await
             .unwrap();
-        let (status, retry_after, code) = status_and_code(refused).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
-            "{db:?}"
-        );
-        assert_eq!(retry_after.as_deref(), Some("5"));
+        assert_error(
+            refused,
+            unavailable,
+            "store_unavailable",
+            Some("5"),
+            &context,
+        )
+        .await;
         assert_eq!(
             emulator.exchange_count(),
             exchanges,
@@ -368,14 +384,7 @@ async fn a_store_outage_answers_503_never_signed_out_and_recovers_without_a_rest
             .send()
             .await
             .unwrap();
-        assert_sign_out_failed_and_cookie_kept(
-            logout,
-            &jar,
-            &app,
-            &cookie_before,
-            &format!("{db:?}"),
-        )
-        .await;
+        assert_sign_out_failed_and_cookie_kept(logout, &jar, &app, &cookie_before, &context).await;
 
         proxy.restore();
         let recovered = until(&format!("{db:?}: recovery"), StatusCode::OK, || async {

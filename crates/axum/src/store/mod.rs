@@ -368,6 +368,17 @@ pub enum FlowSpend {
     NotKept,
 }
 
+impl FlowSpend {
+    /// [`Self::First`] when this call recorded the flow, [`Self::Replayed`] when it was there.
+    #[cfg_attr(
+        not(any(feature = "postgres", feature = "sqlite", feature = "redis")),
+        allow(dead_code)
+    )]
+    pub(crate) fn recorded_now(first: bool) -> Self {
+        if first { Self::First } else { Self::Replayed }
+    }
+}
+
 /// A boxed future of a store's answer.
 pub(crate) type StoreFuture<'a, T> =
     std::pin::Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

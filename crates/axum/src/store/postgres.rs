@@ -105,13 +105,7 @@ async fn spend_flows(
         recorded.into_iter().map(|(hash,)| hash).collect();
     Ok(hashes
         .iter()
-        .map(|hash| {
-            if first.remove(hash) {
-                FlowSpend::First
-            } else {
-                FlowSpend::Replayed
-            }
-        })
+        .map(|hash| FlowSpend::recorded_now(first.remove(hash)))
         .collect())
 }
 

@@ -248,11 +248,7 @@ impl KeyStore for RedisStore {
             .query_async(&mut self.connection.clone())
             .await
             .map_err(redis_error("recording a spent sign-in flow"))?;
-        Ok(if set.is_some() {
-            FlowSpend::First
-        } else {
-            FlowSpend::Replayed
-        })
+        Ok(FlowSpend::recorded_now(set.is_some()))
     }
 
     async fn revoke_user(

@@ -189,11 +189,7 @@ impl KeyStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(db_error("recording a spent sign-in flow"))?;
-        Ok(if done.rows_affected() == 1 {
-            FlowSpend::First
-        } else {
-            FlowSpend::Replayed
-        })
+        Ok(FlowSpend::recorded_now(done.rows_affected() == 1))
     }
 
     async fn revoke_user(
