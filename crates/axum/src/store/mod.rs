@@ -370,10 +370,7 @@ pub enum FlowSpend {
 
 impl FlowSpend {
     /// [`Self::First`] when this call recorded the flow, [`Self::Replayed`] when it was there.
-    #[cfg_attr(
-        not(any(feature = "postgres", feature = "sqlite", feature = "redis")),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(sealed_stores), allow(dead_code))]
     pub(crate) fn recorded_now(first: bool) -> Self {
         if first { Self::First } else { Self::Replayed }
     }
