@@ -92,7 +92,11 @@ impl axum_core::response::IntoResponseParts for SignOut {
 impl IntoResponse for SignOut {
     /// An empty `204 No Content` that signs the user out.
     fn into_response(self) -> Response {
-        (StatusCode::NO_CONTENT, self).into_response()
+        // Not `(StatusCode::NO_CONTENT, self)`: that tuple takes `self` as the body and calls
+        // this again, without end.
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        response.extensions_mut().insert(self);
+        response
     }
 }
 
@@ -238,7 +242,22 @@ impl ApiError {
 }
 
 impl From<RequestError> for ApiError {
+    /// The error for a failed call, counted in `modelgates_api_errors_total`
+    /// ([`observe`](crate::observe)).
     fn from(error: RequestError) -> Self {
+        Self::from_request(error).counted()
+    }
+}
+
+impl ApiError {
+    /// Counts this error in `modelgates_api_errors_total`, by code.
+    pub(crate) fn counted(self) -> Self {
+        crate::observe::api_error(self.code());
+        self
+    }
+
+    /// The error for a failed call, by oauth-core's reading of ModelGates' answer; not counted.
+    fn from_request(error: RequestError) -> Self {
         match error {
             RequestError::KeyRejected => Self::KeyRejected,
             RequestError::InsufficientCredits { message } => Self::InsufficientCredits { message },
@@ -261,14 +280,17 @@ impl From<RequestError> for ApiError {
 
 #[cfg(feature = "openai")]
 impl From<modelgates_oauth_core::async_openai::error::OpenAIError> for ApiError {
+    /// The error for a failed call through async-openai, counted in
+    /// `modelgates_api_errors_total` ([`observe`](crate::observe)).
     fn from(error: modelgates_oauth_core::async_openai::error::OpenAIError) -> Self {
-        Self::from_openai_ref(&error)
+        Self::from_openai_ref(&error).counted()
     }
 }
 
 #[cfg(feature = "openai")]
 impl ApiError {
-    /// The error for an async-openai failure, read by oauth-core's rules; holds no secret.
+    /// The error for an async-openai failure, read by oauth-core's rules; holds no secret; not
+    /// counted.
     pub(crate) fn from_openai_ref(
         error: &modelgates_oauth_core::async_openai::error::OpenAIError,
     ) -> Self {
@@ -280,7 +302,7 @@ impl ApiError {
             Some(RequestError::Transport(_)) => {
                 Self::Upstream("the connection to ModelGates broke".to_owned())
             }
-            Some(typed) => typed.into(),
+            Some(typed) => Self::from_request(typed),
             None => Self::Upstream(error.to_string().chars().take(300).collect()),
         }
     }
@@ -325,6 +347,13 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_sign_out_is_an_empty_204_that_signs_out() {
+        let response = SignOut.into_response();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert_eq!(response.extensions().get::<SignOut>(), Some(&SignOut));
+    }
 
     #[test]
     fn a_rejected_key_asks_the_layer_to_sign_out() {

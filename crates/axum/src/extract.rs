@@ -188,11 +188,14 @@ impl ModelGatesKey {
         self.0
             .streams
             .take(self.0.token.digest())
-            .map_err(|refused| match refused {
-                NoSlot::Full => ApiError::TooManyStreams {
-                    max: self.0.streams.max(),
-                },
-                NoSlot::Closing => ApiError::ServerRestarting,
+            .map_err(|refused| {
+                match refused {
+                    NoSlot::Full => ApiError::TooManyStreams {
+                        max: self.0.streams.max(),
+                    },
+                    NoSlot::Closing => ApiError::ServerRestarting,
+                }
+                .counted()
             })
     }
 
@@ -335,13 +338,26 @@ impl ModelGatesKey {
         &self,
         mut request: CreateChatCompletionRequest,
     ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + Send + use<>>, ApiError> {
+        use tracing::Instrument as _;
         request.stream = Some(true);
-        let slot = self.stream_slot()?;
-        let upstream = self.openai_stream().chat().create_stream(request).await?;
+        let started = std::time::Instant::now();
+        let span = crate::sse::stream_span(&request.model);
+        let started_stream = async {
+            let slot = self.stream_slot()?;
+            let upstream = self.openai_stream().chat().create_stream(request).await?;
+            Ok((slot, upstream))
+        }
+        .instrument(span.clone())
+        .await;
+        let (slot, upstream) = started_stream.inspect_err(|error: &ApiError| {
+            span.record("outcome", "refused");
+            span.record("error.type", error.code());
+        })?;
         Ok(crate::sse::relay(
             upstream,
             self.client().stream_idle_timeout(),
             slot,
+            crate::sse::Timing { span, started },
         ))
     }
 

@@ -58,7 +58,7 @@
 //! of the cookies), [`CookieSecret`], [`ModelGatesKey`], [`AuthError`] (what a failed sign-in
 //! answers) and [`is_safe_return_to`] (where a user may be sent back to). Each other concern
 //! lives in one public module whose documentation states the exact rules it applies:
-//! [`config`] (settings, environment, errors), [`layer`] (the tower layer, its service and
+//! [`config`] (settings, environment, errors), [`observe`] (metrics and spans), [`layer`] (the tower layer, its service and
 //! response future), [`extract`] (the extractor and its rejections), [`store`] (where keys
 //! live: cookie, memory, and with features `postgres`, `sqlite` and `redis` databases with
 //! keys sealed at rest), [`same_origin`] (the guard against cross-site posts), [`api`]
@@ -88,6 +88,7 @@ mod flow;
 pub mod layer;
 mod limits;
 mod mount;
+pub mod observe;
 mod primitives;
 mod response;
 pub mod same_origin;
@@ -124,6 +125,10 @@ pub use modelgates_oauth_core as oauth_core;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 pub use sqlx;
+
+/// The `metrics` facade the crate records through ([`observe`]), so the app installs its
+/// exporter against the same version.
+pub use metrics;
 
 /// The redis crate [`RedisStore`](store::RedisStore) is built with, for
 /// `RedisStore::new(client, connection, settings)` and the app's own commands.

@@ -41,6 +41,10 @@
 //! A stream ModelGates refuses before its first event is no stream: `stream_chat` returns the
 //! [`ApiError`], answered with its status like a plain call.
 //!
+//! The stream is a `modelgates.stream` span ([`observe`](crate::observe#spans)) until its
+//! last event; the time to its first delta is `modelgates_stream_first_token_seconds`, and a
+//! failure after the start counts in `modelgates_api_errors_total` by its code.
+//!
 //! A comment line goes out every 15 s so proxies keep an idle connection open. When the
 //! browser goes away, the response is dropped, and with it the upstream stream: the
 //! connection to ModelGates is closed and the model stops spending the user's credits.
@@ -55,6 +59,7 @@ use modelgates_oauth_core::async_openai::types::chat::{
     FinishReason, FunctionCallStream,
 };
 use serde_json::json;
+use tracing::Instrument as _;
 
 use crate::api::ApiError;
 use crate::streams::StreamSlot;
@@ -74,6 +79,40 @@ struct Relay {
     /// The upstream stream has ended; what is left to send is the tool calls and the end.
     upstream_done: bool,
     ended: bool,
+    timing: Timing,
+    /// No delta relayed yet: the next one is the first token.
+    awaiting_first: bool,
+}
+
+/// The span a stream is relayed in and when its request started, from
+/// [`ModelGatesKey::stream_chat`](crate::ModelGatesKey::stream_chat).
+pub(crate) struct Timing {
+    pub(crate) span: tracing::Span,
+    pub(crate) started: Instant,
+}
+
+/// The `modelgates.stream` span of a stream for `model`; the rest is recorded as it goes.
+pub(crate) fn stream_span(model: &str) -> tracing::Span {
+    use tracing::field::Empty;
+    tracing::info_span!(
+        "modelgates.stream",
+        "gen_ai.operation.name" = "chat",
+        "gen_ai.request.model" = model,
+        "gen_ai.response.finish_reasons" = Empty,
+        "gen_ai.usage.input_tokens" = Empty,
+        "gen_ai.usage.output_tokens" = Empty,
+        outcome = Empty,
+        "error.type" = Empty,
+    )
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if !self.ended {
+            // The browser went away: the response, and with it the upstream stream, dropped.
+            self.timing.span.record("outcome", "client_gone");
+        }
+    }
 }
 
 impl Relay {
@@ -89,12 +128,8 @@ impl Relay {
                 tokio::select! {
                     item = self.upstream.next() => item,
                     () = self.slot.closed() => {
-                        self.ended = true;
-                        let restarting = ApiError::ServerRestarting;
-                        return Some(data(
-                            Event::default().event("error"),
-                            &json!({ "code": restarting.code(), "message": restarting.to_string() }),
-                        ));
+                        let restarting = ApiError::ServerRestarting.counted();
+                        return Some(self.failed(restarting.code(), &restarting.to_string()));
                     }
                 }
             };
@@ -104,15 +139,11 @@ impl Relay {
                     let calls = std::mem::take(&mut self.tool_calls);
                     return Some(data(Event::default().event("tool_call"), &json!(calls)));
                 }
-                self.ended = true;
                 return Some(self.done());
             };
             let chunk = match item {
                 Ok(chunk) => chunk,
-                Err(error) => {
-                    self.ended = true;
-                    return Some(self.error(&error));
-                }
+                Err(error) => return Some(self.error(&error)),
             };
             self.last_chunk = Instant::now();
             self.usage = chunk.usage.or(self.usage.take());
@@ -125,6 +156,9 @@ impl Relay {
             }
             match choice.delta.content {
                 Some(text) if !text.is_empty() => {
+                    if std::mem::take(&mut self.awaiting_first) {
+                        crate::observe::first_token(self.timing.started.elapsed());
+                    }
                     return Some(data(Event::default(), &json!({ "delta": text })));
                 }
                 _ => {}
@@ -132,17 +166,39 @@ impl Relay {
         }
     }
 
-    fn done(&self) -> Event {
+    /// The `done` event, the end of the stream.
+    fn done(&mut self) -> Event {
+        self.ended = true;
         let finish = self
             .finish_reason
             .map(|reason| serde_json::to_value(reason).unwrap_or(serde_json::Value::Null));
+        let span = &self.timing.span;
+        span.record("outcome", "completed");
+        if let Some(serde_json::Value::String(reason)) = &finish {
+            span.record("gen_ai.response.finish_reasons", reason.as_str());
+        }
+        if let Some(usage) = &self.usage {
+            span.record("gen_ai.usage.input_tokens", usage.prompt_tokens);
+            span.record("gen_ai.usage.output_tokens", usage.completion_tokens);
+        }
         data(
             Event::default().event("done"),
             &json!({ "finish_reason": finish, "usage": self.usage }),
         )
     }
 
-    fn error(&self, error: &modelgates_oauth_core::async_openai::error::OpenAIError) -> Event {
+    /// The `error` event that ends a failed stream, counted and recorded by `code`.
+    fn failed(&mut self, code: &'static str, message: &str) -> Event {
+        self.ended = true;
+        self.timing.span.record("outcome", "failed");
+        self.timing.span.record("error.type", code);
+        data(
+            Event::default().event("error"),
+            &json!({ "code": code, "message": message }),
+        )
+    }
+
+    fn error(&mut self, error: &modelgates_oauth_core::async_openai::error::OpenAIError) -> Event {
         // async-openai reports a stream's transport failures as text; silence as long as the
         // idle timeout before the failure is what the idle timeout looks like.
         // The gateway's own error chunk names the cause, whatever the timing.
@@ -161,10 +217,8 @@ impl Relay {
             (error.code(), error.to_string())
         };
         tracing::warn!(code, "a relayed stream failed");
-        data(
-            Event::default().event("error"),
-            &json!({ "code": code, "message": message }),
-        )
+        crate::observe::api_error(code);
+        self.failed(code, &message)
     }
 }
 
@@ -204,6 +258,7 @@ pub(crate) fn relay(
     upstream: ChatCompletionResponseStream,
     idle_timeout: Duration,
     slot: StreamSlot,
+    timing: Timing,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send> {
     let relay = Relay {
         upstream,
@@ -215,9 +270,12 @@ pub(crate) fn relay(
         tool_calls: Vec::new(),
         upstream_done: false,
         ended: false,
+        timing,
+        awaiting_first: true,
     };
     let events = futures_util::stream::unfold(relay, |mut relay| async move {
-        let event = relay.next_event().await?;
+        let span = relay.timing.span.clone();
+        let event = relay.next_event().instrument(span).await?;
         Some((Ok(event), relay))
     });
     Sse::new(events).keep_alive(KeepAlive::default())

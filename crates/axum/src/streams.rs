@@ -63,6 +63,7 @@ impl StreamSlots {
             return Err(NoSlot::Full);
         }
         *count += 1;
+        crate::observe::stream_opened(true);
         Ok(StreamSlot {
             slots: self.clone(),
             session,
@@ -154,6 +155,7 @@ impl fmt::Debug for StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
+        crate::observe::stream_opened(false);
         let mut open = self
             .slots
             .open

@@ -3,11 +3,14 @@
 //!
 //! Rules: bodies are read up to a size limit (a broken or hostile upstream cannot make us
 //! buffer without bound); a refusal becomes a [`GatewayError`], whose message rules are its
-//! own.
+//! own. Each request is a `modelgates.http` client span with OpenTelemetry's HTTP client
+//! fields (`http.request.method`, `server.address`, `server.port`, `url.path`,
+//! `http.response.status_code`, `error.type`): never the query, a header, or a body.
 
 use bytes::Bytes;
 use reqwest::StatusCode;
 use serde::Serialize;
+use tracing::Instrument as _;
 
 use crate::ModelGatesClient;
 #[cfg(test)]
@@ -29,7 +32,10 @@ impl ModelGatesClient {
         body: &impl Serialize,
         limit: usize,
     ) -> Result<Answer, RequestError> {
-        read(self.inner.http_auth.post(url.clone()).json(body), limit).await
+        let request = self.inner.http_auth.post(url.clone()).json(body);
+        read(request, limit)
+            .instrument(client_span("POST", url))
+            .await
     }
 
     /// Gets with the API client, authorised by `bearer`.
@@ -43,12 +49,59 @@ impl ModelGatesClient {
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
-        read(request, limit).await
+        read(request, limit)
+            .instrument(client_span("GET", url))
+            .await
     }
+}
+
+/// The client span of one request to `url`.
+fn client_span(method: &'static str, url: &url::Url) -> tracing::Span {
+    use tracing::field::Empty;
+    tracing::info_span!(
+        "modelgates.http",
+        "otel.kind" = "client",
+        "otel.name" = method,
+        "http.request.method" = method,
+        "server.address" = url.host_str(),
+        "server.port" = url.port_or_known_default(),
+        "url.path" = url.path(),
+        "http.response.status_code" = Empty,
+        "error.type" = Empty,
+    )
 }
 
 /// Sends a request and reads the whole answer, at most `limit` bytes of it.
 async fn read(request: reqwest::RequestBuilder, limit: usize) -> Result<Answer, RequestError> {
+    let read = read_unrecorded(request, limit).await;
+    let span = tracing::Span::current();
+    match &read {
+        Ok(answer) => {
+            span.record("http.response.status_code", answer.status.as_u16());
+            if answer.status.is_client_error() || answer.status.is_server_error() {
+                span.record("error.type", answer.status.as_str());
+            }
+        }
+        Err(error) => {
+            span.record("error.type", error_type(error));
+        }
+    }
+    read
+}
+
+/// The `error.type` of a request that got no complete answer.
+fn error_type(error: &RequestError) -> &'static str {
+    match error {
+        RequestError::Timeout => "timeout",
+        RequestError::MalformedResponse(_) => "malformed_response",
+        _ => "transport",
+    }
+}
+
+async fn read_unrecorded(
+    request: reqwest::RequestBuilder,
+    limit: usize,
+) -> Result<Answer, RequestError> {
     let mut response = request.send().await.map_err(from_reqwest)?;
     let status = response.status();
     let retry_after = retry_after(response.headers());

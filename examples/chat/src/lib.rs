@@ -23,9 +23,11 @@
 //! PostgreSQL and Redis stores behind their `CachingStore`; `off`), `MODELGATES_KEY_LIMIT` (the
 //! spend limit the connect page offers; none), `MODELGATES_MAX_KEY_LIMIT` (the most a user may
 //! choose; 1000), `MODELGATES_KEY_LABEL` (the key's label; the app title), `MODELGATES_APP_URL` (the
-//! public URL), `MODELGATES_APP_TITLE` (`ModelGates chat example`) and `SHUTDOWN_GRACE_SECS` (10:
+//! public URL), `MODELGATES_APP_TITLE` (`ModelGates chat example`), `SHUTDOWN_GRACE_SECS` (10:
 //! on SIGTERM or Ctrl-C, how long replies still streaming may go on before they end with an
-//! `error` event saying the server restarts).
+//! `error` event saying the server restarts) and `METRICS_ADDR` (unset: none; `IP:PORT`:
+//! Prometheus text at `http://METRICS_ADDR/metrics`, see [`observability`]). `GET /healthz`
+//! and `GET /readyz` answer outside the layer.
 
 use std::sync::Arc;
 
@@ -33,6 +35,7 @@ use modelgates_axum::config::SpendLimit;
 use modelgates_axum::oauth_core::ModelInfo;
 
 pub mod handlers;
+pub mod observability;
 mod page;
 pub mod settings;
 pub mod stores;

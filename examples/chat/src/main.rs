@@ -9,21 +9,29 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use axum::Router;
+use example_chat::observability::{bind_metrics, health_routes, install_prometheus, serve_metrics};
 use example_chat::stores::Store;
 use example_chat::{AppState, Settings, routes};
 use modelgates_axum::ModelGatesAuth;
 use modelgates_axum::store::KeyStore;
 use modelgates_emulator::Emulator;
 
-/// The app: its routes behind the layer, keys kept in `auth`'s store.
+/// The app: its routes behind the layer, keys kept in `auth`'s store; the health probes
+/// beside it.
 fn app<K: KeyStore>(auth: ModelGatesAuth<K>, state: AppState) -> Router {
     routes() // GET /, POST /chat, GET /usage
         .layer(auth.same_origin()) // no other site can post to /chat with the user's cookie
-        .layer(auth) // mounts /login, /callback/…, /logout; tells handlers who is signed in
+        .layer(auth.clone()) // mounts /login, /callback/…, /logout; tells handlers who is signed in
+        .merge(health_routes(auth)) // GET /healthz, /readyz: outside the layer, no cookies
         .with_state(state)
 }
 
 async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    // The recorder first, so that everything the layer records reaches it.
+    let metrics = match settings.metrics_addr {
+        Some(address) => Some((bind_metrics(address).await?, install_prometheus()?)),
+        None => None,
+    };
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, settings.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -62,6 +70,14 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         None => println!("ModelGates: {base_url}"),
     }
     println!("Keys kept in: {label}");
+    if let Some((listener, handle)) = metrics {
+        println!("Metrics: http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(async move {
+            if let Err(error) = serve_metrics(listener, handle).await {
+                tracing::error!(%error, "the metrics listener stopped");
+            }
+        });
+    }
     // Printed last: the App line means "ready to serve".
     println!("App: {public_url} (listening on 127.0.0.1:{port})");
     // The client's address reaches the layer, which bounds sign-ins per client by it.

@@ -26,16 +26,21 @@ pub struct Settings {
     /// `SHUTDOWN_GRACE_SECS` (default 10): on SIGTERM or Ctrl-C, how long replies still
     /// streaming may go on before they end with an `error` event saying the server restarts.
     pub shutdown_grace: std::time::Duration,
+    /// `METRICS_ADDR` (e.g. `127.0.0.1:9100`): where Prometheus scrapes `/metrics`; unset, no
+    /// metrics listener.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Settings {
     /// Reads `PORT`, `PUBLIC_URL`, `MODELGATES_BASE_URL`, `MODELGATES_MODEL`,
-    /// `MODELGATES_KEY_STORE`, `MODELGATES_KEY_CACHE` and `SHUTDOWN_GRACE_SECS`.
+    /// `MODELGATES_KEY_STORE`, `MODELGATES_KEY_CACHE`, `SHUTDOWN_GRACE_SECS` and
+    /// `METRICS_ADDR`.
     ///
     /// # Errors
     ///
-    /// When `PORT` is not a port number, `MODELGATES_KEY_CACHE` is neither `on` nor `off`, or
-    /// `SHUTDOWN_GRACE_SECS` is not a whole number of seconds.
+    /// When `PORT` is not a port number, `MODELGATES_KEY_CACHE` is neither `on` nor `off`,
+    /// `SHUTDOWN_GRACE_SECS` is not a whole number of seconds, or `METRICS_ADDR` is not an
+    /// `IP:PORT` address.
     pub fn from_env() -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let port = match var("PORT") {
@@ -60,8 +65,15 @@ impl Settings {
             })?,
             None => 10,
         };
+        let metrics_addr = match var("METRICS_ADDR") {
+            Some(address) => Some(address.trim().parse().map_err(|_| {
+                format!("METRICS_ADDR must be an IP:PORT address such as 127.0.0.1:9100, not `{address}`")
+            })?),
+            None => None,
+        };
         Ok(Self {
             port,
+            metrics_addr,
             shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
             public_url: var("PUBLIC_URL"),
             base_url: var("MODELGATES_BASE_URL"),

@@ -1,16 +1,18 @@
 //! `GET /callback/<flow id>`: the callback checked against its flow, the key exchange, the
 //! app's hook, and the key kept.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum_core::body::Body;
 use http::header::REFERRER_POLICY;
 use http::request::Parts;
 use http::{HeaderValue, Response};
-use modelgates_oauth_core::CallbackParams;
+use modelgates_oauth_core::{CallbackParams, IssuedKey, Pkce};
+use tracing::Instrument as _;
 
 use super::state::LocalSpend;
-use super::{AuthError, Flow, HookFailure, SignIn, sanitize};
+use super::{AuthError, Flow, HookFailure, SignIn, record_outcome, sanitize};
+use crate::observe;
 use crate::response::{see_other, set_cookie};
 use crate::store::{FlowSpend, KeyStore, SessionToken, StoredKey};
 
@@ -23,6 +25,8 @@ pub(super) async fn callback<K: KeyStore>(
     let mut response = match complete_sign_in(flow, store, parts, mount).await {
         Ok(signed_in) => {
             tracing::info!("sign-in completed");
+            record_outcome("success", None);
+            observe::sign_in("success");
             let mut response = see_other(&signed_in.return_to);
             set_cookie(&mut response, signed_in.key_cookie);
             set_cookie(&mut response, flow.flow_cookie.clear());
@@ -30,6 +34,8 @@ pub(super) async fn callback<K: KeyStore>(
         }
         Err(error) => {
             tracing::warn!(code = error.code(), status = error.status().as_u16(), %error, "sign-in failed");
+            record_outcome(error.outcome(), Some(&error));
+            observe::sign_in(error.outcome());
             let mut response = flow.render(&error, parts, mount);
             // A callback refused for a moment (busy, rate bound, store down) keeps its flow
             // cookie, so the same callback can be retried; any other ends the flow.
@@ -82,11 +88,7 @@ async fn complete_sign_in<K: KeyStore>(
         .try_acquire()
         .map_err(|_| AuthError::Busy)?;
     spend(flow, store, state.id.as_str()).await?;
-    let issued = flow
-        .client
-        .exchange_code(&code, state.pkce.as_ref())
-        .await
-        .map_err(AuthError::from_exchange)?;
+    let issued = exchange(flow, &code, state.pkce.as_ref()).await?;
     tracing::info!(user_id = issued.user_id.as_deref(), "key issued");
     let mut app_data = None;
     if let Some(hook) = &flow.on_sign_in {
@@ -122,6 +124,33 @@ async fn complete_sign_in<K: KeyStore>(
         return_to,
         key_cookie,
     })
+}
+
+/// Exchanges the code for the key, in the `modelgates.exchange` span, timed.
+async fn exchange(flow: &Flow, code: &str, pkce: Option<&Pkce>) -> Result<IssuedKey, AuthError> {
+    let span = tracing::info_span!(
+        "modelgates.exchange",
+        "server.address" = flow.client.base_url().host_str(),
+        outcome = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let exchanged = flow
+        .client
+        .exchange_code(code, pkce)
+        .instrument(span.clone())
+        .await
+        .map_err(AuthError::from_exchange);
+    let outcome = match &exchanged {
+        Ok(_) => "success",
+        Err(error) => {
+            span.record("error.type", error.code());
+            error.outcome()
+        }
+    };
+    span.record("outcome", outcome);
+    observe::key_exchange(outcome, started.elapsed());
+    exchanged
 }
 
 /// Records the flow as spent, in the store when it keeps spent flows (so that no instance

@@ -239,6 +239,37 @@ impl AuthError {
         }
     }
 
+    /// The sign-in `outcome` this error is counted under (the fixed set of
+    /// [`observe`](crate::observe)).
+    pub(crate) fn outcome(&self) -> &'static str {
+        match self {
+            Self::AccessDenied => "denied",
+            Self::CodeDuplicated | Self::CodeMalformed => "code_malformed",
+            Self::Busy | Self::SpentFlowsFull { .. } => "busy",
+            Self::TooManySignIns { .. } => "rate_limited",
+            Self::UpstreamTimeout(_) => "timeout",
+            Self::SignInRejected(_) => "hook_refused",
+            Self::AppDataRejected { .. } => "hook_failed",
+            Self::FlowMissing
+            | Self::FlowMissingOnOtherHost { .. }
+            | Self::FlowInvalid
+            | Self::FlowExpired
+            | Self::FlowMismatch
+            | Self::FlowUsed
+            | Self::CodeMissing
+            | Self::AuthorizationFailed { .. }
+            | Self::CodeRejected(_)
+            | Self::Upstream(_)
+            | Self::Store(_)
+            | Self::MethodNotAllowed { .. } => self.code(),
+            // Not answers of a callback, but named all the same.
+            Self::InvalidKeyLimit { .. }
+            | Self::CrossSite
+            | Self::Misplaced { .. }
+            | Self::SignOutFailed(_) => self.code(),
+        }
+    }
+
     /// How long the client should wait before trying again, for the errors that pass: the
     /// `Retry-After` the answer carries, in whole seconds (at least one).
     #[must_use]

@@ -5,7 +5,7 @@ use http::Response;
 use http::request::Parts;
 use modelgates_oauth_core::{FlowState, KeyRequest, Pkce, SpendLimit};
 
-use super::{AuthError, Flow, sanitize};
+use super::{AuthError, Flow, record_outcome, sanitize};
 use crate::response::{see_other, set_cookie};
 
 /// The largest `Set-Cookie` value browsers are sure to keep.
@@ -23,6 +23,7 @@ pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<B
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let mut response = see_other(&format!("{}{mount}{path_and_query}", flow.public_origin));
         set_cookie(&mut response, flow.public_host.redirected_cookie());
+        record_outcome("other_host", None);
         return response;
     }
     let query = parts.uri.query().unwrap_or("");
@@ -30,6 +31,7 @@ pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<B
         Ok(key) => key,
         Err(error) => {
             tracing::info!(code = error.code(), "refused a sign-in's spend limit");
+            record_outcome(error.outcome(), Some(&error));
             return flow.render(&error, parts, mount);
         }
     };
@@ -56,6 +58,7 @@ pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<B
         Some(method) => tracing::info!(method = method.as_str(), "sign-in started"),
         None => tracing::info!(method = "none", "sign-in started"),
     }
+    record_outcome("started", None);
     let mut response = see_other(destination.as_str());
     set_cookie(&mut response, flow_cookie);
     response

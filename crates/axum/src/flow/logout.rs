@@ -7,7 +7,7 @@ use axum_core::body::Body;
 use http::Response;
 use http::request::Parts;
 
-use super::{AuthError, Flow, SignOutReason};
+use super::{AuthError, Flow, SignOutReason, record_outcome};
 use crate::response::{no_store, see_other, set_cookie};
 use crate::store::{KeyStore, SessionToken};
 
@@ -34,13 +34,24 @@ pub(super) async fn logout<K: KeyStore>(
         if let Err(error) = store.remove(&token).await {
             // Fail closed: clearing the cookie now would leave any copy of it working.
             tracing::warn!(%error, "the key store failed to forget a session at logout; the user stays signed in and is asked to retry");
-            let mut response = flow.render(&AuthError::SignOutFailed(error), parts, mount);
+            let error = AuthError::SignOutFailed(error);
+            record_outcome(error.outcome(), Some(&error));
+            let mut response = flow.render(&error, parts, mount);
             no_store(&mut response);
             return response;
         }
     }
     tracing::info!(reason = SignOutReason::Logout.as_str(), "signed out");
+    record_outcome(
+        if signed_in {
+            "signed_out"
+        } else {
+            "not_signed_in"
+        },
+        None,
+    );
     if signed_in {
+        crate::observe::sign_out(SignOutReason::Logout.as_str());
         flow.heard_sign_out(SignOutReason::Logout, user_id).await;
     }
     let mut response = see_other(flow.post_logout_redirect(mount));

@@ -182,8 +182,69 @@ pub(crate) struct PageLinks {
     pub(crate) home: String,
 }
 
-/// Answers a request for one of the layer's routes.
+/// Answers a request for one of the layer's routes, in the route's span (see
+/// [`observe`](crate::observe#spans)).
 pub(crate) async fn handle<K: KeyStore>(
+    route: Route,
+    flow: &Flow,
+    store: &K,
+    parts: Parts,
+    mount: &str,
+) -> Response<Body> {
+    let span = step_span(route, flow, &parts);
+    let response = answer(route, flow, store, parts, mount)
+        .instrument(span.clone())
+        .await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
+}
+
+/// The span of one sign-in step. The callback's path holds the flow id, so only its route is
+/// recorded.
+fn step_span(route: Route, flow: &Flow, parts: &Parts) -> tracing::Span {
+    use tracing::field::Empty;
+    let method = parts.method.as_str();
+    match route {
+        Route::Login => tracing::info_span!(
+            "modelgates.login",
+            "http.request.method" = method,
+            "http.route" = &*flow.paths.login,
+            "url.path" = parts.uri.path(),
+            "http.response.status_code" = Empty,
+            outcome = Empty,
+            "error.type" = Empty,
+        ),
+        Route::Callback => tracing::info_span!(
+            "modelgates.callback",
+            "http.request.method" = method,
+            "http.route" = format_args!("{}/{{flow_id}}", flow.paths.callback),
+            "http.response.status_code" = Empty,
+            outcome = Empty,
+            "error.type" = Empty,
+        ),
+        Route::Logout => tracing::info_span!(
+            "modelgates.logout",
+            "http.request.method" = method,
+            "http.route" = flow.paths.logout.as_str(),
+            "url.path" = parts.uri.path(),
+            "http.response.status_code" = Empty,
+            outcome = Empty,
+            "error.type" = Empty,
+        ),
+    }
+}
+
+/// Records how a step ended on its span: `outcome`, and for a failure `error.type`.
+fn record_outcome(outcome: &'static str, error: Option<&AuthError>) {
+    let span = tracing::Span::current();
+    span.record("outcome", outcome);
+    if let Some(error) = error {
+        span.record("error.type", error.code());
+    }
+}
+
+/// The route's answer.
+async fn answer<K: KeyStore>(
     route: Route,
     flow: &Flow,
     store: &K,
@@ -210,25 +271,17 @@ pub(crate) async fn handle<K: KeyStore>(
         None
     };
     if let Some(error) = refusal {
+        record_outcome(error.outcome(), Some(&error));
+        if route == Route::Callback {
+            crate::observe::sign_in(error.outcome());
+        }
         let mut response = flow.render(&error, &parts, mount);
         no_store(&mut response);
         return response;
     }
     match route {
-        Route::Login => {
-            login::login(flow, &parts, mount)
-                .instrument(tracing::info_span!("modelgates.login"))
-                .await
-        }
-        Route::Callback => {
-            callback::callback(flow, store, &parts, mount)
-                .instrument(tracing::info_span!("modelgates.callback"))
-                .await
-        }
-        Route::Logout => {
-            logout::logout(flow, store, &parts, mount)
-                .instrument(tracing::info_span!("modelgates.logout"))
-                .await
-        }
+        Route::Login => login::login(flow, &parts, mount).await,
+        Route::Callback => callback::callback(flow, store, &parts, mount).await,
+        Route::Logout => logout::logout(flow, store, &parts, mount).await,
     }
 }

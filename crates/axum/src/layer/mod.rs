@@ -171,6 +171,74 @@ impl<K: KeyStore> ModelGatesAuth<K> {
         }
     }
 
+    /// Whether the layer can sign users in and serve them now: its key store answers
+    /// ([`KeyStore::ping`]). For a readiness probe (`/readyz`); it never calls ModelGates.
+    ///
+    /// ```
+    /// use axum::{Router, http::StatusCode, routing::get};
+    /// use modelgates_axum::{ModelGatesAuth, ModelGatesConfig};
+    ///
+    /// # fn config() -> ModelGatesConfig { ModelGatesConfig::new("http://localhost:3000", modelgates_axum::CookieSecret::generate()) }
+    /// let auth = ModelGatesAuth::new(config());
+    /// let probe = auth.clone();
+    /// // Outside the layer: a load balancer's probe carries no cookie to look at.
+    /// let health: Router = Router::new().route(
+    ///     "/readyz",
+    ///     get(move || async move {
+    ///         match probe.ready().await {
+    ///             Ok(()) => (StatusCode::OK, "ready".to_owned()),
+    ///             Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+    ///         }
+    ///     }),
+    /// );
+    /// let app: Router = Router::new().layer(auth).merge(health);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The store's error when it does not answer.
+    pub async fn ready(&self) -> Result<(), crate::store::StoreError> {
+        self.store.ping().await
+    }
+
+    /// A span for every request, for tower-http's `TraceLayer::make_span_with`, that never
+    /// holds what a sign-in must keep to itself: named `request` with `http.request.method`
+    /// and `url.path`, no query (the callback's query holds the one-time code) and the
+    /// callback's flow id replaced by `{flow_id}`. tower-http's default span records the
+    /// whole URI, query included. The layer's own spans nest under it
+    /// ([`observe`](crate::observe#spans)).
+    ///
+    /// ```
+    /// use axum::Router;
+    /// use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig};
+    /// use tower_http::trace::TraceLayer;
+    ///
+    /// let auth = ModelGatesAuth::new(ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate()));
+    /// let app: Router = Router::new()
+    ///     .layer(auth.clone())
+    ///     .layer(TraceLayer::new_for_http().make_span_with(auth.request_span()));
+    /// ```
+    #[must_use]
+    pub fn request_span<B>(
+        &self,
+    ) -> impl Fn(&http::Request<B>) -> tracing::Span + Clone + Send + Sync + 'static {
+        let callback: Arc<str> = format!("{}/", self.state.flow.paths.callback).into();
+        move |request: &http::Request<B>| {
+            let path = request.uri().path();
+            let path = match path.find(&*callback) {
+                Some(at) => {
+                    std::borrow::Cow::Owned(format!("{}{{flow_id}}", &path[..at + callback.len()]))
+                }
+                None => std::borrow::Cow::Borrowed(path),
+            };
+            tracing::info_span!(
+                "request",
+                "http.request.method" = request.method().as_str(),
+                "url.path" = &*path,
+            )
+        }
+    }
+
     /// Every stream this layer relays (with [`ModelGatesKey::stream_chat`](crate::ModelGatesKey::stream_chat)),
     /// to end them at the end of a graceful shutdown ([`OpenStreams::close_all`](crate::extract::OpenStreams::close_all)).
     #[must_use]

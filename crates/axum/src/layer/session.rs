@@ -72,6 +72,7 @@ impl SignOutPlan {
                 SignOutAsked::App => "the app signed the user out",
             };
             tracing::info!(reason = reason.as_str(), "{what}");
+            crate::observe::sign_out(reason.as_str());
             self.state
                 .flow
                 .heard_sign_out(reason, key.user_id().map(str::to_owned))
@@ -251,11 +252,20 @@ pub(crate) fn conclude<K: KeyStore>(
                 store_unavailable: false,
             }
         }
-        Ok(_) => Authenticated {
-            key: None,
-            set_cookie: Some(flow.key_cookie.clear()),
-            store_unavailable: false,
-        },
+        Ok(ended) => {
+            // The session is over: its key outlived its lifetime, or the store forgot it
+            // (revoked elsewhere, or purged once expired).
+            crate::observe::sign_out(if ended.is_some() {
+                "expired"
+            } else {
+                "session_ended"
+            });
+            Authenticated {
+                key: None,
+                set_cookie: Some(flow.key_cookie.clear()),
+                store_unavailable: false,
+            }
+        }
         Err(error) => {
             // Not "signed out": the cookie is kept, and handlers that need the key answer 503.
             tracing::warn!(%error, "the key store failed to load a session; the request goes on without its key");

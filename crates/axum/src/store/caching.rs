@@ -269,6 +269,7 @@ impl<S: KeyStore> KeyStore for CachingStore<S> {
             return Ok(Some(key));
         }
         shared.misses.fetch_add(1, Ordering::Relaxed);
+        crate::observe::key_cache(false);
         let (epoch, loaded_at) = (shared.invalidations.load(Ordering::SeqCst), shared.now());
         let loaded = self.inner.load(token).await?;
         if let Some(key) = &loaded {
@@ -294,6 +295,11 @@ impl<S: KeyStore> KeyStore for CachingStore<S> {
 
     /// The store's own revocation (announced to every instance through its feed), and this
     /// instance's cached sessions of the user dropped at once.
+    /// The store's own answer: the cache answers for keys, not for the store.
+    fn ping(&self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.inner.ping()
+    }
+
     async fn revoke_user(
         &self,
         user_id: &str,

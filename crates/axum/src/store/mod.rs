@@ -352,6 +352,18 @@ pub trait KeyStore: Send + Sync + 'static {
              store (MemoryStore, PostgresStore, SqliteStore, RedisStore)",
         )))
     }
+
+    /// Whether the store answers now: one cheap round trip to its database (`SELECT 1`,
+    /// `PING`), bounded by the store's timeouts, for a readiness probe
+    /// ([`ModelGatesAuth::ready`](crate::ModelGatesAuth::ready)). The default, for stores
+    /// that live in the process or the cookie, is always ready.
+    ///
+    /// # Errors
+    ///
+    /// When the store does not answer, with the store's message.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// What a store answered when asked to record a sign-in flow as spent

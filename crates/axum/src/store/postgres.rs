@@ -329,6 +329,15 @@ impl KeyStore for PostgresStore {
             .await
     }
 
+    /// `SELECT 1` on a pooled connection.
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("checking the database"))?;
+        Ok(())
+    }
+
     async fn revoke_user(
         &self,
         user_id: &str,

@@ -251,6 +251,15 @@ impl KeyStore for RedisStore {
         Ok(FlowSpend::recorded_now(set.is_some()))
     }
 
+    /// `PING`.
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(redis_error("checking Redis"))?;
+        Ok(())
+    }
+
     async fn revoke_user(
         &self,
         user_id: &str,

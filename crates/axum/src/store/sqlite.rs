@@ -192,6 +192,15 @@ impl KeyStore for SqliteStore {
         Ok(FlowSpend::recorded_now(done.rows_affected() == 1))
     }
 
+    /// `SELECT 1` on a pooled connection.
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("checking the database"))?;
+        Ok(())
+    }
+
     async fn revoke_user(
         &self,
         user_id: &str,

@@ -90,6 +90,7 @@ impl Shared {
         let cached = self.cache.get(hash)?;
         if self.is_fresh(cached.loaded_at, self.now()) {
             self.hits.fetch_add(1, Ordering::Relaxed);
+            crate::observe::key_cache(true);
             Some(cached.key)
         } else {
             self.cache.invalidate(hash);
@@ -147,11 +148,13 @@ impl Shared {
         } else if message == "*" {
             // Every session was deleted at once (PostgreSQL's TRUNCATE trigger).
             self.revocations_heard.fetch_add(1, Ordering::Relaxed);
+            crate::observe::revocation_heard();
             self.invalidations.fetch_add(1, Ordering::SeqCst);
             self.cache.invalidate_all();
             tracing::info!("every session was revoked at once; the cache is emptied");
         } else if let Some(hash) = from_hex(message) {
             self.revocations_heard.fetch_add(1, Ordering::Relaxed);
+            crate::observe::revocation_heard();
             self.invalidate(&hash);
         } else {
             tracing::debug!("ignored a message on the revocation feed that is not ours");
@@ -172,6 +175,7 @@ impl Shared {
     pub(super) fn lost(&self) {
         self.subscribed.store(false, Ordering::Release);
         self.feed_losses.fetch_add(1, Ordering::Relaxed);
+        crate::observe::revocation_feed_lost();
         if !self.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 fallback_ttl = ?self.bounds.fallback_ttl,
