@@ -607,3 +607,72 @@ async fn database_urls_that_would_go_out_in_clear_text_are_refused_before_connec
     assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     fake.abort();
 }
+
+/// example-chat's `/readyz` on a store behind the proxy: ready, then 503 with `Retry-After`
+/// and the reason while the store refuses connections, then ready again without a restart;
+/// `/healthz` answers throughout.
+#[tokio::test]
+async fn readyz_is_unavailable_while_the_store_is_down_and_ready_again_after() {
+    let _serial = SERIAL.lock().await;
+    for db in [Db::Postgres, Db::Redis] {
+        let Some(url) = db.url() else { continue };
+        let (proxy, proxied) = behind_proxy(&url).await;
+        let secret = CookieSecret::generate();
+        let settings =
+            StoreSettings::from(&ModelGatesConfig::new("http://127.0.0.1", secret.clone()));
+        let app = match db {
+            Db::Postgres => {
+                let store = PostgresStore::connect(&proxied, settings).await.unwrap();
+                serve_health(store, &secret).await
+            }
+            Db::Redis => {
+                let store = RedisStore::connect(&proxied, settings).await.unwrap();
+                serve_health(CachingStore::new(store), &secret).await
+            }
+        };
+        let client = testing::client();
+        let probe = |path: &'static str| client.get(format!("{}{path}", app.url())).send();
+
+        assert_eq!(probe("/readyz").await.unwrap().status(), 200, "{db:?}");
+        proxy.refuse();
+        let down = probe("/readyz").await.unwrap();
+        assert_eq!(down.status(), 503, "{db:?}");
+        assert_eq!(down.headers()["retry-after"], "5", "{db:?}");
+        let body: serde_json::Value = down.json().await.unwrap();
+        assert_eq!(body["status"], "unavailable", "{db:?}");
+        let reason = body["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("the key store does not answer"),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains(&proxied),
+            "no URL (and no password) in the reason"
+        );
+        assert_eq!(probe("/healthz").await.unwrap().status(), 200, "{db:?}");
+
+        proxy.restore();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if probe("/readyz").await.unwrap().status() == 200 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{db:?}: ready again after the outage"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// example-chat's health routes for a layer keeping keys in `store`, served.
+async fn serve_health<K: KeyStore>(store: K, secret: &CookieSecret) -> TestApp {
+    let secret = secret.clone();
+    testing::serve(move |public_url| {
+        let auth = ModelGatesAuth::new(ModelGatesConfig::new(public_url, secret));
+        example_chat::observability::health_routes::<_, ()>(auth.with_store(store))
+    })
+    .await
+    .unwrap()
+}

@@ -12,7 +12,11 @@
 //! 2. `signed_in`: a request with a key cookie, the `ModelGatesKey` extractor used, against the
 //!    same work by hand with axum-extra's `PrivateCookieJar`, and against tower-sessions with
 //!    its `MemoryStore` holding the key.
-//! 3. `flow`: `GET /login`, and `GET /callback` (with its key exchange over loopback HTTP to an
+//! 3. `signed_in_metrics`: the signed-in request again, with no metrics recorder and with
+//!    metrics-exporter-prometheus' recorder installed (as this thread's recorder), on the
+//!    cookie store and on a `CachingStore` over a `MemoryStore` (which counts a cache hit on
+//!    every request).
+//! 4. `flow`: `GET /login`, and `GET /callback` (with its key exchange over loopback HTTP to an
 //!    in-process emulator).
 //!
 //! Before the timings, the bench prints the heap allocations of one request of each kind,
@@ -290,6 +294,8 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
+    signed_in_metrics(c, &rt, &emulator, &s);
+
     let mut group = c.benchmark_group("flow");
     group.bench_function("login", |b| {
         b.to_async(&rt)
@@ -316,6 +322,46 @@ fn benches(c: &mut Criterion) {
         });
     });
     group.finish();
+}
+
+/// The signed-in request without a recorder and with the Prometheus recorder, on the cookie
+/// store and on a cached memory store.
+fn signed_in_metrics(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    emulator: &Emulator,
+    s: &Setup,
+) {
+    let store =
+        modelgates_axum::store::CachingStore::new(modelgates_axum::store::MemoryStore::default());
+    let cached = Router::new()
+        .route("/me", get(with_key))
+        .layer(ModelGatesAuth::new(config(emulator.base_url())).with_store(store));
+    let cached_cookie = rt.block_on(sign_in(&cached));
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let cases = [
+        ("cookie_store", &s.layered, &s.key_cookie),
+        ("cached_memory_store", &cached, &cached_cookie),
+    ];
+    let mut group = c.benchmark_group("signed_in_metrics");
+    for (name, router, cookie) in cases {
+        group.bench_function(format!("{name}/no_recorder"), |b| {
+            b.to_async(rt)
+                .iter(|| router.clone().oneshot(get_request("/me", Some(cookie))));
+        });
+        // The runtime is current-thread: every poll happens on this thread, under this guard.
+        let _recorder = metrics::set_default_local_recorder(&prometheus);
+        group.bench_function(format!("{name}/prometheus"), |b| {
+            b.to_async(rt)
+                .iter(|| router.clone().oneshot(get_request("/me", Some(cookie))));
+        });
+    }
+    group.finish();
+    let rendered = prometheus.handle().render();
+    assert!(
+        rendered.contains("modelgates_key_cache_requests_total{result=\"hit\"}"),
+        "the recorder saw the cache hits: {rendered}"
+    );
 }
 
 criterion_group!(layer, benches);

@@ -60,8 +60,11 @@
 //!
 //! Field names follow OpenTelemetry's semantic conventions where one exists. Spans are made
 //! inside the request's future, so they nest under the app's own request span (tower-http's
-//! `TraceLayer`, say). No span or field ever holds a key, a code, a verifier, a flow id, a
-//! cookie, a secret or a message body.
+//! `TraceLayer`, say): give it [`ModelGatesAuth::request_span`](crate::ModelGatesAuth::request_span),
+//! since its default span records the whole URI, a callback's one-time code included. No span
+//! or field ever holds a key, a code, a verifier, a flow id, a cookie, a secret or a message
+//! body. The spans of calls the app makes itself through
+//! `ModelGatesKey::openai` are the app's to make.
 
 use std::time::Duration;
 
@@ -92,7 +95,9 @@ pub const REVOCATION_FEED_LOSSES_TOTAL: &str = "modelgates_revocation_feed_losse
 /// let handle = recorder.handle();
 /// metrics::set_global_recorder(recorder).expect("the first recorder");
 /// modelgates_axum::observe::describe();
-/// assert!(handle.render().contains("# HELP modelgates_sign_ins_total"));
+/// // Once the layer has recorded a sign-in, the exporter renders the series with its help:
+/// # metrics::counter!(modelgates_axum::observe::SIGN_INS_TOTAL, "outcome" => "success").increment(1);
+/// assert!(handle.render().contains("# HELP modelgates_sign_ins_total Sign-in callbacks"));
 /// ```
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};

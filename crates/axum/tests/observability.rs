@@ -76,13 +76,16 @@ fn app<K: KeyStore>(layer: ModelGatesAuth<K>) -> Router {
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
 }
 
+/// A series: its name and its labels.
+type Series = (String, Vec<(String, String)>);
+
 /// This test's recorder, and what it has recorded so far: the debugging recorder's snapshots
 /// drain its values, so they are summed here.
 struct Recorded {
     snapshotter: Snapshotter,
-    counters: BTreeMap<(String, Vec<(String, String)>), u64>,
+    counters: BTreeMap<Series, u64>,
     gauges: BTreeMap<String, f64>,
-    histograms: BTreeMap<(String, Vec<(String, String)>), Vec<f64>>,
+    histograms: BTreeMap<Series, Vec<f64>>,
 }
 
 impl Recorded {
@@ -287,7 +290,7 @@ async fn every_sign_in_outcome_is_counted_and_the_exchange_timed() {
     );
 
     // A wrong method on the callback route.
-    browser.post(&callback.path().to_owned()).await;
+    browser.post(callback.path()).await;
     assert_eq!(
         recorded.counter(observe::SIGN_INS_TOTAL, outcome("method_not_allowed")),
         1
@@ -535,10 +538,13 @@ fn assert_labels_are_documented(recorded: &mut Recorded) {
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<CapturedInner>>);
 
+/// A span as captured: its name, its parent's name, its fields.
+type CapturedSpan = (String, Option<String>, BTreeMap<String, String>);
+
 #[derive(Default)]
 struct CapturedInner {
-    /// Every span opened: (name, parent name, fields).
-    spans: Vec<(String, Option<String>, BTreeMap<String, String>)>,
+    /// Every span opened.
+    spans: Vec<CapturedSpan>,
     /// Span id → its index in `spans` (the subscriber reuses the ids of closed spans).
     open: BTreeMap<u64, usize>,
     /// Every field value of every event.

@@ -19,11 +19,12 @@ use modelgates_emulator::Emulator;
 /// The app: its routes behind the layer, keys kept in `auth`'s store; the health probes
 /// beside it.
 fn app<K: KeyStore>(auth: ModelGatesAuth<K>, state: AppState) -> Router {
-    routes() // GET /, POST /chat, GET /usage
+    let chat = routes() // GET /, POST /chat, GET /usage
         .layer(auth.same_origin()) // no other site can post to /chat with the user's cookie
         .layer(auth.clone()) // mounts /login, /callback/…, /logout; tells handlers who is signed in
-        .merge(health_routes(auth)) // GET /healthz, /readyz: outside the layer, no cookies
-        .with_state(state)
+        .with_state(state);
+    health_routes(auth) // GET /healthz, /readyz: outside the layer, no cookies
+        .fallback_service(chat)
 }
 
 async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {

@@ -24,6 +24,7 @@ fn example_chat() -> Command {
         "MODELGATES_KEY_STORE",
         "MODELGATES_KEY_CACHE",
         "SHUTDOWN_GRACE_SECS",
+        "METRICS_ADDR",
     ] {
         command.env_remove(var);
     }
@@ -308,4 +309,86 @@ async fn sigterm_finishes_what_is_under_way_and_ends_open_streams_saying_why() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     assert!(status.success(), "a clean stop: {status}");
+}
+
+/// The line of the banner that starts with `prefix`, up to its first space.
+fn banner_value(lines: &[String], prefix: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("`{prefix}` in the banner: {lines:?}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn metrics_addr_serves_prometheus_text_with_the_crate_series_after_a_sign_in() {
+    use modelgates_axum::testing;
+    use modelgates_emulator::Emulator;
+
+    let emulator = Emulator::start_auto_approve().await.unwrap();
+    let (lines, _guard) = serving(
+        example_chat()
+            .env("MODELGATES_BASE_URL", emulator.base_url())
+            .env("METRICS_ADDR", "127.0.0.1:0"),
+    );
+    let app = banner_value(&lines, "App: ");
+    let metrics = banner_value(&lines, "Metrics: ");
+    assert!(metrics.starts_with("http://127.0.0.1:") && metrics.ends_with("/metrics"));
+    let client = testing::client();
+    testing::sign_in(&client, &app, &emulator).await.unwrap();
+    let chat = client
+        .post(format!("{app}/chat"))
+        .header("accept", "text/event-stream")
+        .header("origin", &app)
+        .form(&[("message", "hello")])
+        .send()
+        .await
+        .unwrap();
+    assert!(chat.text().await.unwrap().contains("event: done"));
+
+    let scraped = reqwest::get(&metrics).await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(
+        scraped.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = scraped.text().await.unwrap();
+    for line in [
+        "# TYPE modelgates_sign_ins_total counter",
+        "modelgates_sign_ins_total{outcome=\"success\"} 1",
+        "# TYPE modelgates_key_exchange_duration_seconds histogram",
+        "modelgates_key_exchange_duration_seconds_count{outcome=\"success\"} 1",
+        "# TYPE modelgates_stream_first_token_seconds histogram",
+        "modelgates_stream_first_token_seconds_count 1",
+        "modelgates_open_streams 0",
+    ] {
+        assert!(text.contains(line), "`{line}` in:\n{text}");
+    }
+    // The app's own port serves no metrics.
+    let on_app = client.get(format!("{app}/metrics")).send().await.unwrap();
+    assert_eq!(on_app.status(), 404);
+}
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_without_cookies_or_modelgates() {
+    use modelgates_emulator::Emulator;
+
+    let emulator = Emulator::start_auto_approve().await.unwrap();
+    let (lines, _guard) = serving(example_chat().env("MODELGATES_BASE_URL", emulator.base_url()));
+    let app = banner_value(&lines, "App: ");
+    for (path, status) in [("/healthz", "alive"), ("/readyz", "ready")] {
+        let answer = reqwest::get(format!("{app}{path}")).await.unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        assert!(answer.headers().get("set-cookie").is_none(), "{path}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["status"], status, "{path}");
+    }
+    assert_eq!(emulator.exchange_count(), 0);
+    assert!(
+        emulator.attributions().is_empty(),
+        "ModelGates was not asked"
+    );
 }

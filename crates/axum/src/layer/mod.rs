@@ -218,7 +218,6 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     ///     .layer(auth.clone())
     ///     .layer(TraceLayer::new_for_http().make_span_with(auth.request_span()));
     /// ```
-    #[must_use]
     pub fn request_span<B>(
         &self,
     ) -> impl Fn(&http::Request<B>) -> tracing::Span + Clone + Send + Sync + 'static {
