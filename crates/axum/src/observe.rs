@@ -174,6 +174,7 @@ pub(crate) fn stream_opened(opened: bool) {
 }
 
 /// A stream's first delta was relayed `took` after its request.
+#[cfg(feature = "openai")]
 pub(crate) fn first_token(took: Duration) {
     metrics::histogram!(STREAM_FIRST_TOKEN_SECONDS).record(took);
 }
