@@ -27,7 +27,8 @@
 //! on SIGTERM or Ctrl-C, how long replies still streaming may go on before they end with an
 //! `error` event saying the server restarts) and `METRICS_ADDR` (unset: none; `IP:PORT`:
 //! Prometheus text at `http://METRICS_ADDR/metrics`, see [`observability`]). `GET /healthz`
-//! and `GET /readyz` answer outside the layer.
+//! and `GET /readyz` answer outside the layer. Built with the feature `otlp`,
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` sends every span to an OpenTelemetry collector (`otlp`).
 
 use std::sync::Arc;
 
@@ -36,6 +37,8 @@ use modelgates_axum::oauth_core::ModelInfo;
 
 pub mod handlers;
 pub mod observability;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod page;
 pub mod settings;
 pub mod stores;

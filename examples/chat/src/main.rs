@@ -123,20 +123,64 @@ async fn stop_requested() {
 
 #[tokio::main]
 async fn main() {
-    // Logs go to stderr, coloured only on a terminal: no escape codes in files and pipes.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let exporter = match init_tracing() {
+        Ok(exporter) => exporter,
+        Err(message) => {
+            eprintln!("example-chat: {message}");
+            std::process::exit(1);
+        }
+    };
     let result = match Settings::from_env() {
         Ok(settings) => run(settings).await,
         Err(message) => Err(message.into()),
     };
+    #[cfg(feature = "otlp")]
+    if let Some(exporter) = exporter {
+        // Sends the last spans; blocking, so off the runtime's threads.
+        let _ = tokio::task::spawn_blocking(move || exporter.shutdown()).await;
+    }
+    #[cfg(not(feature = "otlp"))]
+    let _: Option<Exporter> = exporter;
     if let Err(error) = result {
         eprintln!("example-chat: {error}");
         std::process::exit(1);
+    }
+}
+
+/// With the `otlp` feature: the exporter to shut down at exit, when one was started.
+#[cfg(feature = "otlp")]
+type Exporter = example_chat::otlp::Exporter;
+/// Without the `otlp` feature there is never an exporter.
+#[cfg(not(feature = "otlp"))]
+type Exporter = std::convert::Infallible;
+
+/// Logs to stderr, coloured only on a terminal (no escape codes in files and pipes), filtered
+/// by `RUST_LOG` (default `info`); with the `otlp` feature and `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// set, spans to a collector too.
+fn init_tracing() -> Result<Option<Exporter>, String> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let registry = tracing_subscriber::registry().with(filter).with(logs);
+    #[cfg(feature = "otlp")]
+    {
+        let (layer, exporter) = example_chat::otlp::layer_from_env()?.unzip();
+        registry.with(layer).init();
+        Ok(exporter)
+    }
+    #[cfg(not(feature = "otlp"))]
+    {
+        registry.init();
+        if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some_and(|v| !v.is_empty()) {
+            tracing::warn!(
+                "OTEL_EXPORTER_OTLP_ENDPOINT is set, but example-chat was built without the \
+                 `otlp` feature: no span is exported (cargo run -p example-chat --features otlp)"
+            );
+        }
+        Ok(None)
     }
 }

@@ -1,67 +1,11 @@
 //! The real `example-chat` binary with nothing set: it starts the embedded emulator in consent
 //! mode, prints both URLs, and serves the contract's routes on them.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
 
-struct Killed(Child);
+use std::process::{Command, Stdio};
 
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The binary on a free port with none of the contract's variables set; tests add their own.
-fn example_chat() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_example-chat"));
-    command.env("PORT", "0");
-    for var in [
-        "PUBLIC_URL",
-        "MODELGATES_BASE_URL",
-        "MODELGATES_COOKIE_SECRET",
-        "MODELGATES_KEY_STORE",
-        "MODELGATES_KEY_CACHE",
-        "SHUTDOWN_GRACE_SECS",
-        "METRICS_ADDR",
-    ] {
-        command.env_remove(var);
-    }
-    command
-}
-
-/// Starts `command` and reads its banner; the process stops when the guard is dropped.
-fn serving(command: &mut Command) -> (Vec<String>, Killed) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = banner(&mut child);
-    (lines, Killed(child))
-}
-
-/// Runs `command`, which must refuse to start; its stderr.
-fn startup_error(command: &mut Command) -> String {
-    let output = command.output().unwrap();
-    assert!(!output.status.success());
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Reads stdout up to and including the `App:` line.
-fn banner(child: &mut Child) -> Vec<String> {
-    let mut lines = Vec::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let done = line.starts_with("App:");
-        lines.push(line);
-        if done {
-            break;
-        }
-    }
-    lines
-}
+use support::{banner, banner_value, example_chat, serving, startup_error};
 
 #[tokio::test]
 async fn runs_on_the_embedded_emulator_with_nothing_set() {
@@ -309,16 +253,6 @@ async fn sigterm_finishes_what_is_under_way_and_ends_open_streams_saying_why() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     assert!(status.success(), "a clean stop: {status}");
-}
-
-/// The line of the banner that starts with `prefix`, up to its first space.
-fn banner_value(lines: &[String], prefix: &str) -> String {
-    lines
-        .iter()
-        .find_map(|l| l.strip_prefix(prefix))
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("`{prefix}` in the banner: {lines:?}"))
-        .to_owned()
 }
 
 #[tokio::test]
