@@ -52,7 +52,8 @@
 //! The callback's exchange is a `modelgates.exchange` span inside it (`server.address`,
 //! `outcome`, `error.type`), and each request oauth-core sends to ModelGates a client span
 //! (`otel.kind = "client"`, `http.request.method`, `server.address`, `server.port`,
-//! `url.path`, `http.response.status_code`, `error.type`). A stream relayed by
+//! `url.path`, `http.response.status_code`, `error.type`; exported through
+//! `tracing-opentelemetry`, it is named by its `otel.name`, the method). A stream relayed by
 //! [`ModelGatesKey::stream_chat`](crate::ModelGatesKey::stream_chat) is a `modelgates.stream`
 //! span (`gen_ai.operation.name`, `gen_ai.request.model`, `gen_ai.response.finish_reasons`,
 //! `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`, `outcome`, `error.type`) that

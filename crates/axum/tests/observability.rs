@@ -22,11 +22,15 @@ use http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use modelgates_axum::api::{ApiError, SignOut};
+use modelgates_axum::config::{ExchangeLimits, RateLimit, SignIn, SignInRejected};
 use modelgates_axum::oauth_core::async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
 };
 use modelgates_axum::observe;
-use modelgates_axum::store::{CachingStore, KeyStore, MemoryStore, RevocationFeed, StoreError};
+use modelgates_axum::store::{
+    CachingStore, FlowSpend, KeyStore, MemoryStore, RevocationFeed, SessionToken, StoreError,
+    StoredKey, TokenProtection,
+};
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::{Emulator, Endpoint, Fault};
 use support::{Browser, config, emulator};
@@ -304,6 +308,127 @@ async fn every_sign_in_outcome_is_counted_and_the_exchange_timed() {
         .map(|(_, n)| n)
         .sum();
     assert_eq!(total, 9);
+    assert_labels_are_documented(&mut recorded);
+}
+
+/// A key store that is down: every call fails.
+struct Down;
+
+impl KeyStore for Down {
+    const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
+
+    async fn save(&self, _: StoredKey) -> Result<SessionToken, StoreError> {
+        Err(StoreError::new("down"))
+    }
+
+    async fn load(&self, _: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
+        Err(StoreError::new("down"))
+    }
+
+    async fn remove(&self, _: &SessionToken) -> Result<(), StoreError> {
+        Err(StoreError::new("down"))
+    }
+
+    async fn spend_flow(&self, _: &str, _: Duration) -> Result<FlowSpend, StoreError> {
+        Err(StoreError::new("down"))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Err(StoreError::new("down"))
+    }
+}
+
+/// A memory store whose keys all come back expired (ModelGates said they expire at the epoch).
+#[derive(Default)]
+struct Expired(MemoryStore);
+
+impl KeyStore for Expired {
+    const TOKEN_PROTECTION: TokenProtection = MemoryStore::TOKEN_PROTECTION;
+
+    async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
+        self.0.save(key).await
+    }
+
+    async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
+        let key = self.0.load(token).await?;
+        Ok(key.map(|key| key.with_expires_at(Some(1))))
+    }
+
+    async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
+        self.0.remove(token).await
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_key_past_its_lifetime_is_counted_as_expired() {
+    let recorder = DebuggingRecorder::new();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let mut recorded = Recorded::new(&recorder);
+    let emu = emulator().await;
+    let layer = ModelGatesAuth::new(config(&emu)).with_store(Expired::default());
+    let mut browser = Browser::new(app(layer));
+    browser.sign_in("/login").await;
+    assert_eq!(browser.get("/me").await.body, "signed out");
+    assert_eq!(
+        recorded.counter(observe::SIGN_OUTS_TOTAL, ("reason", "expired")),
+        1
+    );
+    assert_eq!(
+        recorded.counter(observe::SIGN_OUTS_TOTAL, ("reason", "session_ended")),
+        0
+    );
+}
+
+/// The app's hook refusing, the layer's rate bound, and a store that is down, each counted
+/// under its own outcome; and a store that is down is not ready.
+#[tokio::test(flavor = "current_thread")]
+async fn refusals_by_the_hook_the_rate_bound_and_the_store_are_counted() {
+    let recorder = DebuggingRecorder::new();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let mut recorded = Recorded::new(&recorder);
+    let emu = emulator().await;
+    let config = config(&emu)
+        .with_exchange_limits(
+            ExchangeLimits::unlimited().with_global(RateLimit::per_minute(1).with_burst(1)),
+        )
+        .with_on_sign_in(|_: SignIn| async { Err::<(), _>(SignInRejected::new("No.")) });
+    let mut browser = Browser::new(app(ModelGatesAuth::new(config)));
+    assert_eq!(
+        browser.sign_in("/login").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        recorded.counter(observe::SIGN_INS_TOTAL, outcome("hook_refused")),
+        1
+    );
+    assert_eq!(
+        browser.sign_in("/login").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        recorded.counter(observe::SIGN_INS_TOTAL, outcome("rate_limited")),
+        1
+    );
+
+    let down = ModelGatesAuth::new(support::config(&emu)).with_store(Down);
+    assert!(
+        down.ready().await.is_err(),
+        "a store that is down is not ready"
+    );
+    let mut browser = Browser::new(app(down));
+    assert_eq!(
+        browser.sign_in("/login").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        recorded.counter(observe::SIGN_INS_TOTAL, outcome("store_unavailable")),
+        1
+    );
+    assert_eq!(
+        emu.exchange_count(),
+        1,
+        "only the hook's sign-in reached ModelGates"
+    );
     assert_labels_are_documented(&mut recorded);
 }
 
