@@ -187,7 +187,8 @@ impl Relay {
         )
     }
 
-    /// The `error` event that ends a failed stream, counted and recorded by `code`.
+    /// The `error` event that ends a failed stream, its `code` recorded on the span (the
+    /// callers count it).
     fn failed(&mut self, code: &'static str, message: &str) -> Event {
         self.ended = true;
         self.timing.span.record("outcome", "failed");
