@@ -240,33 +240,16 @@ impl AuthError {
     }
 
     /// The sign-in `outcome` this error is counted under (the fixed set of
-    /// [`observe`](crate::observe)).
+    /// [`observe`](crate::observe)): its code, but for the few the outcome names more plainly.
     pub(crate) fn outcome(&self) -> &'static str {
         match self {
             Self::AccessDenied => "denied",
             Self::CodeDuplicated | Self::CodeMalformed => "code_malformed",
-            Self::Busy | Self::SpentFlowsFull { .. } => "busy",
             Self::TooManySignIns { .. } => "rate_limited",
             Self::UpstreamTimeout(_) => "timeout",
             Self::SignInRejected(_) => "hook_refused",
             Self::AppDataRejected { .. } => "hook_failed",
-            Self::FlowMissing
-            | Self::FlowMissingOnOtherHost { .. }
-            | Self::FlowInvalid
-            | Self::FlowExpired
-            | Self::FlowMismatch
-            | Self::FlowUsed
-            | Self::CodeMissing
-            | Self::AuthorizationFailed { .. }
-            | Self::CodeRejected(_)
-            | Self::Upstream(_)
-            | Self::Store(_)
-            | Self::MethodNotAllowed { .. } => self.code(),
-            // Not answers of a callback, but named all the same.
-            Self::InvalidKeyLimit { .. }
-            | Self::CrossSite
-            | Self::Misplaced { .. }
-            | Self::SignOutFailed(_) => self.code(),
+            _ => self.code(),
         }
     }
 
