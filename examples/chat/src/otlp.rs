@@ -5,56 +5,18 @@
 //! `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_SERVICE_NAME`, …); the
 //! service is `example-chat` unless `OTEL_SERVICE_NAME` says otherwise.
 //!
-//! The requests go through reqwest's blocking client (the reqwest the app already has), made
-//! on the exporter's thread: no second HTTP stack.
-
-use std::sync::OnceLock;
-use std::time::Duration;
+//! The requests go through opentelemetry-otlp's blocking reqwest client (the reqwest the app
+//! already has), on the exporter's own thread: no second HTTP stack, nothing on the app's
+//! runtime.
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
-use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::registry::LookupSpan;
 
 /// The variable whose presence turns the exporter on.
 pub const ENDPOINT_VARIABLE: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-
-/// How long one export may take.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// reqwest's blocking client, made on first use: on the exporter's thread, never inside the
-/// app's async runtime (where a blocking client must not be made or dropped).
-#[derive(Debug, Default)]
-struct BlockingReqwest(OnceLock<Result<reqwest::blocking::Client, String>>);
-
-#[async_trait::async_trait]
-impl HttpClient for BlockingReqwest {
-    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        let client = self
-            .0
-            .get_or_init(|| {
-                reqwest::blocking::Client::builder()
-                    .timeout(EXPORT_TIMEOUT)
-                    .build()
-                    .map_err(|error| error.to_string())
-            })
-            .as_ref()
-            .map_err(|error| HttpError::from(error.clone()))?;
-        let (parts, body) = request.into_parts();
-        let answer = client
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body)
-            .send()?;
-        let mut response = Response::builder().status(answer.status());
-        if let Some(headers) = response.headers_mut() {
-            *headers = answer.headers().clone();
-        }
-        Ok(response.body(answer.bytes()?)?)
-    }
-}
 
 /// The exporter's provider: shut it down at exit so the last spans are sent.
 pub struct Exporter(SdkTracerProvider);
@@ -84,7 +46,6 @@ where
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
-        .with_http_client(BlockingReqwest::default())
         .build()
         .map_err(|error| format!("{ENDPOINT_VARIABLE}: cannot build the OTLP exporter: {error}"))?;
     let mut resource = Resource::builder();
