@@ -15,13 +15,17 @@ use example_chat::{AppState, Settings, routes};
 use modelgates_axum::ModelGatesAuth;
 use modelgates_axum::store::KeyStore;
 use modelgates_emulator::Emulator;
+use tower_http::trace::TraceLayer;
 
 /// The app: its routes behind the layer, keys kept in `auth`'s store; the health probes
 /// beside it.
 fn app<K: KeyStore>(auth: ModelGatesAuth<K>, state: AppState) -> Router {
+    // Each request a span, the layer's spans inside it; never the callback's code or flow id.
+    let request_span = TraceLayer::new_for_http().make_span_with(auth.request_span());
     let chat = routes() // GET /, POST /chat, GET /usage
         .layer(auth.same_origin()) // no other site can post to /chat with the user's cookie
         .layer(auth.clone()) // mounts /login, /callback/…, /logout; tells handlers who is signed in
+        .layer(request_span)
         .with_state(state);
     health_routes(auth) // GET /healthz, /readyz: outside the layer, no cookies
         .fallback_service(chat)

@@ -83,6 +83,9 @@ async fn spans_reach_the_collector_without_secrets() {
             String::from_utf8_lossy(name)
         );
     }
+    // The request spans (tower-http's, made by `request_span`) carry the path with the flow
+    // id hidden.
+    assert!(contains(&everything, b"/callback/{flow_id}"));
     let key = emulator.issued_keys().last().unwrap().key.clone();
     let code = emulator.issued_codes().last().unwrap().clone();
     for secret in [key, code] {
