@@ -63,7 +63,7 @@ use crate::response::json_error;
 /// Returned with a handler's response (or put in its extensions) to have
 /// [`ModelGatesAuth`](crate::ModelGatesAuth) sign the user out on its way out: the store
 /// forgets the session, the key cookie is deleted, the on-sign-out hook hears
-/// [`SignOutReason::App`](crate::config::SignOutReason::App), and the handler's response is
+/// [`SignOutReason::App`](crate::hooks::SignOutReason::App), and the handler's response is
 /// sent as it is (a redirect goes where the app says).
 ///
 /// ```

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 use http::{Extensions, Uri};
-use modelgates_oauth_core::{ApiKey, KeyInfo, ModelGatesClient, ModelInfo, RequestError};
+use modelgates_oauth_core::api::{KeyInfo, ModelInfo};
+use modelgates_oauth_core::{ApiKey, ModelGatesClient, RequestError};
 
 use crate::flow::is_safe_return_to;
 use crate::response::{is_reading, prefers_html};

@@ -4,7 +4,8 @@
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 
-use modelgates_oauth_core::{ChallengeMethod, FlowState, Pkce};
+use modelgates_oauth_core::flow::FlowState;
+use modelgates_oauth_core::{ChallengeMethod, Pkce};
 
 use crate::cookies::{CookieSpec, KeyCookie};
 use crate::flow::FlowCookie;

@@ -85,6 +85,7 @@ pub mod config;
 mod cookies;
 pub mod extract;
 mod flow;
+pub mod hooks;
 pub mod layer;
 mod limits;
 mod mount;
@@ -105,11 +106,6 @@ pub use config::{CookieSecret, ModelGatesConfig};
 pub use extract::ModelGatesKey;
 pub use flow::{AuthError, is_safe_return_to};
 pub use layer::ModelGatesAuth;
-
-/// [`AuthError`], under the path it had before it moved to the crate root.
-pub mod error {
-    pub use crate::flow::AuthError;
-}
 
 /// The README's examples, compiled and run as doc tests so that what it shows works.
 #[cfg(doctest)]

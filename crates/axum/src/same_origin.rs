@@ -33,7 +33,7 @@ use std::task::{Context, Poll, ready};
 use axum_core::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use modelgates_oauth_core::{InvalidPublicUrl, parse_public_origin};
+use modelgates_oauth_core::origin::{InvalidPublicUrl, parse_public_origin};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -62,13 +62,6 @@ pub(crate) fn is_cross_site(headers: &HeaderMap, public_origin: &str) -> bool {
 pub struct SameOrigin {
     origin: Arc<str>,
 }
-
-/// The former name of [`SameOrigin`], the layer.
-#[deprecated(
-    since = "0.1.0",
-    note = "renamed `SameOrigin`, as `ModelGatesAuth` names its layer"
-)]
-pub type SameOriginLayer = SameOrigin;
 
 impl SameOrigin {
     /// A guard for an app served at `public_url` (such as `https://app.example`).

@@ -8,6 +8,7 @@
 
 #![cfg(feature = "openai")]
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,7 +23,8 @@ use http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use modelgates_axum::api::{ApiError, SignOut};
-use modelgates_axum::config::{ExchangeLimits, RateLimit, SignIn, SignInRejected};
+use modelgates_axum::config::{ExchangeLimits, RateLimit};
+use modelgates_axum::hooks::{SignIn, SignInRejected};
 use modelgates_axum::oauth_core::async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
 };

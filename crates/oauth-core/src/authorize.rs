@@ -13,7 +13,8 @@
 
 use url::Url;
 
-use crate::{CodeChallenge, KeyRequest, ModelGatesClient};
+use crate::pkce::CodeChallenge;
+use crate::{KeyRequest, ModelGatesClient};
 
 impl ModelGatesClient {
     /// The URL to send the user's browser to.
@@ -21,7 +22,8 @@ impl ModelGatesClient {
     /// Pass `None` as `challenge` only for the documented "no challenge" mode.
     ///
     /// ```
-    /// use modelgates_oauth_core::{ChallengeMethod, CodeVerifier, ModelGatesClient};
+    /// use modelgates_oauth_core::{ChallengeMethod, ModelGatesClient};
+    /// use modelgates_oauth_core::pkce::CodeVerifier;
     /// use modelgates_oauth_core::Url;
     ///
     /// let client = ModelGatesClient::new().unwrap();
@@ -43,7 +45,8 @@ impl ModelGatesClient {
     /// and label (`key_label`), which ModelGates shows the user to approve.
     ///
     /// ```
-    /// use modelgates_oauth_core::{KeyRequest, ModelGatesClient, SpendLimit, Url};
+    /// use modelgates_oauth_core::{KeyRequest, ModelGatesClient, Url};
+    /// use modelgates_oauth_core::key::SpendLimit;
     ///
     /// let client = ModelGatesClient::new().unwrap();
     /// let callback = Url::parse("https://app.example/callback").unwrap();
@@ -80,7 +83,8 @@ impl ModelGatesClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ChallengeMethod, CodeVerifier};
+    use crate::ChallengeMethod;
+    use crate::pkce::CodeVerifier;
 
     fn query(url: &Url) -> Vec<(String, String)> {
         url.query_pairs()

@@ -9,13 +9,14 @@
 //!   `error` (`%x20-21 / %x23-5B / %x5D-7E`: no control characters, no `"` or `\`, nothing
 //!   outside ASCII), cut to 100 characters. It is still untrusted text: it may hold `<`.
 //! * Otherwise `code` must be present exactly once ([`CallbackError::CodeMissing`],
-//!   [`CallbackError::CodeDuplicated`]), and be 1 to [`MAX_CODE_LEN`] bytes of printable
+//!   [`CallbackError::CodeDuplicated`]), and be 1 to 2,048 bytes of printable
 //!   ASCII ([`CallbackError::CodeMalformed`]), so that no header, log line or request body
 //!   built from it can be split.
 //! * Other parameters are ignored: the callback URL may carry the app's own.
 //!
 //! ```
-//! use modelgates_oauth_core::{CallbackError, CallbackParams};
+//! use modelgates_oauth_core::CallbackParams;
+//! use modelgates_oauth_core::flow::CallbackError;
 //!
 //! assert_eq!(CallbackParams::parse("code=abc&from=nav"), Ok(CallbackParams::Code("abc".into())));
 //! assert_eq!(CallbackParams::parse("error=access_denied"), Ok(CallbackParams::AccessDenied));
@@ -24,7 +25,7 @@
 //! ```
 
 /// The longest `code` accepted, in bytes.
-pub const MAX_CODE_LEN: usize = 2048;
+pub(crate) const MAX_CODE_LEN: usize = 2048;
 
 /// The longest `error` value kept, in characters.
 const MAX_ERROR_CHARS: usize = 100;

@@ -20,6 +20,8 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+use crate::origin::is_loopback;
+
 /// ModelGates' public origin, the default base URL.
 pub const DEFAULT_BASE_URL: &str = "https://modelgates.ai";
 
@@ -71,7 +73,7 @@ pub(crate) struct ClientInner {
     pub(crate) stream_idle_timeout: Duration,
     /// Which failed API calls are sent again.
     #[cfg_attr(not(feature = "openai"), allow(dead_code))]
-    pub(crate) api_retries: crate::ApiRetries,
+    pub(crate) api_retries: crate::retry::ApiRetries,
     pub(crate) base_url: Url,
     pub(crate) keys_url: Url,
     pub(crate) auth_url: Url,
@@ -123,7 +125,7 @@ pub struct ModelGatesClientBuilder {
     user_agent: String,
     app_url: Option<String>,
     app_title: Option<String>,
-    api_retries: crate::ApiRetries,
+    api_retries: crate::retry::ApiRetries,
 }
 
 impl Default for ModelGatesClientBuilder {
@@ -137,7 +139,7 @@ impl Default for ModelGatesClientBuilder {
             user_agent: concat!("modelgates-oauth-core/", env!("CARGO_PKG_VERSION")).to_owned(),
             app_url: None,
             app_title: None,
-            api_retries: crate::ApiRetries::default(),
+            api_retries: crate::retry::ApiRetries::default(),
         }
     }
 }
@@ -200,9 +202,9 @@ impl ModelGatesClientBuilder {
     }
 
     /// Which failed calls of the OpenAI-compatible API are sent again (default
-    /// [`ApiRetries::default`](crate::ApiRetries::default): a 429 asking to wait at most 5 s
+    /// [`ApiRetries::default`](crate::retry::ApiRetries::default): a 429 asking to wait at most 5 s
     /// and connections that could not be opened, at most twice; never a 5xx).
-    pub fn api_retries(mut self, retries: crate::ApiRetries) -> Self {
+    pub fn api_retries(mut self, retries: crate::retry::ApiRetries) -> Self {
         self.api_retries = retries;
         self
     }
@@ -220,7 +222,7 @@ impl ModelGatesClientBuilder {
     /// [`ClientConfigError`] when the base URL is malformed, not https on a non-loopback host,
     /// carries a query or fragment, or the HTTP client cannot be built.
     pub fn build(self) -> Result<ModelGatesClient, ClientConfigError> {
-        let base_url = crate::origin::parse_base_url(&self.base_url)?;
+        let base_url = parse_base_url(&self.base_url)?;
         if base_url.scheme() == "https" && !cfg!(any(feature = "rustls", feature = "native-tls")) {
             return Err(ClientConfigError::NoTls(self.base_url));
         }
@@ -313,10 +315,44 @@ pub enum ClientConfigError {
     InvalidAttribution(String),
 }
 
+/// Parses and checks a ModelGates base URL; the result always ends in `/`.
+pub(crate) fn parse_base_url(raw: &str) -> Result<Url, ClientConfigError> {
+    let mut url = Url::parse(raw).map_err(|e| ClientConfigError::InvalidBaseUrl {
+        url: raw.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(ClientConfigError::InvalidBaseUrl {
+            url: raw.to_owned(),
+            reason: "it must be an origin such as https://modelgates.ai, without credentials, \
+                     query or fragment"
+                .to_owned(),
+        });
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(ClientConfigError::InsecureBaseUrl(raw.to_owned()));
+        }
+        other => {
+            return Err(ClientConfigError::InvalidBaseUrl {
+                url: raw.to_owned(),
+                reason: format!("scheme `{other}` is not http or https"),
+            });
+        }
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::parse_base_url;
     use super::*;
-    use crate::origin::parse_base_url;
 
     #[test]
     fn https_and_loopback_http_are_accepted() {

@@ -91,7 +91,7 @@ pub struct GatewayError {
 impl GatewayError {
     /// The error of an answer with `status`, `body` and `Retry-After`.
     #[must_use]
-    pub fn from_answer(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
+    pub(crate) fn from_answer(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
         Self {
             status,
             message: error_message(status, body),
@@ -100,6 +100,7 @@ impl GatewayError {
     }
 
     /// The error of a refusal whose message was read already (`None`: none given).
+    #[cfg_attr(not(feature = "openai"), allow(dead_code))]
     pub(crate) fn with_message(status: u16, message: Option<&str>) -> Self {
         Self {
             status,
@@ -111,7 +112,8 @@ impl GatewayError {
     /// The error inside a body that carries one (`{"error": {"code", "message"}}`, such as a
     /// stream's error chunk), its status taken from `code`; `None` when there is none.
     #[must_use]
-    pub fn from_body(body: &[u8]) -> Option<Self> {
+    #[cfg_attr(not(feature = "openai"), allow(dead_code))]
+    pub(crate) fn from_body(body: &[u8]) -> Option<Self> {
         let value: serde_json::Value = serde_json::from_slice(body).ok()?;
         let error = value.get("error")?;
         let status = match error.get("code")? {

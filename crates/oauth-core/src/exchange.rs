@@ -198,26 +198,50 @@ impl ExchangeError {
         matches!(self, Self::CodeRejected { .. })
     }
 
-    /// The HTTP status an app answers its user with after this error: 400 when the code was
-    /// refused (the callback request is no good; sign in again), 504 when ModelGates did not
-    /// answer in time, 502 for anything else ModelGates got wrong.
+    /// What kind of failure this is, for an adapter to choose its answer (a status, a page,
+    /// an exit code): the crate says what happened, not how to answer it.
     #[must_use]
-    pub fn http_status(&self) -> u16 {
+    pub fn kind(&self) -> ExchangeFailure {
         match self {
-            Self::CodeRejected { .. } => 400,
-            Self::Request(RequestError::Timeout) => 504,
-            _ => 502,
+            Self::CodeRejected { .. } => ExchangeFailure::InvalidCode,
+            Self::InvalidChallengeMethod { .. } => ExchangeFailure::ChallengeMethodRefused,
+            Self::MethodNotAllowed => ExchangeFailure::GatewayMisrouted,
+            Self::Request(RequestError::Timeout) => ExchangeFailure::Timeout,
+            Self::Request(_) => ExchangeFailure::GatewayDown,
         }
     }
 
-    /// A stable machine-readable code for [`Self::http_status`]'s answer: `code_rejected`,
-    /// `upstream_timeout` or `upstream_error`.
+    /// A stable machine-readable code for the failure, as the adapters of this workspace
+    /// report it: `code_rejected` ([`ExchangeFailure::InvalidCode`]), `upstream_timeout`
+    /// ([`ExchangeFailure::Timeout`]) or `upstream_error` (anything ModelGates got wrong).
     #[must_use]
     pub fn code(&self) -> &'static str {
-        match self.http_status() {
-            400 => "code_rejected",
-            504 => "upstream_timeout",
+        match self.kind() {
+            ExchangeFailure::InvalidCode => "code_rejected",
+            ExchangeFailure::Timeout => "upstream_timeout",
             _ => "upstream_error",
         }
     }
+}
+
+/// The kind of a failed key exchange ([`ExchangeError::kind`]): what happened, so that each
+/// adapter chooses its own answer. The axum layer answers 400 for
+/// [`InvalidCode`](Self::InvalidCode) (the callback request is no good: sign in again), 504
+/// for [`Timeout`](Self::Timeout) and 502 for the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExchangeFailure {
+    /// ModelGates refused the code or the verifier: unknown, expired, reused, or redeemed with
+    /// another verifier. The user must start the sign-in again.
+    InvalidCode,
+    /// ModelGates refused the challenge method: the app's exchange and its `/auth` URL
+    /// disagree.
+    ChallengeMethodRefused,
+    /// ModelGates answered 405: the exchange did not reach it as a `POST` (a redirect or a
+    /// proxy in between).
+    GatewayMisrouted,
+    /// ModelGates did not answer within the exchange timeout.
+    Timeout,
+    /// ModelGates could not be reached, failed, or answered what the protocol does not allow.
+    GatewayDown,
 }

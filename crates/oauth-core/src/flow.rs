@@ -26,7 +26,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use modelgates_oauth_core::{ChallengeMethod, FlowSealer, FlowState, Pkce, Url};
+//! use modelgates_oauth_core::{ChallengeMethod, Pkce, Url};
+//! use modelgates_oauth_core::flow::{FlowSealer, FlowState};
 //!
 //! let sealer = FlowSealer::derive(b"a secret of at least thirty-two bytes, from configuration").unwrap();
 //! // At /login: remember the flow in a cookie, send the browser to /auth.
@@ -48,14 +49,17 @@ use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use url::Url;
 use zeroize::Zeroizing;
 
+use crate::pkce::{ChallengeMethod, CodeVerifier, Pkce};
 use crate::random::{random_bytes, random_token};
-use crate::{ChallengeMethod, CodeVerifier, Pkce};
+
+pub use crate::callback::{CallbackError, CallbackParams};
 
 /// Tolerated difference between clocks of instances that seal and open flows.
 const CLOCK_SKEW_SECS: u64 = 60;
@@ -64,10 +68,11 @@ const PURPOSE: &str = "flow2.";
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 /// The longest sealed value [`FlowSealer::open`] tries.
-pub const MAX_SEALED_FLOW_LEN: usize = 4096;
+pub(crate) const MAX_SEALED_FLOW_LEN: usize = 4096;
 
 /// Seconds since the Unix epoch; 0 on a clock set before 1970.
 #[must_use]
+#[doc(hidden)]
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -75,29 +80,38 @@ pub fn unix_now() -> u64 {
 }
 
 /// The per-flow random value that binds a callback to the browser that started the sign-in.
-/// `Debug` redacts it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct FlowId(String);
+/// A [`secrecy::SecretString`] inside: `Debug` redacts it and its memory is wiped on drop.
+#[derive(Clone)]
+pub struct FlowId(SecretString);
 
 impl FlowId {
     /// 128 fresh random bits, base64url: 22 characters that need no escaping in a URL path.
     #[must_use]
     pub fn generate() -> Self {
-        Self(random_token::<16>())
+        Self(SecretString::from(random_token::<16>()))
     }
 
     /// The id's text, as it appears in the callback URL.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// Whether `candidate` (from a callback URL) is this id, compared in constant time.
     #[must_use]
     pub fn matches(&self, candidate: &str) -> bool {
-        self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
+        self.as_str().as_bytes().ct_eq(candidate.as_bytes()).into()
     }
 }
+
+impl PartialEq for FlowId {
+    /// In constant time, as [`Self::matches`].
+    fn eq(&self, other: &Self) -> bool {
+        self.matches(other.as_str())
+    }
+}
+
+impl Eq for FlowId {}
 
 impl std::fmt::Debug for FlowId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,7 +134,8 @@ pub struct FlowState {
     pub issued_at: u64,
 }
 
-/// Why a callback does not belong to the flow it came with.
+/// Why a callback does not belong to the flow it came with. Each is a callback request that
+/// is no good (the axum layer answers 400): the user signs in again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlowError {
@@ -139,12 +154,6 @@ pub enum FlowError {
 }
 
 impl FlowError {
-    /// The HTTP status to answer with: 400, the callback request is bad.
-    #[must_use]
-    pub fn http_status(&self) -> u16 {
-        400
-    }
-
     /// A stable machine-readable code: `flow_invalid`, `flow_expired` or `flow_mismatch`.
     #[must_use]
     pub fn code(&self) -> &'static str {
@@ -245,7 +254,7 @@ impl FlowState {
             _ => return None,
         };
         Some(Self {
-            id: FlowId(wire.id.into_owned()),
+            id: FlowId(SecretString::from(wire.id.into_owned())),
             pkce,
             return_to: wire.return_to.into_owned(),
             issued_at: wire.issued_at,
@@ -335,7 +344,7 @@ impl FlowSealer {
         STANDARD.encode(sealed)
     }
 
-    /// Opens a sealed flow. Values longer than [`MAX_SEALED_FLOW_LEN`] are refused before any
+    /// Opens a sealed flow. Values longer than 4,096 bytes are refused before any
     /// cryptography.
     ///
     /// # Errors

@@ -1,13 +1,15 @@
 //! [`ApiKey`]: the user-controlled key ModelGates issues, as a secret type.
 //!
-//! The rules: `Debug` redacts, there is no `Display`, comparison is in constant time, and the
-//! memory is wiped on drop. The value is read only through [`ApiKey::expose_secret`], so every
+//! The rules: the key is a [`secrecy::SecretString`] (its memory is wiped on drop), `Debug`
+//! redacts, there is no `Display`, and comparison is in constant time. The value is read only through [`ApiKey::expose_secret`], so every
 //! place that handles the raw key is visible in a code search.
 
 use std::fmt;
 
+use secrecy::{ExposeSecret as _, SecretString};
 use subtle::ConstantTimeEq as _;
-use zeroize::Zeroizing;
+
+pub use crate::limit::{InvalidSpendLimit, KeyRequest, SpendLimit};
 
 /// A user-controlled ModelGates API key: a Bearer token that spends the user's money.
 ///
@@ -20,30 +22,37 @@ use zeroize::Zeroizing;
 /// assert_eq!(key.expose_secret(), "sk-mg-v1-0123456789abcdef");
 /// ```
 #[derive(Clone)]
-pub struct ApiKey(Zeroizing<String>);
+pub struct ApiKey(SecretString);
 
 impl ApiKey {
     /// Wraps a key received from ModelGates or read from storage.
     #[must_use]
     pub fn new(key: impl Into<String>) -> Self {
-        Self(Zeroizing::new(key.into()))
+        Self(SecretString::from(key.into()))
     }
 
     /// The key itself. Send it only as a Bearer token or to encrypted storage.
     #[must_use]
     pub fn expose_secret(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// A form safe to show a person: the first 8 and last 4 characters around an ellipsis, or
     /// only an ellipsis when the key is too short for that to hide most of it.
     #[must_use]
     pub fn masked(&self) -> String {
-        let key = self.0.as_str();
+        let key = self.expose_secret();
         if key.len() < 24 || !key.is_ascii() {
             return "…".to_owned();
         }
         format!("{}…{}", &key[..8], &key[key.len() - 4..])
+    }
+}
+
+impl From<SecretString> for ApiKey {
+    /// A key the app already keeps as a [`SecretString`].
+    fn from(key: SecretString) -> Self {
+        Self(key)
     }
 }
 
@@ -55,7 +64,8 @@ impl fmt::Debug for ApiKey {
 
 impl PartialEq for ApiKey {
     fn eq(&self, other: &Self) -> bool {
-        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+        let (this, other) = (self.expose_secret(), other.expose_secret());
+        this.as_bytes().ct_eq(other.as_bytes()).into()
     }
 }
 

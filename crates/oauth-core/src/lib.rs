@@ -4,32 +4,40 @@
 //! ModelGates' `/auth` page, gets a one-time `code` back on its callback URL, and exchanges it
 //! for a user-controlled API key. This crate is that protocol, and the way to use the key:
 //!
-//! * [`Pkce`], [`CodeVerifier`], [`CodeChallenge`], [`ChallengeMethod`]: PKCE as RFC 7636
-//!   defines it;
-//! * [`ModelGatesClient::authorization_url`]: step 1, the `/auth` URL;
-//! * [`CallbackParams::parse`]: what the redirect back to the app carries;
-//! * [`FlowState`], [`FlowSealer`], [`FlowId`]: what a web app remembers between the redirect
-//!   and the callback, sealed for the browser, and the check of a callback against it (binding
-//!   and age), with [`ExchangeError::http_status`] saying what each failure answers;
-//! * [`parse_public_origin`], [`is_loopback`], [`is_loopback_host`], [`random_token`]: the URL rules and the token
-//!   helper both this crate and an app's own routes need;
-//! * [`LoopbackReceiver`] (feature `loopback`): the callback of a command-line tool, on
-//!   `127.0.0.1` with a random path (RFC 8252);
-//! * [`ModelGatesClient::exchange_code`]: step 2, `code` to [`ApiKey`], with typed
-//!   [`ExchangeError`]s;
-//! * step 3, the API: [`ModelGatesClient::openai`] (feature `openai`, on by default) gives an
-//!   `async_openai::Client` set up for ModelGates and the user's key, and
-//!   [`ModelGatesClient::key_info`] and [`ModelGatesClient::models`] call ModelGates' own
-//!   endpoints.
+//! # The root and the modules
+//!
+//! The root holds the names a sign-in needs first: [`ModelGatesClient`] (and its builder),
+//! [`Pkce`] and [`ChallengeMethod`], [`KeyRequest`], [`CallbackParams`], [`ApiKey`],
+//! [`IssuedKey`], [`ExchangeError`], [`RequestError`] and [`Url`]. Each step has a module whose
+//! documentation states the rules it applies:
+//!
+//! * [`pkce`]: PKCE as RFC 7636 defines it (verifier, challenge, method);
+//! * [`client`]: the client, its builder, its defaults and configuration errors; step 1, the
+//!   `/auth` URL, is [`ModelGatesClient::authorization_url`];
+//! * [`flow`]: what a web app remembers between the redirect and the callback, sealed for the
+//!   browser ([`flow::FlowState`], [`flow::FlowSealer`]), the check of a callback against it
+//!   (binding and age), and what the callback's query carries ([`CallbackParams`]);
+//! * [`exchange`]: step 2, `code` to [`ApiKey`] ([`ModelGatesClient::exchange_code`]), with
+//!   typed errors and the kind of each failure ([`exchange::ExchangeFailure`]), from which an
+//!   adapter chooses its own answer;
+//! * [`key`]: the key and what a sign-in asks for it (spend limit, label);
+//! * [`api`]: step 3, ModelGates' own endpoints ([`ModelGatesClient::key_info`],
+//!   [`ModelGatesClient::models`]), the typed errors of every API call and their retries;
+//!   [`openai`] (feature `openai`, on by default) gives an `async_openai::Client` set up for
+//!   ModelGates and the user's key;
+//! * [`origin`] and [`random`]: the URL rules (loopback hosts, an app's public origin) and the
+//!   random tokens both this crate and an app's own routes need;
+//! * [`loopback`] (feature `loopback`): the callback of a command-line tool, on `127.0.0.1`
+//!   with a random path (RFC 8252).
 //!
 //! Every call carries the app's attribution (`HTTP-Referer`, `X-Title`) when configured with
-//! [`ModelGatesClientBuilder::app_url`] and [`ModelGatesClientBuilder::app_title`]. Secrets are types: [`CodeVerifier`] and [`ApiKey`]
-//! never print, and no error message holds one. For axum and tower apps, the `modelgates-axum`
-//! crate wraps all of this in a layer.
+//! [`ModelGatesClientBuilder::app_url`] and [`ModelGatesClientBuilder::app_title`]. Secrets
+//! are types: [`pkce::CodeVerifier`] and [`ApiKey`] never print, and no error message holds
+//! one. For axum and tower apps, the `modelgates-axum` crate wraps all of this in a layer.
 //!
 //! The example uses nothing but this crate (its re-exports of `async_openai` and `Url` keep
 //! the versions matched), so it compiles pasted into a crate that depends on this one alone.
-//! A command-line tool receives the callback with [`LoopbackReceiver`] (feature `loopback`).
+//! A command-line tool receives the callback with [`loopback::LoopbackReceiver`] (feature `loopback`).
 //!
 //! ```no_run
 //! use modelgates_oauth_core::async_openai::types::chat::{
@@ -67,49 +75,54 @@
 
 mod authorize;
 mod callback;
-mod client;
+pub mod client;
 mod endpoints;
 mod error;
-mod exchange;
-mod flow;
+pub mod exchange;
+pub mod flow;
 mod http;
-mod key;
+pub mod key;
 mod limit;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
-mod loopback;
+pub mod loopback;
 #[cfg(feature = "openai")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub mod openai;
-mod origin;
-mod pkce;
-mod random;
+pub mod origin;
+pub mod pkce;
+pub mod random;
 mod retry;
 
-pub use callback::{CallbackError, CallbackParams, MAX_CODE_LEN};
-pub use client::{
-    ClientConfigError, DEFAULT_API_TIMEOUT, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT, ModelGatesClient, ModelGatesClientBuilder,
-};
-pub use endpoints::{KeyInfo, ModelInfo};
-pub use error::{GatewayError, RequestError, TransportError};
+pub mod api {
+    //! Step 3, the API with the user's key: ModelGates' own endpoints
+    //! ([`ModelGatesClient::key_info`](crate::ModelGatesClient::key_info),
+    //! [`ModelGatesClient::models`](crate::ModelGatesClient::models)), the typed errors of
+    //! every API call, and how plain calls are retried. The OpenAI-compatible calls go through
+    //! async-openai ([`crate::openai`], feature `openai`).
+
+    pub use crate::endpoints::{KeyInfo, ModelInfo};
+    pub use crate::error::{GatewayError, RequestError, TransportError};
+    pub use crate::retry::ApiRetries;
+}
+
+pub use callback::CallbackParams;
+pub use client::{ModelGatesClient, ModelGatesClientBuilder};
+pub use error::RequestError;
 pub use exchange::{ExchangeError, IssuedKey};
-pub use flow::{
-    FlowError, FlowId, FlowSealer, FlowState, MAX_SEALED_FLOW_LEN, SecretTooShort, unix_now,
-};
 pub use key::ApiKey;
-pub use limit::{InvalidSpendLimit, KeyRequest, SpendLimit};
-#[cfg(feature = "loopback")]
-#[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
-pub use loopback::{LoopbackError, LoopbackReceiver};
-pub use origin::{InvalidPublicUrl, is_loopback, is_loopback_host, parse_public_origin};
-pub use pkce::{
-    ChallengeMethod, CodeChallenge, CodeVerifier, InvalidVerifier, MAX_VERIFIER_LEN,
-    MIN_VERIFIER_LEN, Pkce, UnknownChallengeMethod,
-};
-pub use random::{random_bytes, random_token};
-pub use retry::ApiRetries;
+pub use limit::KeyRequest;
+pub use pkce::{ChallengeMethod, Pkce};
 pub use url::Url;
+
+/// Helpers the framework adapters of this workspace share (`modelgates-axum`, the emulator):
+/// not part of the API, and free to change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::flow::unix_now;
+    pub use crate::origin::is_loopback_host;
+    pub use crate::random::random_bytes;
+}
 
 /// The OpenAI client crate, re-exported so its version always matches.
 #[cfg(feature = "openai")]

@@ -12,7 +12,7 @@ use std::fmt;
 /// A spend limit in credits, exact to the cent.
 ///
 /// ```
-/// use modelgates_oauth_core::SpendLimit;
+/// use modelgates_oauth_core::key::SpendLimit;
 ///
 /// assert_eq!(SpendLimit::parse("12.50").unwrap().to_string(), "12.5");
 /// assert_eq!(SpendLimit::parse("0.01").unwrap().cents(), 1);

@@ -11,9 +11,8 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use modelgates_oauth_core::{
-//!     CallbackParams, ChallengeMethod, LoopbackReceiver, ModelGatesClient, Pkce,
-//! };
+//! use modelgates_oauth_core::{CallbackParams, ChallengeMethod, ModelGatesClient, Pkce};
+//! use modelgates_oauth_core::loopback::LoopbackReceiver;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = ModelGatesClient::builder().build()?;

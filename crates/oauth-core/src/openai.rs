@@ -51,7 +51,8 @@ use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
 
 use crate::error::GatewayError;
-use crate::{ApiKey, ApiRetries, ModelGatesClient, RequestError};
+use crate::retry::ApiRetries;
+use crate::{ApiKey, ModelGatesClient, RequestError};
 
 /// The largest error body read from ModelGates.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -193,7 +194,7 @@ pub fn request_error(error: &OpenAIError) -> Option<RequestError> {
     }
     match error {
         OpenAIError::Reqwest(_) | OpenAIError::StreamError(_) | OpenAIError::Boxed(_) => {
-            Some(RequestError::Transport(crate::TransportError::new(
+            Some(RequestError::Transport(crate::error::TransportError::new(
                 std::io::Error::other(format!("{error}").chars().take(300).collect::<String>()),
             )))
         }

@@ -17,7 +17,8 @@ use url::Url;
 /// Whether a URL's host is loopback: `localhost`, an address in `127.0.0.0/8`, or `::1`.
 ///
 /// ```
-/// use modelgates_oauth_core::{Url, is_loopback};
+/// use modelgates_oauth_core::Url;
+/// use modelgates_oauth_core::origin::is_loopback;
 ///
 /// assert!(is_loopback(&Url::parse("http://localhost:3000").unwrap()));
 /// assert!(is_loopback(&Url::parse("postgres://127.0.0.2/db").unwrap()));
@@ -32,12 +33,13 @@ pub fn is_loopback(url: &Url) -> bool {
 /// machine: `localhost`, `127.0.0.0/8` or `::1`.
 ///
 /// ```
-/// use modelgates_oauth_core::is_loopback_host;
+/// use modelgates_oauth_core::origin::is_loopback_host;
 ///
 /// assert!(is_loopback_host("127.0.0.1") && is_loopback_host("[::1]") && is_loopback_host("::1"));
 /// assert!(!is_loopback_host("192.0.2.2") && !is_loopback_host("localhost.example"));
 /// ```
 #[must_use]
+#[doc(hidden)]
 pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
@@ -60,7 +62,7 @@ pub struct InvalidPublicUrl {
 /// Parses an app's public origin by the module's rules.
 ///
 /// ```
-/// use modelgates_oauth_core::parse_public_origin;
+/// use modelgates_oauth_core::origin::parse_public_origin;
 ///
 /// assert!(parse_public_origin("https://app.example").is_ok());
 /// assert!(parse_public_origin("http://localhost:3000").is_ok());
@@ -96,38 +98,6 @@ pub fn parse_public_origin(raw: &str) -> Result<Url, InvalidPublicUrl> {
         return Err(invalid(
             "it must be an origin without path, query or fragment; mount the routes under a path with with_path_prefix",
         ));
-    }
-    Ok(url)
-}
-
-/// Parses and checks a ModelGates base URL; the result always ends in `/`.
-pub(crate) fn parse_base_url(raw: &str) -> Result<Url, crate::ClientConfigError> {
-    let mut url = Url::parse(raw).map_err(|e| crate::ClientConfigError::InvalidBaseUrl {
-        url: raw.to_owned(),
-        reason: e.to_string(),
-    })?;
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(crate::ClientConfigError::InvalidBaseUrl {
-            url: raw.to_owned(),
-            reason: "it must be an origin such as https://modelgates.ai, without credentials, \
-                     query or fragment"
-                .to_owned(),
-        });
-    }
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&url) => {}
-        "http" => return Err(crate::ClientConfigError::InsecureBaseUrl(raw.to_owned())),
-        other => {
-            return Err(crate::ClientConfigError::InvalidBaseUrl {
-                url: raw.to_owned(),
-                reason: format!("scheme `{other}` is not http or https"),
-            });
-        }
-    }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
     }
     Ok(url)
 }

@@ -29,29 +29,32 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 /// Shortest verifier RFC 7636 allows.
-pub const MIN_VERIFIER_LEN: usize = 43;
+pub(crate) const MIN_VERIFIER_LEN: usize = 43;
 /// Longest verifier RFC 7636 allows.
-pub const MAX_VERIFIER_LEN: usize = 128;
+pub(crate) const MAX_VERIFIER_LEN: usize = 128;
 
 /// The secret half of PKCE: kept by the app, sent only in the key exchange.
 ///
-/// `Debug` prints `CodeVerifier(<redacted>)`, there is no `Display`, and the memory holding the
-/// value is wiped on drop. Read the value with [`CodeVerifier::expose_secret`].
+/// A [`secrecy::SecretString`] inside: `Debug` prints `CodeVerifier(<redacted>)`, there is no
+/// `Display`, comparison is in constant time, and the memory holding the value is wiped on
+/// drop. Read the value with [`CodeVerifier::expose_secret`].
 ///
 /// ```
-/// use modelgates_oauth_core::CodeVerifier;
+/// use modelgates_oauth_core::pkce::CodeVerifier;
 ///
 /// let verifier = CodeVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
 /// assert_eq!(format!("{verifier:?}"), "CodeVerifier(<redacted>)");
 /// assert!(CodeVerifier::parse("too-short").is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct CodeVerifier(Zeroizing<String>);
+#[derive(Clone)]
+pub struct CodeVerifier(SecretString);
 
 impl CodeVerifier {
     /// A fresh verifier from 32 bytes of the operating system's random generator.
@@ -63,7 +66,7 @@ impl CodeVerifier {
     #[must_use]
     pub fn generate() -> Self {
         let bytes = Zeroizing::new(crate::random::random_bytes::<32>());
-        Self(Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_slice())))
+        Self(SecretString::from(URL_SAFE_NO_PAD.encode(bytes.as_slice())))
     }
 
     /// Validates a verifier received from elsewhere (a cookie, a file, a test vector).
@@ -79,25 +82,36 @@ impl CodeVerifier {
         if !value.bytes().all(is_unreserved) {
             return Err(InvalidVerifier::Character);
         }
-        Ok(Self(Zeroizing::new(value.to_owned())))
+        Ok(Self(SecretString::from(value)))
     }
 
     /// The verifier's text. Call it only to send the verifier to ModelGates or to seal it.
     #[must_use]
     pub fn expose_secret(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// The challenge derived from this verifier with `method`.
     #[must_use]
     pub fn challenge(&self, method: ChallengeMethod) -> CodeChallenge {
         let value = match method {
-            ChallengeMethod::S256 => URL_SAFE_NO_PAD.encode(Sha256::digest(self.0.as_bytes())),
-            ChallengeMethod::Plain => self.0.to_string(),
+            ChallengeMethod::S256 => {
+                URL_SAFE_NO_PAD.encode(Sha256::digest(self.expose_secret().as_bytes()))
+            }
+            ChallengeMethod::Plain => self.expose_secret().to_owned(),
         };
         CodeChallenge { value, method }
     }
 }
+
+impl PartialEq for CodeVerifier {
+    fn eq(&self, other: &Self) -> bool {
+        let (this, other) = (self.expose_secret(), other.expose_secret());
+        this.as_bytes().ct_eq(other.as_bytes()).into()
+    }
+}
+
+impl Eq for CodeVerifier {}
 
 impl fmt::Debug for CodeVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -214,7 +228,8 @@ impl CodeChallenge {
 /// redacts the verifier.
 ///
 /// ```
-/// use modelgates_oauth_core::{ChallengeMethod, CodeVerifier, Pkce};
+/// use modelgates_oauth_core::{ChallengeMethod, Pkce};
+/// use modelgates_oauth_core::pkce::CodeVerifier;
 ///
 /// let verifier = CodeVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
 /// let pkce = Pkce::new(verifier, ChallengeMethod::S256);

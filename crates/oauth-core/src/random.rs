@@ -8,8 +8,8 @@ use rand::rngs::SysRng;
 /// `N` bytes from the operating system's random generator, for secrets, ids and nonces.
 ///
 /// ```
-/// let nonce: [u8; 12] = modelgates_oauth_core::random_bytes();
-/// assert_ne!(nonce, modelgates_oauth_core::random_bytes::<12>());
+/// let nonce: [u8; 12] = modelgates_oauth_core::random::random_bytes();
+/// assert_ne!(nonce, modelgates_oauth_core::random::random_bytes::<12>());
 /// ```
 ///
 /// # Panics
@@ -17,6 +17,7 @@ use rand::rngs::SysRng;
 /// When the operating system has no randomness to give: continuing would mint guessable
 /// secrets.
 #[must_use]
+#[doc(hidden)]
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     SysRng
@@ -30,9 +31,9 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 /// enough for an unguessable identifier.
 ///
 /// ```
-/// let token = modelgates_oauth_core::random_token::<16>();
+/// let token = modelgates_oauth_core::random::random_token::<16>();
 /// assert_eq!(token.len(), 22);
-/// assert_ne!(token, modelgates_oauth_core::random_token::<16>());
+/// assert_ne!(token, modelgates_oauth_core::random::random_token::<16>());
 /// ```
 ///
 /// # Panics

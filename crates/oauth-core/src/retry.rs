@@ -28,7 +28,8 @@ use crate::error::GatewayError;
 ///
 /// ```
 /// use std::time::Duration;
-/// use modelgates_oauth_core::{ApiRetries, ModelGatesClient};
+/// use modelgates_oauth_core::ModelGatesClient;
+/// use modelgates_oauth_core::api::ApiRetries;
 ///
 /// let client = ModelGatesClient::builder()
 ///     .api_retries(ApiRetries::default().with_max_retry_after(Duration::from_secs(2)))
@@ -93,7 +94,8 @@ impl ApiRetries {
 
     /// How long to wait before retry number `retried + 1` after `error`; `None`: do not.
     #[must_use]
-    pub fn wait_after(&self, error: &GatewayError, retried: u32) -> Option<Duration> {
+    #[cfg_attr(not(feature = "openai"), allow(dead_code))]
+    pub(crate) fn wait_after(&self, error: &GatewayError, retried: u32) -> Option<Duration> {
         let retryable = error.status == 429 || (self.server_errors && error.status >= 500);
         if !retryable || retried >= self.max_retries {
             return None;
@@ -105,12 +107,14 @@ impl ApiRetries {
     /// How long to wait before retrying a connection that could not be opened; `None`: do
     /// not.
     #[must_use]
-    pub fn wait_after_connect_error(&self, retried: u32) -> Option<Duration> {
+    #[cfg_attr(not(feature = "openai"), allow(dead_code))]
+    pub(crate) fn wait_after_connect_error(&self, retried: u32) -> Option<Duration> {
         (retried < self.max_retries).then(|| backoff(retried))
     }
 }
 
 /// 0.25 s, 0.5 s, 1 s, then 2 s.
+#[cfg_attr(not(feature = "openai"), allow(dead_code))]
 fn backoff(retried: u32) -> Duration {
     Duration::from_millis(250)
         .saturating_mul(2_u32.saturating_pow(retried))

@@ -8,11 +8,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use modelgates_axum::ModelGatesKey;
 use modelgates_axum::api::ApiError;
+use modelgates_axum::oauth_core::RequestError;
+use modelgates_axum::oauth_core::api::{KeyInfo, ModelInfo};
 use modelgates_axum::oauth_core::async_openai::types::chat::{
     ChatCompletionRequestAssistantMessageArgs, ChatCompletionRequestMessage,
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
 };
-use modelgates_axum::oauth_core::{KeyInfo, ModelInfo, RequestError};
 
 use crate::{AppState, MAX_MESSAGE_CHARS, page};
 

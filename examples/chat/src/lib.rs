@@ -33,7 +33,7 @@
 use std::sync::Arc;
 
 use modelgates_axum::config::SpendLimit;
-use modelgates_axum::oauth_core::ModelInfo;
+use modelgates_axum::oauth_core::api::ModelInfo;
 
 pub mod handlers;
 pub mod observability;

@@ -9,7 +9,7 @@ use axum::response::Html;
 use html_escape::{encode_double_quoted_attribute, encode_text};
 use modelgates_axum::ModelGatesKey;
 use modelgates_axum::config::SpendLimit;
-use modelgates_axum::oauth_core::{KeyInfo, ModelInfo};
+use modelgates_axum::oauth_core::api::{KeyInfo, ModelInfo};
 
 use crate::Turn;
 

@@ -24,9 +24,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use modelgates_oauth_core::{
-    CallbackParams, ChallengeMethod, LoopbackReceiver, ModelGatesClient, Pkce,
-};
+use modelgates_oauth_core::loopback::LoopbackReceiver;
+use modelgates_oauth_core::{CallbackParams, ChallengeMethod, ModelGatesClient, Pkce};
 
 /// Sign in with ModelGates and store the key for this tool.
 #[derive(Parser, Debug)]
@@ -39,7 +38,7 @@ struct Args {
     #[arg(long, env = "MODELGATES_KEY_FILE")]
     key_file: Option<PathBuf>,
     /// ModelGates' origin.
-    #[arg(long, env = "MODELGATES_BASE_URL", default_value = modelgates_oauth_core::DEFAULT_BASE_URL)]
+    #[arg(long, env = "MODELGATES_BASE_URL", default_value = modelgates_oauth_core::client::DEFAULT_BASE_URL)]
     base_url: String,
     /// Seconds to wait for the browser to come back.
     #[arg(long, default_value_t = 300)]

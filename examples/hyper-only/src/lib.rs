@@ -1,8 +1,8 @@
 //! A ModelGates sign-in and chat on plain hyper, with `modelgates-oauth-core` alone: no tower
 //! layer, no axum. Everything that is not HTTP plumbing comes from oauth-core: the flow state
 //! and its sealing ([`FlowState`], [`FlowSealer`]), the check of the callback against it
-//! (binding and age), the exchange and the status each of its errors deserves, the token
-//! helper, and the OpenAI-compatible client.
+//! (binding and age; every refusal a 400), the exchange and the kind of each of its failures
+//! (which this app answers 400, 504 or 502), the token helper, and the OpenAI-compatible client.
 //!
 //! Routes: `GET /` (connect, or the chat form), `GET /login`, `GET /callback/<flow id>`,
 //! `POST /chat` (form field `message`), `POST /logout`. Sessions live in this process.
@@ -19,10 +19,10 @@ use hyper::body::Incoming;
 use modelgates_oauth_core::async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 };
-use modelgates_oauth_core::{
-    ApiKey, CallbackParams, ChallengeMethod, FlowSealer, FlowState, ModelGatesClient, Pkce, Url,
-    random_token,
-};
+use modelgates_oauth_core::exchange::ExchangeFailure;
+use modelgates_oauth_core::flow::{FlowSealer, FlowState};
+use modelgates_oauth_core::random::random_token;
+use modelgates_oauth_core::{ApiKey, CallbackParams, ChallengeMethod, ModelGatesClient, Pkce, Url};
 
 const FLOW_COOKIE: &str = "flow";
 const SESSION_COOKIE: &str = "session";
@@ -50,8 +50,8 @@ impl App {
     ///
     /// A message saying which of the three is unusable.
     pub fn new(public_url: &str, base_url: &str, secret: &[u8]) -> Result<Arc<Self>, String> {
-        let public =
-            modelgates_oauth_core::parse_public_origin(public_url).map_err(|e| e.to_string())?;
+        let public = modelgates_oauth_core::origin::parse_public_origin(public_url)
+            .map_err(|e| e.to_string())?;
         let client = ModelGatesClient::builder()
             .base_url(base_url)
             .app_url(public_url)
@@ -131,10 +131,10 @@ impl App {
         };
         let flow = match self.sealer.open(&sealed, FLOW_COOKIE.as_bytes()) {
             Ok(flow) => flow,
-            Err(error) => return text(status(error.http_status()), &error.to_string()),
+            Err(error) => return text(StatusCode::BAD_REQUEST, &error.to_string()),
         };
         if let Err(error) = flow.check(Some(flow_id), FLOW_MAX_AGE) {
-            return text(status(error.http_status()), &error.to_string());
+            return text(StatusCode::BAD_REQUEST, &error.to_string());
         }
         if !self
             .spent
@@ -160,7 +160,7 @@ impl App {
                 let session = self.cookie(SESSION_COOKIE, token, Duration::from_secs(30 * 86_400));
                 redirect(&flow.return_to, Some(session))
             }
-            Err(error) => text(status(error.http_status()), &error.to_string()),
+            Err(error) => text(exchange_status(error.kind()), &error.to_string()),
         }
     }
 
@@ -225,8 +225,14 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|cookie| cookie.value().to_owned())
 }
 
-fn status(code: u16) -> StatusCode {
-    StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
+/// This app's answer to a failed exchange: a refused code is the callback's fault (sign in
+/// again), a timeout is ModelGates' silence, anything else ModelGates got wrong.
+fn exchange_status(failure: ExchangeFailure) -> StatusCode {
+    match failure {
+        ExchangeFailure::InvalidCode => StatusCode::BAD_REQUEST,
+        ExchangeFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::BAD_GATEWAY,
+    }
 }
 
 fn redirect(location: &str, set_cookie: Option<String>) -> Answer {

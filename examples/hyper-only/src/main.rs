@@ -5,7 +5,7 @@
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let emulator = modelgates_emulator::Emulator::builder().start().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
-    let secret = modelgates_oauth_core::random_token::<48>();
+    let secret = modelgates_oauth_core::random::random_token::<48>();
     let app = example_hyper_only::App::new(
         "http://localhost:3001",
         emulator.base_url(),

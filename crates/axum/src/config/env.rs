@@ -12,7 +12,7 @@ use modelgates_oauth_core::Url;
 use super::error::{ConfigError, secret_command};
 use super::secret::CookieSecret;
 use super::{ModelGatesConfig, SpendLimit};
-use modelgates_oauth_core::is_loopback;
+use modelgates_oauth_core::origin::is_loopback;
 
 impl ModelGatesConfig {
     /// Reads the configuration from the environment:

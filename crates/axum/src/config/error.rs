@@ -1,6 +1,6 @@
 //! [`ConfigError`]: a configuration that cannot work, with a message that says what to change.
 
-use modelgates_oauth_core::ClientConfigError;
+use modelgates_oauth_core::client::ClientConfigError;
 
 /// The command every message and doc recommends for a secret: one line of base64 of 64 random
 /// bytes. (`openssl rand -base64 64` alone wraps at 64 columns; wrapped secrets are accepted
@@ -111,8 +111,8 @@ pub enum ConfigError {
     Client(#[from] ClientConfigError),
 }
 
-impl From<modelgates_oauth_core::InvalidPublicUrl> for ConfigError {
-    fn from(error: modelgates_oauth_core::InvalidPublicUrl) -> Self {
+impl From<modelgates_oauth_core::origin::InvalidPublicUrl> for ConfigError {
+    fn from(error: modelgates_oauth_core::origin::InvalidPublicUrl) -> Self {
         Self::InvalidPublicUrl {
             url: error.url,
             reason: error.reason,

@@ -23,7 +23,7 @@
 //!
 //! * **Flow cookie** (between `/login` and `/callback`): the flow (its binding id, the PKCE
 //!   verifier and method, `return_to`, the issue time) sealed with AES-256-GCM by oauth-core's
-//!   [`FlowSealer`](crate::oauth_core::FlowSealer), the cookie's name as associated data and a
+//!   [`FlowSealer`](crate::oauth_core::flow::FlowSealer), the cookie's name as associated data and a
 //!   purpose tag inside, so no other value of ours can stand in for it; a proxy log or HAR file
 //!   that records it together with a callback URL learns nothing it can redeem. It is checked
 //!   (authenticity, then age, then the flow id) before any call to ModelGates, is single use,
@@ -47,17 +47,17 @@
 //!
 //! [`ModelGatesAuth::try_new`]: crate::ModelGatesAuth::try_new
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use modelgates_oauth_core::SpendLimit;
-use modelgates_oauth_core::{
-    ChallengeMethod, DEFAULT_API_TIMEOUT, DEFAULT_BASE_URL, DEFAULT_STREAM_IDLE_TIMEOUT,
-    DEFAULT_TIMEOUT,
+use modelgates_oauth_core::ChallengeMethod;
+use modelgates_oauth_core::client::{
+    DEFAULT_API_TIMEOUT, DEFAULT_BASE_URL, DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT,
 };
+pub use modelgates_oauth_core::key::SpendLimit;
 
 use crate::flow::{self, ErrorPage};
+use crate::hooks::{SignIn, SignInRejected, SignedOut};
 
 mod cookies;
 mod env;
@@ -72,7 +72,6 @@ pub use crate::limits::{
 pub use cookies::SameSite;
 pub use key::DEFAULT_MAX_KEY_LIMIT;
 
-pub use crate::flow::{MAX_APP_DATA_LEN, SignIn, SignInRejected, SignOutReason, SignedOut};
 pub use crate::store::DEFAULT_KEY_MAX_AGE;
 pub use error::ConfigError;
 pub use secret::{CookieSecret, MIN_SECRET_LEN};
@@ -92,7 +91,7 @@ pub use secret::{CookieSecret, MIN_SECRET_LEN};
 /// assert_eq!(layer.callback_url().as_str(), "https://app.example/auth/callback");
 /// ```
 ///
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 #[must_use = "a configuration does nothing until given to ModelGatesAuth::new"]
 pub struct ModelGatesConfig {
     pub(crate) public_url: String,
@@ -130,46 +129,6 @@ pub struct ModelGatesConfig {
     pub(crate) key_limit: Option<SpendLimit>,
     pub(crate) max_key_limit: SpendLimit,
     pub(crate) key_label: Option<String>,
-}
-
-impl fmt::Debug for ModelGatesConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ModelGatesConfig")
-            .field("public_url", &self.public_url)
-            .field("secret", &self.secret)
-            .field("previous_secrets", &self.previous_secrets.len())
-            .field("base_url", &self.base_url)
-            .field("path_prefix", &self.path_prefix)
-            .field("login_path", &self.login_path)
-            .field("callback_path", &self.callback_path)
-            .field("logout_path", &self.logout_path)
-            .field("challenge_method", &self.challenge_method)
-            .field("default_return_to", &self.default_return_to)
-            .field("post_logout_redirect", &self.post_logout_redirect)
-            .field("key_max_age", &self.key_max_age)
-            .field("flow_max_age", &self.flow_max_age)
-            .field("http_timeout", &self.http_timeout)
-            .field("flow_cookie_name", &self.flow_cookie_name)
-            .field("key_cookie_name", &self.key_cookie_name)
-            .field("custom_error_page", &self.error_page.is_some())
-            .field("weak_pkce_allowed", &self.weak_pkce_allowed)
-            .field("max_concurrent_exchanges", &self.max_concurrent_exchanges)
-            .field("exchange_limits", &self.exchange_limits)
-            .field("max_spent_flows", &self.max_spent_flows)
-            .field("max_streams_per_session", &self.max_streams_per_session)
-            .field("app_url", &self.app_url)
-            .field("app_title", &self.app_title)
-            .field("api_timeout", &self.api_timeout)
-            .field("stream_idle_timeout", &self.stream_idle_timeout)
-            .field("on_sign_in", &self.on_sign_in.is_some())
-            .field("on_sign_out", &self.on_sign_out.is_some())
-            .field("key_cookie_same_site", &self.key_cookie_same_site)
-            .field("cookie_domain", &self.cookie_domain)
-            .field("key_limit", &self.key_limit)
-            .field("max_key_limit", &self.max_key_limit)
-            .field("key_label", &self.key_label)
-            .finish()
-    }
 }
 
 /// Default time allowed between `/login` and `/callback`: 10 minutes, as long as a code lives.
@@ -404,7 +363,7 @@ impl ModelGatesConfig {
     /// with a 500 that says so, before anything is stored.
     ///
     /// ```
-    /// use modelgates_axum::config::{SignIn, SignInRejected};
+    /// use modelgates_axum::hooks::{SignIn, SignInRejected};
     /// use modelgates_axum::{CookieSecret, ModelGatesConfig, ModelGatesKey};
     /// use serde::{Deserialize, Serialize};
     ///
@@ -446,7 +405,7 @@ impl ModelGatesConfig {
     /// ([`SignOutReason::App`]). The response waits for it; it cannot stop the sign-out.
     ///
     /// ```
-    /// use modelgates_axum::config::{SignOutReason, SignedOut};
+    /// use modelgates_axum::hooks::{SignOutReason, SignedOut};
     /// use modelgates_axum::{CookieSecret, ModelGatesConfig};
     ///
     /// let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
@@ -485,7 +444,7 @@ impl ModelGatesConfig {
     where
         F: Fn(&crate::AuthError) -> http::Response<axum_core::body::Body> + Send + Sync + 'static,
     {
-        self.error_page = Some(Arc::new(page));
+        self.error_page = Some(crate::primitives::AppFn::new(Arc::new(page)));
         self
     }
 }
@@ -497,7 +456,23 @@ mod tests {
     #[test]
     fn debug_hides_the_secret() {
         let config = ModelGatesConfig::new("https://app.example", CookieSecret::generate());
+        let previous = CookieSecret::generate();
+        let captured = String::from("a-value-the-hook-captured");
+        let config = config
+            .with_previous_secrets([previous.clone()])
+            .with_on_sign_in(move |_| {
+                let _ = &captured;
+                async { Ok::<_, SignInRejected>(()) }
+            });
         let printed = format!("{config:?}");
-        assert!(printed.contains("CookieSecret(<redacted>)"));
+        assert!(printed.contains("CookieSecret(<redacted>)"), "{printed}");
+        assert!(
+            printed.contains("on_sign_in: Some(<app function>)"),
+            "{printed}"
+        );
+        for secret in [config.secret.to_base64(), previous.to_base64()] {
+            assert!(!printed.contains(&secret), "{printed}");
+        }
+        assert!(!printed.contains("a-value-the-hook-captured"), "{printed}");
     }
 }

@@ -3,13 +3,15 @@
 //! The rules: a secret is at least [`MIN_SECRET_LEN`] (64) bytes, read from base64 (standard or
 //! URL-safe, padded or not, with any whitespace or line breaks inside, as `openssl rand -base64 64`
 //! wraps it); the first 32 bytes sign, the next 32 encrypt (the `cookie` crate's
-//! `Key`). Its `Debug` redacts it and its memory is wiped on drop. A generated secret lives as
+//! `Key`). It is a [`secrecy::SecretSlice`]: its `Debug` redacts it and its memory is wiped on
+//! drop. A generated secret lives as
 //! long as the process: every restart signs all users out.
 
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use secrecy::{ExposeSecret as _, SecretSlice};
 use zeroize::Zeroizing;
 
 use super::error::ConfigError;
@@ -30,7 +32,7 @@ pub const MIN_SECRET_LEN: usize = 64;
 /// assert!(CookieSecret::from_base64("c2hvcnQ=").is_err()); // too short
 /// ```
 #[derive(Clone)]
-pub struct CookieSecret(Zeroizing<Vec<u8>>);
+pub struct CookieSecret(SecretSlice<u8>);
 
 impl CookieSecret {
     /// Reads a secret from base64: standard or URL-safe alphabet, padded or not, with any
@@ -62,38 +64,36 @@ impl CookieSecret {
     ///
     /// [`ConfigError::SecretTooShort`] below 64 bytes.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, ConfigError> {
-        let bytes = Zeroizing::new(bytes);
-        if bytes.len() < MIN_SECRET_LEN {
-            return Err(ConfigError::SecretTooShort(bytes.len()));
+        // Wrapped first, so that a refused secret is wiped too.
+        let secret = SecretSlice::from(bytes);
+        let len = secret.expose_secret().len();
+        if len < MIN_SECRET_LEN {
+            return Err(ConfigError::SecretTooShort(len));
         }
-        Ok(Self(bytes))
+        Ok(Self(secret))
     }
 
     /// 64 fresh bytes from the operating system's random generator. A server using a
     /// generated secret signs everyone out whenever it restarts.
     #[must_use]
     pub fn generate() -> Self {
-        Self(Zeroizing::new(random_bytes::<MIN_SECRET_LEN>().to_vec()))
+        Self(SecretSlice::from(random_bytes::<MIN_SECRET_LEN>().to_vec()))
     }
 
     /// The secret as standard base64, to store it in `MODELGATES_COOKIE_SECRET`.
     #[must_use]
     pub fn to_base64(&self) -> String {
-        STANDARD.encode(self.0.as_slice())
+        STANDARD.encode(self.bytes())
     }
 
     /// The raw secret, for key derivation inside this crate.
-    #[cfg_attr(
-        not(any(feature = "postgres", feature = "sqlite", feature = "redis")),
-        allow(dead_code)
-    )]
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.0
+        self.0.expose_secret()
     }
 
     pub(crate) fn cookie_key(&self) -> cookie::Key {
         // `Key::from` takes the first 64 bytes: 32 to sign, 32 to encrypt.
-        cookie::Key::from(&self.0[..MIN_SECRET_LEN])
+        cookie::Key::from(&self.bytes()[..MIN_SECRET_LEN])
     }
 }
 
@@ -154,7 +154,7 @@ mod tests {
             ConfigError::SecretNotBase64
         );
         let secret = CookieSecret::generate();
-        let url_safe = URL_SAFE_NO_PAD.encode(secret.0.as_slice());
+        let url_safe = URL_SAFE_NO_PAD.encode(secret.bytes());
         assert!(CookieSecret::from_base64(&url_safe).is_ok());
     }
 
@@ -168,7 +168,7 @@ mod tests {
         let crlf = openssl_output.replace('\n', "\r\n");
         let spaced = format!(" \t{} {}\n", &one_line[..10], &one_line[10..]);
         let url_safe_wrapped = {
-            let url_safe = URL_SAFE.encode(secret.0.as_slice());
+            let url_safe = URL_SAFE.encode(secret.bytes());
             format!("{}\n{}", &url_safe[..40], &url_safe[40..])
         };
         for encoded in [openssl_output, crlf, spaced, url_safe_wrapped] {

@@ -1,6 +1,7 @@
 //! The cookie codecs: round trips, attributes, tampering, rotation, oversized values.
 
-use modelgates_oauth_core::{ChallengeMethod, FlowError, FlowState, Pkce};
+use modelgates_oauth_core::flow::{FlowError, FlowState};
+use modelgates_oauth_core::{ChallengeMethod, Pkce};
 
 use super::*;
 use crate::flow::FlowCookie;

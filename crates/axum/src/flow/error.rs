@@ -11,12 +11,14 @@
 //! (`{"error": {"status", "code", "message"}}`) to clients whose `Accept` asks for JSON and not
 //! HTML. Every value that came from the request is HTML-escaped; no message holds a secret.
 
-use std::sync::Arc;
+use crate::primitives::AppFn;
 use std::time::Duration;
 
 use axum_core::body::Body;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use modelgates_oauth_core::{CallbackError, ExchangeError, FlowError};
+use modelgates_oauth_core::ExchangeError;
+use modelgates_oauth_core::exchange::ExchangeFailure;
+use modelgates_oauth_core::flow::{CallbackError, FlowError};
 
 use super::PageLinks;
 use crate::response::{html_error_page, json_error, prefers_html};
@@ -25,7 +27,7 @@ use crate::store::StoreError;
 /// A replacement for the HTML error page; see
 /// [`ModelGatesConfig::with_error_page`](crate::ModelGatesConfig::with_error_page).
 // Not an `ErrorPage` of config's: the flow renders it, and config sits above the flow.
-pub(crate) type ErrorPage = Arc<dyn Fn(&AuthError) -> Response<Body> + Send + Sync>;
+pub(crate) type ErrorPage = AppFn<dyn Fn(&AuthError) -> Response<Body> + Send + Sync>;
 
 /// Why a sign-in route failed.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +101,7 @@ pub enum AuthError {
         prefix: String,
     },
     /// The app's on-sign-in hook returned a value that cannot be kept with the session (not
-    /// JSON, or larger than [`MAX_APP_DATA_LEN`](crate::config::MAX_APP_DATA_LEN)): a bug in
+    /// JSON, or larger than [`MAX_APP_DATA_LEN`](crate::hooks::MAX_APP_DATA_LEN)): a bug in
     /// the app, logged with the details.
     #[error("Your sign-in could not be completed because of an error in this app.")]
     AppDataRejected {
@@ -278,11 +280,12 @@ impl AuthError {
         )
     }
 
-    /// The error for a failed key exchange, with the status oauth-core gives it.
+    /// The error for a failed key exchange, by its kind: a refused code is the callback's
+    /// fault (400), a timeout is 504, anything else ModelGates got wrong 502.
     pub(crate) fn from_exchange(error: ExchangeError) -> Self {
-        match error.http_status() {
-            400 => Self::CodeRejected(error),
-            504 => Self::UpstreamTimeout(error),
+        match error.kind() {
+            ExchangeFailure::InvalidCode => Self::CodeRejected(error),
+            ExchangeFailure::Timeout => Self::UpstreamTimeout(error),
             _ => Self::Upstream(error),
         }
     }

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use http::HeaderValue;
 use http::request::Parts;
-use modelgates_oauth_core::{Url, is_loopback};
+use modelgates_oauth_core::Url;
+use modelgates_oauth_core::origin::is_loopback;
 
 use crate::cookies::CookieSpec;
 

@@ -3,7 +3,9 @@
 use axum_core::body::Body;
 use http::Response;
 use http::request::Parts;
-use modelgates_oauth_core::{FlowState, KeyRequest, Pkce, SpendLimit};
+use modelgates_oauth_core::flow::FlowState;
+use modelgates_oauth_core::key::SpendLimit;
+use modelgates_oauth_core::{KeyRequest, Pkce};
 
 use super::{AuthError, Flow, record_outcome, sanitize};
 use crate::response::{see_other, set_cookie};

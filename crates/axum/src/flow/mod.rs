@@ -13,7 +13,8 @@ use std::time::Duration;
 use axum_core::body::Body;
 use http::request::Parts;
 use http::{Method, Response};
-use modelgates_oauth_core::{ChallengeMethod, KeyRequest, ModelGatesClient, SpendLimit, Url};
+use modelgates_oauth_core::key::SpendLimit;
+use modelgates_oauth_core::{ChallengeMethod, KeyRequest, ModelGatesClient, Url};
 use tracing::Instrument as _;
 
 use crate::cookies::KeyCookie;
@@ -24,19 +25,20 @@ use crate::store::KeyStore;
 
 mod callback;
 mod error;
-mod hook;
 mod host;
 mod login;
 mod logout;
 mod return_to;
 mod state;
 
+pub(crate) use crate::hooks::{
+    HookFailure, OnSignIn, OnSignOut, SignIn, SignInRejected, SignOutReason, SignedOut,
+    boxed as boxed_hook, boxed_sign_out,
+};
 #[cfg(fuzzing)]
 pub(crate) use callback::callback_code;
 pub use error::AuthError;
 pub(crate) use error::ErrorPage;
-pub(crate) use hook::{HookFailure, OnSignIn, OnSignOut, boxed as boxed_hook, boxed_sign_out};
-pub use hook::{MAX_APP_DATA_LEN, SignIn, SignInRejected, SignOutReason, SignedOut};
 pub(crate) use host::PublicHost;
 pub use return_to::is_safe_return_to;
 pub(crate) use return_to::sanitize;

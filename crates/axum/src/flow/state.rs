@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
-use modelgates_oauth_core::{FlowError, FlowSealer, FlowState};
+use modelgates_oauth_core::flow::{FlowError, FlowSealer, FlowState};
 
 use crate::cookies::CookieSpec;
 

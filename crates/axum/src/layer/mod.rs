@@ -51,7 +51,7 @@ use state::{State, resolve};
 ///
 /// * `GET /login[?return_to=/path]`: `return_to` is kept only if
 ///   [`is_safe_return_to`](crate::is_safe_return_to) (the default otherwise); a fresh flow
-///   (oauth-core's [`FlowState`](crate::oauth_core::FlowState): flow id, PKCE verifier and
+///   (oauth-core's [`FlowState`](crate::oauth_core::flow::FlowState): flow id, PKCE verifier and
 ///   challenge) is sealed in the flow cookie (with the default `return_to` instead when the
 ///   requested one would make the cookie larger than 4096 bytes); the answer is a 303 to
 ///   ModelGates' `/auth` whose `callback_url` is the callback URL followed by the flow id

@@ -6,9 +6,8 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use modelgates_oauth_core::{
-    ChallengeMethod, KeyRequest, ModelGatesClient, Url, parse_public_origin,
-};
+use modelgates_oauth_core::origin::parse_public_origin;
+use modelgates_oauth_core::{ChallengeMethod, KeyRequest, ModelGatesClient, Url};
 
 use crate::config::{ConfigError, CookieSecret, ModelGatesConfig, SameSite};
 use crate::cookies::{CookieSpec, KeyCookie};

@@ -43,7 +43,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use modelgates_oauth_core::ApiKey;
-use zeroize::Zeroizing;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use sha2::{Digest as _, Sha256};
 
@@ -173,15 +173,16 @@ impl StoredKey {
 }
 
 /// What the browser carries in the key cookie: the key itself or an opaque session id,
-/// depending on the store. Treated as a secret: `Debug` redacts it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SessionToken(Zeroizing<String>);
+/// depending on the store. A [`secrecy::SecretString`] inside: `Debug` redacts it, its memory
+/// is wiped on drop, and comparison is in constant time.
+#[derive(Clone)]
+pub struct SessionToken(SecretString);
 
 impl SessionToken {
     /// Wraps a token.
     #[must_use]
     pub fn new(token: impl Into<String>) -> Self {
-        Self(Zeroizing::new(token.into()))
+        Self(SecretString::from(token.into()))
     }
 
     /// A fresh random session id: 32 bytes from the operating system, base64url.
@@ -193,7 +194,7 @@ impl SessionToken {
     /// The token's text.
     #[must_use]
     pub fn expose_secret(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// The hex SHA-256 of the token: the name under which the database stores keep a session
@@ -206,9 +207,18 @@ impl SessionToken {
 
     /// The SHA-256 of the token, as bytes.
     pub(crate) fn digest(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
+        Sha256::digest(self.expose_secret().as_bytes()).into()
     }
 }
+
+impl PartialEq for SessionToken {
+    fn eq(&self, other: &Self) -> bool {
+        let (this, other) = (self.expose_secret(), other.expose_secret());
+        subtle::ConstantTimeEq::ct_eq(this.as_bytes(), other.as_bytes()).into()
+    }
+}
+
+impl Eq for SessionToken {}
 
 impl fmt::Debug for SessionToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -28,7 +28,7 @@ use url::Url;
 pub(crate) const DATABASE_TIMEOUT: Duration = Duration::from_secs(3);
 
 use super::StoreError;
-use modelgates_oauth_core::is_loopback_host;
+use modelgates_oauth_core::__private::is_loopback_host;
 
 fn refused(what: &str, fix: &str) -> StoreError {
     StoreError::new(format!(

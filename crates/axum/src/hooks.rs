@@ -27,6 +27,8 @@ use http::request::Parts;
 use modelgates_oauth_core::ApiKey;
 use serde::Serialize;
 
+use crate::primitives::AppFn;
+
 /// The largest value the on-sign-in hook may keep with a session, in bytes of JSON: it
 /// travels in the key cookie with the cookie store, which browsers cap at 4 KiB.
 pub const MAX_APP_DATA_LEN: usize = 1024;
@@ -86,7 +88,7 @@ pub(crate) enum HookFailure {
 type HookFuture = Pin<Box<dyn Future<Output = HookOutcome> + Send>>;
 
 /// The stored hook.
-pub(crate) type OnSignIn = Arc<dyn Fn(SignIn) -> HookFuture + Send + Sync>;
+pub(crate) type OnSignIn = AppFn<dyn Fn(SignIn) -> HookFuture + Send + Sync>;
 
 /// Boxes an async function as the stored hook; its value becomes JSON here.
 pub(crate) fn boxed<F, Fut, T>(hook: F) -> OnSignIn
@@ -95,13 +97,13 @@ where
     Fut: Future<Output = Result<T, SignInRejected>> + Send + 'static,
     T: Serialize + Send + 'static,
 {
-    Arc::new(move |sign_in| {
+    AppFn::new(Arc::new(move |sign_in| {
         let outcome = hook(sign_in);
         Box::pin(async move {
             let value = outcome.await.map_err(HookFailure::Rejected)?;
             app_data_json(&value).map_err(HookFailure::AppData)
         })
-    })
+    }))
 }
 
 /// `value` as the JSON kept with a session: `None` for `()` (and anything that serialises to
@@ -160,7 +162,7 @@ pub struct SignedOut {
 type SignOutFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The stored on-sign-out hook.
-pub(crate) type OnSignOut = Arc<dyn Fn(SignedOut) -> SignOutFuture + Send + Sync>;
+pub(crate) type OnSignOut = AppFn<dyn Fn(SignedOut) -> SignOutFuture + Send + Sync>;
 
 /// Boxes an async function as the stored on-sign-out hook.
 pub(crate) fn boxed_sign_out<F, Fut>(hook: F) -> OnSignOut
@@ -168,7 +170,7 @@ where
     F: Fn(SignedOut) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    Arc::new(move |signed_out| Box::pin(hook(signed_out)))
+    AppFn::new(Arc::new(move |signed_out| Box::pin(hook(signed_out))))
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
 //! What real apps need besides the layer itself: the on-sign-in hook, login links, and the key
 //! cookie's SameSite and Domain.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
-use modelgates_axum::config::{SameSite, SignIn, SignInRejected};
+use modelgates_axum::config::SameSite;
+use modelgates_axum::hooks::{SignIn, SignInRejected};
 use modelgates_axum::store::MemoryStore;
 use modelgates_axum::{ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use support::{Browser, config, emulator};

@@ -11,9 +11,10 @@ use modelgates_oauth_core::async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
     FinishReason,
 };
+use modelgates_oauth_core::pkce::CodeVerifier;
 use modelgates_oauth_core::{
-    ApiKey, CallbackParams, ChallengeMethod, CodeVerifier, ExchangeError, ModelGatesClient, Pkce,
-    RequestError, Url, openai,
+    ApiKey, CallbackParams, ChallengeMethod, ExchangeError, ModelGatesClient, Pkce, RequestError,
+    Url, openai,
 };
 
 fn client(base: &str) -> ModelGatesClient {

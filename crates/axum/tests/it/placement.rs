@@ -3,7 +3,7 @@
 //! `tower_http::normalize_path`. Each placement signs a user in and out for real against the
 //! emulator; the one placement that cannot work says where to put the layer.
 
-mod support;
+use crate::support;
 
 use axum::Router;
 use axum::routing::get;

@@ -1,7 +1,8 @@
 //! `LoopbackReceiver` over real HTTP on 127.0.0.1: only a GET to its random path ends the
 //! wait, with what the callback carried; anything else is a 404 that changes nothing.
 
-use modelgates_oauth_core::{CallbackParams, LoopbackError, LoopbackReceiver};
+use modelgates_oauth_core::CallbackParams;
+use modelgates_oauth_core::loopback::{LoopbackError, LoopbackReceiver};
 
 #[tokio::test]
 async fn only_a_get_to_the_random_path_counts() {

@@ -6,7 +6,7 @@
 
 #![cfg(all(feature = "postgres", feature = "sqlite", feature = "redis"))]
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

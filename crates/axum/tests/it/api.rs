@@ -2,7 +2,7 @@
 //! fit model calls, the SSE relay, a revoked key signing the user out, and attribution. The
 //! emulator runs in-process on 127.0.0.1; the relay tests serve the app over real HTTP.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

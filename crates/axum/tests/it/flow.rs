@@ -3,7 +3,7 @@
 //! test runs twice (`each_provider!`): against a provider that refuses a verifier for a code
 //! issued without a challenge, and against a lenient one that accepts it.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

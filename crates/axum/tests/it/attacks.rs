@@ -3,7 +3,7 @@
 //! verifier for a code issued without a challenge, and against a lenient one that accepts it,
 //! to prove the layer defends itself.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

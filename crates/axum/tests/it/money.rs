@@ -4,7 +4,7 @@
 //! chosen at `/login` (valid and hostile), shown on the consent page and enforced on the key;
 //! a key's expiry capping the session; and a second sign-in ending the first session.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

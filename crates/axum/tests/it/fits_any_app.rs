@@ -10,7 +10,7 @@ use axum::Router;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use modelgates_axum::api::{ApiError, SignOut};
-use modelgates_axum::config::{SignIn, SignInRejected, SignOutReason, SignedOut};
+use modelgates_axum::hooks::{SignIn, SignInRejected, SignOutReason, SignedOut};
 use modelgates_axum::store::{KeyStore, MemoryStore};
 use modelgates_axum::testing::{self, TestApp};
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, LOCATION, SET_COOKIE};
 use serde::{Deserialize, Serialize};
 
-mod support;
+use crate::support;
 use support::Logs;
 
 const BROWSER: &str = "text/html,application/xhtml+xml,*/*;q=0.8";

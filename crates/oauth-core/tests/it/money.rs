@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use modelgates_emulator::{Emulator, Endpoint, Fault};
+use modelgates_oauth_core::api::ApiRetries;
 use modelgates_oauth_core::async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
 };
+use modelgates_oauth_core::key::SpendLimit;
 use modelgates_oauth_core::{
-    ApiKey, ApiRetries, CallbackParams, ChallengeMethod, KeyRequest, ModelGatesClient, Pkce,
-    RequestError, SpendLimit, Url, openai,
+    ApiKey, CallbackParams, ChallengeMethod, KeyRequest, ModelGatesClient, Pkce, RequestError, Url,
+    openai,
 };
 
 fn client(emu: &Emulator, retries: ApiRetries) -> ModelGatesClient {
@@ -218,7 +220,7 @@ async fn the_emulators_rate_limit_and_own_endpoints_answer_typed() {
     };
     let issued = client.exchange_code(&code, Some(&pkce)).await.unwrap();
     let expires_at = issued.expires_at.expect("the emulator's keys expire");
-    let now = modelgates_oauth_core::unix_now();
+    let now = modelgates_oauth_core::__private::unix_now();
     assert!(
         (now + 3590..=now + 3610).contains(&expires_at),
         "{expires_at}"

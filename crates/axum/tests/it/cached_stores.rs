@@ -9,7 +9,7 @@
 
 #![cfg(all(feature = "postgres", feature = "redis", feature = "openai"))]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

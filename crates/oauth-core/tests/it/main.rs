@@ -1,0 +1,6 @@
+//! The protocol crate's integration tests, one binary with a module per concern: the flow and
+//! the API against the emulator, the loopback receiver, and the user's money errors.
+
+mod against_emulator;
+mod loopback;
+mod money;
