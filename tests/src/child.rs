@@ -21,11 +21,11 @@ use axum::Router;
 use axum::routing::{get, post};
 use modelgates_axum::config::ExchangeLimits;
 use modelgates_axum::store::{
-    CacheStats, CachingStore, CookieStore, FlowSpend, KeyStore, MemoryStore, PostgresRevocations,
-    PostgresStore, RedisStore, RevocationFeed, SessionToken, SqliteStore, StoreError, StoredKey,
-    TokenProtection,
+    CacheStats, CachingStore, CookieStore, FlowSpend, KeyStore, MemoryStore, RevocationFeed,
+    SessionToken, StoreError, StoredKey, TokenProtection,
 };
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
+use modelgates_stores::{PostgresRevocations, PostgresStore, RedisStore, SqliteStore};
 use sha2::{Digest as _, Sha256};
 
 /// Hex SHA-256 of a key, to compare keys without printing them.

@@ -17,10 +17,9 @@ use axum::Router;
 use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use modelgates_axum::ModelGatesAuth;
-use modelgates_axum::store::{
-    CachingStore, KeyStore, MemoryStore, PostgresStore, RedisStore, SqliteStore,
-};
+use modelgates_axum::store::{CachingStore, KeyStore, MemoryStore};
 use modelgates_emulator::Emulator;
+use modelgates_stores::{PostgresStore, RedisStore, SqliteStore};
 use tower::ServiceExt as _;
 
 mod support;

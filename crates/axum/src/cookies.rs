@@ -19,13 +19,15 @@ use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use zeroize::Zeroizing;
 
-use crate::store::TokenProtection;
+use crate::store::{SessionToken, TokenProtection};
 
 #[cfg(test)]
 mod tests;
 
 /// The longest cookie value this crate will try to open.
 pub(crate) const MAX_COOKIE_VALUE: usize = 4096;
+/// The most bytes a value of [`MAX_COOKIE_VALUE`] base64 characters decodes to.
+const MAX_DECODED_VALUE: usize = MAX_COOKIE_VALUE / 4 * 3;
 
 /// How many cookies of one name are tried at most.
 pub(crate) const MAX_CANDIDATES: usize = 3;
@@ -178,7 +180,7 @@ impl KeyCookie {
         &self,
         headers: &HeaderMap,
         protection: TokenProtection,
-    ) -> Option<Opened<String>> {
+    ) -> Option<Opened<SessionToken>> {
         match protection {
             TokenProtection::Encrypted => self.open_private(headers),
             TokenProtection::Signed => self.open_signed(headers),
@@ -194,8 +196,8 @@ impl KeyCookie {
     fn open_with(
         &self,
         headers: &HeaderMap,
-        unseal: impl Fn(usize, &str) -> Option<String>,
-    ) -> Option<Opened<String>> {
+        unseal: impl Fn(usize, &str) -> Option<SessionToken>,
+    ) -> Option<Opened<SessionToken>> {
         self.spec
             .values(headers)
             .filter(|value| value.len() <= MAX_COOKIE_VALUE)
@@ -213,7 +215,7 @@ impl KeyCookie {
     ///
     /// The format is the `cookie` crate's signed jar's (which signs our values), verified here
     /// with a MAC keyed at startup, without copying the value.
-    fn open_signed(&self, headers: &HeaderMap) -> Option<Opened<String>> {
+    fn open_signed(&self, headers: &HeaderMap) -> Option<Opened<SessionToken>> {
         self.open_with(headers, |index, value| {
             if !value.is_char_boundary(BASE64_DIGEST_LEN) {
                 return None;
@@ -225,19 +227,26 @@ impl KeyCookie {
             mac.update(signed.as_bytes());
             mac.verify_slice(&decoded[..length]).ok()?;
             let encoded = signed.strip_prefix(SESSION_PURPOSE)?;
-            String::from_utf8(URL_SAFE_NO_PAD.decode(encoded).ok()?).ok()
+            let mut buffer = Zeroizing::new([0u8; MAX_DECODED_VALUE]);
+            let length = URL_SAFE_NO_PAD
+                .decode_slice(encoded, &mut buffer[..])
+                .ok()?;
+            token_of(&buffer[..length])
         })
     }
 
     /// Opens an encrypted value: authenticated and decrypted with the name as associated data.
     ///
     /// The format is the `cookie` crate's private jar's (which seals our values), opened here
-    /// with the ciphers expanded at startup and in place, in the one buffer base64 decoding
-    /// needs: the same AES-256-GCM check, without a key schedule and four copies per request.
-    fn open_private(&self, headers: &HeaderMap) -> Option<Opened<String>> {
+    /// with the ciphers expanded at startup and in place, in a wiped stack buffer: the same
+    /// AES-256-GCM check, without a key schedule and four copies per request, and one heap
+    /// allocation, the token's own.
+    fn open_private(&self, headers: &HeaderMap) -> Option<Opened<SessionToken>> {
         let name = self.spec.name.as_bytes();
         self.open_with(headers, |index, value| {
-            let mut data = Zeroizing::new(STANDARD.decode(value).ok()?);
+            let mut buffer = Zeroizing::new([0u8; MAX_DECODED_VALUE]);
+            let length = STANDARD.decode_slice(value, &mut buffer[..]).ok()?;
+            let data = &mut buffer[..length];
             if data.len() < NONCE_LEN + TAG_LEN {
                 return None;
             }
@@ -251,11 +260,7 @@ impl KeyCookie {
                     Tag::from_slice(tag),
                 )
                 .ok()?;
-            let length = message.len();
-            data.copy_within(NONCE_LEN..NONCE_LEN + length, 0);
-            data.truncate(length);
-            // The buffer moves into the string; the zeroizing wrapper keeps an empty vector.
-            String::from_utf8(std::mem::take(&mut *data)).ok()
+            token_of(message)
         })
     }
 
@@ -278,6 +283,13 @@ impl KeyCookie {
             .add(Cookie::new(name.clone(), payload.to_owned()));
         jar.get(name).expect("just added").value().to_owned()
     }
+}
+
+/// The token in an opened cookie's bytes, in an allocation of its exact size (so that no
+/// reallocation leaves an unwiped copy behind); `None` unless UTF-8.
+fn token_of(bytes: &[u8]) -> Option<SessionToken> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    Some(SessionToken::from_secret(secrecy::SecretString::from(text)))
 }
 
 /// A `Set-Cookie` value. Names are checked when the layer is built and values are base64 or

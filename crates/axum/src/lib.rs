@@ -60,8 +60,8 @@
 //! lives in one public module whose documentation states the exact rules it applies:
 //! [`config`] (settings, environment, errors), [`observe`] (metrics and spans), [`layer`] (the tower layer, its service and
 //! response future), [`extract`] (the extractor and its rejections), [`store`] (where keys
-//! live: cookie, memory, and with features `postgres`, `sqlite` and `redis` databases with
-//! keys sealed at rest), [`same_origin`] (the guard against cross-site posts), [`api`]
+//! live: the contract, the cookie and memory stores, and the cache in front of a shared one;
+//! the database stores are the `modelgates-stores` crate's), [`same_origin`] (the guard against cross-site posts), [`api`]
 //! (handler errors and the sign-out on a revoked key), `sse` (the events of a streamed reply,
 //! feature `openai`) and `testing` (feature `test-util`). What needs no web framework (PKCE, the flow
 //! state and its sealing, the key exchange) is in [`oauth_core`].
@@ -116,18 +116,6 @@ struct ReadmeDoctests;
 /// which would shadow the standard `core` crate for `use modelgates_axum::*;`.)
 pub use modelgates_oauth_core as oauth_core;
 
-/// The sqlx the SQL stores are built with, so the app's own queries on `store.pool()` use the
-/// same version without pinning it by hand.
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
-pub use sqlx;
-
 /// The `metrics` facade the crate records through ([`observe`]), so the app installs its
 /// exporter against the same version.
 pub use metrics;
-
-/// The redis crate [`RedisStore`](store::RedisStore) is built with, for
-/// `RedisStore::new(client, connection, settings)` and the app's own commands.
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis;

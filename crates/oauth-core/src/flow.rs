@@ -254,7 +254,7 @@ impl FlowState {
             _ => return None,
         };
         Some(Self {
-            id: FlowId(SecretString::from(wire.id.into_owned())),
+            id: FlowId(crate::key::secret_string(wire.id.into_owned())),
             pkce,
             return_to: wire.return_to.into_owned(),
             issued_at: wire.issued_at,

@@ -8,6 +8,7 @@ use std::fmt;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
 
 pub use crate::limit::{InvalidSpendLimit, KeyRequest, SpendLimit};
 
@@ -28,7 +29,7 @@ impl ApiKey {
     /// Wraps a key received from ModelGates or read from storage.
     #[must_use]
     pub fn new(key: impl Into<String>) -> Self {
-        Self(SecretString::from(key.into()))
+        Self(secret_string(key.into()))
     }
 
     /// The key itself. Send it only as a Bearer token or to encrypted storage.
@@ -46,6 +47,20 @@ impl ApiKey {
             return "…".to_owned();
         }
         format!("{}…{}", &key[..8], &key[key.len() - 4..])
+    }
+}
+
+/// `text` as a [`SecretString`], leaving no unwiped copy behind. A `SecretString` holds a
+/// `Box<str>`, and boxing a `String` that has spare capacity reallocates, which frees the old
+/// buffer with the secret still in it: such a string is copied into an exact allocation and
+/// wiped instead.
+#[must_use]
+pub fn secret_string(text: String) -> SecretString {
+    if text.len() == text.capacity() {
+        SecretString::from(text)
+    } else {
+        let text = Zeroizing::new(text);
+        SecretString::from(text.as_str())
     }
 }
 

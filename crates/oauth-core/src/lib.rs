@@ -120,6 +120,7 @@ pub use url::Url;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::flow::unix_now;
+    pub use crate::key::secret_string;
     pub use crate::origin::is_loopback_host;
     pub use crate::random::random_bytes;
 }

@@ -2,9 +2,8 @@
 //! `postgres://…`, `redis://…`) and `MODELGATES_KEY_CACHE` turned into a store.
 
 use modelgates_axum::ModelGatesConfig;
-use modelgates_axum::store::{
-    CachingStore, MemoryStore, PostgresStore, RedisStore, SqliteStore, StoreError,
-};
+use modelgates_axum::store::{CachingStore, MemoryStore, StoreError};
+use modelgates_stores::{PostgresStore, RedisStore, SqliteStore};
 
 /// The store `MODELGATES_KEY_STORE` names, connected. Each is its own type, so the app is
 /// built once per kind (see `main.rs`).

@@ -17,13 +17,12 @@ use modelgates_axum::api::ApiError;
 use modelgates_axum::oauth_core::async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 };
-use modelgates_axum::store::{
-    CachingStore, KeyStore, PostgresStore, RedisStore, RevocationFeed, StoreSettings,
-};
+use modelgates_axum::store::{CachingStore, KeyStore, RevocationFeed};
 use modelgates_axum::testing::{self, TestApp, reqwest};
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_e2e::proxy::FaultProxy;
 use modelgates_emulator::{Emulator, Endpoint, Fault};
+use modelgates_stores::{PostgresStore, RedisStore, StoreSettings};
 use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore as _, Jar};
 use tokio::sync::Mutex;
@@ -508,7 +507,7 @@ async fn a_truncate_of_the_keys_table_empties_every_instances_cache() {
             .unwrap();
         assert_eq!(me.status(), StatusCode::OK, "cached on both instances");
     }
-    modelgates_axum::sqlx::query("TRUNCATE modelgates_keys")
+    modelgates_stores::sqlx::query("TRUNCATE modelgates_keys")
         .execute(admin.unwrap().pool())
         .await
         .unwrap();

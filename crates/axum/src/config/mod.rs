@@ -310,6 +310,20 @@ impl ModelGatesConfig {
         self
     }
 
+    /// The cookie secrets, newest first: the current one, then the previous ones that still
+    /// open older cookies ([`with_previous_secrets`](Self::with_previous_secrets)). A database
+    /// store derives its key for sealing keys at rest from them.
+    pub fn cookie_secrets(&self) -> impl Iterator<Item = &CookieSecret> {
+        std::iter::once(&self.secret).chain(&self.previous_secrets)
+    }
+
+    /// How long a session lives: the key cookie's lifetime
+    /// ([`with_key_max_age`](Self::with_key_max_age)), which a database store gives its rows.
+    #[must_use]
+    pub fn key_max_age(&self) -> Duration {
+        self.key_max_age
+    }
+
     /// How long the key cookie lasts (default 30 days).
     pub fn with_key_max_age(mut self, max_age: Duration) -> Self {
         self.key_max_age = max_age;
@@ -357,7 +371,7 @@ impl ModelGatesConfig {
     /// showing its message, and nothing is stored.
     ///
     /// The value it returns is kept with the session (serde JSON, at most
-    /// [`MAX_APP_DATA_LEN`] bytes, sealed like the key in every store) and read in handlers
+    /// [`MAX_APP_DATA_LEN`](crate::hooks::MAX_APP_DATA_LEN) bytes, sealed like the key in every store) and read in handlers
     /// with [`ModelGatesKey::app_data`](crate::ModelGatesKey::app_data), so no request has to
     /// look the user up again; return `()` to keep nothing. A value too large ends the sign-in
     /// with a 500 that says so, before anything is stored.
@@ -400,9 +414,9 @@ impl ModelGatesConfig {
     }
 
     /// Runs after every sign-out the layer performs, once the store has forgotten the
-    /// session: the logout route ([`SignOutReason::Logout`]), ModelGates refusing the key
-    /// ([`SignOutReason::KeyRejected`]), and a handler's [`SignOut`](crate::api::SignOut)
-    /// ([`SignOutReason::App`]). The response waits for it; it cannot stop the sign-out.
+    /// session: the logout route ([`SignOutReason::Logout`](crate::hooks::SignOutReason::Logout)), ModelGates refusing the key
+    /// ([`SignOutReason::KeyRejected`](crate::hooks::SignOutReason::KeyRejected)), and a handler's [`SignOut`](crate::api::SignOut)
+    /// ([`SignOutReason::App`](crate::hooks::SignOutReason::App)). The response waits for it; it cannot stop the sign-out.
     ///
     /// ```
     /// use modelgates_axum::hooks::{SignOutReason, SignedOut};

@@ -86,9 +86,15 @@ impl CookieSecret {
         STANDARD.encode(self.bytes())
     }
 
-    /// The raw secret, for key derivation inside this crate.
-    pub(crate) fn bytes(&self) -> &[u8] {
+    /// The raw secret: for deriving a key of your own from it (the database stores of
+    /// `modelgates-stores` derive their sealing key so). Never log it or send it anywhere.
+    #[must_use]
+    pub fn expose_secret(&self) -> &[u8] {
         self.0.expose_secret()
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.expose_secret()
     }
 
     pub(crate) fn cookie_key(&self) -> cookie::Key {
@@ -100,42 +106,6 @@ impl CookieSecret {
 impl fmt::Debug for CookieSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("CookieSecret(<redacted>)")
-    }
-}
-
-/// The public constructors of the store's sealer live here, with the secrets they take: the
-/// store module sits below the configuration and does not know it.
-#[cfg(sealed_stores)]
-impl crate::store::KeySealer {
-    /// A sealer for the current secret and any previous ones (newest first).
-    #[must_use]
-    pub fn new<'a>(
-        current: &'a CookieSecret,
-        previous: impl IntoIterator<Item = &'a CookieSecret>,
-    ) -> Self {
-        Self::from_secrets(
-            std::iter::once(current)
-                .chain(previous)
-                .map(CookieSecret::bytes),
-        )
-    }
-
-    /// A sealer for a layer configuration's current and previous secrets.
-    #[must_use]
-    pub fn from_config(config: &super::ModelGatesConfig) -> Self {
-        Self::new(&config.secret, &config.previous_secrets)
-    }
-}
-
-/// A database store's settings from the layer's configuration: its secrets seal keys at rest,
-/// and rows live as long as the key cookie, so `PostgresStore::connect(&url, &config)` reads.
-#[cfg(sealed_stores)]
-impl From<&super::ModelGatesConfig> for crate::store::StoreSettings {
-    fn from(config: &super::ModelGatesConfig) -> Self {
-        Self::new(
-            crate::store::KeySealer::from_config(config),
-            config.key_max_age,
-        )
     }
 }
 

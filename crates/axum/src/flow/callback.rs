@@ -222,7 +222,7 @@ async fn end_previous_session<K: KeyStore>(flow: &Flow, store: &K, parts: &Parts
     let Some(previous) = flow.key_cookie.open(&parts.headers, K::TOKEN_PROTECTION) else {
         return;
     };
-    let token = SessionToken::new(previous.value);
+    let token = previous.value;
     match store.remove(&token).await {
         Ok(()) => tracing::info!("ended the session this browser held before signing in again"),
         Err(error) => {

@@ -9,7 +9,7 @@ use http::request::Parts;
 
 use super::{AuthError, Flow, SignOutReason, record_outcome};
 use crate::response::{no_store, see_other, set_cookie};
-use crate::store::{KeyStore, SessionToken};
+use crate::store::KeyStore;
 
 pub(super) async fn logout<K: KeyStore>(
     flow: &Flow,
@@ -20,7 +20,7 @@ pub(super) async fn logout<K: KeyStore>(
     let mut user_id = None;
     let mut signed_in = false;
     if let Some(opened) = flow.key_cookie.open(&parts.headers, K::TOKEN_PROTECTION) {
-        let token = SessionToken::new(opened.value);
+        let token = opened.value;
         signed_in = true;
         if flow.on_sign_out.is_some() {
             // Only the hook needs to know whose session this was.

@@ -207,7 +207,7 @@ pub(crate) fn open<K: KeyStore>(state: &State, headers: &HeaderMap) -> Opening {
     let key_cookie = &state.flow.key_cookie;
     match key_cookie.open(headers, K::TOKEN_PROTECTION) {
         Some(opened) => Opening::Token {
-            token: SessionToken::new(opened.value),
+            token: opened.value,
             needs_reissue: opened.needs_reissue,
         },
         None => Opening::Refused(Authenticated {

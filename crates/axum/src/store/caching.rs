@@ -61,13 +61,14 @@ const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(5);
 /// * Without a feed ([`new`](Self::new) alone), entries live the fallback TTL: right for
 ///   one instance, where every logout goes through this cache.
 ///
-/// `PostgresStore::cached` and `RedisStore::cached` (features `postgres` and `redis`) set all
+/// `PostgresStore::cached` and `RedisStore::cached` (crate `modelgates-stores`) set all
 /// of this up with their own feeds.
 ///
 /// ```no_run
 /// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {
 /// use modelgates_axum::ModelGatesAuth;
-/// use modelgates_axum::store::{CachingStore, PostgresStore};
+/// use modelgates_axum::store::CachingStore;
+/// use modelgates_stores::PostgresStore;
 /// use std::time::Duration;
 ///
 /// let store = PostgresStore::connect("postgres://app@127.0.0.1/app", &config).await?;

@@ -29,7 +29,7 @@ struct CookiePayload<'a> {
 }
 
 /// A stored key as compact JSON: the cookie store's token, and what database stores seal.
-pub(crate) fn encode_stored(key: &StoredKey) -> Zeroizing<String> {
+pub fn encode_stored(key: &StoredKey) -> Zeroizing<String> {
     let payload = CookiePayload {
         key: Cow::Borrowed(key.key.expose_secret()),
         user_id: key.user_id.as_deref().map(Cow::Borrowed),
@@ -41,7 +41,7 @@ pub(crate) fn encode_stored(key: &StoredKey) -> Zeroizing<String> {
 }
 
 /// The inverse of [`encode_stored`]; `None` for anything else.
-pub(crate) fn decode_stored(json: &str) -> Option<StoredKey> {
+pub fn decode_stored(json: &str) -> Option<StoredKey> {
     let payload: CookiePayload<'_> = serde_json::from_str(json).ok()?;
     (!payload.key.is_empty()).then(|| StoredKey {
         key: ApiKey::new(payload.key.into_owned()),

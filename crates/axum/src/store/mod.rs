@@ -11,30 +11,17 @@
 //! * [`MemoryStore`] keeps keys in this process behind a random session id carried in a
 //!   signed cookie. Logout really revokes the session, but keys are lost on restart and not
 //!   shared between instances: for one-process apps and tests.
-//! * `PostgresStore`, `SqliteStore` and `RedisStore` (features `postgres`, `sqlite`, `redis`)
-//!   keep keys sealed at rest in a database behind a signed session id, shared by every
-//!   instance that uses the same database and secret.
-//! * [`CachingStore`] puts an in-process cache in front of any of them, which hears every
+//! * The `modelgates-stores` crate keeps keys in databases: `PostgresStore`, `SqliteStore`
+//!   and `RedisStore` (one feature each) seal keys at rest behind a signed session id, shared
+//!   by every instance that uses the same database and secret; its `KeySealer` seals keys the
+//!   same way for a store of your own.
+//! * [`CachingStore`] puts an in-process cache in front of any store, which hears every
 //!   instance's revocations through a [`RevocationFeed`] (`PostgresStore::cached()`,
 //!   `RedisStore::cached()`): database stores at cookie speed, revocation intact.
 //!
 //! The layer checks the age of every loaded key against the configured key lifetime, so a
-//! store need not. A third-party store can seal keys at rest the way the database stores do
-//! with `KeySealer`, and prove it meets the contract with the conformance suite in `testing`
-//! (feature `test-util`).
-//!
-//! # The SQL stores
-//!
-//! `PostgresStore` and `SqliteStore` follow the same rules: keys are sealed at rest
-//! (`KeySealer`); the browser carries only a random session id in a signed cookie, and the
-//! table holds only its SHA-256 hash; every row has an expiry, expired rows are never returned
-//! and are purged by a save at most once a minute (and by `purge_expired`); logout deletes the
-//! row; `revoke` and `revoke_user` delete rows on demand. Spent sign-in flows live in a table
-//! of their own (only a hash of the flow id, until the flow would have expired), so that a
-//! callback is single-use across every instance ([`KeyStore::spend_flow`]); PostgreSQL batches
-//! the writes of concurrent sign-ins into multi-row statements. The schema ships with the crate (`migrations/`) and is
-//! applied, idempotently, by `migrate` (called by `connect`). Each backend is one plain file of
-//! sqlx code; a new one (MySQL, say) is one more such file and its migration.
+//! store need not. A third-party store proves it meets the contract with the conformance suite
+//! in `testing` (feature `test-util`), as the database stores do.
 
 use std::fmt;
 use std::future::Future;
@@ -49,45 +36,24 @@ use sha2::{Digest as _, Sha256};
 
 use crate::primitives::{BoxError, hex, random_bytes, unix_now};
 
-#[cfg(sealed_stores)]
-mod at_rest;
-#[cfg(feature = "postgres")]
-mod batch;
 mod caching;
 mod cookie;
 mod memory;
-#[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "redis")]
-mod redis;
-#[cfg(sql_stores)]
-mod sql;
-#[cfg(feature = "sqlite")]
-mod sqlite;
 #[cfg(any(test, feature = "test-util"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
-#[cfg(network_stores)]
-mod transport;
 
-#[cfg(sealed_stores)]
-#[cfg_attr(
-    docsrs,
-    doc(cfg(any(feature = "postgres", feature = "sqlite", feature = "redis")))
-)]
-pub use at_rest::{KeySealer, SealedKey, StoreSettings};
 pub use caching::{CacheStats, CachingStore, RevocationFeed};
 pub use cookie::CookieStore;
 pub use memory::MemoryStore;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::{PostgresRevocations, PostgresStore};
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::{RedisRevocations, RedisStore};
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use sqlite::SqliteStore;
+
+/// What the database stores of the `modelgates-stores` crate share with this one: the compact
+/// JSON of a [`StoredKey`], which they seal at rest as the cookie store encrypts it. Not part
+/// of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use super::cookie::{decode_stored, encode_stored};
+}
 
 /// How long a session lives unless configured otherwise (the key cookie's default lifetime,
 /// `ModelGatesConfig::with_key_max_age`): 30 days.
@@ -182,7 +148,14 @@ impl SessionToken {
     /// Wraps a token.
     #[must_use]
     pub fn new(token: impl Into<String>) -> Self {
-        Self(SecretString::from(token.into()))
+        Self(modelgates_oauth_core::__private::secret_string(
+            token.into(),
+        ))
+    }
+
+    /// A token already kept as a secret.
+    pub(crate) fn from_secret(token: SecretString) -> Self {
+        Self(token)
     }
 
     /// A fresh random session id: 32 bytes from the operating system, base64url.
@@ -259,8 +232,8 @@ impl StoreError {
     }
 
     /// The message, without the causes.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub(crate) fn message(&self) -> &str {
+    #[must_use]
+    pub fn message(&self) -> &str {
         &self.message
     }
 
@@ -388,14 +361,6 @@ pub enum FlowSpend {
     /// This store keeps no spent flows (it is not shared between instances): the layer keeps
     /// them in this process.
     NotKept,
-}
-
-impl FlowSpend {
-    /// [`Self::First`] when this call recorded the flow, [`Self::Replayed`] when it was there.
-    #[cfg_attr(not(sealed_stores), allow(dead_code))]
-    pub(crate) fn recorded_now(first: bool) -> Self {
-        if first { Self::First } else { Self::Replayed }
-    }
 }
 
 /// A boxed future of a store's answer.

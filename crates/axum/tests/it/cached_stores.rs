@@ -7,9 +7,10 @@
 //! pool. The tests in this file take turns (`SERIAL`), because killing a notification
 //! connection is done by the server for a whole class of clients.
 
-#![cfg(all(feature = "postgres", feature = "redis", feature = "openai"))]
+#![cfg(feature = "openai")]
 
 use crate::support;
+use modelgates_stores::{redis, sqlx};
 
 use std::time::Duration;
 
@@ -20,11 +21,11 @@ use modelgates_axum::api::ApiError;
 use modelgates_axum::oauth_core::ApiKey;
 use modelgates_axum::store::testing::conformance;
 use modelgates_axum::store::{
-    CachingStore, KeyStore, PostgresStore, RedisStore, RevocationFeed, SessionToken, StoreError,
-    StoredKey,
+    CachingStore, KeyStore, RevocationFeed, SessionToken, StoreError, StoredKey,
 };
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::Emulator;
+use modelgates_stores::{PostgresStore, RedisStore};
 use support::{Browser, server_url};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -44,7 +45,7 @@ trait Database: KeyStore + Clone {
 }
 
 impl Database for PostgresStore {
-    type Feed = modelgates_axum::store::PostgresRevocations;
+    type Feed = modelgates_stores::PostgresRevocations;
     fn feed(&self) -> Self::Feed {
         self.revocations()
     }
@@ -54,7 +55,7 @@ impl Database for PostgresStore {
 }
 
 impl Database for RedisStore {
-    type Feed = modelgates_axum::store::RedisRevocations;
+    type Feed = modelgates_stores::RedisRevocations;
     fn feed(&self) -> Self::Feed {
         self.revocations()
     }

@@ -4,9 +4,8 @@
 //! those variables the server tests say loudly that they were skipped; under `CI=true` they fail.
 //! Also: keys are sealed at rest, revocation, expiry, and two app instances sharing one store.
 
-#![cfg(all(feature = "postgres", feature = "sqlite", feature = "redis"))]
-
 use crate::support;
+use modelgates_stores::{redis, sqlx};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,12 +13,10 @@ use axum::Router;
 use axum::routing::get;
 use modelgates_axum::oauth_core::ApiKey;
 use modelgates_axum::store::testing::conformance;
-use modelgates_axum::store::{
-    CookieStore, KeyStore, MemoryStore, PostgresStore, RedisStore, SessionToken, SqliteStore,
-    StoredKey,
-};
+use modelgates_axum::store::{CookieStore, KeyStore, MemoryStore, SessionToken, StoredKey};
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::Emulator;
+use modelgates_stores::{PostgresStore, RedisStore, SqliteStore};
 use support::{Browser, server_url};
 
 fn config() -> ModelGatesConfig {
@@ -401,7 +398,7 @@ async fn two_instances_share_sqlite() {
 /// (after `migrate` for the SQL stores), with settings made from its configuration.
 #[tokio::test]
 async fn stores_over_the_apps_own_connections_conform() {
-    use modelgates_axum::store::StoreSettings;
+    use modelgates_stores::StoreSettings;
     let settings = || StoreSettings::from(&config());
 
     let path = temp_db("own-pool");

@@ -11,14 +11,11 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 
-use super::at_rest::{KeySealer, StoreSettings};
-use super::batch::Batcher;
-use super::sql::{
-    DELETE_SESSION, DELETE_USER, NewRow, PURGE_EXPIRED, PURGE_SPENT_FLOWS, PurgeSchedule,
-    SELECT_LIVE, db_error, now, open_row, spent_flow_row,
-};
-use super::transport::{DATABASE_TIMEOUT, check_postgres};
-use super::{
+use crate::at_rest::{KeySealer, StoreSettings};
+use crate::batch::Batcher;
+use crate::sql::{NewRow, PurgeSchedule, db_error, spent_flow_row};
+use crate::transport::{DATABASE_TIMEOUT, check_postgres};
+use modelgates_axum::store::{
     CachingStore, FlowSpend, KeyStore, RevocationFeed, SessionToken, StoreError, StoredKey,
     TokenProtection,
 };
@@ -29,9 +26,9 @@ use super::{
 const SCHEMA: &str = concat!(
     "SELECT pg_advisory_xact_lock(7420131);\n",
     "SET LOCAL client_min_messages = warning;\n",
-    include_str!("../../migrations/postgres/0001_modelgates_keys.sql"),
-    include_str!("../../migrations/postgres/0002_revocation_notify.sql"),
-    include_str!("../../migrations/postgres/0003_spent_flows_and_truncate.sql"),
+    include_str!("../migrations/postgres/0001_modelgates_keys.sql"),
+    include_str!("../migrations/postgres/0002_revocation_notify.sql"),
+    include_str!("../migrations/postgres/0003_spent_flows_and_truncate.sql"),
 );
 
 /// The connections [`PostgresStore::connect`] pools.
@@ -45,7 +42,7 @@ const POOL_SIZE: u32 = 10;
 /// ```no_run
 /// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {
 /// use modelgates_axum::ModelGatesAuth;
-/// use modelgates_axum::store::PostgresStore;
+/// use modelgates_stores::PostgresStore;
 ///
 /// let store = PostgresStore::connect("postgres://app@127.0.0.1/app", &config).await?;
 /// let layer = ModelGatesAuth::new(config).with_store(store);
@@ -105,7 +102,7 @@ async fn spend_flows(
         recorded.into_iter().map(|(hash,)| hash).collect();
     Ok(hashes
         .iter()
-        .map(|hash| FlowSpend::recorded_now(first.remove(hash)))
+        .map(|hash| crate::flow_spend(first.remove(hash)))
         .collect())
 }
 
@@ -191,58 +188,7 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Creates the table, its indexes and the revocation trigger if they do not exist.
-    ///
-    /// # Errors
-    ///
-    /// When the statements fail.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::raw_sql(SCHEMA)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("applying the schema"))?;
-        Ok(())
-    }
-
-    /// Deletes expired rows (sessions and spent flows); returns how many sessions. A save
-    /// does it at most once a minute.
-    ///
-    /// # Errors
-    ///
-    /// When the database fails.
-    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query(PURGE_EXPIRED)
-            .bind(now())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("purging expired keys"))?;
-        sqlx::query(PURGE_SPENT_FLOWS)
-            .bind(now())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("purging expired flows"))?;
-        Ok(done.rows_affected())
-    }
-
-    /// Removes a session's key: its next request is signed out, on every instance.
-    ///
-    /// # Errors
-    ///
-    /// When the database fails.
-    pub async fn revoke(&self, token: &SessionToken) -> Result<(), StoreError> {
-        sqlx::query(DELETE_SESSION)
-            .bind(token.hash())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("revoking a session"))?;
-        Ok(())
-    }
-
-    /// The pool, for the app's own queries.
-    #[must_use]
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
+    crate::sql::shared_methods!(PgPool, migrate: "Creates the table, its indexes and the revocation trigger if they do not exist.", revoke: "Removes a session's key: its next request is signed out, on every instance.");
 
     /// The feed on which every instance hears this database's revocations.
     #[must_use]
@@ -258,7 +204,7 @@ impl PostgresStore {
     /// ```no_run
     /// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {
     /// use modelgates_axum::ModelGatesAuth;
-    /// use modelgates_axum::store::PostgresStore;
+    /// use modelgates_stores::PostgresStore;
     ///
     /// let store = PostgresStore::connect("postgres://app@127.0.0.1/app", &config).await?;
     /// let layer = ModelGatesAuth::new(config).with_store(store.cached().await?);
@@ -303,14 +249,7 @@ impl KeyStore for PostgresStore {
     }
 
     async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
-        let hash = token.hash();
-        let row = sqlx::query_as(SELECT_LIVE)
-            .bind(&hash)
-            .bind(now())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error("loading a key"))?;
-        Ok(open_row(&self.sealer, &hash, row))
+        self.load_live(token).await
     }
 
     async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
@@ -331,11 +270,7 @@ impl KeyStore for PostgresStore {
 
     /// `SELECT 1` on a pooled connection.
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("checking the database"))?;
-        Ok(())
+        self.select_one().await
     }
 
     async fn revoke_user(
@@ -343,13 +278,7 @@ impl KeyStore for PostgresStore {
         user_id: &str,
         keep: Option<&SessionToken>,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(DELETE_USER)
-            .bind(user_id)
-            .bind(keep.map(SessionToken::hash).unwrap_or_default())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("revoking a user's keys"))?;
-        Ok(done.rows_affected())
+        self.delete_user(user_id, keep).await
     }
 }
 

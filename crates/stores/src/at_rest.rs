@@ -6,9 +6,12 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
-use super::StoredKey;
-use super::cookie::{decode_stored, encode_stored};
-use crate::primitives::{hex, random_bytes};
+use modelgates_axum::store::__private::{decode_stored, encode_stored};
+use modelgates_axum::store::StoredKey;
+use modelgates_axum::{CookieSecret, ModelGatesConfig};
+use modelgates_oauth_core::__private::random_bytes;
+
+use crate::hex;
 
 const NONCE_LEN: usize = 12;
 
@@ -49,17 +52,30 @@ pub struct SealedKey {
 }
 
 impl KeySealer {
-    /// A sealer for secrets given as bytes, newest first. (The public constructors,
-    /// [`KeySealer::new`] and [`KeySealer::from_config`], take the layer's `CookieSecret`s;
-    /// they live with the configuration, which this module does not know.)
-    pub(crate) fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a [u8]>) -> Self {
+    /// A sealer for the current secret and any previous ones (newest first).
+    #[must_use]
+    pub fn new<'a>(
+        current: &'a CookieSecret,
+        previous: impl IntoIterator<Item = &'a CookieSecret>,
+    ) -> Self {
+        Self::from_secrets(std::iter::once(current).chain(previous))
+    }
+
+    /// A sealer for a layer configuration's current and previous secrets.
+    #[must_use]
+    pub fn from_config(config: &ModelGatesConfig) -> Self {
+        Self::from_secrets(config.cookie_secrets())
+    }
+
+    /// A sealer for `secrets`, newest first.
+    fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a CookieSecret>) -> Self {
         let keys = secrets
             .into_iter()
             .map(|secret| {
                 let derived: Zeroizing<[u8; 32]> = Zeroizing::new(
                     Sha256::new()
                         .chain_update(b"modelgates-axum at-rest v1")
-                        .chain_update(secret)
+                        .chain_update(secret.expose_secret())
                         .finalize()
                         .into(),
                 );
@@ -76,7 +92,7 @@ impl KeySealer {
         Self { keys }
     }
 
-    /// Seals `key` for the row `session_hash` (the session's [hash](super::SessionToken::hash)),
+    /// Seals `key` for the row `session_hash` (the session's [hash](modelgates_axum::store::SessionToken::hash)),
     /// with the current secret. A store of your own keeps the result and hands it back to
     /// [`Self::open`] with the same hash.
     #[must_use]
@@ -126,6 +142,14 @@ pub struct StoreSettings {
     pub lifetime: std::time::Duration,
 }
 
+/// A database store's settings from the layer's configuration: its secrets seal keys at rest,
+/// and rows live as long as the key cookie, so `PostgresStore::connect(&url, &config)` reads.
+impl From<&ModelGatesConfig> for StoreSettings {
+    fn from(config: &ModelGatesConfig) -> Self {
+        Self::new(KeySealer::from_config(config), config.key_max_age())
+    }
+}
+
 impl StoreSettings {
     /// Settings with this sealer and session lifetime.
     #[must_use]
@@ -137,7 +161,6 @@ impl StoreSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::CookieSecret;
     use modelgates_oauth_core::ApiKey;
 
     #[test]

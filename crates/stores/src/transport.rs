@@ -27,7 +27,7 @@ use url::Url;
 /// 30 s of retries against a stopped server).
 pub(crate) const DATABASE_TIMEOUT: Duration = Duration::from_secs(3);
 
-use super::StoreError;
+use modelgates_axum::store::StoreError;
 use modelgates_oauth_core::__private::is_loopback_host;
 
 fn refused(what: &str, fix: &str) -> StoreError {
@@ -181,7 +181,7 @@ mod tests {
         let output = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "store::transport::tests::pghost_in_a_child",
+                "transport::tests::pghost_in_a_child",
                 "--test-threads=1",
             ])
             .env("PGHOST", "192.0.2.2")

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::StoreError;
+use modelgates_axum::store::StoreError;
 
 /// The most writes one statement carries.
 pub(super) const MAX_BATCH: usize = 128;

@@ -6,12 +6,11 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnectOptions;
 
-use super::at_rest::{KeySealer, StoreSettings};
-use super::sql::{
-    DELETE_SESSION, DELETE_USER, NewRow, PURGE_EXPIRED, PURGE_SPENT_FLOWS, PurgeSchedule,
-    SELECT_LIVE, db_error, now, open_row, spent_flow_row,
+use crate::at_rest::{KeySealer, StoreSettings};
+use crate::sql::{NewRow, PurgeSchedule, db_error, spent_flow_row};
+use modelgates_axum::store::{
+    FlowSpend, KeyStore, SessionToken, StoreError, StoredKey, TokenProtection,
 };
-use super::{FlowSpend, KeyStore, SessionToken, StoreError, StoredKey, TokenProtection};
 
 /// One session (PostgreSQL batches its inserts instead: `postgres.rs`).
 const INSERT: &str = "INSERT INTO modelgates_keys \
@@ -22,8 +21,8 @@ const SPEND_FLOW: &str = "INSERT INTO modelgates_spent_flows (flow_hash, expires
      VALUES ($1, $2) ON CONFLICT (flow_hash) DO NOTHING";
 
 const SCHEMA: &str = concat!(
-    include_str!("../../migrations/sqlite/0001_modelgates_keys.sql"),
-    include_str!("../../migrations/sqlite/0002_spent_flows.sql"),
+    include_str!("../migrations/sqlite/0001_modelgates_keys.sql"),
+    include_str!("../migrations/sqlite/0002_spent_flows.sql"),
 );
 
 /// Keys in SQLite: the embedded choice for one machine (`sqlite:path/to/keys.db`; the file is
@@ -32,7 +31,7 @@ const SCHEMA: &str = concat!(
 /// ```no_run
 /// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {
 /// use modelgates_axum::ModelGatesAuth;
-/// use modelgates_axum::store::SqliteStore;
+/// use modelgates_stores::SqliteStore;
 ///
 /// let store = SqliteStore::connect("sqlite:keys.db", &config).await?;
 /// let layer = ModelGatesAuth::new(config).with_store(store);
@@ -91,58 +90,7 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Creates the table and its indexes if they do not exist.
-    ///
-    /// # Errors
-    ///
-    /// When the statements fail.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::raw_sql(SCHEMA)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("applying the schema"))?;
-        Ok(())
-    }
-
-    /// Deletes expired rows (sessions and spent flows); returns how many sessions. A save
-    /// does it at most once a minute.
-    ///
-    /// # Errors
-    ///
-    /// When the database fails.
-    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query(PURGE_EXPIRED)
-            .bind(now())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("purging expired keys"))?;
-        sqlx::query(PURGE_SPENT_FLOWS)
-            .bind(now())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("purging expired flows"))?;
-        Ok(done.rows_affected())
-    }
-
-    /// Removes a session's key: its next request is signed out.
-    ///
-    /// # Errors
-    ///
-    /// When the database fails.
-    pub async fn revoke(&self, token: &SessionToken) -> Result<(), StoreError> {
-        sqlx::query(DELETE_SESSION)
-            .bind(token.hash())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("revoking a session"))?;
-        Ok(())
-    }
-
-    /// The pool, for the app's own queries.
-    #[must_use]
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
+    crate::sql::shared_methods!(SqlitePool, migrate: "Creates the table and its indexes if they do not exist.", revoke: "Removes a session's key: its next request is signed out.");
 }
 
 impl KeyStore for SqliteStore {
@@ -167,14 +115,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
-        let hash = token.hash();
-        let row = sqlx::query_as(SELECT_LIVE)
-            .bind(&hash)
-            .bind(now())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error("loading a key"))?;
-        Ok(open_row(&self.sealer, &hash, row))
+        self.load_live(token).await
     }
 
     async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
@@ -189,16 +130,12 @@ impl KeyStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(db_error("recording a spent sign-in flow"))?;
-        Ok(FlowSpend::recorded_now(done.rows_affected() == 1))
+        Ok(crate::flow_spend(done.rows_affected() == 1))
     }
 
     /// `SELECT 1` on a pooled connection.
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("checking the database"))?;
-        Ok(())
+        self.select_one().await
     }
 
     async fn revoke_user(
@@ -206,12 +143,6 @@ impl KeyStore for SqliteStore {
         user_id: &str,
         keep: Option<&SessionToken>,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(DELETE_USER)
-            .bind(user_id)
-            .bind(keep.map(SessionToken::hash).unwrap_or_default())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error("revoking a user's keys"))?;
-        Ok(done.rows_affected())
+        self.delete_user(user_id, keep).await
     }
 }

@@ -11,13 +11,13 @@ use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, PubSub};
 
-use super::at_rest::{KeySealer, SealedKey, StoreSettings};
-use super::transport::{DATABASE_TIMEOUT, check_redis};
-use super::{
+use crate::at_rest::{KeySealer, SealedKey, StoreSettings};
+use crate::transport::{DATABASE_TIMEOUT, check_redis};
+use modelgates_axum::store::{
     CachingStore, FlowSpend, KeyStore, RevocationFeed, SessionToken, StoreError, StoredKey,
     TokenProtection,
 };
-use crate::primitives::unix_now;
+use modelgates_oauth_core::__private::unix_now;
 
 /// Keys in Redis, shared by any number of app instances.
 ///
@@ -34,7 +34,7 @@ use crate::primitives::unix_now;
 /// ```no_run
 /// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {
 /// use modelgates_axum::ModelGatesAuth;
-/// use modelgates_axum::store::RedisStore;
+/// use modelgates_stores::RedisStore;
 ///
 /// let store = RedisStore::connect("redis://127.0.0.1/", &config).await?;
 /// let layer = ModelGatesAuth::new(config).with_store(store);
@@ -67,7 +67,7 @@ fn session_key(hash: &str) -> String {
 }
 
 fn spent_flow_key(flow_id: &str) -> String {
-    let hash = crate::primitives::hex(&<sha2::Sha256 as sha2::Digest>::digest(flow_id));
+    let hash = crate::spent_flow_hash(flow_id);
     format!("modelgates:flow:{hash}")
 }
 
@@ -162,7 +162,7 @@ impl RedisStore {
     /// ```no_run
     /// # async fn run(config: modelgates_axum::ModelGatesConfig) -> Result<(), modelgates_axum::store::StoreError> {
     /// use modelgates_axum::ModelGatesAuth;
-    /// use modelgates_axum::store::RedisStore;
+    /// use modelgates_stores::RedisStore;
     ///
     /// let store = RedisStore::connect("redis://127.0.0.1/", &config).await?;
     /// let layer = ModelGatesAuth::new(config).with_store(store.cached().await?);
@@ -248,7 +248,7 @@ impl KeyStore for RedisStore {
             .query_async(&mut self.connection.clone())
             .await
             .map_err(redis_error("recording a spent sign-in flow"))?;
-        Ok(FlowSpend::recorded_now(set.is_some()))
+        Ok(crate::flow_spend(set.is_some()))
     }
 
     /// `PING`.

@@ -1,0 +1,203 @@
+//! What the SQL stores share: the rules, the statements' text, and the rows they write and
+//! read. Each backend ([`PostgresStore`](crate::PostgresStore),
+//! [`SqliteStore`](crate::SqliteStore)) is a plain file of sqlx code over these; a new one
+//! (MySQL, say) is one more such file and its migration.
+//!
+//! The rules they follow are in the crate documentation ("The SQL
+//! stores").
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::at_rest::{KeySealer, SealedKey};
+use modelgates_axum::store::{SessionToken, StoreError, StoredKey};
+use modelgates_oauth_core::__private::unix_now;
+
+/// The statements, in the SQL PostgreSQL and SQLite share.
+pub(super) const PURGE_EXPIRED: &str = "DELETE FROM modelgates_keys WHERE expires_at <= $1";
+pub(super) const DELETE_SESSION: &str = "DELETE FROM modelgates_keys WHERE session_hash = $1";
+/// `$2`: the session hash kept (empty: none).
+pub(super) const DELETE_USER: &str =
+    "DELETE FROM modelgates_keys WHERE user_id = $1 AND session_hash <> $2";
+pub(super) const SELECT_LIVE: &str = "SELECT key_id, sealed FROM modelgates_keys \
+     WHERE session_hash = $1 AND expires_at > $2";
+
+pub(super) const PURGE_SPENT_FLOWS: &str =
+    "DELETE FROM modelgates_spent_flows WHERE expires_at <= $1";
+
+/// How often a save also purges expired rows: often enough that the tables stay small, rarely
+/// enough that a sign-in is one write, not three.
+pub(super) const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// When the store last purged, so that saves purge at most once per [`PURGE_EVERY`].
+#[derive(Debug, Default)]
+pub(super) struct PurgeSchedule(AtomicU64);
+
+impl PurgeSchedule {
+    /// Whether a purge is due now; if so, it is this caller's to run.
+    pub(super) fn due(&self) -> bool {
+        let now = unix_now();
+        let last = self.0.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= PURGE_EVERY.as_secs()
+            && self
+                .0
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// The row of a spent flow: the SHA-256 of its id, and when it may be forgotten.
+pub(super) fn spent_flow_row(flow_id: &str, lives: Duration) -> (String, i64) {
+    let hash = crate::spent_flow_hash(flow_id);
+    (hash, now().saturating_add(seconds(lives.as_secs()) + 1))
+}
+
+/// A database failure, as the store reports it.
+pub(super) fn db_error(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |error| StoreError::with_source(format!("{what} failed"), error)
+}
+
+/// Seconds as the tables keep them.
+pub(super) fn seconds(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The time now, as the tables keep it.
+pub(super) fn now() -> i64 {
+    seconds(unix_now())
+}
+
+/// A row to insert for a new session.
+pub(super) struct NewRow {
+    pub(super) token: SessionToken,
+    pub(super) hash: String,
+    pub(super) sealed: SealedKey,
+    pub(super) issued_at: i64,
+    pub(super) expires_at: i64,
+}
+
+impl NewRow {
+    /// A fresh session for `key`, sealed for its row, living `lifetime`.
+    pub(super) fn new(key: &StoredKey, sealer: &KeySealer, lifetime: Duration) -> Self {
+        let token = SessionToken::random();
+        let hash = token.hash();
+        let sealed = sealer.seal(key, &hash);
+        let issued_at = seconds(key.issued_at);
+        let lives = key.remaining(lifetime, key.issued_at);
+        Self {
+            token,
+            hash,
+            sealed,
+            issued_at,
+            expires_at: issued_at.saturating_add(seconds(lives)),
+        }
+    }
+}
+
+/// The key of a live row `(key_id, sealed)`, opened for its session hash.
+pub(super) fn open_row(
+    sealer: &KeySealer,
+    hash: &str,
+    row: Option<(String, Vec<u8>)>,
+) -> Option<StoredKey> {
+    let (key_id, sealed) = row?;
+    sealer.open(&SealedKey { key_id, sealed }, hash)
+}
+
+/// The methods in which the SQL stores do not differ but for their pool's type, written once:
+/// `migrate`, `purge_expired`, `revoke` and `pool` for the app, and the statements behind
+/// `load`, `ping` and `revoke_user` for the [`KeyStore`](modelgates_axum::store::KeyStore)
+/// impls. Expanded inside each store's `impl` block, which has `pool`, `sealer` and `SCHEMA`.
+macro_rules! shared_methods {
+    ($pool:ty, migrate: $migrate_doc:literal, revoke: $revoke_doc:literal) => {
+        #[doc = $migrate_doc]
+        ///
+        /// # Errors
+        ///
+        /// When the statements fail.
+        pub async fn migrate(&self) -> Result<(), StoreError> {
+            sqlx::raw_sql(SCHEMA)
+                .execute(&self.pool)
+                .await
+                .map_err($crate::sql::db_error("applying the schema"))?;
+            Ok(())
+        }
+
+        /// Deletes expired rows (sessions and spent flows); returns how many sessions. A save
+        /// does it at most once a minute.
+        ///
+        /// # Errors
+        ///
+        /// When the database fails.
+        pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+            let done = sqlx::query($crate::sql::PURGE_EXPIRED)
+                .bind($crate::sql::now())
+                .execute(&self.pool)
+                .await
+                .map_err($crate::sql::db_error("purging expired keys"))?;
+            sqlx::query($crate::sql::PURGE_SPENT_FLOWS)
+                .bind($crate::sql::now())
+                .execute(&self.pool)
+                .await
+                .map_err($crate::sql::db_error("purging expired flows"))?;
+            Ok(done.rows_affected())
+        }
+
+        #[doc = $revoke_doc]
+        ///
+        /// # Errors
+        ///
+        /// When the database fails.
+        pub async fn revoke(&self, token: &SessionToken) -> Result<(), StoreError> {
+            sqlx::query($crate::sql::DELETE_SESSION)
+                .bind(token.hash())
+                .execute(&self.pool)
+                .await
+                .map_err($crate::sql::db_error("revoking a session"))?;
+            Ok(())
+        }
+
+        /// The pool, for the app's own queries.
+        #[must_use]
+        pub fn pool(&self) -> &$pool {
+            &self.pool
+        }
+
+        /// The live key of a session, opened ([`KeyStore::load`]).
+        async fn load_live(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
+            let hash = token.hash();
+            let row = sqlx::query_as($crate::sql::SELECT_LIVE)
+                .bind(&hash)
+                .bind($crate::sql::now())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::sql::db_error("loading a key"))?;
+            Ok($crate::sql::open_row(&self.sealer, &hash, row))
+        }
+
+        /// `SELECT 1` on a pooled connection ([`KeyStore::ping`]).
+        async fn select_one(&self) -> Result<(), StoreError> {
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map_err($crate::sql::db_error("checking the database"))?;
+            Ok(())
+        }
+
+        /// Deletes a user's sessions but `keep` ([`KeyStore::revoke_user`]).
+        async fn delete_user(
+            &self,
+            user_id: &str,
+            keep: Option<&SessionToken>,
+        ) -> Result<u64, StoreError> {
+            let done = sqlx::query($crate::sql::DELETE_USER)
+                .bind(user_id)
+                .bind(keep.map(SessionToken::hash).unwrap_or_default())
+                .execute(&self.pool)
+                .await
+                .map_err($crate::sql::db_error("revoking a user's keys"))?;
+            Ok(done.rows_affected())
+        }
+    };
+}
+pub(crate) use shared_methods;
