@@ -122,6 +122,20 @@ fn flow_spend(first: bool) -> modelgates_axum::store::FlowSpend {
     }
 }
 
+/// How every store prints: its sealer (key ids only) and the session lifetime; never its
+/// connection, whose URL may hold a password.
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "redis"))]
+fn fmt_store(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    settings: &StoreSettings,
+) -> std::fmt::Result {
+    f.debug_struct(name)
+        .field("sealer", &settings.sealer)
+        .field("lifetime", &settings.lifetime)
+        .finish_non_exhaustive()
+}
+
 /// Lowercase hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;

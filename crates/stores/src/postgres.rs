@@ -11,9 +11,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 
-use crate::at_rest::{KeySealer, StoreSettings};
+use crate::at_rest::StoreSettings;
 use crate::batch::Batcher;
-use crate::sql::{NewRow, PurgeSchedule, db_error, spent_flow_row};
+use crate::sql::{PurgeSchedule, db_error, spent_flow_row};
 use crate::transport::{DATABASE_TIMEOUT, check_postgres};
 use modelgates_axum::store::{
     CachingStore, FlowSpend, KeyStore, RevocationFeed, SessionToken, StoreError, StoredKey,
@@ -52,8 +52,7 @@ const POOL_SIZE: u32 = 10;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    sealer: KeySealer,
-    lifetime: Duration,
+    settings: StoreSettings,
     purge: std::sync::Arc<PurgeSchedule>,
     writes: std::sync::Arc<Writes>,
 }
@@ -138,14 +137,12 @@ async fn insert_sessions(pool: PgPool, rows: Vec<SessionRow>) -> Result<Vec<()>,
     Ok(vec![(); count])
 }
 
-impl std::fmt::Debug for PostgresStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore")
-            .field("sealer", &self.sealer)
-            .field("lifetime", &self.lifetime)
-            .finish_non_exhaustive()
-    }
-}
+crate::sql::shared_methods!(
+    PostgresStore,
+    PgPool,
+    migrate: "Creates the table, its indexes and the revocation trigger if they do not exist.",
+    revoke: "Removes a session's key: its next request is signed out, on every instance."
+);
 
 impl PostgresStore {
     /// A store over an existing pool. Call [`Self::migrate`] once before use.
@@ -153,8 +150,7 @@ impl PostgresStore {
     pub fn new(pool: PgPool, settings: StoreSettings) -> Self {
         Self {
             pool,
-            sealer: settings.sealer,
-            lifetime: settings.lifetime,
+            settings,
             purge: std::sync::Arc::default(),
             writes: std::sync::Arc::default(),
         }
@@ -187,8 +183,6 @@ impl PostgresStore {
         store.migrate().await?;
         Ok(store)
     }
-
-    crate::sql::shared_methods!(PgPool, migrate: "Creates the table, its indexes and the revocation trigger if they do not exist.", revoke: "Removes a session's key: its next request is signed out, on every instance.");
 
     /// The feed on which every instance hears this database's revocations.
     #[must_use]
@@ -223,13 +217,10 @@ impl PostgresStore {
 }
 
 impl KeyStore for PostgresStore {
-    const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
+    crate::sql::shared_key_store_methods!();
 
     async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
-        if self.purge.due() {
-            self.purge_expired().await?;
-        }
-        let row = NewRow::new(&key, &self.sealer, self.lifetime);
+        let row = self.new_row(&key).await?;
         let session = SessionRow {
             hash: row.hash,
             user_id: key.user_id,
@@ -248,14 +239,6 @@ impl KeyStore for PostgresStore {
         Ok(row.token)
     }
 
-    async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
-        self.load_live(token).await
-    }
-
-    async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
-        self.revoke(token).await
-    }
-
     /// Batched with the other instances' concurrent sign-ins on this store (see the `batch`
     /// module).
     async fn spend_flow(&self, flow_id: &str, lives: Duration) -> Result<FlowSpend, StoreError> {
@@ -266,19 +249,6 @@ impl KeyStore for PostgresStore {
                 move |flows| spend_flows(pool.clone(), flows)
             })
             .await
-    }
-
-    /// `SELECT 1` on a pooled connection.
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.select_one().await
-    }
-
-    async fn revoke_user(
-        &self,
-        user_id: &str,
-        keep: Option<&SessionToken>,
-    ) -> Result<u64, StoreError> {
-        self.delete_user(user_id, keep).await
     }
 }
 

@@ -11,7 +11,7 @@ use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, PubSub};
 
-use crate::at_rest::{KeySealer, SealedKey, StoreSettings};
+use crate::at_rest::{SealedKey, StoreSettings};
 use crate::transport::{DATABASE_TIMEOUT, check_redis};
 use modelgates_axum::store::{
     CachingStore, FlowSpend, KeyStore, RevocationFeed, SessionToken, StoreError, StoredKey,
@@ -45,16 +45,12 @@ use modelgates_oauth_core::__private::unix_now;
 pub struct RedisStore {
     client: redis::Client,
     connection: ConnectionManager,
-    sealer: KeySealer,
-    lifetime: Duration,
+    settings: StoreSettings,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore")
-            .field("sealer", &self.sealer)
-            .field("lifetime", &self.lifetime)
-            .finish_non_exhaustive()
+        crate::fmt_store(f, "RedisStore", &self.settings)
     }
 }
 
@@ -98,8 +94,7 @@ impl RedisStore {
         Self {
             client,
             connection,
-            sealer: settings.sealer,
-            lifetime: settings.lifetime,
+            settings,
         }
     }
 
@@ -184,7 +179,7 @@ impl KeyStore for RedisStore {
     const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
 
     async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
-        let remaining = key.remaining(self.lifetime, unix_now());
+        let remaining = key.remaining(self.settings.lifetime, unix_now());
         if remaining == 0 {
             return Err(StoreError::new(
                 "the key is already older than the store's lifetime, or expired",
@@ -192,7 +187,7 @@ impl KeyStore for RedisStore {
         }
         let token = SessionToken::random();
         let hash = token.hash();
-        let sealed = self.sealer.seal(&key, &hash);
+        let sealed = self.settings.sealer.seal(&key, &hash);
         let value = format!("{}.{}", sealed.key_id, STANDARD.encode(&sealed.sealed));
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -228,7 +223,7 @@ impl KeyStore for RedisStore {
                 key_id: key_id.to_owned(),
                 sealed: STANDARD.decode(encoded).ok()?,
             };
-            self.sealer.open(&sealed, &hash)
+            self.settings.sealer.open(&sealed, &hash)
         }))
     }
 

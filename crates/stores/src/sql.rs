@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::at_rest::{KeySealer, SealedKey};
+use crate::at_rest::{KeySealer, SealedKey, StoreSettings};
 use modelgates_axum::store::{SessionToken, StoreError, StoredKey};
 use modelgates_oauth_core::__private::unix_now;
 
@@ -78,7 +78,8 @@ pub(super) struct NewRow {
 
 impl NewRow {
     /// A fresh session for `key`, sealed for its row, living `lifetime`.
-    pub(super) fn new(key: &StoredKey, sealer: &KeySealer, lifetime: Duration) -> Self {
+    pub(super) fn new(key: &StoredKey, settings: &StoreSettings) -> Self {
+        let (sealer, lifetime) = (&settings.sealer, settings.lifetime);
         let token = SessionToken::random();
         let hash = token.hash();
         let sealed = sealer.seal(key, &hash);
@@ -104,67 +105,91 @@ pub(super) fn open_row(
     sealer.open(&SealedKey { key_id, sealed }, hash)
 }
 
-/// The methods in which the SQL stores do not differ but for their pool's type, written once:
-/// `migrate`, `purge_expired`, `revoke` and `pool` for the app, and the statements behind
-/// `load`, `ping` and `revoke_user` for the [`KeyStore`](modelgates_axum::store::KeyStore)
-/// impls. Expanded inside each store's `impl` block, which has `pool`, `sealer` and `SCHEMA`.
+/// What the SQL stores do not differ in but for their pool's type, written once: `Debug`, and
+/// the inherent methods `migrate`, `purge_expired`, `revoke`, `pool` and `new_row`. Expanded beside each
+/// store, which has `pool`, `settings` and `purge` fields and a `SCHEMA` constant in scope.
 macro_rules! shared_methods {
-    ($pool:ty, migrate: $migrate_doc:literal, revoke: $revoke_doc:literal) => {
-        #[doc = $migrate_doc]
-        ///
-        /// # Errors
-        ///
-        /// When the statements fail.
-        pub async fn migrate(&self) -> Result<(), StoreError> {
-            sqlx::raw_sql(SCHEMA)
-                .execute(&self.pool)
-                .await
-                .map_err($crate::sql::db_error("applying the schema"))?;
-            Ok(())
+    ($store:ident, $pool:ty, migrate: $migrate_doc:literal, revoke: $revoke_doc:literal) => {
+        impl std::fmt::Debug for $store {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                $crate::fmt_store(f, stringify!($store), &self.settings)
+            }
         }
 
-        /// Deletes expired rows (sessions and spent flows); returns how many sessions. A save
-        /// does it at most once a minute.
-        ///
-        /// # Errors
-        ///
-        /// When the database fails.
-        pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-            let done = sqlx::query($crate::sql::PURGE_EXPIRED)
-                .bind($crate::sql::now())
-                .execute(&self.pool)
-                .await
-                .map_err($crate::sql::db_error("purging expired keys"))?;
-            sqlx::query($crate::sql::PURGE_SPENT_FLOWS)
-                .bind($crate::sql::now())
-                .execute(&self.pool)
-                .await
-                .map_err($crate::sql::db_error("purging expired flows"))?;
-            Ok(done.rows_affected())
-        }
+        impl $store {
+            #[doc = $migrate_doc]
+            ///
+            /// # Errors
+            ///
+            /// When the statements fail.
+            pub async fn migrate(&self) -> Result<(), StoreError> {
+                sqlx::raw_sql(SCHEMA)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::sql::db_error("applying the schema"))?;
+                Ok(())
+            }
 
-        #[doc = $revoke_doc]
-        ///
-        /// # Errors
-        ///
-        /// When the database fails.
-        pub async fn revoke(&self, token: &SessionToken) -> Result<(), StoreError> {
-            sqlx::query($crate::sql::DELETE_SESSION)
-                .bind(token.hash())
-                .execute(&self.pool)
-                .await
-                .map_err($crate::sql::db_error("revoking a session"))?;
-            Ok(())
-        }
+            /// Deletes expired rows (sessions and spent flows); returns how many sessions. A save
+            /// does it at most once a minute.
+            ///
+            /// # Errors
+            ///
+            /// When the database fails.
+            pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+                let done = sqlx::query($crate::sql::PURGE_EXPIRED)
+                    .bind($crate::sql::now())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::sql::db_error("purging expired keys"))?;
+                sqlx::query($crate::sql::PURGE_SPENT_FLOWS)
+                    .bind($crate::sql::now())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::sql::db_error("purging expired flows"))?;
+                Ok(done.rows_affected())
+            }
 
-        /// The pool, for the app's own queries.
-        #[must_use]
-        pub fn pool(&self) -> &$pool {
-            &self.pool
-        }
+            #[doc = $revoke_doc]
+            ///
+            /// # Errors
+            ///
+            /// When the database fails.
+            pub async fn revoke(&self, token: &SessionToken) -> Result<(), StoreError> {
+                sqlx::query($crate::sql::DELETE_SESSION)
+                    .bind(token.hash())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::sql::db_error("revoking a session"))?;
+                Ok(())
+            }
 
-        /// The live key of a session, opened ([`KeyStore::load`]).
-        async fn load_live(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
+            /// The pool, for the app's own queries.
+            #[must_use]
+            pub fn pool(&self) -> &$pool {
+                &self.pool
+            }
+
+            /// The row of a new session for `key`, after purging expired rows when due.
+            async fn new_row(&self, key: &StoredKey) -> Result<$crate::sql::NewRow, StoreError> {
+                if self.purge.due() {
+                    self.purge_expired().await?;
+                }
+                Ok($crate::sql::NewRow::new(key, &self.settings))
+            }
+        }
+    };
+}
+pub(crate) use shared_methods;
+
+/// The [`KeyStore`](modelgates_axum::store::KeyStore) items the SQL stores have alike: signed
+/// tokens, `load`, `remove`, `ping` and `revoke_user`. Expanded inside each store's `KeyStore`
+/// impl (its `pool` and `settings` fields, and [`shared_methods!`]'s `revoke`).
+macro_rules! shared_key_store_methods {
+    () => {
+        const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
+
+        async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
             let hash = token.hash();
             let row = sqlx::query_as($crate::sql::SELECT_LIVE)
                 .bind(&hash)
@@ -172,11 +197,15 @@ macro_rules! shared_methods {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err($crate::sql::db_error("loading a key"))?;
-            Ok($crate::sql::open_row(&self.sealer, &hash, row))
+            Ok($crate::sql::open_row(&self.settings.sealer, &hash, row))
         }
 
-        /// `SELECT 1` on a pooled connection ([`KeyStore::ping`]).
-        async fn select_one(&self) -> Result<(), StoreError> {
+        async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
+            self.revoke(token).await
+        }
+
+        /// `SELECT 1` on a pooled connection.
+        async fn ping(&self) -> Result<(), StoreError> {
             sqlx::query("SELECT 1")
                 .execute(&self.pool)
                 .await
@@ -184,8 +213,7 @@ macro_rules! shared_methods {
             Ok(())
         }
 
-        /// Deletes a user's sessions but `keep` ([`KeyStore::revoke_user`]).
-        async fn delete_user(
+        async fn revoke_user(
             &self,
             user_id: &str,
             keep: Option<&SessionToken>,
@@ -200,4 +228,4 @@ macro_rules! shared_methods {
         }
     };
 }
-pub(crate) use shared_methods;
+pub(crate) use shared_key_store_methods;

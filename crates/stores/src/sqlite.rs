@@ -6,8 +6,8 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnectOptions;
 
-use crate::at_rest::{KeySealer, StoreSettings};
-use crate::sql::{NewRow, PurgeSchedule, db_error, spent_flow_row};
+use crate::at_rest::StoreSettings;
+use crate::sql::{PurgeSchedule, db_error, spent_flow_row};
 use modelgates_axum::store::{
     FlowSpend, KeyStore, SessionToken, StoreError, StoredKey, TokenProtection,
 };
@@ -41,19 +41,16 @@ const SCHEMA: &str = concat!(
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    sealer: KeySealer,
-    lifetime: Duration,
+    settings: StoreSettings,
     purge: std::sync::Arc<PurgeSchedule>,
 }
 
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("sealer", &self.sealer)
-            .field("lifetime", &self.lifetime)
-            .finish_non_exhaustive()
-    }
-}
+crate::sql::shared_methods!(
+    SqliteStore,
+    SqlitePool,
+    migrate: "Creates the table and its indexes if they do not exist.",
+    revoke: "Removes a session's key: its next request is signed out."
+);
 
 impl SqliteStore {
     /// A store over an existing pool. Call [`Self::migrate`] once before use.
@@ -61,8 +58,7 @@ impl SqliteStore {
     pub fn new(pool: SqlitePool, settings: StoreSettings) -> Self {
         Self {
             pool,
-            sealer: settings.sealer,
-            lifetime: settings.lifetime,
+            settings,
             purge: std::sync::Arc::default(),
         }
     }
@@ -89,18 +85,13 @@ impl SqliteStore {
         store.migrate().await?;
         Ok(store)
     }
-
-    crate::sql::shared_methods!(SqlitePool, migrate: "Creates the table and its indexes if they do not exist.", revoke: "Removes a session's key: its next request is signed out.");
 }
 
 impl KeyStore for SqliteStore {
-    const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
+    crate::sql::shared_key_store_methods!();
 
     async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
-        if self.purge.due() {
-            self.purge_expired().await?;
-        }
-        let row = NewRow::new(&key, &self.sealer, self.lifetime);
+        let row = self.new_row(&key).await?;
         sqlx::query(INSERT)
             .bind(&row.hash)
             .bind(key.user_id.as_deref())
@@ -114,14 +105,6 @@ impl KeyStore for SqliteStore {
         Ok(row.token)
     }
 
-    async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {
-        self.load_live(token).await
-    }
-
-    async fn remove(&self, token: &SessionToken) -> Result<(), StoreError> {
-        self.revoke(token).await
-    }
-
     async fn spend_flow(&self, flow_id: &str, lives: Duration) -> Result<FlowSpend, StoreError> {
         let (hash, expires_at) = spent_flow_row(flow_id, lives);
         let done = sqlx::query(SPEND_FLOW)
@@ -131,18 +114,5 @@ impl KeyStore for SqliteStore {
             .await
             .map_err(db_error("recording a spent sign-in flow"))?;
         Ok(crate::flow_spend(done.rows_affected() == 1))
-    }
-
-    /// `SELECT 1` on a pooled connection.
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.select_one().await
-    }
-
-    async fn revoke_user(
-        &self,
-        user_id: &str,
-        keep: Option<&SessionToken>,
-    ) -> Result<u64, StoreError> {
-        self.delete_user(user_id, keep).await
     }
 }
