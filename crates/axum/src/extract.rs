@@ -21,6 +21,8 @@ use modelgates_oauth_core::api::{KeyInfo, ModelInfo};
 use modelgates_oauth_core::{ApiKey, ModelGatesClient, RequestError};
 
 use crate::flow::is_safe_return_to;
+#[cfg(feature = "openai")]
+use crate::observe::Outcome;
 use crate::response::{is_reading, prefers_html};
 use crate::store::{SessionStore, SessionToken, StoreError, StoredKey};
 
@@ -351,7 +353,7 @@ impl ModelGatesKey {
         .instrument(span.clone())
         .await;
         let (slot, upstream) = started_stream.inspect_err(|error: &ApiError| {
-            span.record("outcome", "refused");
+            span.record("outcome", Outcome::Refused.as_str());
             span.record("error.type", error.code());
         })?;
         Ok(crate::sse::relay(

@@ -139,7 +139,7 @@ pub enum SignOutReason {
 impl SignOutReason {
     /// A stable name: `logout`, `key_rejected`, `app`.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Logout => "logout",
             Self::KeyRejected => "key_rejected",

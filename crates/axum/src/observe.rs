@@ -141,17 +141,129 @@ pub fn describe() {
     );
 }
 
-// The recording functions take `&'static str` labels, from the fixed sets the module docs
-// list: no label value is ever made from a request.
+// The recording functions take labels from the fixed sets the module docs list (the enums
+// below, `ApiError::code`): no label value is ever made from a request.
+
+/// How a sign-in step (`/login`, the callback, `/logout`), a key exchange or a relayed stream
+/// ended: the `outcome` label of the sign-in metrics and the `outcome` field of every span of
+/// the crate. The sign-in and exchange metrics use the subsets the module docs list; the rest
+/// name how `/login`, `/logout` and streams end, on their spans only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Success,
+    /// `/login` sent the browser to ModelGates.
+    Started,
+    /// `/login` sent the browser to the public URL's host first.
+    OtherHost,
+    /// `/logout` ended a session.
+    SignedOut,
+    /// `/logout` found no session to end.
+    NotSignedIn,
+    Denied,
+    AuthorizationFailed,
+    FlowMissing,
+    FlowInvalid,
+    FlowExpired,
+    FlowMismatch,
+    FlowUsed,
+    CodeMissing,
+    CodeMalformed,
+    CodeRejected,
+    UpstreamError,
+    Timeout,
+    Busy,
+    RateLimited,
+    StoreUnavailable,
+    HookRefused,
+    HookFailed,
+    MethodNotAllowed,
+    CrossSite,
+    InvalidLimit,
+    SignOutFailed,
+    LayerMisplaced,
+    /// A relayed stream ended with its last event sent.
+    #[cfg_attr(not(feature = "openai"), allow(dead_code))]
+    Completed,
+    /// A relayed stream failed after it started (an `error` event ended it).
+    #[cfg_attr(not(feature = "openai"), allow(dead_code))]
+    Failed,
+    /// A stream was refused before it started.
+    #[cfg_attr(not(feature = "openai"), allow(dead_code))]
+    Refused,
+    /// The client went away before a relayed stream ended.
+    #[cfg_attr(not(feature = "openai"), allow(dead_code))]
+    ClientGone,
+}
+
+impl Outcome {
+    /// The label.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Started => "started",
+            Self::OtherHost => "other_host",
+            Self::SignedOut => "signed_out",
+            Self::NotSignedIn => "not_signed_in",
+            Self::Denied => "denied",
+            Self::AuthorizationFailed => "authorization_failed",
+            Self::FlowMissing => "flow_missing",
+            Self::FlowInvalid => "flow_invalid",
+            Self::FlowExpired => "flow_expired",
+            Self::FlowMismatch => "flow_mismatch",
+            Self::FlowUsed => "flow_used",
+            Self::CodeMissing => "code_missing",
+            Self::CodeMalformed => "code_malformed",
+            Self::CodeRejected => "code_rejected",
+            Self::UpstreamError => "upstream_error",
+            Self::Timeout => "timeout",
+            Self::Busy => "busy",
+            Self::RateLimited => "rate_limited",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::HookRefused => "hook_refused",
+            Self::HookFailed => "hook_failed",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::CrossSite => "cross_site",
+            Self::InvalidLimit => "invalid_limit",
+            Self::SignOutFailed => "sign_out_failed",
+            Self::LayerMisplaced => "layer_misplaced",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Refused => "refused",
+            Self::ClientGone => "client_gone",
+        }
+    }
+}
+
+/// Why a session ended: the `reason` label of `modelgates_sign_outs_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionEnd {
+    /// The layer signed the user out, for a reason the on-sign-out hook hears too.
+    SignedOut(crate::hooks::SignOutReason),
+    /// The key cookie came back after the key's lifetime.
+    Expired,
+    /// The store no longer knows the session: revoked elsewhere, or purged once expired.
+    Forgotten,
+}
+
+impl SessionEnd {
+    /// The label.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::SignedOut(reason) => reason.as_str(),
+            Self::Expired => "expired",
+            Self::Forgotten => "session_ended",
+        }
+    }
+}
 
 /// A callback ended with `outcome`.
-pub(crate) fn sign_in(outcome: &'static str) {
-    metrics::counter!(SIGN_INS_TOTAL, "outcome" => outcome).increment(1);
+pub(crate) fn sign_in(outcome: Outcome) {
+    metrics::counter!(SIGN_INS_TOTAL, "outcome" => outcome.as_str()).increment(1);
 }
 
 /// The key exchange ended with `outcome` after `took`.
-pub(crate) fn key_exchange(outcome: &'static str, took: Duration) {
-    metrics::histogram!(KEY_EXCHANGE_DURATION_SECONDS, "outcome" => outcome).record(took);
+pub(crate) fn key_exchange(outcome: Outcome, took: Duration) {
+    metrics::histogram!(KEY_EXCHANGE_DURATION_SECONDS, "outcome" => outcome.as_str()).record(took);
 }
 
 /// A call with a user's key failed with the `ApiError` code `code`.
@@ -159,9 +271,9 @@ pub(crate) fn api_error(code: &'static str) {
     metrics::counter!(API_ERRORS_TOTAL, "code" => code).increment(1);
 }
 
-/// A session ended for `reason`.
-pub(crate) fn sign_out(reason: &'static str) {
-    metrics::counter!(SIGN_OUTS_TOTAL, "reason" => reason).increment(1);
+/// A session ended, for `reason`.
+pub(crate) fn sign_out(reason: SessionEnd) {
+    metrics::counter!(SIGN_OUTS_TOTAL, "reason" => reason.as_str()).increment(1);
 }
 
 /// A relayed stream opened (`+1`) or closed (`-1`).

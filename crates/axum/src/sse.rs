@@ -62,6 +62,7 @@ use serde_json::json;
 use tracing::Instrument as _;
 
 use crate::api::ApiError;
+use crate::observe::Outcome;
 use crate::streams::StreamSlot;
 
 /// What the relay has seen so far.
@@ -110,7 +111,9 @@ impl Drop for Relay {
     fn drop(&mut self) {
         if !self.ended {
             // The browser went away: the response, and with it the upstream stream, dropped.
-            self.timing.span.record("outcome", "client_gone");
+            self.timing
+                .span
+                .record("outcome", Outcome::ClientGone.as_str());
         }
     }
 }
@@ -173,7 +176,7 @@ impl Relay {
             .finish_reason
             .map(|reason| serde_json::to_value(reason).unwrap_or(serde_json::Value::Null));
         let span = &self.timing.span;
-        span.record("outcome", "completed");
+        span.record("outcome", Outcome::Completed.as_str());
         if let Some(serde_json::Value::String(reason)) = &finish {
             span.record("gen_ai.response.finish_reasons", reason.as_str());
         }
@@ -191,7 +194,7 @@ impl Relay {
     /// callers count it).
     fn failed(&mut self, code: &'static str, message: &str) -> Event {
         self.ended = true;
-        self.timing.span.record("outcome", "failed");
+        self.timing.span.record("outcome", Outcome::Failed.as_str());
         self.timing.span.record("error.type", code);
         data(
             Event::default().event("error"),

@@ -12,7 +12,7 @@ use tracing::Instrument as _;
 
 use super::state::LocalSpend;
 use super::{AuthError, Flow, HookFailure, SignIn, record_outcome, sanitize};
-use crate::observe;
+use crate::observe::{self, Outcome};
 use crate::response::{see_other, set_cookie};
 use crate::store::{FlowSpend, KeyStore, SessionToken, StoredKey};
 
@@ -25,8 +25,8 @@ pub(super) async fn callback<K: KeyStore>(
     let mut response = match complete_sign_in(flow, store, parts, mount).await {
         Ok(signed_in) => {
             tracing::info!("sign-in completed");
-            record_outcome("success", None);
-            observe::sign_in("success");
+            record_outcome(Outcome::Success, None);
+            observe::sign_in(Outcome::Success);
             let mut response = see_other(&signed_in.return_to);
             set_cookie(&mut response, signed_in.key_cookie);
             set_cookie(&mut response, flow.flow_cookie.clear());
@@ -142,13 +142,13 @@ async fn exchange(flow: &Flow, code: &str, pkce: Option<&Pkce>) -> Result<Issued
         .await
         .map_err(AuthError::from_exchange);
     let outcome = match &exchanged {
-        Ok(_) => "success",
+        Ok(_) => Outcome::Success,
         Err(error) => {
             span.record("error.type", error.code());
             error.outcome()
         }
     };
-    span.record("outcome", outcome);
+    span.record("outcome", outcome.as_str());
     observe::key_exchange(outcome, started.elapsed());
     exchanged
 }

@@ -11,6 +11,7 @@
 //! (`{"error": {"status", "code", "message"}}`) to clients whose `Accept` asks for JSON and not
 //! HTML. Every value that came from the request is HTML-escaped; no message holds a secret.
 
+use crate::observe::Outcome;
 use crate::primitives::AppFn;
 use std::time::Duration;
 
@@ -241,17 +242,32 @@ impl AuthError {
         }
     }
 
-    /// The sign-in `outcome` this error is counted under (the fixed set of
-    /// [`observe`](crate::observe)): its code, but for the few the outcome names more plainly.
-    pub(crate) fn outcome(&self) -> &'static str {
+    /// The `outcome` this error is counted and traced under (the fixed set of
+    /// [`observe`](crate::observe)).
+    pub(crate) fn outcome(&self) -> Outcome {
         match self {
-            Self::AccessDenied => "denied",
-            Self::CodeDuplicated | Self::CodeMalformed => "code_malformed",
-            Self::TooManySignIns { .. } => "rate_limited",
-            Self::UpstreamTimeout(_) => "timeout",
-            Self::SignInRejected(_) => "hook_refused",
-            Self::AppDataRejected { .. } => "hook_failed",
-            _ => self.code(),
+            Self::FlowMissing | Self::FlowMissingOnOtherHost { .. } => Outcome::FlowMissing,
+            Self::FlowInvalid => Outcome::FlowInvalid,
+            Self::FlowExpired => Outcome::FlowExpired,
+            Self::FlowMismatch => Outcome::FlowMismatch,
+            Self::FlowUsed => Outcome::FlowUsed,
+            Self::Busy | Self::SpentFlowsFull { .. } => Outcome::Busy,
+            Self::TooManySignIns { .. } => Outcome::RateLimited,
+            Self::SignOutFailed(_) => Outcome::SignOutFailed,
+            Self::CrossSite => Outcome::CrossSite,
+            Self::SignInRejected(_) => Outcome::HookRefused,
+            Self::AppDataRejected { .. } => Outcome::HookFailed,
+            Self::Misplaced { .. } => Outcome::LayerMisplaced,
+            Self::CodeMissing => Outcome::CodeMissing,
+            Self::CodeDuplicated | Self::CodeMalformed => Outcome::CodeMalformed,
+            Self::InvalidKeyLimit { .. } => Outcome::InvalidLimit,
+            Self::AccessDenied => Outcome::Denied,
+            Self::AuthorizationFailed { .. } => Outcome::AuthorizationFailed,
+            Self::CodeRejected(_) => Outcome::CodeRejected,
+            Self::Upstream(_) => Outcome::UpstreamError,
+            Self::UpstreamTimeout(_) => Outcome::Timeout,
+            Self::Store(_) => Outcome::StoreUnavailable,
+            Self::MethodNotAllowed { .. } => Outcome::MethodNotAllowed,
         }
     }
 

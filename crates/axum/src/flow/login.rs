@@ -8,6 +8,7 @@ use modelgates_oauth_core::key::SpendLimit;
 use modelgates_oauth_core::{KeyRequest, Pkce};
 
 use super::{AuthError, Flow, record_outcome, sanitize};
+use crate::observe::Outcome;
 use crate::response::{see_other, set_cookie};
 
 /// The largest `Set-Cookie` value browsers are sure to keep.
@@ -25,7 +26,7 @@ pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<B
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let mut response = see_other(&format!("{}{mount}{path_and_query}", flow.public_origin));
         set_cookie(&mut response, flow.public_host.redirected_cookie());
-        record_outcome("other_host", None);
+        record_outcome(Outcome::OtherHost, None);
         return response;
     }
     let query = parts.uri.query().unwrap_or("");
@@ -60,7 +61,7 @@ pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<B
         Some(method) => tracing::info!(method = method.as_str(), "sign-in started"),
         None => tracing::info!(method = "none", "sign-in started"),
     }
-    record_outcome("started", None);
+    record_outcome(Outcome::Started, None);
     let mut response = see_other(destination.as_str());
     set_cookie(&mut response, flow_cookie);
     response

@@ -8,6 +8,7 @@ use http::Response;
 use http::request::Parts;
 
 use super::{AuthError, Flow, SignOutReason, record_outcome};
+use crate::observe::{Outcome, SessionEnd};
 use crate::response::{no_store, see_other, set_cookie};
 use crate::store::KeyStore;
 
@@ -44,14 +45,14 @@ pub(super) async fn logout<K: KeyStore>(
     tracing::info!(reason = SignOutReason::Logout.as_str(), "signed out");
     record_outcome(
         if signed_in {
-            "signed_out"
+            Outcome::SignedOut
         } else {
-            "not_signed_in"
+            Outcome::NotSignedIn
         },
         None,
     );
     if signed_in {
-        crate::observe::sign_out(SignOutReason::Logout.as_str());
+        crate::observe::sign_out(SessionEnd::SignedOut(SignOutReason::Logout));
         flow.heard_sign_out(SignOutReason::Logout, user_id).await;
     }
     let mut response = see_other(flow.post_logout_redirect(mount));

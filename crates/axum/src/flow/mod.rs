@@ -19,6 +19,7 @@ use tracing::Instrument as _;
 
 use crate::cookies::KeyCookie;
 use crate::limits::ExchangeGate;
+use crate::observe::Outcome;
 use crate::response::no_store;
 use crate::same_origin::is_cross_site;
 use crate::store::KeyStore;
@@ -237,9 +238,9 @@ fn step_span(route: Route, flow: &Flow, parts: &Parts) -> tracing::Span {
 }
 
 /// Records how a step ended on its span: `outcome`, and for a failure `error.type`.
-fn record_outcome(outcome: &'static str, error: Option<&AuthError>) {
+fn record_outcome(outcome: Outcome, error: Option<&AuthError>) {
     let span = tracing::Span::current();
-    span.record("outcome", outcome);
+    span.record("outcome", outcome.as_str());
     if let Some(error) = error {
         span.record("error.type", error.code());
     }

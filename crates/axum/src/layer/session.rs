@@ -12,6 +12,7 @@ use super::state::State;
 use crate::api::BrowserPage;
 use crate::extract::{AuthContext, ModelGatesKey};
 use crate::flow::{AuthError, SignOutReason};
+use crate::observe::SessionEnd;
 use crate::primitives::{BoxError, unix_now};
 use crate::response::{html_error_page, is_reading, no_store, prefers_html, see_other, set_cookie};
 use crate::store::{KeyStore, SessionStore, SessionToken, StoreError, StoredKey};
@@ -72,7 +73,7 @@ impl SignOutPlan {
                 SignOutAsked::App => "the app signed the user out",
             };
             tracing::info!(reason = reason.as_str(), "{what}");
-            crate::observe::sign_out(reason.as_str());
+            crate::observe::sign_out(SessionEnd::SignedOut(reason));
             self.state
                 .flow
                 .heard_sign_out(reason, key.user_id().map(str::to_owned))
@@ -256,9 +257,9 @@ pub(crate) fn conclude<K: KeyStore>(
             // The session is over: its key outlived its lifetime, or the store forgot it
             // (revoked elsewhere, or purged once expired).
             crate::observe::sign_out(if ended.is_some() {
-                "expired"
+                SessionEnd::Expired
             } else {
-                "session_ended"
+                SessionEnd::Forgotten
             });
             Authenticated {
                 key: None,
