@@ -13,7 +13,7 @@
 //!
 //! The on-sign-out hook runs after every sign-out the layer performs, once the store has
 //! forgotten the session: the logout route, ModelGates refusing the key (401), and a handler's
-//! [`SignOut`](crate::api::SignOut). It cannot stop the sign-out.
+//! [`SignOut`](crate::extract::SignOut). It cannot stop the sign-out.
 //!
 //! [`ModelGatesConfig::with_on_sign_in`]: crate::ModelGatesConfig::with_on_sign_in
 //! [`ModelGatesConfig::with_on_sign_out`]: crate::ModelGatesConfig::with_on_sign_out
@@ -27,7 +27,35 @@ use http::request::Parts;
 use modelgates_oauth_core::ApiKey;
 use serde::Serialize;
 
-use crate::primitives::AppFn;
+/// A function of the app's kept in the configuration (a hook, an error page): shared, and
+/// shown by `Debug` as set, never as what it captured.
+pub(crate) struct AppFn<F: ?Sized>(std::sync::Arc<F>);
+
+impl<F: ?Sized> AppFn<F> {
+    pub(crate) fn new(function: std::sync::Arc<F>) -> Self {
+        Self(function)
+    }
+}
+
+impl<F: ?Sized> Clone for AppFn<F> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<F: ?Sized> std::ops::Deref for AppFn<F> {
+    type Target = F;
+
+    fn deref(&self) -> &F {
+        &self.0
+    }
+}
+
+impl<F: ?Sized> std::fmt::Debug for AppFn<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<app function>")
+    }
+}
 
 /// The largest value the on-sign-in hook may keep with a session, in bytes of JSON: it
 /// travels in the key cookie with the cookie store, which browsers cap at 4 KiB.
@@ -132,7 +160,7 @@ pub enum SignOutReason {
     Logout,
     /// ModelGates refused the key (401): revoked or expired on ModelGates' side.
     KeyRejected,
-    /// A handler returned [`SignOut`](crate::api::SignOut).
+    /// A handler returned [`SignOut`](crate::extract::SignOut).
     App,
 }
 

@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! use axum::{Form, Router, response::IntoResponse, routing::post};
-//! use modelgates_axum::api::ApiError;
+//! use modelgates_axum::ApiError;
 //! use modelgates_axum::oauth_core::async_openai::types::chat::{
 //!     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 //! };
@@ -48,7 +48,7 @@
 //!    cookie) and redirects to `/chat`.
 //! 4. Handlers take [`ModelGatesKey`] (or `Option<ModelGatesKey>`) and call ModelGates with it
 //!    through async-openai (`ModelGatesKey::openai`, `ModelGatesKey::stream_chat`; feature
-//!    `openai`). A key revoked on ModelGates signs the user out ([`api`]).
+//!    `openai`). A key revoked on ModelGates signs the user out ([`ApiError`]).
 //! 5. `POST /logout` forgets the key.
 //!
 //! # Modules
@@ -61,7 +61,7 @@
 //! [`config`] (settings, environment, errors), [`observe`] (metrics and spans), [`layer`] (the tower layer, its service and
 //! response future), [`extract`] (the extractor and its rejections), [`store`] (where keys
 //! live: the contract, the cookie and memory stores, and the cache in front of a shared one;
-//! the database stores are the `modelgates-stores` crate's), [`same_origin`] (the guard against cross-site posts), [`api`]
+//! the database stores are the `modelgates-stores` crate's), [`same_origin`] (the guard against cross-site posts), [`api_error`]
 //! (handler errors and the sign-out on a revoked key), `sse` (the events of a streamed reply,
 //! feature `openai`) and `testing` (feature `test-util`). What needs no web framework (PKCE, the flow
 //! state and its sealing, the key exchange) is in [`oauth_core`].
@@ -80,30 +80,31 @@
 #[doc(hidden)]
 #[path = "fuzz.rs"]
 pub mod __fuzz;
-pub mod api;
+pub mod api_error;
 pub mod config;
 mod cookies;
 pub mod extract;
 mod flow;
+mod hex;
 pub mod hooks;
 pub mod layer;
 mod limits;
 mod mount;
 pub mod observe;
-mod primitives;
 mod response;
 pub mod same_origin;
 #[cfg(feature = "openai")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub mod sse;
 pub mod store;
-mod streams;
+mod stream_slots;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
 
+pub use api_error::ApiError;
 pub use config::{CookieSecret, ModelGatesConfig};
-pub use extract::ModelGatesKey;
+pub use extract::{ModelGatesKey, SignOut};
 pub use flow::{AuthError, is_safe_return_to};
 pub use layer::ModelGatesAuth;
 

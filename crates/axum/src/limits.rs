@@ -3,11 +3,11 @@
 //! [`config`](crate::config)) and the gate the callback passes (governor's limiters). A leaf:
 //! the configuration and the flow both use it.
 
-mod config;
 mod gate;
+mod settings;
 
-pub use config::{
+pub(crate) use gate::ExchangeGate;
+pub use settings::{
     ClientKey, DEFAULT_CLIENT_EXCHANGE_RATE, DEFAULT_GLOBAL_EXCHANGE_RATE, ExchangeLimits,
     RateLimit,
 };
-pub(crate) use gate::ExchangeGate;

@@ -11,7 +11,7 @@
 //! | --- | --- | --- | --- |
 //! | `modelgates_sign_ins_total` | counter | `outcome` | every callback, by how it ended |
 //! | `modelgates_key_exchange_duration_seconds` | histogram | `outcome` | the key exchange call to ModelGates |
-//! | `modelgates_api_errors_total` | counter | `code` | failed calls with users' keys, by [`ApiError`](crate::api::ApiError) code |
+//! | `modelgates_api_errors_total` | counter | `code` | failed calls with users' keys, by [`ApiError`](crate::api_error::ApiError) code |
 //! | `modelgates_sign_outs_total` | counter | `reason` | sessions ended |
 //! | `modelgates_open_streams` | gauge | | relayed streams open now |
 //! | `modelgates_stream_first_token_seconds` | histogram | | from the stream's request to its first relayed delta |
@@ -38,7 +38,7 @@
 //!   conversions, `stream_slot`, the relay), so an app that answers the error its own way is
 //!   still counted.
 //! * `reason` of a sign-out: `logout`, `key_rejected` (ModelGates refused the key), `app` (a
-//!   handler returned [`SignOut`](crate::api::SignOut)), `expired` (the key cookie came
+//!   handler returned [`SignOut`](crate::extract::SignOut)), `expired` (the key cookie came
 //!   back after the key's lifetime), `session_ended` (the store no longer knows the session:
 //!   revoked elsewhere, or purged after it expired).
 //! * `result` of a cache request: `hit`, `miss`.

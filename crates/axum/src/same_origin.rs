@@ -38,8 +38,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::mount::Mount;
-use crate::primitives::BoxError;
 use crate::response::error_response;
+use axum_core::BoxError;
 
 /// What the refusal says.
 pub(crate) const CROSS_SITE_MESSAGE: &str = "This request came from another site and was refused.";

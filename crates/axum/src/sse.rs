@@ -4,7 +4,7 @@
 //! ```
 //! use axum::{Json, Router, routing::post};
 //! use modelgates_axum::ModelGatesKey;
-//! use modelgates_axum::api::ApiError;
+//! use modelgates_axum::ApiError;
 //! use modelgates_axum::oauth_core::async_openai::types::chat::{
 //!     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 //! };
@@ -61,9 +61,9 @@ use modelgates_oauth_core::async_openai::types::chat::{
 use serde_json::json;
 use tracing::Instrument as _;
 
-use crate::api::ApiError;
+use crate::api_error::ApiError;
 use crate::observe::Outcome;
-use crate::streams::StreamSlot;
+use crate::stream_slots::StreamSlot;
 
 /// What the relay has seen so far.
 struct Relay {

@@ -22,7 +22,6 @@ use axum::routing::{get, post};
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use modelgates_axum::api::{ApiError, SignOut};
 use modelgates_axum::config::{ExchangeLimits, RateLimit};
 use modelgates_axum::hooks::{SignIn, SignInRejected};
 use modelgates_axum::oauth_core::async_openai::types::chat::{
@@ -33,6 +32,7 @@ use modelgates_axum::store::{
     CachingStore, FlowSpend, KeyStore, MemoryStore, RevocationFeed, SessionToken, StoreError,
     StoredKey, TokenProtection,
 };
+use modelgates_axum::{ApiError, SignOut};
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::{Emulator, Endpoint, Fault};
 use support::{Browser, config, emulator};

@@ -21,7 +21,7 @@ use modelgates_oauth_core::__private::unix_now;
 
 /// Keys in Redis, shared by any number of app instances.
 ///
-/// The rules: keys are sealed at rest (see [`KeySealer`]); the browser carries only a random
+/// The rules: keys are sealed at rest (see [`KeySealer`](crate::KeySealer)); the browser carries only a random
 /// session id in a signed cookie, and Redis holds only its SHA-256 hash, under
 /// `modelgates:session:<hash>` with a TTL equal to the key's remaining lifetime, so Redis
 /// purges expired entries itself. A per-user set `modelgates:user:<user id>` lists a user's

@@ -6,8 +6,8 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use modelgates_axum::ApiError;
 use modelgates_axum::ModelGatesKey;
-use modelgates_axum::api::ApiError;
 use modelgates_axum::oauth_core::RequestError;
 use modelgates_axum::oauth_core::api::{KeyInfo, ModelInfo};
 use modelgates_axum::oauth_core::async_openai::types::chat::{

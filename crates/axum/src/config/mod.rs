@@ -62,15 +62,15 @@ use crate::hooks::{SignIn, SignInRejected, SignedOut};
 mod cookies;
 mod env;
 mod error;
-mod key;
 mod secret;
+mod spend;
 
 pub use crate::limits::{
     ClientKey, DEFAULT_CLIENT_EXCHANGE_RATE, DEFAULT_GLOBAL_EXCHANGE_RATE, ExchangeLimits,
     RateLimit,
 };
 pub use cookies::SameSite;
-pub use key::DEFAULT_MAX_KEY_LIMIT;
+pub use spend::DEFAULT_MAX_KEY_LIMIT;
 
 pub use crate::store::DEFAULT_KEY_MAX_AGE;
 pub use error::ConfigError;
@@ -415,7 +415,7 @@ impl ModelGatesConfig {
 
     /// Runs after every sign-out the layer performs, once the store has forgotten the
     /// session: the logout route ([`SignOutReason::Logout`](crate::hooks::SignOutReason::Logout)), ModelGates refusing the key
-    /// ([`SignOutReason::KeyRejected`](crate::hooks::SignOutReason::KeyRejected)), and a handler's [`SignOut`](crate::api::SignOut)
+    /// ([`SignOutReason::KeyRejected`](crate::hooks::SignOutReason::KeyRejected)), and a handler's [`SignOut`](crate::extract::SignOut)
     /// ([`SignOutReason::App`](crate::hooks::SignOutReason::App)). The response waits for it; it cannot stop the sign-out.
     ///
     /// ```
@@ -458,7 +458,7 @@ impl ModelGatesConfig {
     where
         F: Fn(&crate::AuthError) -> http::Response<axum_core::body::Body> + Send + Sync + 'static,
     {
-        self.error_page = Some(crate::primitives::AppFn::new(Arc::new(page)));
+        self.error_page = Some(crate::hooks::AppFn::new(Arc::new(page)));
         self
     }
 }

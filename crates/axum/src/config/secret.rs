@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret as _, SecretSlice};
 use zeroize::Zeroizing;
 
 use super::error::ConfigError;
-use crate::primitives::random_bytes;
+use modelgates_oauth_core::__private::random_bytes;
 
 /// The shortest cookie secret accepted, in bytes.
 pub const MIN_SECRET_LEN: usize = 64;

@@ -5,7 +5,7 @@ use modelgates_oauth_core::{ChallengeMethod, Pkce};
 
 use super::*;
 use crate::flow::FlowCookie;
-use crate::primitives::unix_now;
+use modelgates_oauth_core::__private::unix_now;
 
 /// Both cookies, as the layer resolves them.
 struct CookieCodec {

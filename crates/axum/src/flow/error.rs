@@ -11,8 +11,8 @@
 //! (`{"error": {"status", "code", "message"}}`) to clients whose `Accept` asks for JSON and not
 //! HTML. Every value that came from the request is HTML-escaped; no message holds a secret.
 
+use crate::hooks::AppFn;
 use crate::observe::Outcome;
-use crate::primitives::AppFn;
 use std::time::Duration;
 
 use axum_core::body::Body;

@@ -16,10 +16,11 @@ use axum_core::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Response};
 
-use super::session::{SignOutAsked, SignOutPlan};
-use crate::api::{BrowserPage, KeyRejectedSignOut, SignOut};
-use crate::primitives::BoxError;
+use super::signed_in::{SignOutAsked, SignOutPlan};
+use crate::api_error::{BrowserPage, KeyRejectedSignOut};
+use crate::extract::SignOut;
 use crate::response::set_cookie;
+use axum_core::BoxError;
 
 type BoxedResponse<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
 

@@ -17,13 +17,13 @@ use crate::same_origin::SameOrigin;
 use crate::store::{CookieStore, KeyStore};
 
 mod future;
+mod resolved;
 mod service;
-mod session;
-mod state;
+mod signed_in;
 
 pub use future::ResponseFuture;
+use resolved::{Resolved, resolve};
 pub use service::ModelGatesAuthService;
-use state::{State, resolve};
 
 /// The layer: mounts the sign-in routes and makes the user's key available to handlers.
 ///
@@ -96,10 +96,10 @@ use state::{State, resolve};
 ///   out: the cookie is kept, and [`ModelGatesKey`] (also as an `Option`) answers 503
 ///   `store_unavailable` with `Retry-After`, never 401 or a redirect to sign in. Handlers
 ///   that do not ask for the key are served as usual.
-/// * A handler's [`ApiError::KeyRejected`](crate::api::ApiError::KeyRejected) (ModelGates
+/// * A handler's [`ApiError::KeyRejected`](crate::api_error::ApiError::KeyRejected) (ModelGates
 ///   refused the key) signs the user out on its way out: the store forgets the session, the
 ///   key cookie is deleted, and a browser is sent to sign in again. A response carrying
-///   [`SignOut`](crate::api::SignOut) signs the user out the same way but is sent as the
+///   [`SignOut`](crate::extract::SignOut) signs the user out the same way but is sent as the
 ///   handler made it. Either way the on-sign-out hook hears why. When the store fails to
 ///   forget the session, the answer is instead a 503 `sign_out_failed` with `Retry-After`
 ///   and the cookie stays (the next request tries again).
@@ -113,7 +113,7 @@ use state::{State, resolve};
 ///
 /// [`ModelGatesKey`]: crate::ModelGatesKey
 pub struct ModelGatesAuth<K = CookieStore> {
-    state: Arc<State>,
+    state: Arc<Resolved>,
     store: Arc<K>,
 }
 
@@ -242,7 +242,7 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     /// to end them at the end of a graceful shutdown ([`OpenStreams::close_all`](crate::extract::OpenStreams::close_all)).
     #[must_use]
     pub fn open_streams(&self) -> crate::extract::OpenStreams {
-        crate::streams::OpenStreams(self.state.streams.clone())
+        crate::stream_slots::OpenStreams(self.state.streams.clone())
     }
 
     /// The callback URL: the public URL plus the callback path. Each sign-in sends ModelGates

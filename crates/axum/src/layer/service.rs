@@ -11,17 +11,17 @@ use http::{Request, Response, Uri};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::session::{self, Authenticated, Opening, RequestSummary, SignOutPlan, conclude};
-use super::state::State;
+use super::resolved::Resolved;
+use super::signed_in::{self, Authenticated, Opening, RequestSummary, SignOutPlan, conclude};
 use crate::extract::{AuthContext, ModelGatesKey};
 use crate::flow::{self, AuthError};
 use crate::mount::Mount;
-use crate::primitives::BoxError;
 use crate::store::{CookieStore, KeyStore};
+use axum_core::BoxError;
 
 /// What handlers see of this request: the key, or how to sign in.
 fn context(
-    state: &State,
+    state: &Resolved,
     key: Option<ModelGatesKey>,
     store_unavailable: bool,
     uri: &Uri,
@@ -48,7 +48,7 @@ fn context(
 /// Puts what handlers see of a signed-in (or refused) request into its extensions; returns
 /// the cookie the response must carry and, for a signed-in user, how to sign them out.
 fn annotate<B>(
-    state: &Arc<State>,
+    state: &Arc<Resolved>,
     request: &mut Request<B>,
     authenticated: Authenticated,
     mount: Option<Mount>,
@@ -73,7 +73,7 @@ fn annotate<B>(
 }
 
 /// The answer of a layer inside a nested router whose paths are not routed to it.
-fn misplaced(state: &State, mount: &Mount, headers: &http::HeaderMap) -> Response<Body> {
+fn misplaced(state: &Resolved, mount: &Mount, headers: &http::HeaderMap) -> Response<Body> {
     let error = AuthError::Misplaced {
         prefix: mount.prefix.clone(),
     };
@@ -85,12 +85,12 @@ fn misplaced(state: &State, mount: &Mount, headers: &http::HeaderMap) -> Respons
 /// Cheap to clone.
 pub struct ModelGatesAuthService<S, K = CookieStore> {
     inner: S,
-    state: Arc<State>,
+    state: Arc<Resolved>,
     store: Arc<K>,
 }
 
 impl<S, K> ModelGatesAuthService<S, K> {
-    pub(super) fn new(inner: S, state: Arc<State>, store: Arc<K>) -> Self {
+    pub(super) fn new(inner: S, state: Arc<Resolved>, store: Arc<K>) -> Self {
         Self {
             inner,
             state,
@@ -172,7 +172,7 @@ where
             request.extensions_mut().insert(context);
             return ResponseFuture::inner(self.inner.call(request));
         }
-        let (token, needs_reissue) = match session::open::<K>(&self.state, request.headers()) {
+        let (token, needs_reissue) = match signed_in::open::<K>(&self.state, request.headers()) {
             Opening::Token {
                 token,
                 needs_reissue,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{KeyStore, SessionToken, StoreError, StoredKey, TokenProtection};
-use crate::primitives::unix_now;
+use modelgates_oauth_core::__private::unix_now;
 
 /// Keys kept in this process's memory behind random session ids, for single-process apps and
 /// tests.

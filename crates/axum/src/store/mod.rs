@@ -34,7 +34,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::primitives::{BoxError, hex, random_bytes, unix_now};
+use axum_core::BoxError;
+use modelgates_oauth_core::__private::{random_bytes, unix_now};
+
+use crate::hex::hex;
 
 mod caching;
 mod cookie;
@@ -369,7 +372,7 @@ pub(crate) type StoreFuture<'a, T> =
 
 /// What a signed-in request may ask of its store, behind a trait object, so that handlers and
 /// response futures can reach it without naming the store's type. Boxed only when used.
-pub(crate) trait SessionStore: Send + Sync + 'static {
+pub(crate) trait ErasedStore: Send + Sync + 'static {
     fn remove_boxed<'a>(&'a self, token: &'a SessionToken) -> StoreFuture<'a, ()>;
     fn revoke_user_boxed<'a>(
         &'a self,
@@ -378,7 +381,7 @@ pub(crate) trait SessionStore: Send + Sync + 'static {
     ) -> StoreFuture<'a, u64>;
 }
 
-impl<K: KeyStore> SessionStore for K {
+impl<K: KeyStore> ErasedStore for K {
     fn remove_boxed<'a>(&'a self, token: &'a SessionToken) -> StoreFuture<'a, ()> {
         Box::pin(self.remove(token))
     }

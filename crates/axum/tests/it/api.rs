@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use futures_util::StreamExt as _;
 use http::{StatusCode, header};
-use modelgates_axum::api::ApiError;
+use modelgates_axum::ApiError;
 use modelgates_axum::oauth_core::async_openai::types::chat::{
     ChatCompletionMessageToolCalls, ChatCompletionRequestAssistantMessageArgs,
     ChatCompletionRequestMessage, ChatCompletionRequestToolMessageArgs,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::response::IntoResponse as _;
 use axum::routing::get;
-use modelgates_axum::api::ApiError;
+use modelgates_axum::ApiError;
 use modelgates_axum::oauth_core::ApiKey;
 use modelgates_axum::store::testing::conformance;
 use modelgates_axum::store::{

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::{get, post};
 use http::HeaderName;
-use modelgates_axum::api::ApiError;
+use modelgates_axum::ApiError;
 use modelgates_axum::config::{ClientKey, ExchangeLimits, RateLimit};
 use modelgates_axum::oauth_core::async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,

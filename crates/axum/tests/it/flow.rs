@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use base64::Engine as _;
 use http::{Request, StatusCode, header};
-use modelgates_axum::api::ApiError;
+use modelgates_axum::ApiError;
 use modelgates_axum::oauth_core::async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 };

@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::{Request, StatusCode, header};
-use modelgates_axum::api::ApiError;
+use modelgates_axum::ApiError;
 use modelgates_axum::config::SpendLimit;
 use modelgates_axum::oauth_core::async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,

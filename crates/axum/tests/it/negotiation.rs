@@ -6,7 +6,7 @@
 
 use axum::Router;
 use axum::routing::{get, post};
-use modelgates_axum::api::ApiError;
+use modelgates_axum::ApiError;
 use modelgates_axum::testing::{self, TestApp};
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::Emulator;

@@ -8,7 +8,9 @@ use moka::sync::Cache;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::primitives::{from_hex, hex, random_bytes};
+use modelgates_oauth_core::__private::random_bytes;
+
+use crate::hex::{from_hex, hex};
 use crate::store::StoredKey;
 
 /// A session's SHA-256: the cache's key.

@@ -4,14 +4,14 @@
 //!
 //! The rule: a session (one key cookie) may relay at most that many streams at once, on this
 //! instance; one more is refused before anything is sent to ModelGates
-//! ([`ApiError::TooManyStreams`](crate::api::ApiError::TooManyStreams), 429). A slot is taken
+//! ([`ApiError::TooManyStreams`](crate::api_error::ApiError::TooManyStreams), 429). A slot is taken
 //! when the stream is started and freed when the stream ends or its client goes away (the
 //! response body is dropped).
 //!
 //! For a graceful shutdown, [`OpenStreams::close_all`] (from
 //! [`ModelGatesAuth::open_streams`](crate::ModelGatesAuth::open_streams)) ends every open
 //! stream with an `error` event `server_restarting` and refuses new ones
-//! ([`ApiError::ServerRestarting`](crate::api::ApiError::ServerRestarting), 503), so that a
+//! ([`ApiError::ServerRestarting`](crate::api_error::ApiError::ServerRestarting), 503), so that a
 //! long reply does not hold the shutdown: the browser learns its reply was cut short, and why.
 
 use std::collections::HashMap;

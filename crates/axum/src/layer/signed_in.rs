@@ -8,14 +8,15 @@ use std::time::Duration;
 use axum_core::body::Body;
 use http::{HeaderMap, HeaderValue, Response};
 
-use super::state::State;
-use crate::api::BrowserPage;
+use super::resolved::Resolved;
+use crate::api_error::BrowserPage;
 use crate::extract::{AuthContext, ModelGatesKey};
 use crate::flow::{AuthError, SignOutReason};
 use crate::observe::SessionEnd;
-use crate::primitives::{BoxError, unix_now};
 use crate::response::{html_error_page, is_reading, no_store, prefers_html, see_other, set_cookie};
-use crate::store::{KeyStore, SessionStore, SessionToken, StoreError, StoredKey};
+use crate::store::{ErasedStore, KeyStore, SessionToken, StoreError, StoredKey};
+use axum_core::BoxError;
+use modelgates_oauth_core::__private::unix_now;
 
 /// The outcome of reading a request's key cookie.
 pub(crate) struct Authenticated {
@@ -30,7 +31,7 @@ pub(crate) struct Authenticated {
 /// Everything a response future needs to sign a signed-in user out, should the response ask:
 /// the session is the key's, in `request.context`.
 pub(crate) struct SignOutPlan {
-    pub(crate) state: Arc<State>,
+    pub(crate) state: Arc<Resolved>,
     pub(crate) request: RequestSummary,
 }
 
@@ -40,14 +41,14 @@ pub(crate) enum SignOutAsked {
     /// ModelGates refused the key (an `ApiError::KeyRejected`): a browser is sent to sign in
     /// again.
     KeyRejected,
-    /// The handler returned [`SignOut`](crate::api::SignOut): its response is kept.
+    /// The handler returned [`SignOut`](crate::extract::SignOut): its response is kept.
     App,
 }
 
 impl SignOutPlan {
     /// Signs the user out on the way out of `response`: the store forgets the session, the
     /// key cookie is deleted, and the on-sign-out hook hears it. After the app's
-    /// [`SignOut`](crate::api::SignOut) the handler's response is kept; after ModelGates
+    /// [`SignOut`](crate::extract::SignOut) the handler's response is kept; after ModelGates
     /// refused the key, a browser (by the negotiation rule) is sent to sign in again, coming
     /// back where a signed-out browser would.
     pub(crate) async fn run<B>(self, response: Response<B>, asked: SignOutAsked) -> Response<Body>
@@ -110,7 +111,7 @@ impl SignOutPlan {
             .unwrap_or_default()
     }
 
-    /// `response`, an [`ApiError`](crate::api::ApiError)'s JSON, as the page it carries when
+    /// `response`, an [`ApiError`](crate::api_error::ApiError)'s JSON, as the page it carries when
     /// the client is a browser: same status and headers, an HTML body saying what happened and
     /// what to do, with a link to manage the key on ModelGates.
     pub(crate) fn browser_page<B>(&self, response: Response<B>) -> Response<Body>
@@ -204,7 +205,7 @@ pub(crate) enum Opening {
 }
 
 /// Opens the key cookie in `headers` (the layer checked that there is one).
-pub(crate) fn open<K: KeyStore>(state: &State, headers: &HeaderMap) -> Opening {
+pub(crate) fn open<K: KeyStore>(state: &Resolved, headers: &HeaderMap) -> Opening {
     let key_cookie = &state.flow.key_cookie;
     match key_cookie.open(headers, K::TOKEN_PROTECTION) {
         Some(opened) => Opening::Token {
@@ -221,7 +222,7 @@ pub(crate) fn open<K: KeyStore>(state: &State, headers: &HeaderMap) -> Opening {
 
 /// Who is signed in, given what the store answered for `token`.
 pub(crate) fn conclude<K: KeyStore>(
-    state: &State,
+    state: &Resolved,
     store: &Arc<K>,
     token: SessionToken,
     needs_reissue: bool,
@@ -239,7 +240,7 @@ pub(crate) fn conclude<K: KeyStore>(
                     Duration::from_secs(remaining),
                 )
             });
-            let store = store.clone() as Arc<dyn SessionStore>;
+            let store = store.clone() as Arc<dyn ErasedStore>;
             let key = ModelGatesKey::new(
                 stored,
                 flow.client.clone(),

@@ -24,9 +24,9 @@ use crate::flow::is_safe_return_to;
 #[cfg(feature = "openai")]
 use crate::observe::Outcome;
 use crate::response::{is_reading, prefers_html};
-use crate::store::{SessionStore, SessionToken, StoreError, StoredKey};
+use crate::store::{ErasedStore, SessionToken, StoredKey};
 
-use crate::api::ApiError;
+use crate::api_error::ApiError;
 #[cfg(feature = "openai")]
 use {
     axum::response::sse::{Event, Sse},
@@ -40,7 +40,7 @@ use {
 /// ```
 /// use axum::{Router, routing::post};
 /// use modelgates_axum::ModelGatesKey;
-/// use modelgates_axum::api::ApiError;
+/// use modelgates_axum::ApiError;
 /// use modelgates_axum::oauth_core::async_openai::types::chat::{
 ///     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 /// };
@@ -67,86 +67,9 @@ struct KeyInner {
     client: ModelGatesClient,
     /// The session's token and store, for [`Session`].
     token: SessionToken,
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn ErasedStore>,
     /// The layer's count of each session's open streams.
     streams: Arc<StreamSlots>,
-}
-
-/// The signed-in session a request belongs to, in the layer's key store: end it now, or sign
-/// its user out of every other device. From [`ModelGatesKey::session`].
-///
-/// To sign the user out of this browser as part of a response (cookie deleted, the app's
-/// response kept), return [`SignOut`](crate::api::SignOut) instead of calling [`Self::revoke`].
-///
-/// ```
-/// use axum::response::{IntoResponse, Redirect, Response};
-/// use modelgates_axum::ModelGatesKey;
-/// use modelgates_axum::api::SignOut;
-///
-/// /// "Sign out everywhere": every other device now, this browser with the response.
-/// async fn sign_out_everywhere(key: ModelGatesKey) -> Response {
-///     match key.session().revoke_others().await {
-///         Ok(_count) => (SignOut, Redirect::to("/")).into_response(),
-///         Err(error) if error.is_unsupported() => {
-///             "Signing out other devices needs a server-side key store.".into_response()
-///         }
-///         Err(_) => "Please try again in a moment.".into_response(),
-///     }
-/// }
-/// ```
-#[derive(Clone, Copy)]
-pub struct Session<'k> {
-    inner: &'k KeyInner,
-}
-
-impl fmt::Debug for Session<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("token", &self.inner.token)
-            .field("user_id", &self.inner.user_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Session<'_> {
-    /// This session's token (its `Debug` is redacted), to compare with one kept elsewhere.
-    #[must_use]
-    pub fn token(&self) -> &SessionToken {
-        &self.inner.token
-    }
-
-    /// Makes the store forget this session now: a copy of its cookie stops working (on every
-    /// instance, with a shared store). With [`CookieStore`](crate::store::CookieStore) there is
-    /// nothing to forget: the key lives in the cookie, which only [`SignOut`](crate::api::SignOut)
-    /// deletes.
-    ///
-    /// # Errors
-    ///
-    /// When the store fails.
-    pub async fn revoke(&self) -> Result<(), StoreError> {
-        self.inner.store.remove_boxed(&self.inner.token).await
-    }
-
-    /// Signs the user out of every other device and browser: every session of this user but
-    /// this one is forgotten. Returns how many.
-    ///
-    /// # Errors
-    ///
-    /// When the store fails; [`StoreError::is_unsupported`] with
-    /// [`CookieStore`](crate::store::CookieStore), or without a ModelGates user id (ModelGates
-    /// sent none: the user's other sessions cannot be found).
-    pub async fn revoke_others(&self) -> Result<u64, StoreError> {
-        let Some(user_id) = &self.inner.user_id else {
-            return Err(StoreError::unsupported(
-                "ModelGates sent no user id with this key, so the user's other sessions cannot \
-                 be found",
-            ));
-        };
-        self.inner
-            .store
-            .revoke_user_boxed(user_id, Some(&self.inner.token))
-            .await
-    }
 }
 
 impl fmt::Debug for ModelGatesKey {
@@ -163,7 +86,7 @@ impl ModelGatesKey {
         stored: StoredKey,
         client: ModelGatesClient,
         token: SessionToken,
-        store: Arc<dyn SessionStore>,
+        store: Arc<dyn ErasedStore>,
         streams: Arc<StreamSlots>,
     ) -> Self {
         Self(Arc::new(KeyInner {
@@ -210,7 +133,7 @@ impl ModelGatesKey {
     }
 
     /// The session's token and store, for the layer's sign-out.
-    pub(crate) fn session_parts(&self) -> (&SessionToken, &dyn SessionStore) {
+    pub(crate) fn session_parts(&self) -> (&SessionToken, &dyn ErasedStore) {
         (&self.0.token, &*self.0.store)
     }
 
@@ -284,7 +207,7 @@ impl ModelGatesKey {
     /// # Errors
     ///
     /// [`RequestError::KeyRejected`] when the key was revoked; convert it into
-    /// [`api::ApiError`](crate::api::ApiError) with `?` to sign the user out.
+    /// [`api::ApiError`](crate::api_error::ApiError) with `?` to sign the user out.
     pub async fn key_info(&self) -> Result<KeyInfo, RequestError> {
         self.0.client.key_info(&self.0.key).await
     }
@@ -314,7 +237,7 @@ impl ModelGatesKey {
         format!(
             "{}keys/{}",
             self.0.client.base_url(),
-            crate::primitives::hex(&digest)
+            crate::hex::hex(&digest)
         )
     }
 
@@ -485,7 +408,9 @@ pub(crate) fn login_url(login_path: &str, return_to: &str) -> String {
 }
 
 mod rejection;
+mod session;
 
-use crate::streams::{NoSlot, StreamSlots};
-pub use crate::streams::{OpenStreams, StreamSlot};
+use crate::stream_slots::{NoSlot, StreamSlots};
+pub use crate::stream_slots::{OpenStreams, StreamSlot};
 pub use rejection::ModelGatesKeyRejection;
+pub use session::{Session, SignOut};

@@ -28,14 +28,14 @@
 //!   the key in the store, deletes the key cookie, and sends a browser to sign in again with a
 //!   303; other clients get the 401. A user whose key was revoked on ModelGates is thus asked
 //!   to sign in again instead of being stuck.
-//! * A handler signs the user out itself by returning [`SignOut`] with its response
+//! * A handler signs the user out itself by returning [`SignOut`](crate::SignOut) with its response
 //!   (`(SignOut, Redirect::to("/"))`): the store forgets the session, the cookie is deleted,
 //!   and the response is sent as the handler made it.
 //!
 //! ```
 //! use axum::response::{IntoResponse, Response};
 //! use modelgates_axum::ModelGatesKey;
-//! use modelgates_axum::api::ApiError;
+//! use modelgates_axum::ApiError;
 //!
 //! async fn usage(key: ModelGatesKey) -> Response {
 //!     match key.key_info().await.map_err(ApiError::from) {
@@ -59,46 +59,6 @@ use http::{HeaderValue, StatusCode};
 use modelgates_oauth_core::RequestError;
 
 use crate::response::json_error;
-
-/// Returned with a handler's response (or put in its extensions) to have
-/// [`ModelGatesAuth`](crate::ModelGatesAuth) sign the user out on its way out: the store
-/// forgets the session, the key cookie is deleted, the on-sign-out hook hears
-/// [`SignOutReason::App`](crate::hooks::SignOutReason::App), and the handler's response is
-/// sent as it is (a redirect goes where the app says).
-///
-/// ```
-/// use axum::response::{IntoResponse, Redirect, Response};
-/// use modelgates_axum::api::SignOut;
-///
-/// async fn account_closed() -> Response {
-///     (SignOut, Redirect::to("/goodbye")).into_response()
-/// }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SignOut;
-
-impl axum_core::response::IntoResponseParts for SignOut {
-    type Error = std::convert::Infallible;
-
-    fn into_response_parts(
-        self,
-        mut parts: axum_core::response::ResponseParts,
-    ) -> Result<axum_core::response::ResponseParts, Self::Error> {
-        parts.extensions_mut().insert(self);
-        Ok(parts)
-    }
-}
-
-impl IntoResponse for SignOut {
-    /// An empty `204 No Content` that signs the user out.
-    fn into_response(self) -> Response {
-        // Not `(StatusCode::NO_CONTENT, self)`: that tuple takes `self` as the body and calls
-        // this again, without end.
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        response.extensions_mut().insert(self);
-        response
-    }
-}
 
 /// What an [`ApiError::KeyRejected`] puts in its response: ModelGates refused the key, so the
 /// layer signs the user out and sends a browser to sign in again.
@@ -347,13 +307,6 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_bare_sign_out_is_an_empty_204_that_signs_out() {
-        let response = SignOut.into_response();
-        assert_eq!(response.status(), StatusCode::NO_CONTENT);
-        assert_eq!(response.extensions().get::<SignOut>(), Some(&SignOut));
-    }
 
     #[test]
     fn a_rejected_key_asks_the_layer_to_sign_out() {

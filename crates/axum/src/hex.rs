@@ -1,41 +1,5 @@
-//! The few primitives every floor of the crate shares: the clock and the operating system's
-//! randomness (oauth-core's), hex encoding, and the boxed error of inner services' bodies.
-//! Nothing here knows about HTTP, cookies or stores.
-
-pub(crate) use modelgates_oauth_core::__private::{random_bytes, unix_now};
-
-/// A function of the app's kept in the configuration (a hook, an error page): shared, and
-/// shown by `Debug` as set, never as what it captured.
-pub(crate) struct AppFn<F: ?Sized>(std::sync::Arc<F>);
-
-impl<F: ?Sized> AppFn<F> {
-    pub(crate) fn new(function: std::sync::Arc<F>) -> Self {
-        Self(function)
-    }
-}
-
-impl<F: ?Sized> Clone for AppFn<F> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<F: ?Sized> std::ops::Deref for AppFn<F> {
-    type Target = F;
-
-    fn deref(&self) -> &F {
-        &self.0
-    }
-}
-
-impl<F: ?Sized> std::fmt::Debug for AppFn<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<app function>")
-    }
-}
-
-/// The error type of the bodies this crate's services accept from inner services.
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+//! Hex text of bytes and back: the names of hashed sessions (`SessionToken::hash`), the
+//! manage link, and the caching store's feed messages.
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {

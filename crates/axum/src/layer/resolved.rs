@@ -1,4 +1,4 @@
-//! [`State`]: a [`ModelGatesConfig`] checked and resolved once, when the layer is built, into
+//! [`Resolved`]: a [`ModelGatesConfig`] checked and resolved once, when the layer is built, into
 //! the only thing request code reads: every path with its prefix, every lifetime, redirect,
 //! hook and error page, the cookies' specs and keys, the ModelGates client, and the guards of
 //! the callback. The checks' rules are documented on [`ModelGatesConfig`].
@@ -13,10 +13,10 @@ use crate::config::{ConfigError, CookieSecret, ModelGatesConfig, SameSite};
 use crate::cookies::{CookieSpec, KeyCookie};
 use crate::flow::{Flow, FlowCookie, Paths, PublicHost, SpentFlows, is_safe_return_to};
 use crate::limits::ExchangeGate;
-use crate::streams::StreamSlots;
+use crate::stream_slots::StreamSlots;
 
 /// The layer's resolved runtime state.
-pub(crate) struct State {
+pub(crate) struct Resolved {
     /// What the sign-in routes read; signed-in requests read its key cookie, key lifetime
     /// and client too.
     pub(crate) flow: Flow,
@@ -29,8 +29,8 @@ pub(crate) struct State {
     pub(crate) streams: Arc<StreamSlots>,
 }
 
-/// Checks a configuration and resolves it into the layer's [`State`].
-pub(crate) fn resolve(config: ModelGatesConfig) -> Result<State, ConfigError> {
+/// Checks a configuration and resolves it into the layer's [`Resolved`].
+pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Resolved, ConfigError> {
     let public_url = parse_public_origin(&config.public_url)?;
     let secure = public_url.scheme() == "https";
     let paths = resolve_paths(&config, &public_url)?;
@@ -127,7 +127,7 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<State, ConfigError> {
         on_sign_out: config.on_sign_out,
         error_page: config.error_page,
     };
-    Ok(State {
+    Ok(Resolved {
         flow,
         routes_registered: AtomicBool::new(false),
         known_mount: std::sync::OnceLock::new(),
