@@ -47,7 +47,6 @@
 //!
 //! [`ModelGatesAuth::try_new`]: crate::ModelGatesAuth::try_new
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use modelgates_oauth_core::ChallengeMethod;
@@ -57,11 +56,12 @@ use modelgates_oauth_core::client::{
 pub use modelgates_oauth_core::key::SpendLimit;
 
 use crate::flow::{self, ErrorPage};
-use crate::hooks::{SignIn, SignInRejected, SignedOut};
 
+mod checked;
 mod cookies;
 mod env;
 mod error;
+mod hooks;
 mod secret;
 mod spend;
 
@@ -69,6 +69,7 @@ pub use crate::limits::{
     ClientKey, DEFAULT_CLIENT_EXCHANGE_RATE, DEFAULT_GLOBAL_EXCHANGE_RATE, ExchangeLimits,
     RateLimit,
 };
+pub use checked::{CookieDomain, CookieName, PublicUrl, RoutePath};
 pub use cookies::SameSite;
 pub use spend::DEFAULT_MAX_KEY_LIMIT;
 
@@ -364,101 +365,9 @@ impl ModelGatesConfig {
         self
     }
 
-    /// Runs the app's own work right after ModelGates issued a key and before the user is
-    /// signed in, such as creating the app's user record or linking the ModelGates account to
-    /// the app's own session ([`SignIn::request`] holds the callback request's headers,
-    /// cookies and extensions). Returning [`SignInRejected`] ends the sign-in with a 403 page
-    /// showing its message, and nothing is stored.
-    ///
-    /// The value it returns is kept with the session (serde JSON, at most
-    /// [`MAX_APP_DATA_LEN`](crate::hooks::MAX_APP_DATA_LEN) bytes, sealed like the key in every store) and read in handlers
-    /// with [`ModelGatesKey::app_data`](crate::ModelGatesKey::app_data), so no request has to
-    /// look the user up again; return `()` to keep nothing. A value too large ends the sign-in
-    /// with a 500 that says so, before anything is stored.
-    ///
-    /// ```
-    /// use modelgates_axum::hooks::{SignIn, SignInRejected};
-    /// use modelgates_axum::{CookieSecret, ModelGatesConfig, ModelGatesKey};
-    /// use serde::{Deserialize, Serialize};
-    ///
-    /// #[derive(Serialize, Deserialize)]
-    /// struct Account {
-    ///     id: u64,
-    /// }
-    ///
-    /// let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
-    ///     .with_on_sign_in(|sign_in: SignIn| async move {
-    ///         let Some(_user_id) = sign_in.user_id else {
-    ///             return Err(SignInRejected::new("ModelGates did not say who you are."));
-    ///         };
-    ///         // Create or find the app's user record here (the app's own session cookie is in
-    ///         // `sign_in.request.headers`), and keep its id with the session.
-    ///         Ok(Account { id: 42 })
-    ///     });
-    ///
-    /// async fn handler(key: ModelGatesKey) -> String {
-    ///     match key.app_data::<Account>() {
-    ///         Ok(Some(account)) => format!("account {}", account.id),
-    ///         _ => "no account".to_owned(),
-    ///     }
-    /// }
-    /// ```
-    pub fn with_on_sign_in<F, Fut, T>(mut self, hook: F) -> Self
-    where
-        F: Fn(SignIn) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<T, SignInRejected>> + Send + 'static,
-        T: serde::Serialize + Send + 'static,
-    {
-        self.on_sign_in = Some(flow::boxed_hook(hook));
-        self
-    }
-
-    /// Runs after every sign-out the layer performs, once the store has forgotten the
-    /// session: the logout route ([`SignOutReason::Logout`](crate::hooks::SignOutReason::Logout)), ModelGates refusing the key
-    /// ([`SignOutReason::KeyRejected`](crate::hooks::SignOutReason::KeyRejected)), and a handler's [`SignOut`](crate::extract::SignOut)
-    /// ([`SignOutReason::App`](crate::hooks::SignOutReason::App)). The response waits for it; it cannot stop the sign-out.
-    ///
-    /// ```
-    /// use modelgates_axum::hooks::{SignOutReason, SignedOut};
-    /// use modelgates_axum::{CookieSecret, ModelGatesConfig};
-    ///
-    /// let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
-    ///     .with_on_sign_out(|signed_out: SignedOut| async move {
-    ///         if signed_out.reason == SignOutReason::KeyRejected {
-    ///             // the user revoked the app's key on ModelGates: note it in the app's records
-    ///         }
-    ///     });
-    /// ```
-    pub fn with_on_sign_out<F, Fut>(mut self, hook: F) -> Self
-    where
-        F: Fn(SignedOut) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        self.on_sign_out = Some(flow::boxed_sign_out(hook));
-        self
-    }
-
     /// The app's name, sent to ModelGates with every call as `X-Title` (default: none).
     pub fn with_app_title(mut self, title: impl Into<String>) -> Self {
         self.app_title = Some(title.into());
-        self
-    }
-
-    /// Replaces the HTML error page. The function gets the error (its status, a stable code
-    /// and a message) and returns the response; the layer then sets the error's status and
-    /// adds its own headers and cookie changes. JSON clients keep the JSON error.
-    ///
-    /// The message is **untrusted text**: [`AuthError::AuthorizationFailed`] carries the
-    /// `error` value of the callback's query, which anyone can put in a link (it is reduced to
-    /// RFC 6749's characters, but may hold `<`, `>` and `&`). Escape it, as the built-in page
-    /// does.
-    ///
-    /// [`AuthError::AuthorizationFailed`]: crate::AuthError::AuthorizationFailed
-    pub fn with_error_page<F>(mut self, page: F) -> Self
-    where
-        F: Fn(&crate::AuthError) -> http::Response<axum_core::body::Body> + Send + Sync + 'static,
-    {
-        self.error_page = Some(crate::hooks::AppFn::new(Arc::new(page)));
         self
     }
 }
@@ -466,6 +375,7 @@ impl ModelGatesConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hooks::SignInRejected;
 
     #[test]
     fn debug_hides_the_secret() {

@@ -6,10 +6,12 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use modelgates_oauth_core::origin::parse_public_origin;
 use modelgates_oauth_core::{ChallengeMethod, KeyRequest, ModelGatesClient, Url};
 
-use crate::config::{ConfigError, CookieSecret, ModelGatesConfig, SameSite};
+use crate::config::{
+    ConfigError, CookieDomain, CookieName, CookieSecret, ModelGatesConfig, PublicUrl, RoutePath,
+    SameSite,
+};
 use crate::cookies::{CookieSpec, KeyCookie};
 use crate::flow::{Flow, FlowCookie, Paths, PublicHost, SpentFlows, is_safe_return_to};
 use crate::limits::ExchangeGate;
@@ -31,8 +33,8 @@ pub(crate) struct Resolved {
 
 /// Checks a configuration and resolves it into the layer's [`Resolved`].
 pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Resolved, ConfigError> {
-    let public_url = parse_public_origin(&config.public_url)?;
-    let secure = public_url.scheme() == "https";
+    let public = PublicUrl::new(&config.public_url)?;
+    let public_url = public.url().clone();
     let paths = resolve_paths(&config, &public_url)?;
     for (what, target) in [
         ("the default return_to", &config.default_return_to),
@@ -100,7 +102,7 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Resolved, ConfigError>
         .key_label
         .clone()
         .or_else(|| config.app_title.clone());
-    let (flow_spec, key_spec) = cookie_specs(&config, &public_url, secure)?;
+    let (flow_spec, key_spec) = cookie_specs(&config, &public)?;
     let keys: Vec<cookie::Key> = std::iter::once(&config.secret)
         .chain(&config.previous_secrets)
         .map(CookieSecret::cookie_key)
@@ -139,20 +141,17 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Resolved, ConfigError>
 fn resolve_paths(config: &ModelGatesConfig, public_url: &Url) -> Result<Paths, ConfigError> {
     let prefix = config.path_prefix.trim_end_matches('/');
     if !prefix.is_empty() {
-        check_path("the path prefix", prefix)?;
+        RoutePath::named("the path prefix", prefix)?;
     }
-    let login = format!(
-        "{prefix}{}",
-        check_path("the login path", &config.login_path)?
-    );
-    let callback = format!(
-        "{prefix}{}",
-        check_path("the callback path", &config.callback_path)?
-    );
-    let logout = format!(
-        "{prefix}{}",
-        check_path("the logout path", &config.logout_path)?
-    );
+    let route = |what, path: &str| -> Result<String, ConfigError> {
+        Ok(format!(
+            "{prefix}{}",
+            RoutePath::named(what, path)?.as_str()
+        ))
+    };
+    let login = route("the login path", &config.login_path)?;
+    let callback = route("the callback path", &config.callback_path)?;
+    let logout = route("the logout path", &config.logout_path)?;
     if login == callback || login == logout {
         return Err(ConfigError::DuplicatePath(login));
     }
@@ -177,14 +176,18 @@ fn resolve_paths(config: &ModelGatesConfig, public_url: &Url) -> Result<Paths, C
 /// The flow and key cookies' specs: names checked and prefixed, attributes as configured.
 fn cookie_specs(
     config: &ModelGatesConfig,
-    public_url: &Url,
-    secure: bool,
+    public: &PublicUrl,
 ) -> Result<(CookieSpec, CookieSpec), ConfigError> {
-    let flow_name = cookie_name(&config.flow_cookie_name, secure)?;
-    let domain = check_domain(config, public_url)?;
+    let secure = public.is_https();
+    let flow_name = CookieName::new(&config.flow_cookie_name)?.host_only(secure);
+    let domain = match config.cookie_domain.as_deref() {
+        None => None,
+        Some(raw) => Some(cookie_domain(raw, public, &config.key_cookie_name)?),
+    };
+    let key_name = CookieName::new(&config.key_cookie_name)?;
     let key_name = match domain {
-        None => cookie_name(&config.key_cookie_name, secure)?,
-        Some(_) => domain_cookie_name(&config.key_cookie_name, secure)?,
+        None => key_name.host_only(secure),
+        Some(_) => key_name.with_domain(secure),
     };
     if flow_name == key_name {
         return Err(ConfigError::InvalidCookieName(key_name));
@@ -195,10 +198,27 @@ fn cookie_specs(
             SameSite::Strict => cookie::SameSite::Strict,
             _ => cookie::SameSite::Lax,
         },
-        domain: domain.map(str::to_owned),
+        domain: domain.map(String::from),
         secure,
     };
     Ok((CookieSpec::host_only(flow_name, secure), key))
+}
+
+/// The key cookie's Domain, checked; a `__Host-` key cookie cannot have one.
+fn cookie_domain(
+    raw: &str,
+    public: &PublicUrl,
+    key_cookie_name: &str,
+) -> Result<CookieDomain, ConfigError> {
+    let domain = CookieDomain::new(raw, public)?;
+    if key_cookie_name.starts_with("__Host-") {
+        return Err(ConfigError::InvalidCookieDomain {
+            domain: raw.to_owned(),
+            reason: "a __Host- cookie cannot have a Domain; name the key cookie without __Host- \
+                     (it gets __Secure- on https)",
+        });
+    }
+    Ok(domain)
 }
 
 /// The one pooled ModelGates client of the layer.
@@ -240,91 +260,6 @@ fn check_pkce_mode(config: &ModelGatesConfig) -> Result<(), ConfigError> {
     tracing::warn!("{warning}");
     eprintln!("{warning}");
     Ok(())
-}
-
-fn check_path<'a>(what: &'static str, path: &'a str) -> Result<&'a str, ConfigError> {
-    let ok = path.starts_with('/')
-        && !path.starts_with("//")
-        && path.len() > 1
-        && path
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#' | b'\\'));
-    if ok {
-        Ok(path)
-    } else {
-        Err(ConfigError::InvalidPath {
-            what,
-            path: path.to_owned(),
-            reason: "it must start with a single / and hold no query, fragment, space or backslash",
-        })
-    }
-}
-
-/// The cookie Domain, checked: a plain host name that the public URL's host is or is under.
-fn check_domain<'c>(
-    config: &'c ModelGatesConfig,
-    public_url: &Url,
-) -> Result<Option<&'c str>, ConfigError> {
-    let Some(raw) = config.cookie_domain.as_deref() else {
-        return Ok(None);
-    };
-    let invalid = |reason| ConfigError::InvalidCookieDomain {
-        domain: raw.to_owned(),
-        reason,
-    };
-    let domain = raw.strip_prefix('.').unwrap_or(raw);
-    let well_formed = !domain.is_empty()
-        && domain.contains('.')
-        && domain
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    if !well_formed {
-        return Err(invalid("use a host name such as example.com"));
-    }
-    let host = public_url.host_str().unwrap_or_default();
-    if !(host.eq_ignore_ascii_case(domain)
-        || host
-            .to_ascii_lowercase()
-            .ends_with(&format!(".{}", domain.to_ascii_lowercase())))
-    {
-        return Err(invalid(
-            "the public URL's host is not this domain or one of its subdomains",
-        ));
-    }
-    if config.key_cookie_name.starts_with("__Host-") {
-        return Err(invalid(
-            "a __Host- cookie cannot have a Domain; name the key cookie without __Host- \
-             (it gets __Secure- on https)",
-        ));
-    }
-    Ok(Some(domain))
-}
-
-/// A cookie name for a cookie with a Domain: `__Secure-` on https, which allows one.
-fn domain_cookie_name(name: &str, secure: bool) -> Result<String, ConfigError> {
-    let bare = cookie_name(name, false)?;
-    let bare = bare.strip_prefix("__Secure-").unwrap_or(&bare);
-    Ok(if secure {
-        format!("__Secure-{bare}")
-    } else {
-        bare.to_owned()
-    })
-}
-
-fn cookie_name(name: &str, secure: bool) -> Result<String, ConfigError> {
-    let bare = name.strip_prefix("__Host-").unwrap_or(name);
-    if bare.is_empty()
-        || !bare
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(ConfigError::InvalidCookieName(name.to_owned()));
-    }
-    Ok(if secure {
-        format!("__Host-{bare}")
-    } else {
-        bare.to_owned()
-    })
 }
 
 #[cfg(test)]
