@@ -54,23 +54,22 @@
 use std::time::Duration;
 
 use axum_core::response::{IntoResponse, Response};
-use http::header::RETRY_AFTER;
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use modelgates_oauth_core::RequestError;
 
-use crate::response::json_error;
+use crate::response::Problem;
 
 /// What an [`ApiError::KeyRejected`] puts in its response: ModelGates refused the key, so the
 /// layer signs the user out and sends a browser to sign in again.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct KeyRejectedSignOut;
 
-/// What the layer shows a browser instead of an [`ApiError`]'s JSON: a page with this title,
-/// the error's message, and a link to manage the key when the user can act there.
+/// What an [`ApiError`]'s response carries for the layer: the problem it was rendered from
+/// (as JSON, since only the layer knows who asked), so that the layer renders the same problem
+/// as a page for a browser, with a link to manage the key when the user can act there.
 #[derive(Debug, Clone)]
-pub(crate) struct BrowserPage {
-    pub(crate) title: &'static str,
-    pub(crate) message: String,
+pub(crate) struct ApiProblem {
+    pub(crate) problem: Problem,
     pub(crate) links_to_key: bool,
 }
 
@@ -268,36 +267,37 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = json_error(self.status(), self.code(), &self.to_string());
-        if let Self::RateLimited {
-            retry_after: Some(wait),
-            ..
-        } = &self
-        {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
-        }
-        let wait = match &self {
-            Self::TooManyStreams { .. } => Some("1"),
-            Self::ServerRestarting => Some("2"),
+impl ApiError {
+    /// How long the client should wait before trying again: ModelGates' own `Retry-After`
+    /// for a rate limit, a second for a full stream slot, two while the server restarts.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => *retry_after,
+            Self::TooManyStreams { .. } => Some(Duration::from_secs(1)),
+            Self::ServerRestarting => Some(Duration::from_secs(2)),
             _ => None,
-        };
-        if let Some(wait) = wait {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static(wait));
         }
+    }
+
+    /// This error as the one problem value every answer of the crate is rendered from.
+    pub(crate) fn problem(&self) -> Problem {
+        Problem::new(self.status(), self.code(), self.title(), self.to_string())
+            .retry_after(self.retry_after())
+    }
+}
+
+impl IntoResponse for ApiError {
+    /// JSON: the error cannot know who asked. Behind [`ModelGatesAuth`](crate::ModelGatesAuth),
+    /// which does, a browser gets the same problem as a page instead (the crate's one
+    /// negotiation rule), rendered by the same function.
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        let mut response = problem.render(false, &[]);
         if let Self::KeyRejected = self {
             response.extensions_mut().insert(KeyRejectedSignOut);
         }
-        // Every error reads as a page to a browser (the crate's one negotiation rule); the
-        // layer, which sees the request's `Accept`, makes the swap.
-        response.extensions_mut().insert(BrowserPage {
-            title: self.title(),
-            message: self.to_string(),
+        response.extensions_mut().insert(ApiProblem {
+            problem,
             links_to_key: self.is_about_money(),
         });
         response
@@ -307,6 +307,7 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::RETRY_AFTER;
 
     #[test]
     fn a_rejected_key_asks_the_layer_to_sign_out() {
@@ -348,12 +349,12 @@ mod tests {
             assert_eq!((error.status().as_u16(), error.code()), (status, code));
             let response = error.into_response();
             assert!(response.extensions().get::<KeyRejectedSignOut>().is_none());
-            let page = response.extensions().get::<BrowserPage>().unwrap();
+            let page = response.extensions().get::<ApiProblem>().unwrap();
             assert!(page.links_to_key, "{code}: the user acts on the key's page");
         }
         for error in [ApiError::Timeout, ApiError::Upstream("down".into())] {
             let response = error.into_response();
-            let page = response.extensions().get::<BrowserPage>().unwrap();
+            let page = response.extensions().get::<ApiProblem>().unwrap();
             assert!(!page.links_to_key);
         }
         let limited = ApiError::from(RequestError::RateLimited {

@@ -82,6 +82,7 @@
 pub mod __fuzz;
 pub mod api_error;
 pub mod config;
+mod context;
 mod cookies;
 pub mod extract;
 mod flow;
@@ -89,7 +90,6 @@ mod hex;
 pub mod hooks;
 pub mod layer;
 mod limits;
-mod mount;
 pub mod observe;
 mod response;
 pub mod same_origin;

@@ -8,9 +8,15 @@
 //!   `text/html` to `application/json`; JSON otherwise, so a tie (`*/*`, curl, `fetch()`), no
 //!   `Accept` at all or one naming neither gets JSON. A request is a *browser navigation* when
 //!   it is a `GET` or `HEAD` that prefers HTML.
+//! * Every error the crate answers (a sign-in route's [`AuthError`](crate::AuthError), the
+//!   extractor's rejection, an [`ApiError`](crate::ApiError), the same-origin guard's refusal)
+//!   is first one [`Problem`] (status, stable code, title, message, `Retry-After`, `Allow`),
+//!   then rendered by [`Problem::render`], the one place that writes error answers: a page when
+//!   the request prefers HTML, else JSON, with the problem's headers.
 //! * JSON errors are `{"error": {"status": <u16>, "code": "<stable code>", "message": "…"}}`
-//!   with `Content-Type: application/json`.
+//!   with `Content-Type: application/json` and `X-Content-Type-Options: nosniff`.
 //! * HTML error pages escape every value they show.
+//! * `Retry-After` is whole seconds, at least one, rounded up.
 //! * Cookies are added as ready `HeaderValue`s (see the `cookies` module), never re-parsed.
 //! * A response that sets a cookie must never be stored by a shared cache (a CDN would hand
 //!   one user's cookie to everyone): it gets `Cache-Control: private, no-store`, keeping only
@@ -18,7 +24,9 @@
 //!   `Vary: Cookie` unless `Vary` already names `Cookie` or `*`.
 
 use axum_core::body::Body;
-use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE, VARY};
+use http::header::{
+    ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE, VARY,
+};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
 /// A `303 See Other` to `location`, which the caller has already made a safe local path or
@@ -122,8 +130,80 @@ pub(crate) fn is_reading(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD)
 }
 
+/// One error answer, whatever made it: what [`Problem::render`] turns into JSON or a page.
+#[derive(Debug, Clone)]
+pub(crate) struct Problem {
+    pub(crate) status: StatusCode,
+    /// The stable machine-readable code.
+    pub(crate) code: &'static str,
+    /// The page's heading.
+    pub(crate) title: &'static str,
+    /// What happened and what to do; may echo untrusted text (escaped on the page).
+    pub(crate) message: String,
+    /// How long to wait before trying again (`Retry-After`).
+    pub(crate) retry_after: Option<std::time::Duration>,
+    /// The method to use instead (`Allow`, with a 405).
+    pub(crate) allow: Option<&'static str>,
+}
+
+impl Problem {
+    /// A problem with no `Retry-After` and no `Allow`.
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            title,
+            message: message.into(),
+            retry_after: None,
+            allow: None,
+        }
+    }
+
+    /// This problem, asking the client to wait `wait` before trying again.
+    pub(crate) fn retry_after(mut self, wait: Option<std::time::Duration>) -> Self {
+        self.retry_after = wait;
+        self
+    }
+
+    /// The answer: the built-in page linking to `links` (label, href) when `page` (the client
+    /// prefers HTML, by [`prefers_html`]), JSON otherwise; the status and the problem's headers
+    /// either way.
+    pub(crate) fn render(&self, page: bool, links: &[(&str, &str)]) -> Response<Body> {
+        let body = if page {
+            html_error_page(self.title, &self.message, links)
+        } else {
+            json_error(self.status, self.code, &self.message)
+        };
+        self.with_headers(body)
+    }
+
+    /// `response` (the app's own page for this problem, say) with the problem's status and
+    /// headers.
+    pub(crate) fn with_headers(&self, mut response: Response<Body>) -> Response<Body> {
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        if let Some(wait) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(whole_seconds(wait)));
+        }
+        if let Some(allow) = self.allow {
+            headers.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+/// `duration` in whole seconds, rounded up, at least one: what `Retry-After` says.
+pub(crate) fn whole_seconds(duration: std::time::Duration) -> u64 {
+    (duration.as_secs() + u64::from(duration.subsec_nanos() > 0)).max(1)
+}
+
 /// The JSON error envelope.
-pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     let body =
         serde_json::json!({"error": {"status": status.as_u16(), "code": code, "message": message}});
     let mut response = Response::new(Body::from(body.to_string()));
@@ -140,11 +220,7 @@ pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Respo
 
 /// The built-in HTML error page: a title, a message, and `links` (label, href) below them.
 /// The caller sets the status.
-pub(crate) fn html_error_page(
-    title: &str,
-    message: &str,
-    links: &[(&str, &str)],
-) -> Response<Body> {
+fn html_error_page(title: &str, message: &str, links: &[(&str, &str)]) -> Response<Body> {
     let links: Vec<String> = links
         .iter()
         .map(|(label, href)| {
@@ -170,24 +246,6 @@ pub(crate) fn html_error_page(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    response
-}
-
-/// An error answered by the negotiation rule: the built-in HTML page (linking to `home`) for a
-/// client that prefers it, JSON otherwise.
-pub(crate) fn error_response(
-    headers: &HeaderMap,
-    status: StatusCode,
-    code: &str,
-    (title, message): (&str, &str),
-    home: &str,
-) -> Response<Body> {
-    let mut response = if prefers_html(headers) {
-        html_error_page(title, message, &[("Home", home)])
-    } else {
-        json_error(status, code, message)
-    };
-    *response.status_mut() = status;
     response
 }
 

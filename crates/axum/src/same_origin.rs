@@ -37,8 +37,8 @@ use modelgates_oauth_core::origin::{InvalidPublicUrl, parse_public_origin};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::mount::Mount;
-use crate::response::error_response;
+use crate::context::root_of;
+use crate::response::{Problem, prefers_html};
 use axum_core::BoxError;
 
 /// What the refusal says.
@@ -118,13 +118,14 @@ where
         );
         if !safe && is_cross_site(request.headers(), &self.origin) {
             tracing::warn!(method = %request.method(), path = request.uri().path(), "refused a cross-site request");
-            let refusal = error_response(
-                request.headers(),
+            let home = root_of(&request);
+            let refusal = Problem::new(
                 StatusCode::FORBIDDEN,
                 "cross_site",
-                ("Request refused", CROSS_SITE_MESSAGE),
-                &Mount::root_of(&request),
-            );
+                "Request refused",
+                CROSS_SITE_MESSAGE,
+            )
+            .render(prefers_html(request.headers()), &[("Home", &home)]);
             return ResponseFuture {
                 kind: Kind::Refused {
                     response: Some(refusal),

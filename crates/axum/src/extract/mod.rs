@@ -15,11 +15,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use http::Extensions;
 use http::request::Parts;
-use http::{Extensions, Uri};
 use modelgates_oauth_core::api::{KeyInfo, ModelInfo};
 use modelgates_oauth_core::{ApiKey, ModelGatesClient, RequestError};
 
+use crate::context::RequestContext;
 use crate::flow::is_safe_return_to;
 #[cfg(feature = "openai")]
 use crate::observe::Outcome;
@@ -292,8 +293,8 @@ impl ModelGatesKey {
     ///
     /// # Errors
     ///
-    /// [`ModelGatesKeyRejection::MissingLayer`] when `ModelGatesAuth` did not see the request,
-    /// [`ModelGatesKeyRejection::StoreUnavailable`] when the request carries a key cookie but
+    /// [`RejectionKind::MissingLayer`] when `ModelGatesAuth` did not see the request,
+    /// [`RejectionKind::StoreUnavailable`] when the request carries a key cookie but
     /// the key store failed to answer (both respond in JSON: the extensions do not say what
     /// the client prefers).
     pub fn from_extensions(
@@ -301,10 +302,10 @@ impl ModelGatesKey {
     ) -> Result<Option<Self>, ModelGatesKeyRejection> {
         match extensions.get::<AuthContext>() {
             Some(context) if context.store_unavailable => {
-                Err(ModelGatesKeyRejection::StoreUnavailable { page: false })
+                Err(ModelGatesKeyRejection::store_unavailable(false))
             }
             Some(context) => Ok(context.key.clone()),
-            None => Err(ModelGatesKeyRejection::MissingLayer { page: false }),
+            None => Err(ModelGatesKeyRejection::missing_layer(false)),
         }
     }
 }
@@ -316,9 +317,8 @@ pub(crate) struct AuthContext {
     /// The request carries a key cookie but the key store failed to answer: handlers that
     /// need the key answer 503, never "signed out".
     pub(crate) store_unavailable: bool,
-    pub(crate) login_path: Arc<str>,
-    /// The URI as the layer saw it, before any nested router stripped a prefix.
-    pub(crate) original_uri: Uri,
+    /// Where the layer sits, the URI the browser sent, the login route as it reaches it.
+    pub(crate) request: RequestContext,
     /// The app's public origin, to recognise its own pages in a `Referer`.
     pub(crate) public_origin: Arc<str>,
 }
@@ -330,7 +330,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ModelGatesKey {
         let context = parts
             .extensions
             .get::<AuthContext>()
-            .ok_or_else(|| ModelGatesKeyRejection::missing_layer(&parts.headers))?;
+            .ok_or_else(|| ModelGatesKeyRejection::missing_layer(prefers_html(&parts.headers)))?;
         match &context.key {
             Some(key) => Ok(key.clone()),
             None => Err(signed_out(parts, context)),
@@ -346,29 +346,29 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ModelGatesKey {
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         match parts.extensions.get::<AuthContext>() {
-            Some(context) if context.store_unavailable => {
-                Err(ModelGatesKeyRejection::store_unavailable(&parts.headers))
-            }
+            Some(context) if context.store_unavailable => Err(
+                ModelGatesKeyRejection::store_unavailable(prefers_html(&parts.headers)),
+            ),
             Some(context) => Ok(context.key.clone()),
-            None => Err(ModelGatesKeyRejection::missing_layer(&parts.headers)),
+            None => Err(ModelGatesKeyRejection::missing_layer(prefers_html(
+                &parts.headers,
+            ))),
         }
     }
 }
 
 /// The rejection of a request without a key: signed out, or the store could not tell.
 fn signed_out(parts: &Parts, context: &AuthContext) -> ModelGatesKeyRejection {
+    let wants_page = prefers_html(&parts.headers);
     if context.store_unavailable {
-        return ModelGatesKeyRejection::store_unavailable(&parts.headers);
+        return ModelGatesKeyRejection::store_unavailable(wants_page);
     }
-    let login = prefers_html(&parts.headers).then(|| {
+    let login = wants_page.then(|| {
         let navigation = is_reading(&parts.method);
         let referer = parts.headers.get(http::header::REFERER);
         context.login_coming_back(navigation, referer)
     });
-    ModelGatesKeyRejection::SignedOut {
-        login,
-        login_path: context.login_path.to_string(),
-    }
+    ModelGatesKeyRejection::signed_out(login, context.request.login_path.to_string())
 }
 
 impl AuthContext {
@@ -381,7 +381,8 @@ impl AuthContext {
         referer: Option<&http::HeaderValue>,
     ) -> String {
         let back = if navigation {
-            self.original_uri
+            self.request
+                .original_uri
                 .path_and_query()
                 .map_or("/", |pq| pq.as_str())
         } else {
@@ -392,7 +393,7 @@ impl AuthContext {
                 .and_then(|path| path.split('#').next())
                 .unwrap_or("/")
         };
-        login_url(&self.login_path, back)
+        login_url(&self.request.login_path, back)
     }
 }
 
@@ -412,5 +413,5 @@ mod session;
 
 use crate::stream_slots::{NoSlot, StreamSlots};
 pub use crate::stream_slots::{OpenStreams, StreamSlot};
-pub use rejection::ModelGatesKeyRejection;
+pub use rejection::{ModelGatesKeyRejection, RejectionKind};
 pub use session::{Session, SignOut};

@@ -4,52 +4,93 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 
 use super::login_url;
-use crate::response::{html_error_page, json_error, prefers_html, see_other};
+use crate::response::{Problem, see_other};
 
-/// Why [`ModelGatesKey`](crate::ModelGatesKey) could not be extracted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// What kind of refusal a [`ModelGatesKeyRejection`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ModelGatesKeyRejection {
-    /// The request is not signed in. Browsers (navigations and form posts) are sent to
-    /// `login`; other clients get a 401.
-    #[error("not signed in with ModelGates")]
-    #[non_exhaustive]
-    SignedOut {
-        /// The login URL for a browser, coming back by the module's rules; `None` for other
-        /// requests.
-        login: Option<String>,
-        /// The login route as this request reaches it (nesting prefix included).
-        login_path: String,
-    },
-    /// `ModelGatesAuth` is not in front of this handler: a 500 naming the layer, as a page
-    /// when the request prefers HTML (the crate's one negotiation rule), JSON otherwise.
-    #[error(
-        "ModelGatesKey was extracted but the ModelGatesAuth layer did not see this request: add \
-         `.layer(ModelGatesAuth::new(config))` to the router that serves this route"
-    )]
-    #[non_exhaustive]
-    MissingLayer {
-        /// The request prefers HTML, so the answer is a page.
-        page: bool,
-    },
+pub enum RejectionKind {
+    /// The request is not signed in. Browsers (navigations and form posts) are sent to the
+    /// login route with a 303; other clients get a 401.
+    SignedOut,
+    /// `ModelGatesAuth` is not in front of this handler: a 500 naming the layer, since that is
+    /// a bug in the app, not in the request.
+    MissingLayer,
     /// The request carries a key cookie, but the key store failed to answer: the user may
     /// well be signed in, so this is a 503 with `Retry-After` (never "signed out", never a
-    /// redirect to sign in), as a page when the request prefers HTML, JSON otherwise.
-    #[error(
-        "Your session cannot be checked right now: this app's key store is not answering. \
-         Please try again in a moment."
-    )]
-    #[non_exhaustive]
-    StoreUnavailable {
-        /// The request prefers HTML, so the answer is a page.
-        page: bool,
-    },
+    /// redirect to sign in).
+    StoreUnavailable,
+}
+
+/// Why [`ModelGatesKey`](crate::ModelGatesKey) could not be extracted, and the answer it makes:
+/// by [`kind`](Self::kind), a redirect to sign in, a 401, a 500 or a 503, as a page or JSON by
+/// the crate's one negotiation rule (decided when the rejection was made, from the request).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", message(*kind))]
+pub struct ModelGatesKeyRejection {
+    kind: RejectionKind,
+    /// Where a browser is sent to sign in, coming back by the extractor's rules.
+    login: Option<String>,
+    /// The login route as this request reaches it (nesting prefix included).
+    login_path: Option<String>,
+    /// The request prefers HTML: the answer is a page.
+    wants_page: bool,
+}
+
+/// The message of each kind.
+fn message(kind: RejectionKind) -> &'static str {
+    match kind {
+        RejectionKind::SignedOut => "not signed in with ModelGates",
+        RejectionKind::MissingLayer => {
+            "ModelGatesKey was extracted but the ModelGatesAuth layer did not see this request: \
+             add `.layer(ModelGatesAuth::new(config))` to the router that serves this route"
+        }
+        RejectionKind::StoreUnavailable => {
+            "Your session cannot be checked right now: this app's key store is not answering. \
+             Please try again in a moment."
+        }
+    }
 }
 
 impl ModelGatesKeyRejection {
+    /// A signed-out request: `login` is where a browser goes (`None` for other clients),
+    /// `login_path` the login route as the request reaches it.
+    pub(crate) fn signed_out(login: Option<String>, login_path: String) -> Self {
+        Self {
+            kind: RejectionKind::SignedOut,
+            wants_page: login.is_some(),
+            login,
+            login_path: Some(login_path),
+        }
+    }
+
+    /// A request the layer did not see, answered as a page when `wants_page`.
+    pub(crate) fn missing_layer(wants_page: bool) -> Self {
+        Self::without_login(RejectionKind::MissingLayer, wants_page)
+    }
+
+    /// A request whose key the store failed to load, answered as a page when `wants_page`.
+    pub(crate) fn store_unavailable(wants_page: bool) -> Self {
+        Self::without_login(RejectionKind::StoreUnavailable, wants_page)
+    }
+
+    fn without_login(kind: RejectionKind, wants_page: bool) -> Self {
+        Self {
+            kind,
+            login: None,
+            login_path: None,
+            wants_page,
+        }
+    }
+
+    /// What kind of refusal this is.
+    #[must_use]
+    pub fn kind(&self) -> RejectionKind {
+        self.kind
+    }
+
     /// The login URL coming back to `return_to` (a local path; anything else is dropped), for
-    /// a page that offers a sign-in link instead of redirecting. `None` when the layer is
-    /// missing.
+    /// a page that offers a sign-in link instead of redirecting. `None` unless signed out.
     ///
     /// ```
     /// use axum::response::{Html, IntoResponse, Response};
@@ -68,25 +109,8 @@ impl ModelGatesKeyRejection {
     /// ```
     #[must_use]
     pub fn login_url(&self, return_to: &str) -> Option<String> {
-        match self {
-            Self::SignedOut { login_path, .. } => Some(login_url(login_path, return_to)),
-            Self::MissingLayer { .. } | Self::StoreUnavailable { .. } => None,
-        }
-    }
-
-    /// The rejection for a request the layer did not see, answered as `headers` prefer.
-    pub(crate) fn missing_layer(headers: &http::HeaderMap) -> Self {
-        Self::MissingLayer {
-            page: prefers_html(headers),
-        }
-    }
-
-    /// The rejection for a request whose key the store failed to load, answered as `headers`
-    /// prefer.
-    pub(crate) fn store_unavailable(headers: &http::HeaderMap) -> Self {
-        Self::StoreUnavailable {
-            page: prefers_html(headers),
-        }
+        let login_path = self.login_path.as_deref()?;
+        Some(login_url(login_path, return_to))
     }
 
     /// The status this rejection answers with: 303 to the login route for a browser, 401 for
@@ -94,66 +118,51 @@ impl ModelGatesKeyRejection {
     /// failed.
     #[must_use]
     pub fn status(&self) -> StatusCode {
-        match self {
-            Self::SignedOut { login: Some(_), .. } => StatusCode::SEE_OTHER,
-            Self::SignedOut { login: None, .. } => StatusCode::UNAUTHORIZED,
-            Self::MissingLayer { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        match self.kind {
+            RejectionKind::SignedOut if self.login.is_some() => StatusCode::SEE_OTHER,
+            RejectionKind::SignedOut => StatusCode::UNAUTHORIZED,
+            RejectionKind::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
+            RejectionKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// A stable machine-readable code, as sent in the JSON body.
     #[must_use]
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::SignedOut { .. } => "not_signed_in",
-            Self::MissingLayer { .. } => "missing_layer",
-            Self::StoreUnavailable { .. } => "store_unavailable",
+        match self.kind {
+            RejectionKind::SignedOut => "not_signed_in",
+            RejectionKind::MissingLayer => "missing_layer",
+            RejectionKind::StoreUnavailable => "store_unavailable",
+        }
+    }
+
+    /// The problem this rejection answers with, when it is not a redirect.
+    fn problem(&self) -> Problem {
+        let problem = |title, message: &str| {
+            Problem::new(self.status(), self.code(), title, message.to_owned())
+        };
+        match self.kind {
+            RejectionKind::SignedOut => problem("Sign in first", "Sign in with ModelGates first."),
+            RejectionKind::MissingLayer => {
+                problem("Sign-in is not set up correctly", message(self.kind))
+            }
+            RejectionKind::StoreUnavailable => {
+                problem("Temporarily unavailable", message(self.kind))
+                    .retry_after(Some(crate::store::STORE_RETRY_AFTER))
+            }
         }
     }
 }
 
 impl IntoResponse for ModelGatesKeyRejection {
     fn into_response(self) -> Response {
-        match &self {
-            Self::SignedOut {
-                login: Some(login), ..
-            } => see_other(login),
-            Self::SignedOut { login: None, .. } => {
-                json_error(self.status(), self.code(), "Sign in with ModelGates first.")
-            }
-            Self::StoreUnavailable { page } => {
-                let mut response = if *page {
-                    html_error_page(
-                        "Temporarily unavailable",
-                        &self.to_string(),
-                        &[("Home", "/")],
-                    )
-                } else {
-                    json_error(self.status(), self.code(), &self.to_string())
-                };
-                *response.status_mut() = self.status();
-                response.headers_mut().insert(
-                    http::header::RETRY_AFTER,
-                    http::HeaderValue::from(crate::store::STORE_RETRY_AFTER.as_secs()),
-                );
-                response
-            }
-            Self::MissingLayer { page } => {
-                tracing::error!("{self}");
-                let mut response = if *page {
-                    html_error_page(
-                        "Sign-in is not set up correctly",
-                        &self.to_string(),
-                        &[("Home", "/")],
-                    )
-                } else {
-                    json_error(self.status(), self.code(), &self.to_string())
-                };
-                *response.status_mut() = self.status();
-                response
-            }
+        if let Some(login) = &self.login {
+            return see_other(login);
         }
+        if self.kind == RejectionKind::MissingLayer {
+            tracing::error!("{self}");
+        }
+        self.problem().render(self.wants_page, &[("Home", "/")])
     }
 }
 
@@ -164,23 +173,32 @@ mod tests {
     #[test]
     fn rejections_report_their_status() {
         for rejection in [
-            ModelGatesKeyRejection::SignedOut {
-                login: Some("/login".into()),
-                login_path: "/login".into(),
-            },
-            ModelGatesKeyRejection::SignedOut {
-                login: None,
-                login_path: "/login".into(),
-            },
-            ModelGatesKeyRejection::MissingLayer { page: false },
-            ModelGatesKeyRejection::MissingLayer { page: true },
-            ModelGatesKeyRejection::StoreUnavailable { page: false },
-            ModelGatesKeyRejection::StoreUnavailable { page: true },
+            ModelGatesKeyRejection::signed_out(Some("/login".into()), "/login".into()),
+            ModelGatesKeyRejection::signed_out(None, "/login".into()),
+            ModelGatesKeyRejection::missing_layer(false),
+            ModelGatesKeyRejection::missing_layer(true),
+            ModelGatesKeyRejection::store_unavailable(false),
+            ModelGatesKeyRejection::store_unavailable(true),
         ] {
             assert_eq!(
                 rejection.status(),
                 rejection.clone().into_response().status()
             );
         }
+    }
+
+    #[test]
+    fn a_store_outage_asks_to_retry_and_a_missing_layer_says_which() {
+        let response = ModelGatesKeyRejection::store_unavailable(false).into_response();
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "5");
+        assert!(
+            ModelGatesKeyRejection::missing_layer(false)
+                .to_string()
+                .contains("ModelGatesAuth")
+        );
+        assert_eq!(
+            ModelGatesKeyRejection::signed_out(None, "/app/login".into()).login_url("/me"),
+            Some("/app/login?return_to=%2Fme".to_owned())
+        );
     }
 }

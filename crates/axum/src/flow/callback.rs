@@ -11,18 +11,18 @@ use modelgates_oauth_core::{CallbackParams, IssuedKey, Pkce};
 use tracing::Instrument as _;
 
 use super::state::LocalSpend;
-use super::{AuthError, Flow, HookFailure, SignIn, record_outcome, sanitize};
+use super::{AuthError, Flow, HookFailure, SignIn, Step, record_outcome, sanitize};
 use crate::observe::{self, Outcome};
 use crate::response::{see_other, set_cookie};
 use crate::store::{FlowSpend, KeyStore, SessionToken, StoredKey};
 
-pub(super) async fn callback<K: KeyStore>(
-    flow: &Flow,
-    store: &K,
-    parts: &Parts,
-    mount: &str,
-) -> Response<Body> {
-    let mut response = match complete_sign_in(flow, store, parts, mount).await {
+pub(super) async fn callback<K: KeyStore>(flow: &Flow, store: &K, step: Step) -> Response<Body> {
+    let Step {
+        parts,
+        context,
+        wants_page,
+    } = step;
+    let mut response = match complete_sign_in(flow, store, parts, &context.mount).await {
         Ok(signed_in) => {
             tracing::info!("sign-in completed");
             record_outcome(Outcome::Success, None);
@@ -36,7 +36,7 @@ pub(super) async fn callback<K: KeyStore>(
             tracing::warn!(code = error.code(), status = error.status().as_u16(), %error, "sign-in failed");
             record_outcome(error.outcome(), Some(&error));
             observe::sign_in(error.outcome());
-            let mut response = flow.render(&error, parts, mount);
+            let mut response = flow.render(&error, wants_page, &context.mount);
             // A callback refused for a moment (busy, rate bound, store down) keeps its flow
             // cookie, so the same callback can be retried; any other ends the flow.
             if error.retry_after().is_none() {
@@ -61,11 +61,11 @@ struct SignedIn {
 async fn complete_sign_in<K: KeyStore>(
     flow: &Flow,
     store: &K,
-    parts: &Parts,
+    parts: Parts,
     mount: &str,
 ) -> Result<SignedIn, AuthError> {
     let state = flow.flow_cookie.open(&parts.headers)?.ok_or_else(|| {
-        match flow.public_host.foreign(parts) {
+        match flow.public_host.foreign(&parts) {
             Some(host) => {
                 tracing::warn!(%host, public_origin = %flow.public_origin, "a callback without its flow cookie came to another host than the public URL's");
                 AuthError::FlowMissingOnOtherHost {
@@ -77,11 +77,11 @@ async fn complete_sign_in<K: KeyStore>(
         }
     })?;
     state.check(flow.paths.flow_id_in(parts.uri.path()), flow.flow_max_age)?;
-    let code = callback_code(parts)?;
+    let code = callback_code(&parts)?;
     // Everything that may refuse without sending the code comes before the flow is spent, so
     // that a refused callback can be retried as it is.
     flow.exchange_gate
-        .admit(parts)
+        .admit(&parts)
         .map_err(|retry_after| AuthError::TooManySignIns { retry_after })?;
     let _slot = flow
         .exchange_slots
@@ -90,12 +90,17 @@ async fn complete_sign_in<K: KeyStore>(
     spend(flow, store, state.id.as_str()).await?;
     let issued = exchange(flow, &code, state.pkce.as_ref()).await?;
     tracing::info!(user_id = issued.user_id.as_deref(), "key issued");
+    // The session this browser held before: read now, since the hook takes the request.
+    let previous = flow
+        .key_cookie
+        .open(&parts.headers, K::TOKEN_PROTECTION)
+        .map(|opened| opened.value);
     let mut app_data = None;
     if let Some(hook) = &flow.on_sign_in {
         let outcome = hook(SignIn {
             user_id: issued.user_id.clone(),
             key: issued.key.clone(),
-            request: parts.clone(),
+            request: parts,
         })
         .await;
         app_data = outcome.map_err(|failure| match failure {
@@ -117,7 +122,9 @@ async fn complete_sign_in<K: KeyStore>(
     let key_cookie = flow
         .key_cookie
         .set(token.expose_secret(), K::TOKEN_PROTECTION, lives);
-    end_previous_session(flow, store, parts).await;
+    if let Some(previous) = previous {
+        end_previous_session(store, &previous).await;
+    }
     // The flow cookie is authentic, but sanitise again: the rule may have tightened since.
     let return_to = sanitize(Some(&state.return_to), flow.default_return_to(mount)).to_owned();
     Ok(SignedIn {
@@ -218,12 +225,8 @@ async fn save<K: KeyStore>(store: &K, stored: StoredKey) -> Result<SessionToken,
 /// Ends the session this browser held before signing in again, so a copy of its cookie stops
 /// working (server-side stores forget it and announce it; the cookie store has nothing to
 /// forget: its key lives in the cookie, which the new one replaces).
-async fn end_previous_session<K: KeyStore>(flow: &Flow, store: &K, parts: &Parts) {
-    let Some(previous) = flow.key_cookie.open(&parts.headers, K::TOKEN_PROTECTION) else {
-        return;
-    };
-    let token = previous.value;
-    match store.remove(&token).await {
+async fn end_previous_session<K: KeyStore>(store: &K, token: &SessionToken) {
+    match store.remove(token).await {
         Ok(()) => tracing::info!("ended the session this browser held before signing in again"),
         Err(error) => {
             tracing::warn!(%error, "the key store failed to forget the session signed in again over");

@@ -11,18 +11,18 @@
 //! (`{"error": {"status", "code", "message"}}`) to clients whose `Accept` asks for JSON and not
 //! HTML. Every value that came from the request is HTML-escaped; no message holds a secret.
 
-use crate::hooks::AppFn;
-use crate::observe::Outcome;
 use std::time::Duration;
 
 use axum_core::body::Body;
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 use modelgates_oauth_core::ExchangeError;
 use modelgates_oauth_core::exchange::ExchangeFailure;
 use modelgates_oauth_core::flow::{CallbackError, FlowError};
 
 use super::PageLinks;
-use crate::response::{html_error_page, json_error, prefers_html};
+use crate::hooks::AppFn;
+use crate::observe::Outcome;
+use crate::response::{Problem, whole_seconds};
 use crate::store::StoreError;
 
 /// A replacement for the HTML error page; see
@@ -167,11 +167,6 @@ pub enum AuthError {
     },
 }
 
-/// `duration` in whole seconds, rounded up, at least one: what `Retry-After` says.
-pub(crate) fn whole_seconds(duration: Duration) -> u64 {
-    (duration.as_secs() + u64::from(duration.subsec_nanos() > 0)).max(1)
-}
-
 impl From<FlowError> for AuthError {
     fn from(error: FlowError) -> Self {
         match error {
@@ -279,7 +274,7 @@ impl AuthError {
             Self::Busy => Some(Duration::from_secs(1)),
             Self::Store(_) | Self::SignOutFailed(_) => Some(crate::store::STORE_RETRY_AFTER),
             Self::SpentFlowsFull { retry_after } | Self::TooManySignIns { retry_after } => {
-                Some(Duration::from_secs(whole_seconds(*retry_after)))
+                Some(*retry_after)
             }
             _ => None,
         }
@@ -331,48 +326,36 @@ impl AuthError {
         }
     }
 
-    /// The response for this error: JSON, the app's page, or the built-in page.
-    pub(crate) fn render(
-        &self,
-        headers: &HeaderMap,
-        links: &PageLinks,
-        custom: Option<&ErrorPage>,
-    ) -> Response<Body> {
-        self.render_as(prefers_html(headers), links, custom)
+    /// This error as the one problem value every answer of the crate is rendered from.
+    pub(crate) fn problem(&self) -> Problem {
+        let mut problem = Problem::new(self.status(), self.code(), self.title(), self.to_string())
+            .retry_after(self.retry_after());
+        if let Self::MethodNotAllowed { allow, .. } = self {
+            problem.allow = Some(allow);
+        }
+        problem
     }
 
     /// The response for this error: a page when `page` (the client prefers HTML, by the
-    /// crate's one negotiation rule), JSON otherwise.
-    pub(crate) fn render_as(
+    /// crate's one negotiation rule, asked once per request), JSON otherwise; the app's page
+    /// when it set one.
+    pub(crate) fn render(
         &self,
         page: bool,
         links: &PageLinks,
         custom: Option<&ErrorPage>,
     ) -> Response<Body> {
-        let status = self.status();
-        let mut response = if !page {
-            json_error(status, self.code(), &self.to_string())
-        } else if let Some(page) = custom {
-            page(self)
-        } else {
-            let mut shown = vec![("Home", links.home.as_str())];
-            if self.offers_retry() {
-                shown.insert(0, ("Sign in with ModelGates", links.login.as_str()));
+        let problem = self.problem();
+        match custom {
+            Some(custom) if page => problem.with_headers(custom(self)),
+            _ => {
+                let mut shown = vec![("Home", links.home.as_str())];
+                if self.offers_retry() {
+                    shown.insert(0, ("Sign in with ModelGates", links.login.as_str()));
+                }
+                problem.render(page, &shown)
             }
-            html_error_page(self.title(), &self.to_string(), &shown)
-        };
-        *response.status_mut() = status;
-        if let Some(wait) = self.retry_after() {
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
         }
-        if let Self::MethodNotAllowed { allow, .. } = self {
-            response
-                .headers_mut()
-                .insert(http::header::ALLOW, HeaderValue::from_static(allow));
-        }
-        response
     }
 }
 
@@ -380,6 +363,7 @@ impl AuthError {
 mod tests {
     use super::*;
     use http::header::{ACCEPT, CONTENT_TYPE};
+    use http::{HeaderMap, HeaderValue};
     use modelgates_oauth_core::RequestError;
 
     #[test]
@@ -411,7 +395,7 @@ mod tests {
         };
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("text/html"));
-        let response = error.render(&headers, &links(), None);
+        let response = error.render(crate::response::prefers_html(&headers), &links(), None);
         let body = futures_body(response);
         assert!(!body.contains("<script>"), "{body}");
         assert!(body.contains("&lt;script&gt;"));
@@ -421,7 +405,8 @@ mod tests {
     fn json_for_json_clients() {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let response = AuthError::CodeMissing.render(&headers, &links(), None);
+        let response =
+            AuthError::CodeMissing.render(crate::response::prefers_html(&headers), &links(), None);
         assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
         let body: serde_json::Value = serde_json::from_str(&futures_body(response)).unwrap();
         assert_eq!(body["error"]["code"], "code_missing");

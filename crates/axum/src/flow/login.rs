@@ -2,19 +2,19 @@
 
 use axum_core::body::Body;
 use http::Response;
-use http::request::Parts;
 use modelgates_oauth_core::flow::FlowState;
 use modelgates_oauth_core::key::SpendLimit;
 use modelgates_oauth_core::{KeyRequest, Pkce};
 
-use super::{AuthError, Flow, record_outcome, sanitize};
+use super::{AuthError, Flow, Step, record_outcome, sanitize};
 use crate::observe::Outcome;
 use crate::response::{see_other, set_cookie};
 
 /// The largest `Set-Cookie` value browsers are sure to keep.
 const MAX_SET_COOKIE_LEN: usize = 4096;
 
-pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<Body> {
+pub(super) async fn login(flow: &Flow, step: &Step) -> Response<Body> {
+    let (parts, mount) = (&step.parts, step.mount());
     if let Some(host) = flow
         .public_host
         .foreign(parts)
@@ -35,7 +35,7 @@ pub(super) async fn login(flow: &Flow, parts: &Parts, mount: &str) -> Response<B
         Err(error) => {
             tracing::info!(code = error.code(), "refused a sign-in's spend limit");
             record_outcome(error.outcome(), Some(&error));
-            return flow.render(&error, parts, mount);
+            return flow.render(&error, step.wants_page, mount);
         }
     };
     let requested = form_urlencoded::parse(query.as_bytes())

@@ -5,19 +5,14 @@
 
 use axum_core::body::Body;
 use http::Response;
-use http::request::Parts;
 
-use super::{AuthError, Flow, SignOutReason, record_outcome};
+use super::{AuthError, Flow, SignOutReason, Step, record_outcome};
 use crate::observe::{Outcome, SessionEnd};
 use crate::response::{no_store, see_other, set_cookie};
 use crate::store::KeyStore;
 
-pub(super) async fn logout<K: KeyStore>(
-    flow: &Flow,
-    store: &K,
-    parts: &Parts,
-    mount: &str,
-) -> Response<Body> {
+pub(super) async fn logout<K: KeyStore>(flow: &Flow, store: &K, step: &Step) -> Response<Body> {
+    let (parts, mount) = (&step.parts, step.mount());
     let mut user_id = None;
     let mut signed_in = false;
     if let Some(opened) = flow.key_cookie.open(&parts.headers, K::TOKEN_PROTECTION) {
@@ -37,7 +32,7 @@ pub(super) async fn logout<K: KeyStore>(
             tracing::warn!(%error, "the key store failed to forget a session at logout; the user stays signed in and is asked to retry");
             let error = AuthError::SignOutFailed(error);
             record_outcome(error.outcome(), Some(&error));
-            let mut response = flow.render(&error, parts, mount);
+            let mut response = flow.render(&error, step.wants_page, mount);
             no_store(&mut response);
             return response;
         }

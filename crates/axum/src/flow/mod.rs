@@ -17,10 +17,11 @@ use modelgates_oauth_core::key::SpendLimit;
 use modelgates_oauth_core::{ChallengeMethod, KeyRequest, ModelGatesClient, Url};
 use tracing::Instrument as _;
 
+use crate::context::RequestContext;
 use crate::cookies::KeyCookie;
 use crate::limits::ExchangeGate;
 use crate::observe::Outcome;
-use crate::response::no_store;
+use crate::response::{no_store, prefers_html};
 use crate::same_origin::is_cross_site;
 use crate::store::KeyStore;
 
@@ -139,10 +140,10 @@ pub(crate) struct Flow {
 }
 
 impl Flow {
-    /// The response for `error` to this request: JSON, the app's page, or the built-in page
-    /// linking to the login route and the app's home as the browser reaches them.
-    fn render(&self, error: &AuthError, parts: &Parts, mount: &str) -> Response<Body> {
-        error.render(&parts.headers, &self.links(mount), self.error_page.as_ref())
+    /// The response for `error` to `step`: JSON, the app's page, or the built-in page linking
+    /// to the login route and the app's home as the browser reaches them.
+    fn render(&self, error: &AuthError, wants_page: bool, mount: &str) -> Response<Body> {
+        error.render(wants_page, &self.links(mount), self.error_page.as_ref())
     }
 
     /// The links a built-in page offers under `mount`.
@@ -158,7 +159,7 @@ impl Flow {
     pub(crate) fn default_return_to<'a>(&'a self, mount: &'a str) -> &'a str {
         self.default_return_to
             .as_deref()
-            .unwrap_or_else(|| crate::mount::root(mount))
+            .unwrap_or_else(|| crate::context::root(mount))
     }
 
     /// Tells the app's on-sign-out hook, if any, that a user was signed out.
@@ -185,6 +186,22 @@ pub(crate) struct PageLinks {
     pub(crate) home: String,
 }
 
+/// One request to a sign-in route: its parts, what the layer worked out of it once
+/// ([`RequestContext`]), and whether an error is answered as a page (the crate's one
+/// negotiation rule, asked once for the request).
+pub(crate) struct Step {
+    pub(crate) parts: Parts,
+    pub(crate) context: RequestContext,
+    pub(crate) wants_page: bool,
+}
+
+impl Step {
+    /// The prefix of the router the layer sits in, as this request reached it.
+    fn mount(&self) -> &str {
+        &self.context.mount
+    }
+}
+
 /// Answers a request for one of the layer's routes, in the route's span (see
 /// [`observe`](crate::observe#spans)).
 pub(crate) async fn handle<K: KeyStore>(
@@ -192,10 +209,15 @@ pub(crate) async fn handle<K: KeyStore>(
     flow: &Flow,
     store: &K,
     parts: Parts,
-    mount: &str,
+    context: RequestContext,
 ) -> Response<Body> {
     let span = step_span(route, flow, &parts);
-    let response = answer(route, flow, store, parts, mount)
+    let step = Step {
+        wants_page: prefers_html(&parts.headers),
+        parts,
+        context,
+    };
+    let response = answer(route, flow, store, step)
         .instrument(span.clone())
         .await;
     span.record("http.response.status_code", response.status().as_u16());
@@ -247,13 +269,8 @@ fn record_outcome(outcome: Outcome, error: Option<&AuthError>) {
 }
 
 /// The route's answer.
-async fn answer<K: KeyStore>(
-    route: Route,
-    flow: &Flow,
-    store: &K,
-    parts: Parts,
-    mount: &str,
-) -> Response<Body> {
+async fn answer<K: KeyStore>(route: Route, flow: &Flow, store: &K, step: Step) -> Response<Body> {
+    let parts = &step.parts;
     let allowed = match route {
         Route::Login | Route::Callback => Method::GET,
         Route::Logout => Method::POST,
@@ -278,13 +295,13 @@ async fn answer<K: KeyStore>(
         if route == Route::Callback {
             crate::observe::sign_in(error.outcome());
         }
-        let mut response = flow.render(&error, &parts, mount);
+        let mut response = flow.render(&error, step.wants_page, step.mount());
         no_store(&mut response);
         return response;
     }
     match route {
-        Route::Login => login::login(flow, &parts, mount).await,
-        Route::Callback => callback::callback(flow, store, &parts, mount).await,
-        Route::Logout => logout::logout(flow, store, &parts, mount).await,
+        Route::Login => login::login(flow, &step).await,
+        Route::Callback => callback::callback(flow, store, step).await,
+        Route::Logout => logout::logout(flow, store, &step).await,
     }
 }

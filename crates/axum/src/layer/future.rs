@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response};
 
 use super::signed_in::{SignOutAsked, SignOutPlan};
-use crate::api_error::{BrowserPage, KeyRejectedSignOut};
+use crate::api_error::{ApiProblem, KeyRejectedSignOut};
 use crate::extract::SignOut;
 use crate::response::set_cookie;
 use axum_core::BoxError;
@@ -125,7 +125,7 @@ where
                             let mut response = match sign_out.as_ref() {
                                 // An `ApiError` a browser should read as a page.
                                 Some(plan)
-                                    if response.extensions().get::<BrowserPage>().is_some() =>
+                                    if response.extensions().get::<ApiProblem>().is_some() =>
                                 {
                                     plan.browser_page(response)
                                 }

@@ -10,9 +10,9 @@ use modelgates_oauth_core::Url;
 use tower_layer::Layer;
 
 use crate::config::{ConfigError, ModelGatesConfig};
+use crate::context::root_of;
 use crate::extract::login_url;
-use crate::mount::Mount;
-use crate::response::error_response;
+use crate::response::{Problem, prefers_html};
 use crate::same_origin::SameOrigin;
 use crate::store::{CookieStore, KeyStore};
 
@@ -351,17 +351,15 @@ impl<K: KeyStore> ModelGatesAuth<K> {
             tracing::error!(
                 "a request reached ModelGatesAuth::routes() without the layer in front"
             );
-            error_response(
-                request.headers(),
+            let home = root_of(&request);
+            Problem::new(
                 http::StatusCode::INTERNAL_SERVER_ERROR,
                 "missing_layer",
-                (
-                    "Sign-in is not set up correctly",
-                    "ModelGatesAuth::routes() answered a request the layer never saw: put \
-                     `.layer(auth)` on the router after `.merge(auth.routes())`",
-                ),
-                &Mount::root_of(&request),
+                "Sign-in is not set up correctly",
+                "ModelGatesAuth::routes() answered a request the layer never saw: put \
+                 `.layer(auth)` on the router after `.merge(auth.routes())`",
             )
+            .render(prefers_html(request.headers()), &[("Home", &home)])
         });
         let paths = &self.state.flow.paths;
         axum::Router::new()

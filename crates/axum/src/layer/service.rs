@@ -7,41 +7,31 @@ use std::task::{Context, Poll};
 
 use axum_core::body::Body;
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
 use super::resolved::Resolved;
 use super::signed_in::{self, Authenticated, Opening, RequestSummary, SignOutPlan, conclude};
+use crate::context::RequestContext;
 use crate::extract::{AuthContext, ModelGatesKey};
 use crate::flow::{self, AuthError};
-use crate::mount::Mount;
+use crate::response::prefers_html;
 use crate::store::{CookieStore, KeyStore};
 use axum_core::BoxError;
 
 /// What handlers see of this request: the key, or how to sign in.
-fn context(
+fn auth_context(
     state: &Resolved,
     key: Option<ModelGatesKey>,
     store_unavailable: bool,
-    uri: &Uri,
-    mount: Option<&Mount>,
+    request: RequestContext,
 ) -> AuthContext {
-    match mount {
-        None => AuthContext {
-            key,
-            store_unavailable,
-            login_path: state.flow.paths.login.clone(),
-            original_uri: uri.clone(),
-            public_origin: state.flow.public_origin.clone(),
-        },
-        Some(mount) => AuthContext {
-            key,
-            store_unavailable,
-            login_path: state.flow.paths.login_for(&mount.prefix).into(),
-            original_uri: mount.original.clone(),
-            public_origin: state.flow.public_origin.clone(),
-        },
+    AuthContext {
+        key,
+        store_unavailable,
+        request,
+        public_origin: state.flow.public_origin.clone(),
     }
 }
 
@@ -51,7 +41,7 @@ fn annotate<B>(
     state: &Arc<Resolved>,
     request: &mut Request<B>,
     authenticated: Authenticated,
-    mount: Option<Mount>,
+    context: RequestContext,
 ) -> (Option<http::HeaderValue>, Option<SignOutPlan>) {
     let Authenticated {
         key,
@@ -59,7 +49,7 @@ fn annotate<B>(
         store_unavailable,
     } = authenticated;
     let signed_in = key.is_some();
-    let context = context(state, key, store_unavailable, request.uri(), mount.as_ref());
+    let context = auth_context(state, key, store_unavailable, context);
     request.extensions_mut().insert(context);
     let plan = signed_in
         .then(|| {
@@ -73,12 +63,20 @@ fn annotate<B>(
 }
 
 /// The answer of a layer inside a nested router whose paths are not routed to it.
-fn misplaced(state: &Resolved, mount: &Mount, headers: &http::HeaderMap) -> Response<Body> {
+fn misplaced(
+    state: &Resolved,
+    context: &RequestContext,
+    headers: &http::HeaderMap,
+) -> Response<Body> {
     let error = AuthError::Misplaced {
-        prefix: mount.prefix.clone(),
+        prefix: context.mount.clone(),
     };
     tracing::error!("{error}");
-    error.render(headers, &state.flow.links(&mount.prefix), None)
+    error.render(
+        prefers_html(headers),
+        &state.flow.links(&context.mount),
+        None,
+    )
 }
 
 /// The service [`ModelGatesAuth`](crate::ModelGatesAuth) wraps around an inner service.
@@ -123,12 +121,12 @@ impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
         &mut self,
         mut request: Request<ReqBody>,
         authenticated: Authenticated,
-        mount: Option<Mount>,
+        context: RequestContext,
     ) -> ResponseFuture<S::Future, S::Error>
     where
         S: Service<Request<ReqBody>>,
     {
-        let (cookie, plan) = annotate(&self.state, &mut request, authenticated, mount);
+        let (cookie, plan) = annotate(&self.state, &mut request, authenticated, context);
         ResponseFuture::signed_in(self.inner.call(request), cookie, plan)
     }
 }
@@ -152,23 +150,20 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let mount = Mount::of(&request);
-        if let Some(mount) = &mount {
-            if !self.state.routes_registered.load(Ordering::Relaxed) {
-                return ResponseFuture::ready(misplaced(&self.state, mount, request.headers()));
-            }
+        let context = RequestContext::of(&request, &self.state.flow.paths.login);
+        if context.is_nested() && !self.state.routes_registered.load(Ordering::Relaxed) {
+            return ResponseFuture::ready(misplaced(&self.state, &context, request.headers()));
         }
         if let Some(route) = self.state.flow.paths.route(request.uri().path()) {
             let (state, store) = (self.state.clone(), self.store.clone());
             let (parts, _body) = request.into_parts();
-            let prefix = mount.map(|m| m.prefix).unwrap_or_default();
             return ResponseFuture::boxed(async move {
-                Ok(flow::handle(route, &state.flow, &*store, parts, &prefix).await)
+                Ok(flow::handle(route, &state.flow, &*store, parts, context).await)
             });
         }
         // The fast path: no key cookie, so no cryptography, no store, no boxing.
         if !self.state.flow.key_cookie.is_present(request.headers()) {
-            let context = context(&self.state, None, false, request.uri(), mount.as_ref());
+            let context = auth_context(&self.state, None, false, context);
             request.extensions_mut().insert(context);
             return ResponseFuture::inner(self.inner.call(request));
         }
@@ -177,13 +172,13 @@ where
                 token,
                 needs_reissue,
             } => (token, needs_reissue),
-            Opening::Refused(signed_out) => return self.call_now(request, signed_out, mount),
+            Opening::Refused(signed_out) => return self.call_now(request, signed_out, context),
         };
         // A store that answers at once (the cookie, in memory, a cache hit): no boxing.
         if let Some(loaded) = self.store.load_now(&token) {
             let authenticated =
                 conclude::<K>(&self.state, &self.store, token, needs_reissue, loaded);
-            return self.call_now(request, authenticated, mount);
+            return self.call_now(request, authenticated, context);
         }
         // The store must wait (a database). The ready service is the one to call; leave a
         // fresh clone in its place.
@@ -193,7 +188,7 @@ where
         ResponseFuture::boxed(async move {
             let loaded = store.load(&token).await;
             let authenticated = conclude::<K>(&state, &store, token, needs_reissue, loaded);
-            let (cookie, plan) = annotate(&state, &mut request, authenticated, mount);
+            let (cookie, plan) = annotate(&state, &mut request, authenticated, context);
             ResponseFuture::signed_in(inner.call(request), cookie, plan).await
         })
     }

@@ -9,11 +9,11 @@ use axum_core::body::Body;
 use http::{HeaderMap, HeaderValue, Response};
 
 use super::resolved::Resolved;
-use crate::api_error::BrowserPage;
+use crate::api_error::ApiProblem;
 use crate::extract::{AuthContext, ModelGatesKey};
 use crate::flow::{AuthError, SignOutReason};
 use crate::observe::SessionEnd;
-use crate::response::{html_error_page, is_reading, no_store, prefers_html, see_other, set_cookie};
+use crate::response::{is_reading, no_store, prefers_html, see_other, set_cookie};
 use crate::store::{ErasedStore, KeyStore, SessionToken, StoreError, StoredKey};
 use axum_core::BoxError;
 use modelgates_oauth_core::__private::unix_now;
@@ -93,7 +93,7 @@ impl SignOutPlan {
     /// `Retry-After`, negotiated, the cookie kept.
     fn sign_out_failed(&self, error: crate::store::StoreError) -> Response<Body> {
         let flow = &self.state.flow;
-        let mut response = AuthError::SignOutFailed(error).render_as(
+        let mut response = AuthError::SignOutFailed(error).render(
             self.request.wants_page(),
             &flow.links(self.mount()),
             flow.error_page.as_ref(),
@@ -104,27 +104,23 @@ impl SignOutPlan {
 
     /// The prefix of the router the layer sits in, as this request reached it.
     fn mount(&self) -> &str {
-        self.request
-            .context
-            .login_path
-            .strip_suffix(&*self.state.flow.paths.login)
-            .unwrap_or_default()
+        &self.request.context.request.mount
     }
 
-    /// `response`, an [`ApiError`](crate::api_error::ApiError)'s JSON, as the page it carries when
-    /// the client is a browser: same status and headers, an HTML body saying what happened and
-    /// what to do, with a link to manage the key on ModelGates.
+    /// `response`, an [`ApiError`](crate::ApiError)'s JSON, as a page when the client is a
+    /// browser: the same problem rendered as HTML by the one renderer, same headers, with a link
+    /// to manage the key on ModelGates when the user can act there.
     pub(crate) fn browser_page<B>(&self, response: Response<B>) -> Response<Body>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let page = response
+        let api = response
             .extensions()
-            .get::<BrowserPage>()
+            .get::<ApiProblem>()
             .filter(|_| self.request.wants_page())
             .cloned();
-        let Some(page) = page else {
+        let Some(api) = api else {
             return response.map(Body::new);
         };
         let manage = self
@@ -132,7 +128,7 @@ impl SignOutPlan {
             .context
             .key
             .as_ref()
-            .filter(|_| page.links_to_key)
+            .filter(|_| api.links_to_key)
             .map(ModelGatesKey::manage_url);
         let home = self.state.flow.default_return_to(self.mount());
         let mut links = vec![("Back to the app", home)];
@@ -140,13 +136,11 @@ impl SignOutPlan {
             links.insert(0, ("Manage this key on ModelGates", manage.as_str()));
         }
         let (mut parts, _json) = response.into_parts();
-        let html = html_error_page(page.title, &page.message, &links);
-        let (html_parts, body) = html.into_parts();
-        parts.headers.insert(
-            http::header::CONTENT_TYPE,
-            html_parts.headers[http::header::CONTENT_TYPE].clone(),
-        );
+        let (page, body) = api.problem.render(true, &links).into_parts();
+        // The handler's own headers stay; the body's change with it.
         parts.headers.remove(http::header::CONTENT_LENGTH);
+        parts.headers.remove(http::header::X_CONTENT_TYPE_OPTIONS);
+        parts.headers.extend(page.headers);
         Response::from_parts(parts, body)
     }
 }
