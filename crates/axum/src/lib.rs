@@ -55,16 +55,21 @@
 //!
 //! The root holds what every app names: [`ModelGatesAuth`] (its documentation states the
 //! rules of the sign-in routes and of signed-in requests), [`ModelGatesConfig`] (and the rules
-//! of the cookies), [`CookieSecret`], [`ModelGatesKey`], [`AuthError`] (what a failed sign-in
-//! answers) and [`is_safe_return_to`] (where a user may be sent back to). Each other concern
-//! lives in one public module whose documentation states the exact rules it applies:
-//! [`config`] (settings, environment, errors), [`observe`] (metrics and spans), [`layer`] (the tower layer, its service and
-//! response future), [`extract`] (the extractor and its rejections), [`store`] (where keys
-//! live: the contract, the cookie and memory stores, and the cache in front of a shared one;
-//! the database stores are the `modelgates-stores` crate's), [`same_origin`] (the guard against cross-site posts), [`api_error`]
-//! (handler errors and the sign-out on a revoked key), `sse` (the events of a streamed reply,
-//! feature `openai`) and `testing` (feature `test-util`). What needs no web framework (PKCE, the flow
-//! state and its sealing, the key exchange) is in [`oauth_core`].
+//! of the cookies), [`CookieSecret`], [`ModelGatesKey`], [`ApiError`] (a failed call with the
+//! user's key, named), [`SignOut`] (a handler ending the session), [`AuthError`] (what a failed
+//! sign-in answers) and [`is_safe_return_to`] (where a user may be sent back to). Each other
+//! concern lives in one public module whose documentation states the exact rules it applies:
+//! [`config`] (settings, their checked values, environment, errors), [`hooks`] (the app's
+//! functions on sign-in and sign-out), [`layer`] (the tower layer, its service and response
+//! future), [`extract`] (the extractor, the session handle, the rejections), [`api_error`]
+//! (how ModelGates' refusals become answers, and the sign-out on a revoked key), `sse` (the
+//! events of a streamed reply, feature `openai`), [`store`] (where keys live: the contract,
+//! the cookie and memory stores, and the cache in front of a shared one; the database stores
+//! are the `modelgates-stores` crate's), [`same_origin`] (the guard against cross-site posts),
+//! [`observe`] (metrics and spans) and `testing` (feature `test-util`). Every error the crate
+//! answers is rendered in one place, by one negotiation rule (a page for a browser, JSON
+//! otherwise). What needs no web framework (PKCE, the flow state and its sealing, the key
+//! exchange) is in [`oauth_core`].
 //!
 //! # Security
 //!

@@ -208,7 +208,7 @@ impl ModelGatesKey {
     /// # Errors
     ///
     /// [`RequestError::KeyRejected`] when the key was revoked; convert it into
-    /// [`api::ApiError`](crate::api_error::ApiError) with `?` to sign the user out.
+    /// [`ApiError`] with `?` to sign the user out.
     pub async fn key_info(&self) -> Result<KeyInfo, RequestError> {
         self.0.client.key_info(&self.0.key).await
     }

@@ -1,11 +1,13 @@
 //! The sign-in flow: the three routes the layer answers itself (`/login`, `/callback/…`,
-//! `/logout`), the flow's state between them, its errors, the on-sign-in hook, and where a
-//! user may be sent back to. The rules these routes apply are documented once, on
+//! `/logout`), the flow's state between them, its errors, and where a user may be sent back
+//! to. The rules these routes apply are documented once, on
 //! [`ModelGatesAuth`](crate::ModelGatesAuth#routes).
 //!
-//! What needs no web framework (the flow state, its sealing, the check of a callback against
-//! it, the status of each exchange error) is oauth-core's; this module is the HTTP around it
-//! and the spent-flow registry.
+//! Each route gets one [`Step`]: the request, the [`RequestContext`] the service worked out
+//! once, and whether an error is answered as a page (negotiated once). What needs no web
+//! framework (the flow state, its sealing, the check of a callback against it, the kind of
+//! each exchange failure) is oauth-core's; this module is the HTTP around it (the status of
+//! each failure included) and the spent-flow registry.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The tower layer, tower-http style: [`ModelGatesAuth`] (the `Layer`), its service
-//! [`ModelGatesAuthService`] and their [`ResponseFuture`], with the session of a request, the
-//! mount of a nested layer, and the resolved runtime state, the only thing request code reads.
+//! [`ModelGatesAuthService`] and their [`ResponseFuture`], with what the layer does for a
+//! request that carries a key cookie (`signed_in`) and the configuration resolved once at
+//! startup (`resolved`), the only thing request code reads.
 //! The rules the service applies are documented on [`ModelGatesAuth`].
 
 use std::sync::Arc;
