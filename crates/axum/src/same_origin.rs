@@ -30,6 +30,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use axum_core::BoxError;
 use axum_core::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -39,7 +40,6 @@ use tower_service::Service;
 
 use crate::context::root_of;
 use crate::response::{Problem, prefers_html};
-use axum_core::BoxError;
 
 /// What the refusal says.
 pub(crate) const CROSS_SITE_MESSAGE: &str = "This request came from another site and was refused.";

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use axum_core::BoxError;
 use axum_core::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Response};
@@ -20,7 +21,6 @@ use super::signed_in::{SignOutAsked, SignOutPlan};
 use crate::api_error::{ApiProblem, KeyRejectedSignOut};
 use crate::extract::SignOut;
 use crate::response::set_cookie;
-use axum_core::BoxError;
 
 type BoxedResponse<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
+use axum_core::BoxError;
 use axum_core::body::Body;
 use bytes::Bytes;
 use http::{Request, Response};
@@ -18,7 +19,6 @@ use crate::extract::{AuthContext, ModelGatesKey};
 use crate::flow::{self, AuthError};
 use crate::response::prefers_html;
 use crate::store::{CookieStore, KeyStore};
-use axum_core::BoxError;
 
 /// What handlers see of this request: the key, or how to sign in.
 fn auth_context(

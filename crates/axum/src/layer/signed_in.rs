@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum_core::BoxError;
 use axum_core::body::Body;
 use http::{HeaderMap, HeaderValue, Response};
 
@@ -15,7 +16,6 @@ use crate::flow::{AuthError, SignOutReason};
 use crate::observe::SessionEnd;
 use crate::response::{is_reading, no_store, prefers_html, see_other, set_cookie};
 use crate::store::{ErasedStore, KeyStore, SessionToken, StoreError, StoredKey};
-use axum_core::BoxError;
 use modelgates_oauth_core::__private::unix_now;
 
 /// The outcome of reading a request's key cookie.

@@ -27,15 +27,13 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+use axum_core::BoxError;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use modelgates_oauth_core::__private::{random_bytes, unix_now};
 use modelgates_oauth_core::ApiKey;
 use secrecy::{ExposeSecret as _, SecretString};
-
 use sha2::{Digest as _, Sha256};
-
-use axum_core::BoxError;
-use modelgates_oauth_core::__private::{random_bytes, unix_now};
 
 use crate::hex::hex;
 
