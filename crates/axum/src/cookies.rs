@@ -17,7 +17,7 @@ use cookie::{Cookie, CookieJar, Key, SameSite};
 use hmac::{Hmac, Mac};
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
-use zeroize::Zeroizing;
+use zeroize::Zeroize as _;
 
 use crate::store::{SessionToken, TokenProtection};
 
@@ -26,8 +26,10 @@ mod tests;
 
 /// The longest cookie value this crate will try to open.
 pub(crate) const MAX_COOKIE_VALUE: usize = 4096;
-/// The most bytes a value of [`MAX_COOKIE_VALUE`] base64 characters decodes to.
-const MAX_DECODED_VALUE: usize = MAX_COOKIE_VALUE / 4 * 3;
+/// The most bytes a cookie value is decoded into on the stack: a key cookie of the cookie
+/// store (about 300 characters) or a signed session id fits; a longer value (an app's data
+/// kept in the cookie) is decoded on the heap.
+const INLINE_DECODED: usize = 384;
 
 /// How many cookies of one name are tried at most.
 pub(crate) const MAX_CANDIDATES: usize = 3;
@@ -227,40 +229,36 @@ impl KeyCookie {
             mac.update(signed.as_bytes());
             mac.verify_slice(&decoded[..length]).ok()?;
             let encoded = signed.strip_prefix(SESSION_PURPOSE)?;
-            let mut buffer = Zeroizing::new([0u8; MAX_DECODED_VALUE]);
-            let length = URL_SAFE_NO_PAD
-                .decode_slice(encoded, &mut buffer[..])
-                .ok()?;
-            token_of(&buffer[..length])
+            with_decoded(&URL_SAFE_NO_PAD, encoded, token_of)
         })
     }
 
     /// Opens an encrypted value: authenticated and decrypted with the name as associated data.
     ///
     /// The format is the `cookie` crate's private jar's (which seals our values), opened here
-    /// with the ciphers expanded at startup and in place, in a wiped stack buffer: the same
-    /// AES-256-GCM check, without a key schedule and four copies per request, and one heap
-    /// allocation, the token's own.
+    /// with the ciphers expanded at startup and in place, in a stack buffer: the same AES-256-GCM
+    /// check, without a key schedule and four copies per request, and one heap allocation, the
+    /// token's own. Only the decrypted part ever holds plaintext, and it is wiped.
     fn open_private(&self, headers: &HeaderMap) -> Option<Opened<SessionToken>> {
         let name = self.spec.name.as_bytes();
         self.open_with(headers, |index, value| {
-            let mut buffer = Zeroizing::new([0u8; MAX_DECODED_VALUE]);
-            let length = STANDARD.decode_slice(value, &mut buffer[..]).ok()?;
-            let data = &mut buffer[..length];
-            if data.len() < NONCE_LEN + TAG_LEN {
-                return None;
-            }
-            let (nonce, rest) = data.split_at_mut(NONCE_LEN);
-            let (message, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
-            self.ciphers[index]
-                .decrypt_in_place_detached(
-                    Nonce::from_slice(nonce),
-                    name,
-                    message,
-                    Tag::from_slice(tag),
-                )
-                .ok()?;
-            token_of(message)
+            // Nonce, ciphertext and tag: nothing secret until decrypted in place.
+            with_decoded(&STANDARD, value, |data| {
+                if data.len() < NONCE_LEN + TAG_LEN {
+                    return None;
+                }
+                let (nonce, rest) = data.split_at_mut(NONCE_LEN);
+                let (message, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+                self.ciphers[index]
+                    .decrypt_in_place_detached(
+                        Nonce::from_slice(nonce),
+                        name,
+                        message,
+                        Tag::from_slice(tag),
+                    )
+                    .ok()?;
+                token_of(message)
+            })
         })
     }
 
@@ -285,11 +283,33 @@ impl KeyCookie {
     }
 }
 
+/// Decodes base64 `value` and hands the bytes to `open`: on the stack when they fit
+/// [`INLINE_DECODED`] (no allocation, and little to clear), on the heap otherwise (wiped when
+/// done, as `open` may leave plaintext there).
+fn with_decoded<T>(
+    engine: &impl base64::Engine,
+    value: &str,
+    open: impl FnOnce(&mut [u8]) -> Option<T>,
+) -> Option<T> {
+    if value.len() <= INLINE_DECODED / 3 * 4 {
+        let mut inline = [0u8; INLINE_DECODED];
+        let length = engine.decode_slice(value, &mut inline).ok()?;
+        open(&mut inline[..length])
+    } else {
+        let mut heap = zeroize::Zeroizing::new(engine.decode(value).ok()?);
+        open(&mut heap)
+    }
+}
+
 /// The token in an opened cookie's bytes, in an allocation of its exact size (so that no
-/// reallocation leaves an unwiped copy behind); `None` unless UTF-8.
-fn token_of(bytes: &[u8]) -> Option<SessionToken> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    Some(SessionToken::from_secret(secrecy::SecretString::from(text)))
+/// reallocation leaves an unwiped copy behind); `None` unless UTF-8. The bytes are wiped
+/// either way: only they, not the whole buffer they sit in, ever held the plaintext.
+fn token_of(bytes: &mut [u8]) -> Option<SessionToken> {
+    let token = std::str::from_utf8(bytes)
+        .ok()
+        .map(|text| SessionToken::from_secret(secrecy::SecretString::from(text)));
+    bytes.zeroize();
+    token
 }
 
 /// A `Set-Cookie` value. Names are checked when the layer is built and values are base64 or

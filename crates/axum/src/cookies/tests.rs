@@ -435,3 +435,21 @@ mod properties {
         }
     }
 }
+
+/// Short values are decoded on the stack, long ones (a session with the app's data, up to the
+/// browser's cookie size) on the heap: both open, in both protections, at every length around
+/// the boundary.
+#[test]
+fn short_and_long_tokens_open_alike() {
+    let codec = codec(vec![Key::generate()]);
+    for length in [1, 200, 250, 270, 280, 290, 300, 400, 1_500, 2_900] {
+        let token = "t".repeat(length);
+        for protection in [TokenProtection::Encrypted, TokenProtection::Signed] {
+            let set_cookie = text(codec.key_cookie(&token, protection, Duration::from_secs(60)));
+            let opened = codec
+                .open_key(&headers(&set_cookie), protection)
+                .unwrap_or_else(|| panic!("{length} {protection:?}"));
+            assert_eq!(opened.value, token, "{length} {protection:?}");
+        }
+    }
+}
