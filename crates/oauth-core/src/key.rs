@@ -55,6 +55,7 @@ impl ApiKey {
 /// buffer with the secret still in it: such a string is copied into an exact allocation and
 /// wiped instead.
 #[must_use]
+#[doc(hidden)]
 pub fn secret_string(text: String) -> SecretString {
     if text.len() == text.capacity() {
         SecretString::from(text)

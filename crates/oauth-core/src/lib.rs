@@ -27,7 +27,7 @@
 //!   ModelGates and the user's key;
 //! * [`origin`] and [`random`]: the URL rules (loopback hosts, an app's public origin) and the
 //!   random tokens both this crate and an app's own routes need;
-//! * [`loopback`] (feature `loopback`): the callback of a command-line tool, on `127.0.0.1`
+//! * `loopback` (feature `loopback`): the callback of a command-line tool, on `127.0.0.1`
 //!   with a random path (RFC 8252).
 //!
 //! Every call carries the app's attribution (`HTTP-Referer`, `X-Title`) when configured with
@@ -37,7 +37,7 @@
 //!
 //! The example uses nothing but this crate (its re-exports of `async_openai` and `Url` keep
 //! the versions matched), so it compiles pasted into a crate that depends on this one alone.
-//! A command-line tool receives the callback with [`loopback::LoopbackReceiver`] (feature `loopback`).
+//! A command-line tool receives the callback with `loopback::LoopbackReceiver` (feature `loopback`).
 //!
 //! ```no_run
 //! use modelgates_oauth_core::async_openai::types::chat::{
