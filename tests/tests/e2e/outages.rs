@@ -22,7 +22,9 @@ use modelgates_axum::testing::{self, TestApp, reqwest};
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_e2e::proxy::FaultProxy;
 use modelgates_emulator::{Emulator, Endpoint, Fault};
-use modelgates_stores::{PostgresStore, RedisStore, StoreSettings};
+use modelgates_stores::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use modelgates_stores::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use modelgates_stores::{PostgresStore, RedisStore, StoreSettings, redis};
 use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore as _, Jar};
 use tokio::sync::Mutex;
@@ -36,6 +38,11 @@ const FALLBACK: Duration = Duration::from_millis(300);
 const LONG_FALLBACK: Duration = Duration::from_secs(60);
 /// Every wait for a state to be reached polls for at most this long.
 const PATIENCE: Duration = Duration::from_secs(15);
+/// How long the stores behind the fault proxy wait for their server before reporting it down:
+/// the stores' own default is 3 s, and each outage test makes about ten requests while the
+/// server is unreachable, each of which waits this long for its 503. The rules asserted do not
+/// depend on the length.
+const DATABASE_TIMEOUT: Duration = Duration::from_millis(250);
 
 fn server_url(var: &str) -> Option<String> {
     match std::env::var(var) {
@@ -94,16 +101,44 @@ async fn instance(db: Db, url: &str, secret: &CookieSecret, emulator: &Emulator)
     let settings = StoreSettings::from(&ModelGatesConfig::new("http://127.0.0.1", secret.clone()));
     match db {
         Db::Postgres => {
-            let store = PostgresStore::connect(url, settings).await.unwrap();
+            let store = postgres_store(url, settings).await;
             let feed = store.revocations();
             serve(cached(store, feed, FALLBACK).await, secret, emulator).await
         }
         Db::Redis => {
-            let store = RedisStore::connect(url, settings).await.unwrap();
+            let store = redis_store(url, settings).await;
             let feed = store.revocations();
             serve(cached(store, feed, FALLBACK).await, secret, emulator).await
         }
     }
+}
+
+/// A PostgreSQL store as `PostgresStore::connect` makes it, waiting [`DATABASE_TIMEOUT`].
+async fn postgres_store(url: &str, settings: StoreSettings) -> PostgresStore {
+    let options: PgConnectOptions = url.parse().unwrap();
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(DATABASE_TIMEOUT)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let store = PostgresStore::new(pool, settings);
+    store.migrate().await.unwrap();
+    store
+}
+
+/// A Redis store as `RedisStore::connect` makes it, waiting [`DATABASE_TIMEOUT`] and not
+/// retrying (redis-rs waits at least 1 s, with jitter, before a retry).
+async fn redis_store(url: &str, settings: StoreSettings) -> RedisStore {
+    let client = redis::Client::open(url).unwrap();
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(DATABASE_TIMEOUT)
+        .set_response_timeout(DATABASE_TIMEOUT)
+        .set_number_of_retries(0);
+    let connection = ConnectionManager::new_with_config(client.clone(), config)
+        .await
+        .unwrap();
+    RedisStore::new(client, connection, settings)
 }
 
 /// `store` behind its cache, listening to `feed`, trusting what it holds for `fallback`.
@@ -427,7 +462,7 @@ async fn the_sign_out_after_a_rejected_key_fails_closed_during_an_outage() {
     let secret = CookieSecret::generate();
     // A long fallback: the key is served from the cache while the store is down.
     let settings = StoreSettings::from(&ModelGatesConfig::new("http://127.0.0.1", secret.clone()));
-    let store = PostgresStore::connect(&url, settings).await.unwrap();
+    let store = postgres_store(&url, settings).await;
     let feed = store.revocations();
     let app = serve(cached(store, feed, LONG_FALLBACK).await, &secret, &emulator).await;
     let (jar, client) = browser();
@@ -621,11 +656,11 @@ async fn readyz_is_unavailable_while_the_store_is_down_and_ready_again_after() {
             StoreSettings::from(&ModelGatesConfig::new("http://127.0.0.1", secret.clone()));
         let app = match db {
             Db::Postgres => {
-                let store = PostgresStore::connect(&proxied, settings).await.unwrap();
+                let store = postgres_store(&proxied, settings).await;
                 serve_health(store, &secret).await
             }
             Db::Redis => {
-                let store = RedisStore::connect(&proxied, settings).await.unwrap();
+                let store = redis_store(&proxied, settings).await;
                 serve_health(CachingStore::new(store), &secret).await
             }
         };

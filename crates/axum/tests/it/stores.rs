@@ -16,7 +16,7 @@ use modelgates_axum::store::testing::conformance;
 use modelgates_axum::store::{CookieStore, KeyStore, MemoryStore, SessionToken, StoredKey};
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
 use modelgates_emulator::Emulator;
-use modelgates_stores::{PostgresStore, RedisStore, SqliteStore};
+use modelgates_stores::{PostgresStore, RedisStore, SqliteStore, StoreSettings};
 use support::{Browser, server_url};
 
 fn config() -> ModelGatesConfig {
@@ -433,7 +433,15 @@ async fn a_locked_sqlite_store_fails_closed_then_recovers() {
     let path = temp_db("locked");
     let emulator = Emulator::start_auto_approve().await.unwrap();
     let config = support::config(&emulator);
-    let store = sqlite(&path, &config).await;
+    // As `SqliteStore::connect` makes it, but waiting 200 ms for a lock rather than sqlx's 5 s.
+    let options = format!("sqlite:{}", path.display())
+        .parse::<sqlx::sqlite::SqliteConnectOptions>()
+        .unwrap()
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_millis(200));
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let store = SqliteStore::new(pool, StoreSettings::from(&config));
+    store.migrate().await.unwrap();
     let app = Router::new()
         .route(
             "/me",
@@ -446,7 +454,7 @@ async fn a_locked_sqlite_store_fails_closed_then_recovers() {
         http::StatusCode::SEE_OTHER
     );
 
-    // Another process holds the write lock, longer than SQLite's busy timeout (5 s).
+    // Another process holds the write lock, longer than the store's busy timeout.
     let mut locker = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
         "sqlite:{}",
         path.display()
