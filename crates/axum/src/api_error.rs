@@ -11,14 +11,22 @@
 //!   | ModelGates | answer | code | what the user can do |
 //!   | --- | --- | --- | --- |
 //!   | 401 | 401 | `key_rejected` | sign in again (the layer signs the user out) |
-//!   | 402 | 402 | `insufficient_credits` | top up credits on ModelGates |
-//!   | 403 "Key limit exceeded" | 403 | `key_limit_reached` | raise the key's limit on ModelGates |
+//!   | 402 or 403 whose message names the key's limit ("Key limit exceeded") | 403 | `key_limit_reached` | raise the key's limit on ModelGates |
+//!   | any other 402 | 402 | `insufficient_credits` | top up credits on ModelGates |
+//!   | any other 403 (a guardrail, a moderation flag, a model the key may not use) | 403 | `refused_by_modelgates`, ModelGates' reason (and moderation's `metadata.reasons`) in the text | change the request |
 //!   | 429 | 429, with its `Retry-After` | `rate_limited` | wait and try again |
+//!   | 503 | 503, with its `Retry-After` | `upstream_unavailable` | wait and try again |
 //!   | no answer in time | 504 | `upstream_timeout` | try again |
 //!   | anything else | 502 | `upstream_error`, ModelGates' status and message in the text | try again later |
 //!   | request refused before sending | 400 | `invalid_request` | (the app's bug) |
 //!
-//!   No message holds the key. The user stays signed in for every one but 401.
+//!   No message holds the key. The user stays signed in for every one but 401. A "names the
+//!   key's limit" message holds both words `key` and `limit`.
+//! * Behind the layer, the response of a handler that called ModelGates with
+//!   [`ModelGatesKey::openai`](crate::ModelGatesKey::openai) or
+//!   [`ModelGatesKey::openai_stream`](crate::ModelGatesKey::openai_stream) carries the
+//!   `X-RateLimit-Limit`, `-Remaining` and `-Reset` of ModelGates' latest answer (as numbers),
+//!   unless the handler set any of them itself; errors and successes alike.
 //! * A browser (a request preferring `text/html` to `application/json`, by the crate's one
 //!   negotiation rule) gets the same status as an HTML page that says what happened and what
 //!   to do, with a link to manage the key on ModelGates for the money errors
@@ -90,7 +98,8 @@ pub enum ApiError {
         /// ModelGates' own message.
         message: String,
     },
-    /// The key reached the spend limit the user set (403 "Key limit exceeded").
+    /// The key reached the spend limit the user set (402 or 403 naming it: "Key limit
+    /// exceeded").
     #[error(
         "This app's key has reached the spend limit you set on ModelGates. Raise the key's limit on ModelGates, then try again."
     )]
@@ -98,9 +107,27 @@ pub enum ApiError {
         /// ModelGates' own message.
         message: String,
     },
+    /// ModelGates refused this request itself (a 403 that is not about the key's limit: a
+    /// guardrail of the account, a moderation flag, a model the key may not use). The user
+    /// stays signed in; sending the same request again gets the same answer.
+    #[error("ModelGates refused this request: {message}{}", reasons_text(.reasons))]
+    RefusedByModelGates {
+        /// ModelGates' own reason.
+        message: String,
+        /// What moderation flagged, when ModelGates said.
+        reasons: Vec<String>,
+    },
     /// ModelGates is rate limiting the user's calls (429).
     #[error("ModelGates is receiving too many requests from you. Please wait {} and try again.", wait_text(.retry_after))]
     RateLimited {
+        /// How long ModelGates asked to wait, passed on as `Retry-After`.
+        retry_after: Option<Duration>,
+        /// ModelGates' own message.
+        message: String,
+    },
+    /// ModelGates is unavailable for now (503).
+    #[error("ModelGates is unavailable for now. Please wait {} and try again.", wait_text(.retry_after))]
+    Unavailable {
         /// How long ModelGates asked to wait, passed on as `Retry-After`.
         retry_after: Option<Duration>,
         /// ModelGates' own message.
@@ -133,6 +160,14 @@ pub enum ApiError {
     InvalidRequest(String),
 }
 
+fn reasons_text(reasons: &[String]) -> String {
+    if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" (flagged for {})", reasons.join(", "))
+    }
+}
+
 fn wait_text(retry_after: &Option<Duration>) -> String {
     match retry_after {
         Some(wait) if wait.as_secs() > 1 => format!("{} seconds", wait.as_secs()),
@@ -148,11 +183,13 @@ impl ApiError {
         match self {
             Self::KeyRejected => StatusCode::UNAUTHORIZED,
             Self::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
-            Self::KeyLimitReached { .. } => StatusCode::FORBIDDEN,
+            Self::KeyLimitReached { .. } | Self::RefusedByModelGates { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Self::RateLimited { .. } | Self::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
-            Self::ServerRestarting => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ServerRestarting | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -165,7 +202,9 @@ impl ApiError {
             Self::KeyRejected => "key_rejected",
             Self::InsufficientCredits { .. } => "insufficient_credits",
             Self::KeyLimitReached { .. } => "key_limit_reached",
+            Self::RefusedByModelGates { .. } => "refused_by_modelgates",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable { .. } => "upstream_unavailable",
             Self::TooManyStreams { .. } => "too_many_streams",
             Self::ServerRestarting => "server_restarting",
             Self::Timeout => "upstream_timeout",
@@ -190,6 +229,8 @@ impl ApiError {
             Self::InsufficientCredits { .. } => "Out of credits",
             Self::KeyLimitReached { .. } => "Spend limit reached",
             Self::RateLimited { .. } => "Too many requests",
+            Self::RefusedByModelGates { .. } => "Refused by ModelGates",
+            Self::Unavailable { .. } => "ModelGates is unavailable",
             Self::TooManyStreams { .. } => "Too many replies at once",
             Self::ServerRestarting => "Restarting",
             Self::KeyRejected => "Signed out",
@@ -221,10 +262,20 @@ impl ApiError {
             RequestError::KeyRejected => Self::KeyRejected,
             RequestError::InsufficientCredits { message } => Self::InsufficientCredits { message },
             RequestError::KeyLimitReached { message } => Self::KeyLimitReached { message },
+            RequestError::Refused { message, reasons } => {
+                Self::RefusedByModelGates { message, reasons }
+            }
             RequestError::RateLimited {
                 retry_after,
                 message,
             } => Self::RateLimited {
+                retry_after,
+                message,
+            },
+            RequestError::Unavailable {
+                retry_after,
+                message,
+            } => Self::Unavailable {
                 retry_after,
                 message,
             },
@@ -268,11 +319,15 @@ impl ApiError {
 }
 
 impl ApiError {
-    /// How long the client should wait before trying again: ModelGates' own `Retry-After`
-    /// for a rate limit, a second for a full stream slot, two while the server restarts.
-    fn retry_after(&self) -> Option<Duration> {
+    /// How long the client should wait before trying again, sent as `Retry-After`:
+    /// ModelGates' own for a rate limit or an outage, a second for a full stream slot, two
+    /// while the server restarts. For a handler that answers a browser with a page of its own.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after, .. } => *retry_after,
+            Self::RateLimited { retry_after, .. } | Self::Unavailable { retry_after, .. } => {
+                *retry_after
+            }
             Self::TooManyStreams { .. } => Some(Duration::from_secs(1)),
             Self::ServerRestarting => Some(Duration::from_secs(2)),
             _ => None,

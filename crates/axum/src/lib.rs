@@ -112,6 +112,7 @@ pub use config::{CookieSecret, ModelGatesConfig};
 pub use extract::{ModelGatesKey, SignOut};
 pub use flow::{AuthError, is_safe_return_to};
 pub use layer::ModelGatesAuth;
+pub use response::prefers_html;
 
 /// The README's examples, compiled and run as doc tests so that what it shows works.
 #[cfg(doctest)]

@@ -108,7 +108,21 @@ fn best_matches(headers: &HeaderMap) -> [Option<Match>; 2] {
 /// `text/html,*/*;q=0.8` (a browser) gets HTML, and `*/*` (a tie on one range),
 /// `application/json`, no header, or one naming neither get JSON. One pass, no allocation:
 /// the layer asks this on every signed-in request.
-pub(crate) fn prefers_html(headers: &HeaderMap) -> bool {
+///
+/// Re-exported at the crate's root for handlers that answer browsers and scripts apart, by the
+/// same rule as the crate's own answers:
+///
+/// ```
+/// use axum::http::{HeaderMap, HeaderValue, header};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(header::ACCEPT, HeaderValue::from_static("text/html,*/*;q=0.8"));
+/// assert!(modelgates_axum::prefers_html(&headers));
+/// headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+/// assert!(!modelgates_axum::prefers_html(&headers));
+/// ```
+#[must_use]
+pub fn prefers_html(headers: &HeaderMap) -> bool {
     let [html, json] = best_matches(headers);
     let Some(html) = html.filter(|m| m.q > 0.0) else {
         return false;

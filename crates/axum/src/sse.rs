@@ -27,13 +27,15 @@
 //!   array of calls `[{"index", "id", "type": "function", "function": {"name", "arguments"}}]`.
 //!   Models stream a call in pieces (its name first, then its arguments a few characters at a
 //!   time, each piece naming only the call's `index`); the relay joins them by index, so the
-//!   browser gets arguments it can parse;
+//!   browser gets arguments it can parse. At most 64 calls and 1 MiB of their text in all: a
+//!   reply past either ends with `event: error`, code `upstream_error`;
 //! * the end: `event: done`, data `{"finish_reason": "stop" | "length" | "tool_calls" | …,
 //!   "usage": {"prompt_tokens", "completion_tokens", "total_tokens"} | null}`;
 //! * instead of the end, when the stream fails after it started: `event: error` (and no
 //!   `done`), data `{"code", "message"}`: the [`ApiError`] code of the
-//!   gateway's error chunk (`insufficient_credits`, `key_limit_reached`, `rate_limited`, or
-//!   `upstream_error` with the gateway's own status and message), `idle_timeout` when
+//!   gateway's error chunk (`insufficient_credits`, `key_limit_reached`,
+//!   `refused_by_modelgates`, `rate_limited`, `upstream_unavailable`, or `upstream_error` with
+//!   the gateway's own status and message), `idle_timeout` when
 //!   ModelGates sent nothing for the stream idle timeout, `upstream_error` when the connection
 //!   broke, `server_restarting` when the server ended its streams for a shutdown
 //!   ([`OpenStreams::close_all`](crate::extract::OpenStreams::close_all)).
@@ -155,7 +157,14 @@ impl Relay {
             };
             self.finish_reason = choice.finish_reason.or(self.finish_reason);
             for piece in choice.delta.tool_calls.into_iter().flatten() {
-                join_tool_call(&mut self.tool_calls, piece);
+                if let Err(too_large) = join_tool_call(&mut self.tool_calls, piece) {
+                    let error = ApiError::Upstream(too_large.to_owned()).counted();
+                    tracing::warn!(
+                        reason = too_large,
+                        "a relayed stream's tool calls were refused"
+                    );
+                    return Some(self.failed(error.code(), &error.to_string()));
+                }
             }
             match choice.delta.content {
                 Some(text) if !text.is_empty() => {
@@ -226,19 +235,35 @@ impl Relay {
     }
 }
 
+/// The most tool calls one streamed reply may make.
+const MAX_TOOL_CALLS: usize = 64;
+/// The most bytes of arguments the tool calls of one streamed reply may hold in all.
+const MAX_TOOL_CALL_BYTES: usize = 1 << 20;
+
 /// Adds a streamed piece of a tool call to the call with its index: the first piece brings the
-/// id, type and name; the arguments arrive in pieces to concatenate.
+/// id, type and name; the arguments arrive in pieces to concatenate. A gateway that sends more
+/// than [`MAX_TOOL_CALLS`] calls or [`MAX_TOOL_CALL_BYTES`] of text is refused (so the search
+/// by index stays short and memory bounded).
 fn join_tool_call(
     calls: &mut Vec<ChatCompletionMessageToolCallChunk>,
     piece: ChatCompletionMessageToolCallChunk,
-) {
+) -> Result<(), &'static str> {
+    let held: usize = calls.iter().map(tool_call_bytes).sum();
+    if held + tool_call_bytes(&piece) > MAX_TOOL_CALL_BYTES {
+        return Err("the model's tool calls are larger than 1 MiB");
+    }
     let Some(call) = calls.iter_mut().find(|call| call.index == piece.index) else {
+        if calls.len() == MAX_TOOL_CALLS {
+            return Err("the model made more than 64 tool calls in one reply");
+        }
         calls.push(piece);
-        return;
+        return Ok(());
     };
     call.id = call.id.take().or(piece.id);
     call.r#type = call.r#type.take().or(piece.r#type);
-    let Some(more) = piece.function else { return };
+    let Some(more) = piece.function else {
+        return Ok(());
+    };
     let function = call.function.get_or_insert(FunctionCallStream {
         name: None,
         arguments: None,
@@ -250,6 +275,21 @@ fn join_tool_call(
             .get_or_insert_with(String::new)
             .push_str(&arguments);
     }
+    Ok(())
+}
+
+/// The text a piece of a tool call holds: its id, name and arguments.
+fn tool_call_bytes(call: &ChatCompletionMessageToolCallChunk) -> usize {
+    let function = call.function.as_ref();
+    [
+        call.id.as_deref(),
+        function.and_then(|f| f.name.as_deref()),
+        function.and_then(|f| f.arguments.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(str::len)
+    .sum()
 }
 
 fn data(event: Event, value: &serde_json::Value) -> Event {

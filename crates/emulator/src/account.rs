@@ -6,10 +6,12 @@
 //! 1. The key must be one the emulator issued, not revoked and not expired: otherwise 401.
 //! 2. With a rate limit ([`EmulatorBuilder::rate_limit`]), at most that many calls per key in
 //!    each window: otherwise 429 with `Retry-After` (whole seconds until the window ends).
+//!    Every answer to a chat call then carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`
+//!    and `X-RateLimit-Reset` (the window's end, in milliseconds since the Unix epoch).
 //! 3. The key's owner must have credits left: otherwise 402 `Insufficient credits`.
 //! 4. The key's usage must be below its limit (the `limit` asked at `/auth`, possibly changed
-//!    on the consent page, else [`EmulatorBuilder::key_limit`]): otherwise 403
-//!    `Key limit exceeded`.
+//!    on the consent page, else [`EmulatorBuilder::key_limit`]): otherwise 402
+//!    `Key limit exceeded`, as OpenRouter answers a spent key limit.
 //!
 //! A completion then charges its tokens at [`PRICE_PER_TOKEN`] to the key's usage and the
 //! owner's credits. A person is remembered by the consent page's cookie, so a second approval
@@ -27,7 +29,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::random::random_token;
-use crate::refusals::{api_error, insufficient_credits, key_limit_exceeded, rate_limited};
+use crate::refusals::{api_error, insufficient_credits, key_limit_spent, rate_limited};
 
 /// What `/auth` asked for besides the callback: the key's spend limit and label.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -190,7 +192,32 @@ impl Accounts {
         record
             .limit
             .is_some_and(|limit| record.usage >= limit)
-            .then(key_limit_exceeded)
+            .then(key_limit_spent)
+    }
+
+    /// The `X-RateLimit-*` headers of an answer to a call with `key`, under a rate limit.
+    pub(crate) fn rate_limit_headers(&self, key: &str) -> Option<[(&'static str, u64); 3]> {
+        let limit = self.rate_limit?;
+        let books = self.books();
+        let entry = books.keys.get(key)?;
+        let now = Instant::now();
+        let window_left = limit
+            .window
+            .saturating_sub(now.duration_since(entry.window_start));
+        let reset = SystemTime::now()
+            .checked_add(window_left)
+            .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        Some([
+            ("x-ratelimit-limit", u64::from(limit.calls)),
+            (
+                "x-ratelimit-remaining",
+                u64::from(limit.calls.saturating_sub(entry.calls_in_window)),
+            ),
+            ("x-ratelimit-reset", reset),
+        ])
     }
 
     /// Charges `credits` to a key's usage and its owner's credits.

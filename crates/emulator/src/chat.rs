@@ -31,7 +31,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -132,11 +132,27 @@ pub(crate) async fn completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let mut response = complete(&shared, method, &headers, body).await;
+    let rate_limits = bearer(&headers).and_then(|key| shared.accounts.rate_limit_headers(key));
+    for (name, value) in rate_limits.into_iter().flatten() {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(name), HeaderValue::from(value));
+    }
+    response
+}
+
+async fn complete(
+    shared: &Arc<Shared>,
+    method: Method,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
     if method != Method::POST {
         return api_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
     shared.record_chat();
-    let Some(key) = bearer(&headers).filter(|k| shared.accounts.live_key(k).is_some()) else {
+    let Some(key) = bearer(headers).filter(|k| shared.accounts.live_key(k).is_some()) else {
         return api_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key");
     };
     tracing::debug!(key = %mask(key), "chat completion");
@@ -183,7 +199,7 @@ pub(crate) async fn completions(
     let cost = usage["total_tokens"].as_u64().unwrap_or(0) as f64 * crate::PRICE_PER_TOKEN;
     shared.accounts.charge(key, cost);
     if input.stream {
-        stream_answer(&shared, &input.model, &answer, &usage, pace)
+        stream_answer(shared, &input.model, &answer, &usage, pace)
     } else {
         Json(completion(&input.model, &answer, &usage)).into_response()
     }
@@ -313,12 +329,26 @@ fn error_chunk(code: u16) -> Bytes {
         429 => "Rate limit exceeded",
         _ => "The provider failed while answering",
     };
+    failing_chunk(&json!({"code": code, "message": message}))
+}
+
+/// Moderation's mid-stream refusal: code 403 with what it flagged.
+fn flagged_chunk() -> Bytes {
+    failing_chunk(&json!({
+        "code": 403,
+        "message": "The output was flagged by moderation.",
+        "metadata": {"reasons": ["harassment"], "provider_name": "emulator"}
+    }))
+}
+
+/// The chunk that ends a stream with `error` and `finish_reason: "error"`.
+fn failing_chunk(error: &Value) -> Bytes {
     let event = json!({
         "id": "chatcmpl-emulator",
         "object": "chat.completion.chunk",
         "created": 0,
         "model": "emulator",
-        "error": {"code": code, "message": message},
+        "error": error,
         "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]
     });
     Bytes::from(format!("data: {event}\n\n"))
@@ -370,15 +400,18 @@ fn stream_answer(
                 }
                 StreamPace::Stall => {}
                 // The role chunk and the first text chunk go out; then the error, then the end.
-                StreamPace::FailMidway(code) if index >= 2 => {
+                StreamPace::FailMidway(_) | StreamPace::FlaggedMidway if index >= 2 => {
                     watch.finished = true;
-                    let failed = error_chunk(code);
+                    let failed = match pace {
+                        StreamPace::FailMidway(code) => error_chunk(code),
+                        _ => flagged_chunk(),
+                    };
                     return Some((
                         Ok(failed),
                         (Vec::new().into_iter().enumerate(), watch, false),
                     ));
                 }
-                StreamPace::FailMidway(_) => {}
+                StreamPace::FailMidway(_) | StreamPace::FlaggedMidway => {}
             }
             Some((Ok(chunk), (chunks, watch, false)))
         },

@@ -53,14 +53,27 @@ pub enum Fault {
     StallStream,
     /// 402 `Insufficient credits`, as for a person without credits.
     InsufficientCredits,
-    /// 403 `Key limit exceeded`, as for a key past its spend limit.
+    /// 403 `Key limit exceeded`, as a gateway that answers a spent key limit with 403 does.
     KeyLimitExceeded,
+    /// 402 naming the key's limit, as OpenRouter (and the emulator's own rules) answer a key
+    /// past its spend limit.
+    KeyLimitSpent,
+    /// 403 from a guardrail of the account: a refusal that is not about money.
+    GuardrailBlocked,
+    /// 403 from moderation, with these reasons in `error.metadata.reasons`.
+    ModerationFlagged(Vec<String>),
     /// 429 `Rate limit exceeded` with `Retry-After` of this long (whole seconds).
     RateLimited(Duration),
+    /// 503 `Service unavailable` with `Retry-After` of this long (whole seconds), as when the
+    /// gateway or the provider behind it is down for a while.
+    Unavailable(Duration),
     /// A streamed completion sends its first text chunk, then the gateway's error chunk (an
     /// `error` object with this `code` and `finish_reason: "error"`), then `[DONE]`, as a
     /// gateway does when a call fails midway. Other answers are unchanged.
     StreamFailsMidway(u16),
+    /// A streamed completion sends its first text chunk, then moderation's error chunk (code
+    /// 403, `metadata.reasons` `["harassment"]`), then `[DONE]`.
+    StreamFlaggedMidway,
 }
 
 /// What the endpoint does after consulting the faults.
@@ -83,6 +96,8 @@ pub(crate) enum StreamPace {
     Stall,
     /// The first text chunk, then the gateway's error chunk with this code.
     FailMidway(u16),
+    /// The first text chunk, then moderation's error chunk.
+    FlaggedMidway,
 }
 
 #[derive(Default)]
@@ -132,9 +147,16 @@ impl Faults {
             Fault::SlowStream(pause) => Outcome::Proceed(StreamPace::Slow(pause)),
             Fault::StallStream => Outcome::Proceed(StreamPace::Stall),
             Fault::StreamFailsMidway(code) => Outcome::Proceed(StreamPace::FailMidway(code)),
+            Fault::StreamFlaggedMidway => Outcome::Proceed(StreamPace::FlaggedMidway),
             Fault::InsufficientCredits => Outcome::Answer(crate::refusals::insufficient_credits()),
             Fault::KeyLimitExceeded => Outcome::Answer(crate::refusals::key_limit_exceeded()),
+            Fault::KeyLimitSpent => Outcome::Answer(crate::refusals::key_limit_spent()),
+            Fault::GuardrailBlocked => Outcome::Answer(crate::refusals::guardrail_blocked()),
+            Fault::ModerationFlagged(reasons) => {
+                Outcome::Answer(crate::refusals::moderation_flagged(&reasons))
+            }
             Fault::RateLimited(wait) => Outcome::Answer(crate::refusals::rate_limited(wait)),
+            Fault::Unavailable(wait) => Outcome::Answer(crate::refusals::unavailable(wait)),
             Fault::Status(code) => {
                 let status =
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

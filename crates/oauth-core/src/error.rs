@@ -25,16 +25,36 @@ pub enum RequestError {
         /// ModelGates' message.
         message: String,
     },
-    /// 403 saying the key's spend limit is reached. The user can act on it: raise the key's
-    /// limit on ModelGates (see `ModelGatesKey::manage_url` in modelgates-axum).
+    /// 402 or 403 whose message names the key's limit: the key has spent the limit its owner
+    /// set. The user can act on it: raise the key's limit on ModelGates (see
+    /// `ModelGatesKey::manage_url` in modelgates-axum).
     #[error("the key's spend limit is reached ({message}); raise it on ModelGates")]
     KeyLimitReached {
         /// ModelGates' message.
         message: String,
     },
+    /// Any other 403: ModelGates refused this request itself (a guardrail of the account, a
+    /// moderation flag on the input, a model the key may not use). Sending it again gets the
+    /// same answer; the request must change.
+    #[error("ModelGates refused the request ({message}){}", reasons_text(.reasons))]
+    Refused {
+        /// ModelGates' message.
+        message: String,
+        /// What moderation flagged (`error.metadata.reasons`), when it said.
+        reasons: Vec<String>,
+    },
     /// 429: too many calls; `retry_after` is how long ModelGates asked to wait, when it said.
     #[error("ModelGates is rate limiting these calls ({message}); try again {}", wait_text(.retry_after))]
     RateLimited {
+        /// ModelGates' `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+        /// ModelGates' message.
+        message: String,
+    },
+    /// 503: ModelGates (or the provider behind it) cannot serve calls for now; `retry_after` is
+    /// how long it asked to wait, when it said.
+    #[error("ModelGates is unavailable for now ({message}); try again {}", wait_text(.retry_after))]
+    Unavailable {
         /// ModelGates' `Retry-After`, when it sent one.
         retry_after: Option<Duration>,
         /// ModelGates' message.
@@ -61,6 +81,14 @@ pub enum RequestError {
     MalformedResponse(String),
 }
 
+fn reasons_text(reasons: &[String]) -> String {
+    if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(": flagged for {}", reasons.join(", "))
+    }
+}
+
 fn wait_text(retry_after: &Option<Duration>) -> String {
     match retry_after {
         Some(wait) => format!("in {} s", wait.as_secs().max(1)),
@@ -70,7 +98,8 @@ fn wait_text(retry_after: &Option<Duration>) -> String {
 
 /// What ModelGates answered when it refused a call: the status, and the message of its error
 /// body `{"error": {"code": <status, integer or string>, "message": …, "metadata": …}}`
-/// (stripped of control characters, at most 300 characters), with its `Retry-After`.
+/// (stripped of control characters, at most 300 characters), moderation's
+/// `metadata.reasons`, and its `Retry-After`.
 ///
 /// Calls made through [`ModelGatesClient::openai`](crate::ModelGatesClient::openai) fail with
 /// it inside `OpenAIError::Boxed`, and a stream's mid-stream error chunk carries one; see
@@ -84,6 +113,9 @@ pub struct GatewayError {
     pub status: u16,
     /// ModelGates' message, or the status's reason phrase.
     pub message: String,
+    /// What moderation flagged (`error.metadata.reasons`: at most 8, each made safe to display
+    /// like the message); empty when ModelGates did not say.
+    pub reasons: Vec<String>,
     /// How long ModelGates asked to wait before trying again.
     pub retry_after: Option<Duration>,
 }
@@ -92,9 +124,11 @@ impl GatewayError {
     /// The error of an answer with `status`, `body` and `Retry-After`.
     #[must_use]
     pub(crate) fn from_answer(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
+        let detail = ErrorDetail::read(body);
         Self {
             status,
-            message: error_message(status, body),
+            message: displayable(status, detail.message.as_deref()),
+            reasons: detail.reasons(),
             retry_after,
         }
     }
@@ -105,6 +139,7 @@ impl GatewayError {
         Self {
             status,
             message: displayable(status, message),
+            reasons: Vec::new(),
             retry_after: None,
         }
     }
@@ -121,29 +156,39 @@ impl GatewayError {
             serde_json::Value::String(code) => code.parse().ok()?,
             _ => return None,
         };
-        let message = error.get("message").and_then(serde_json::Value::as_str);
-        Some(Self::with_message(status, message))
+        let detail: ErrorDetail = serde_json::from_value(error.clone()).unwrap_or_default();
+        let mut gateway = Self::with_message(status, detail.message.as_deref());
+        gateway.reasons = detail.reasons();
+        Some(gateway)
     }
 
-    /// Whether ModelGates said the key's spend limit is reached (a 403 whose message names
-    /// the limit).
-    fn is_key_limit(&self) -> bool {
-        self.status == 403 && self.message.to_ascii_lowercase().contains("limit")
+    /// Whether ModelGates' message names the key's limit ("Key limit exceeded", "this key's
+    /// spend limit is reached"): both words, in any case.
+    fn names_key_limit(&self) -> bool {
+        let message = self.message.to_ascii_lowercase();
+        message.contains("key") && message.contains("limit")
     }
 }
 
 impl From<GatewayError> for RequestError {
     fn from(error: GatewayError) -> Self {
+        let names_key_limit = error.names_key_limit();
         let GatewayError {
             status,
             message,
+            reasons,
             retry_after,
-        } = error.clone();
+        } = error;
         match status {
             401 => Self::KeyRejected,
+            402 | 403 if names_key_limit => Self::KeyLimitReached { message },
             402 => Self::InsufficientCredits { message },
-            403 if error.is_key_limit() => Self::KeyLimitReached { message },
+            403 => Self::Refused { message, reasons },
             429 => Self::RateLimited {
+                retry_after,
+                message,
+            },
+            503 => Self::Unavailable {
                 retry_after,
                 message,
             },
@@ -152,26 +197,57 @@ impl From<GatewayError> for RequestError {
     }
 }
 
+/// The parts of ModelGates' error object this crate reads; whatever else it holds is ignored.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    metadata: Option<ErrorMetadata>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct ErrorMetadata {
+    #[serde(default)]
+    reasons: Vec<serde_json::Value>,
+}
+
+impl ErrorDetail {
+    /// The error object of `{"error": {...}}`; empty when the body is not one.
+    fn read(body: &[u8]) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            error: ErrorDetail,
+        }
+        serde_json::from_slice::<Envelope>(body)
+            .map(|envelope| envelope.error)
+            .unwrap_or_default()
+    }
+
+    /// Moderation's reasons, made safe to display: the strings among the first few.
+    fn reasons(&self) -> Vec<String> {
+        const MAX_REASONS: usize = 8;
+        const MAX_REASON_CHARS: usize = 100;
+        self.metadata
+            .iter()
+            .flat_map(|metadata| &metadata.reasons)
+            .filter_map(serde_json::Value::as_str)
+            .filter(|reason| !reason.trim().is_empty())
+            .take(MAX_REASONS)
+            .map(|reason| sanitize(reason, MAX_REASON_CHARS))
+            .collect()
+    }
+}
+
 /// ModelGates' error message from `{"error": {"message": "..."}}`, made safe to display.
 pub(crate) fn error_message(status: u16, body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        error: Detail,
-    }
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        message: Option<String>,
-    }
-    let message = serde_json::from_slice::<Envelope>(body)
-        .ok()
-        .and_then(|e| e.error.message);
-    displayable(status, message.as_deref())
+    displayable(status, ErrorDetail::read(body).message.as_deref())
 }
 
 /// ModelGates' message made safe to display, or the status's reason phrase without one.
 fn displayable(status: u16, message: Option<&str>) -> String {
     match message.filter(|m| !m.trim().is_empty()) {
-        Some(message) => sanitize(message),
+        Some(message) => sanitize(message, MAX_MESSAGE_CHARS),
         None => StatusCode::from_u16(status)
             .ok()
             .and_then(|status| status.canonical_reason())
@@ -180,15 +256,18 @@ fn displayable(status: u16, message: Option<&str>) -> String {
     }
 }
 
-fn sanitize(message: &str) -> String {
-    const MAX_CHARS: usize = 300;
-    let cleaned: String = message
+/// The most characters of ModelGates' message kept.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// `text` without control characters, cut to `max_chars` (with an ellipsis).
+fn sanitize(text: &str, max_chars: usize) -> String {
+    let cleaned: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_CHARS + 1)
+        .take(max_chars + 1)
         .collect();
-    if cleaned.chars().count() > MAX_CHARS {
-        let mut cut: String = cleaned.chars().take(MAX_CHARS).collect();
+    if cleaned.chars().count() > max_chars {
+        let mut cut: String = cleaned.chars().take(max_chars).collect();
         cut.push('…');
         cut
     } else {

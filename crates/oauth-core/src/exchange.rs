@@ -13,7 +13,7 @@
 //! | 403, or a 400 whose message names the code | [`ExchangeError::CodeRejected`] (expired and reused codes land here) |
 //! | 405 | [`ExchangeError::MethodNotAllowed`] |
 //! | any other non-2xx | [`RequestError::Status`], with ModelGates' own `error.message` |
-//! | 2xx that is not JSON, or whose `key` is missing or empty | [`RequestError::MalformedResponse`] |
+//! | 2xx that is not JSON, whose `key` is missing or not a key's text (16 to 512 characters of `A-Z a-z 0-9 - . _ ~ + / =`, the characters a bearer token may hold), or whose `user_id` is over 256 characters or holds a control character | [`RequestError::MalformedResponse`] |
 //! | no answer in time | [`RequestError::Timeout`] |
 //! | connection refused, reset or dropped mid-answer | [`RequestError::Transport`] |
 //!
@@ -120,15 +120,37 @@ impl ModelGatesClient {
         let malformed = |what: &str| RequestError::MalformedResponse(what.to_owned()).into();
         let parsed: ExchangeAnswer = serde_json::from_slice(&answer.body)
             .map_err(|_| malformed("the answer is not the documented JSON object"))?;
-        match parsed.key {
-            Some(key) if !key.is_empty() => Ok(IssuedKey {
-                key: ApiKey::new(key),
-                user_id: parsed.user_id,
-                expires_at: parsed.expires_at.as_ref().and_then(unix_seconds),
-            }),
-            _ => Err(malformed("the answer holds no key")),
+        let key = match parsed.key {
+            Some(key) if is_key_text(&key) => key,
+            Some(key) if !key.is_empty() => {
+                return Err(malformed("the answer's key is not a key's text"));
+            }
+            _ => return Err(malformed("the answer holds no key")),
+        };
+        if parsed.user_id.as_deref().is_some_and(|id| !is_user_id(id)) {
+            return Err(malformed("the answer's user_id is not an id"));
         }
+        Ok(IssuedKey {
+            key: ApiKey::new(key),
+            user_id: parsed.user_id,
+            expires_at: parsed.expires_at.as_ref().and_then(unix_seconds),
+        })
     }
+}
+
+/// Whether `key` can be a key: 16 to 512 characters a bearer token may hold (RFC 6750's
+/// `b64token`). Anything else (markup, spaces, a megabyte) is a gateway's fault or a hostile
+/// one, and would go into headers, pages and stores.
+fn is_key_text(key: &str) -> bool {
+    (16..=512).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b))
+}
+
+/// Whether `id` can be a user id: at most 256 characters, none of them a control character.
+fn is_user_id(id: &str) -> bool {
+    id.chars().count() <= 256 && !id.chars().any(char::is_control)
 }
 
 fn classify_failure(status: StatusCode, body: &[u8]) -> ExchangeError {

@@ -92,6 +92,7 @@ pub mod openai;
 pub mod origin;
 pub mod pkce;
 pub mod random;
+mod rate_limit;
 mod retry;
 
 pub mod api {
@@ -103,6 +104,7 @@ pub mod api {
 
     pub use crate::endpoints::{KeyInfo, ModelInfo};
     pub use crate::error::{GatewayError, RequestError, TransportError};
+    pub use crate::rate_limit::RateLimitHeaders;
     pub use crate::retry::ApiRetries;
 }
 

@@ -44,6 +44,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_openai::config::OpenAIConfig;
@@ -51,6 +52,7 @@ use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
 
 use crate::error::GatewayError;
+use crate::rate_limit::RateLimitHeaders;
 use crate::retry::ApiRetries;
 use crate::{ApiKey, ModelGatesClient, RequestError};
 
@@ -61,24 +63,48 @@ impl ModelGatesClient {
     /// An `async_openai::Client` for calls that answer whole, with `key`.
     #[must_use]
     pub fn openai(&self, key: &ApiKey) -> async_openai::Client<OpenAIConfig> {
-        self.openai_over(&self.inner.http_api, key)
+        self.openai_over(&self.inner.http_api, key, None)
     }
 
     /// An `async_openai::Client` for streams (`create_stream`), with `key`: no total
     /// timeout, an idle timeout between chunks.
     #[must_use]
     pub fn openai_stream(&self, key: &ApiKey) -> async_openai::Client<OpenAIConfig> {
-        self.openai_over(&self.inner.http_stream, key)
+        self.openai_over(&self.inner.http_stream, key, None)
+    }
+
+    /// [`Self::openai`], and `report` hears the [`RateLimitHeaders`] of every answer
+    /// ModelGates sends to its calls that has any (refusals included, before a retry).
+    #[must_use]
+    pub fn openai_reporting(
+        &self,
+        key: &ApiKey,
+        report: impl Fn(RateLimitHeaders) + Send + Sync + 'static,
+    ) -> async_openai::Client<OpenAIConfig> {
+        self.openai_over(&self.inner.http_api, key, Some(Arc::new(report)))
+    }
+
+    /// [`Self::openai_stream`], and `report` hears the [`RateLimitHeaders`] of every answer
+    /// that has any, as with [`Self::openai_reporting`].
+    #[must_use]
+    pub fn openai_stream_reporting(
+        &self,
+        key: &ApiKey,
+        report: impl Fn(RateLimitHeaders) + Send + Sync + 'static,
+    ) -> async_openai::Client<OpenAIConfig> {
+        self.openai_over(&self.inner.http_stream, key, Some(Arc::new(report)))
     }
 
     fn openai_over(
         &self,
         http: &reqwest::Client,
         key: &ApiKey,
+        report: Option<Report>,
     ) -> async_openai::Client<OpenAIConfig> {
         let transport = Transport {
             http: http.clone(),
             retries: self.inner.api_retries,
+            report,
         };
         async_openai::Client::build(http.clone(), self.openai_config(key))
             .with_http_service(transport)
@@ -95,12 +121,16 @@ impl ModelGatesClient {
     }
 }
 
-/// The transport of the OpenAI-compatible calls: sends each request, reads a refusal into a
-/// [`GatewayError`], and retries by the [`ApiRetries`] rules.
+/// Who hears each answer's [`RateLimitHeaders`].
+type Report = Arc<dyn Fn(RateLimitHeaders) + Send + Sync>;
+
+/// The transport of the OpenAI-compatible calls: sends each request, reports its rate-limit
+/// headers, reads a refusal into a [`GatewayError`], and retries by the [`ApiRetries`] rules.
 #[derive(Clone)]
 struct Transport {
     http: reqwest::Client,
     retries: ApiRetries,
+    report: Option<Report>,
 }
 
 type Sending = Pin<Box<dyn Future<Output = Result<reqwest::Response, OpenAIError>> + Send>>;
@@ -115,18 +145,28 @@ impl tower_service::Service<HttpRequestFactory> for Transport {
     }
 
     fn call(&mut self, request: HttpRequestFactory) -> Self::Future {
-        Box::pin(send(self.http.clone(), self.retries, request))
+        Box::pin(send(self.clone(), request))
     }
 }
 
 async fn send(
-    http: reqwest::Client,
-    retries: ApiRetries,
+    transport: Transport,
     request: HttpRequestFactory,
 ) -> Result<reqwest::Response, OpenAIError> {
+    let Transport {
+        http,
+        retries,
+        report,
+    } = transport;
     let mut retried = 0;
     loop {
-        let wait = match http.execute(request.build().await?).await {
+        let sent = http.execute(request.build().await?).await;
+        if let (Some(report), Ok(response)) = (&report, &sent) {
+            if let Some(headers) = RateLimitHeaders::read(response.headers()) {
+                report(headers);
+            }
+        }
+        let wait = match sent {
             Ok(response) if response.status().is_success() => return Ok(response),
             Ok(response) => {
                 let error = refusal(response).await?;

@@ -129,6 +129,7 @@ mod tests {
         GatewayError {
             status,
             message: "m".into(),
+            reasons: Vec::new(),
             retry_after: retry_after.map(Duration::from_secs),
         }
     }

@@ -4,7 +4,7 @@
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
 use modelgates_axum::ApiError;
 use modelgates_axum::ModelGatesKey;
@@ -66,9 +66,18 @@ pub async fn home(
         .into_response())
 }
 
-/// `GET /usage`: the key's usage line, for the page to refresh after a streamed reply.
-pub async fn usage(key: ModelGatesKey) -> Result<String, ApiError> {
-    Ok(page::usage_line(key_info(&key).await?.as_ref()))
+/// `GET /usage`: the key's usage line, for the page to refresh after a streamed reply. Plain
+/// text holding the gateway's numbers, so never sniffed as anything else.
+pub async fn usage(key: ModelGatesKey) -> Result<Response, ApiError> {
+    let line = page::usage_line(key_info(&key).await?.as_ref());
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        line,
+    )
+        .into_response())
 }
 
 /// The key's limit and usage; `None` when ModelGates cannot say. A revoked key is an
@@ -177,8 +186,15 @@ pub async fn chat(
         Ok(_) => None,
     };
     let mut history = history.unwrap_or_default();
+    // A browser posting the form gets the chat page again, with the error in it; a script
+    // (or a stream) gets the `ApiError` as JSON, with its `Retry-After`.
+    let wants_page = !streaming && modelgates_axum::prefers_html(&headers);
     if let Some(problem) = problem {
-        return refuse(&state, &key, &model, &history, streaming, problem).await;
+        let error = ApiError::InvalidRequest(problem.to_owned());
+        if !wants_page {
+            return Err(error);
+        }
+        return page_with_error(&state, &key, &model, &history, &error, problem).await;
     }
     let request = completion_request(&model, &history, message)?;
     if streaming {
@@ -205,15 +221,35 @@ pub async fn chat(
         }
         Err(error) => {
             let error = ApiError::from(error);
-            if let ApiError::KeyRejected = error {
+            tracing::warn!(%error, "chat call failed");
+            // A revoked key signs the user out on its way through the layer, page or not.
+            if !wants_page || matches!(error, ApiError::KeyRejected) {
                 return Err(error);
             }
-            tracing::warn!(%error, "chat call failed");
             let alert = format!("The model could not answer: {error}");
-            let page = render(&state, &key, &model, &history, Some(&alert)).await?;
-            Ok((error.status(), page).into_response())
+            page_with_error(&state, &key, &model, &history, &error, &alert).await
         }
     }
+}
+
+/// The chat page again with `alert` shown, answered with `error`'s status and `Retry-After`.
+async fn page_with_error(
+    state: &AppState,
+    key: &ModelGatesKey,
+    model: &str,
+    history: &[Turn],
+    error: &ApiError,
+    alert: &str,
+) -> Result<Response, ApiError> {
+    let page = render(state, key, model, history, Some(alert)).await?;
+    let mut response = (error.status(), page).into_response();
+    if let Some(wait) = error.retry_after() {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.max(1).into());
+    }
+    Ok(response)
 }
 
 /// The chat page with the key's usage and the models list.
@@ -234,20 +270,4 @@ async fn render(
         alert,
     }
     .render())
-}
-
-/// A message that cannot be sent: 400, as JSON for a script, or the page again.
-async fn refuse(
-    state: &AppState,
-    key: &ModelGatesKey,
-    model: &str,
-    history: &[Turn],
-    streaming: bool,
-    problem: &str,
-) -> Result<Response, ApiError> {
-    if streaming {
-        return Err(ApiError::InvalidRequest(problem.to_owned()));
-    }
-    let page = render(state, key, model, history, Some(problem)).await?;
-    Ok((StatusCode::BAD_REQUEST, page).into_response())
 }

@@ -17,13 +17,7 @@ use tower::ServiceBuilder;
 /// The app: one handler for every path the layer does not answer itself.
 async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, body) = match ModelGatesKey::from_extensions(request.extensions()) {
-        Ok(Some(key)) => (
-            StatusCode::OK,
-            format!(
-                "<p>Signed in with key {}.</p><form method=\"post\" action=\"/logout\"><button>Log out</button></form>",
-                key.api_key().masked()
-            ),
-        ),
+        Ok(Some(key)) => (StatusCode::OK, signed_in_page(&key.api_key().masked())),
         Ok(None) => (
             StatusCode::OK,
             "<p>Signed out. <a href=\"/login\">Connect ModelGates</a></p>".to_owned(),
@@ -36,6 +30,16 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
         .body(Full::new(Bytes::from(body)))
         .expect("a valid response");
     Ok(response)
+}
+
+/// The page of a signed-in user, showing the masked key: text from the gateway, escaped like
+/// any other.
+#[must_use]
+pub fn signed_in_page(masked_key: &str) -> String {
+    format!(
+        "<p>Signed in with key {}.</p><form method=\"post\" action=\"/logout\"><button>Log out</button></form>",
+        html_escape::encode_text(masked_key)
+    )
 }
 
 /// Serves `handle` behind `layer` on `listener` until the task is dropped.

@@ -44,3 +44,13 @@ async fn signs_in_and_out_without_axum_routing() {
     assert!(out.contains("Signed out"), "{out}");
     server.abort();
 }
+
+/// A key is text from the gateway: written into the page escaped, whatever it holds.
+#[test]
+fn a_hostile_key_is_escaped_in_the_page() {
+    let hostile = modelgates_axum::oauth_core::ApiKey::new("<script>alert(1)</script>-aaaa<b>");
+    let page = example_tower_only::signed_in_page(&hostile.masked());
+    assert!(!page.contains("<script>"), "{page}");
+    assert!(!page.contains("<b>"), "{page}");
+    assert!(page.contains("&lt;script"), "{page}");
+}

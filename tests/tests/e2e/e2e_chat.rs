@@ -257,7 +257,8 @@ async fn the_page_shows_usage_and_models() {
     sign_in(&client, &app).await;
     let page = home(&client, &app).await;
     assert!(
-        page.contains("spent 0.000000 of 10.00 credits, 10.00 left"),
+        // No limit was picked or configured: the app asked for the maximum.
+        page.contains("spent 0.000000 of 1000.00 credits, 1000.00 left"),
         "{page}"
     );
     let key = app.emulator.issued_keys().pop().unwrap();
@@ -383,7 +384,7 @@ async fn modelgates_down_at_chat_time_is_a_502_page() {
     // async-openai retries a 5xx three times itself: fail every attempt.
     app.emulator.inject(
         modelgates_emulator::Endpoint::Chat,
-        modelgates_emulator::Fault::Status(503),
+        modelgates_emulator::Fault::Status(500),
     );
     let failed = client
         .post(format!("{}/chat", app.url))
@@ -407,4 +408,81 @@ async fn modelgates_down_at_chat_time_is_a_502_page() {
         .await
         .unwrap();
     assert_eq!(retried.status(), StatusCode::OK);
+}
+
+/// The example answers each client in its language: a script gets the `ApiError` as JSON with
+/// ModelGates' `Retry-After`, a browser the chat page with the error and the same header; a
+/// moderation refusal is a 403 naming it, never a 502; `/usage` is text that is not sniffed.
+#[tokio::test]
+async fn chat_errors_are_json_for_scripts_and_pages_for_browsers() {
+    use modelgates_emulator::{Endpoint, Fault};
+    let app = consent_app().await;
+    let client = browser_like_client();
+    sign_in(&client, &app).await;
+    let chat = |accept: &'static str| {
+        client
+            .post(format!("{}/chat", app.url))
+            .header("accept", accept)
+            .form(&[("message", "hi")])
+            .send()
+    };
+
+    app.emulator.inject(
+        Endpoint::Chat,
+        Fault::RateLimited(std::time::Duration::from_secs(30)),
+    );
+    let script = chat("application/json").await.unwrap();
+    assert_eq!(script.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(script.headers()["retry-after"], "30");
+    let body: serde_json::Value = script.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let page = chat("text/html").await.unwrap();
+    assert_eq!(page.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(page.headers()["retry-after"], "30");
+    let page = page.text().await.unwrap();
+    assert!(page.contains("wait 30 seconds"), "{page}");
+    assert!(
+        page.contains("class=\"you\">hi<"),
+        "the conversation is kept: {page}"
+    );
+
+    app.emulator.inject(
+        Endpoint::Chat,
+        Fault::ModerationFlagged(vec!["violence".into()]),
+    );
+    let script = chat("application/json").await.unwrap();
+    assert_eq!(script.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = script.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "refused_by_modelgates");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("violence")
+    );
+    let empty = client
+        .post(format!("{}/chat", app.url))
+        .header("accept", "application/json")
+        .form(&[("message", " ")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = empty.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+    app.emulator.clear_faults();
+
+    let usage = client
+        .get(format!("{}/usage", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(usage.status(), StatusCode::OK);
+    assert_eq!(usage.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        usage.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
 }

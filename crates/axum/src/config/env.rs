@@ -31,8 +31,8 @@ impl ModelGatesConfig {
     /// | `MODELGATES_APP_URL` | sent as `HTTP-Referer` | the public URL |
     /// | `MODELGATES_APP_TITLE` | sent as `X-Title` | none |
     /// | `MODELGATES_KEY_MAX_AGE_SECS` | lifetime of the key cookie | `2592000` (30 days) |
-    /// | `MODELGATES_KEY_LIMIT` | spend limit asked for each key, in credits | none |
-    /// | `MODELGATES_MAX_KEY_LIMIT` | the most a user may ask for at sign-in | `1000` |
+    /// | `MODELGATES_KEY_LIMIT` | spend limit asked for each key, in credits | none: the maximum |
+    /// | `MODELGATES_MAX_KEY_LIMIT` | the most a user may ask for at sign-in, and what is asked when nothing is chosen | `1000` |
     /// | `MODELGATES_KEY_LABEL` | the label asked for each key | the app title |
     ///
     /// # Errors

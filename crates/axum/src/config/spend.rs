@@ -11,8 +11,10 @@ pub const DEFAULT_MAX_KEY_LIMIT: SpendLimit = match SpendLimit::from_cents(100_0
 
 impl ModelGatesConfig {
     /// The spend limit asked for every key a sign-in issues, unless the user picks one with
-    /// `GET /login?limit=N` (default: none, ModelGates' own default). ModelGates shows it on
-    /// its consent page, where the user may change it, and enforces it: the app does not.
+    /// `GET /login?limit=N` (default: none, and then the maximum,
+    /// [`Self::with_max_key_limit`], is asked: a key is never asked for without a limit).
+    /// ModelGates shows it on its consent page, where the user may change it (raise it too),
+    /// and enforces it: the app does not.
     ///
     /// ```
     /// use modelgates_axum::config::SpendLimit;
@@ -36,7 +38,9 @@ impl ModelGatesConfig {
     }
 
     /// The most a user may ask for with `GET /login?limit=N` (default
-    /// [`DEFAULT_MAX_KEY_LIMIT`], 1000 credits); more is a 400.
+    /// [`DEFAULT_MAX_KEY_LIMIT`], 1000 credits; more is a 400), and the limit asked when neither
+    /// the user nor [`Self::with_key_limit`] picked one. This bounds what the app asks for; the
+    /// person may still change the limit on ModelGates' consent page.
     pub fn with_max_key_limit(mut self, limit: SpendLimit) -> Self {
         self.max_key_limit = limit;
         self

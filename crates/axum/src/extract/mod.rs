@@ -12,12 +12,12 @@
 //! `Option<ModelGatesKey>` never rejects a signed-out request: it yields `None`.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::Extensions;
 use http::request::Parts;
-use modelgates_oauth_core::api::{KeyInfo, ModelInfo};
+use modelgates_oauth_core::api::{KeyInfo, ModelInfo, RateLimitHeaders};
 use modelgates_oauth_core::{ApiKey, ModelGatesClient, RequestError};
 
 use crate::context::RequestContext;
@@ -71,6 +71,9 @@ struct KeyInner {
     store: Arc<dyn ErasedStore>,
     /// The layer's count of each session's open streams.
     streams: Arc<StreamSlots>,
+    /// The `X-RateLimit-*` headers of the latest answer to this request's calls through
+    /// [`ModelGatesKey::openai`] or [`ModelGatesKey::openai_stream`], which the layer passes on.
+    rate_limits: Mutex<Option<RateLimitHeaders>>,
 }
 
 impl fmt::Debug for ModelGatesKey {
@@ -98,7 +101,41 @@ impl ModelGatesKey {
             token,
             store,
             streams,
+            rate_limits: Mutex::new(None),
         }))
+    }
+
+    /// Adds the `X-RateLimit-*` headers of this request's latest call to ModelGates to
+    /// `headers`, unless the handler set any of them itself.
+    pub(crate) fn pass_on_rate_limits(&self, headers: &mut http::HeaderMap) {
+        let latest = self
+            .0
+            .rate_limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(latest) = latest else { return };
+        if RateLimitHeaders::NAMES
+            .iter()
+            .any(|name| headers.contains_key(*name))
+        {
+            return;
+        }
+        for (name, value) in latest.pairs() {
+            headers.insert(http::HeaderName::from_static(name), value.into());
+        }
+    }
+
+    /// Keeps `headers` for [`Self::pass_on_rate_limits`]; for the OpenAI clients' reports.
+    #[cfg(feature = "openai")]
+    fn rate_limit_report(&self) -> impl Fn(RateLimitHeaders) + Send + Sync + 'static {
+        let inner = Arc::clone(&self.0);
+        move |headers| {
+            *inner
+                .rate_limits
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(headers);
+        }
     }
 
     /// One of the streams this session may hold open at once
@@ -184,7 +221,9 @@ impl ModelGatesKey {
     ) -> modelgates_oauth_core::async_openai::Client<
         modelgates_oauth_core::async_openai::config::OpenAIConfig,
     > {
-        self.0.client.openai(&self.0.key)
+        self.0
+            .client
+            .openai_reporting(&self.0.key, self.rate_limit_report())
     }
 
     /// An `async_openai::Client` for streams with this key: no total timeout, an idle timeout
@@ -200,7 +239,9 @@ impl ModelGatesKey {
     ) -> modelgates_oauth_core::async_openai::Client<
         modelgates_oauth_core::async_openai::config::OpenAIConfig,
     > {
-        self.0.client.openai_stream(&self.0.key)
+        self.0
+            .client
+            .openai_stream_reporting(&self.0.key, self.rate_limit_report())
     }
 
     /// This key's limit and usage (`GET /api/v1/key`).

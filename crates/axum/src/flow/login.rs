@@ -69,13 +69,13 @@ pub(super) async fn login(flow: &Flow, step: &Step) -> Response<Body> {
 
 /// What to ask for the key: the spend limit the user picked with `?limit=` (checked: one value,
 /// a plain decimal of credits, at most the maximum; empty is none picked, as a form's empty
-/// field sends it), else the configured one, and the label.
+/// field sends it), else the configured one, else the maximum; and the label.
 fn key_request(flow: &Flow, query: &str) -> Result<KeyRequest, AuthError> {
     let mut picked = form_urlencoded::parse(query.as_bytes())
         .filter(|(name, value)| name == "limit" && !value.is_empty())
         .map(|(_, value)| value);
     let limit = match (picked.next(), picked.next()) {
-        (None, _) => flow.key_request.limit,
+        (None, _) => Some(flow.key_request.limit.unwrap_or(flow.max_key_limit)),
         (Some(_), Some(_)) => {
             return Err(AuthError::InvalidKeyLimit {
                 reason: "give one limit only".to_owned(),

@@ -19,7 +19,7 @@ use http::{HeaderValue, Response};
 
 use super::signed_in::{SignOutAsked, SignOutPlan};
 use crate::api_error::{ApiProblem, KeyRejectedSignOut};
-use crate::extract::SignOut;
+use crate::extract::{ModelGatesKey, SignOut};
 use crate::response::set_cookie;
 
 type BoxedResponse<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
@@ -38,8 +38,7 @@ pin_project_lite::pin_project! {
         Inner { #[pin] future: F },
         SignedIn {
             #[pin] future: F,
-            set_cookie: Option<HeaderValue>,
-            sign_out: Option<SignOutPlan>,
+            way_out: WayOut,
         },
         SigningOut { future: Pin<Box<dyn Future<Output = Response<Body>> + Send>> },
         Ready { response: Option<Response<Body>> },
@@ -54,19 +53,11 @@ impl<F, E> ResponseFuture<F, E> {
         }
     }
 
-    /// The inner service's future for a signed-in request: the response gets `set_cookie`, and
-    /// `sign_out` runs if it carries [`SignOut`].
-    pub(crate) fn signed_in(
-        future: F,
-        set_cookie: Option<HeaderValue>,
-        sign_out: Option<SignOutPlan>,
-    ) -> Self {
+    /// The inner service's future for a signed-in request, and what its response gets on the
+    /// way out.
+    pub(crate) fn signed_in(future: F, way_out: WayOut) -> Self {
         Self {
-            kind: Kind::SignedIn {
-                future,
-                set_cookie,
-                sign_out,
-            },
+            kind: Kind::SignedIn { future, way_out },
         }
     }
 
@@ -111,12 +102,16 @@ where
                 }
                 KindProj::Boxed { future } => return future.as_mut().poll(cx),
                 KindProj::SigningOut { future } => return future.as_mut().poll(cx).map(Ok),
-                KindProj::SignedIn {
-                    future,
-                    set_cookie: cookie,
-                    sign_out,
-                } => {
-                    let response = ready!(future.poll(cx))?;
+                KindProj::SignedIn { future, way_out } => {
+                    let WayOut {
+                        set_cookie: cookie,
+                        sign_out,
+                        key,
+                    } = way_out;
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(key) = key.take() {
+                        key.pass_on_rate_limits(response.headers_mut());
+                    }
                     let asked = sign_out_asked(response.extensions());
                     match sign_out.take_if(|_| asked.is_some()).zip(asked) {
                         // The store's removal may wait: from here on, one boxed future.
@@ -142,6 +137,16 @@ where
             kind.set(Kind::SigningOut { future: response });
         }
     }
+}
+
+/// What a signed-in request's response gets on its way out of the layer.
+pub(crate) struct WayOut {
+    /// The key cookie to set (a renewed or re-sealed one).
+    pub(crate) set_cookie: Option<HeaderValue>,
+    /// How to sign the user out, should the response ask.
+    pub(crate) sign_out: Option<SignOutPlan>,
+    /// The request's key, whose calls' `X-RateLimit-*` headers the response passes on.
+    pub(crate) key: Option<ModelGatesKey>,
 }
 
 /// The sign-out a response asks for, if any: ModelGates' refusal of the key wins over the

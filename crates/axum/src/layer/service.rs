@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::future::ResponseFuture;
+use super::future::{ResponseFuture, WayOut};
 use super::resolved::Resolved;
 use super::signed_in::{self, Authenticated, Opening, RequestSummary, SignOutPlan, conclude};
 use crate::context::RequestContext;
@@ -36,22 +36,24 @@ fn auth_context(
 }
 
 /// Puts what handlers see of a signed-in (or refused) request into its extensions; returns
-/// the cookie the response must carry and, for a signed-in user, how to sign them out.
+/// what the response gets on its way out: the cookie it must carry and, for a signed-in user,
+/// how to sign them out and the key whose rate limits it passes on.
 fn annotate<B>(
     state: &Arc<Resolved>,
     request: &mut Request<B>,
     authenticated: Authenticated,
     context: RequestContext,
-) -> (Option<http::HeaderValue>, Option<SignOutPlan>) {
+) -> WayOut {
     let Authenticated {
         key,
         set_cookie,
         store_unavailable,
     } = authenticated;
-    let signed_in = key.is_some();
+    let way_out_key = key.clone();
     let context = auth_context(state, key, store_unavailable, context);
     request.extensions_mut().insert(context);
-    let plan = signed_in
+    let sign_out = way_out_key
+        .is_some()
         .then(|| {
             Some(SignOutPlan {
                 state: state.clone(),
@@ -59,7 +61,11 @@ fn annotate<B>(
             })
         })
         .flatten();
-    (set_cookie, plan)
+    WayOut {
+        set_cookie,
+        sign_out,
+        key: way_out_key,
+    }
 }
 
 /// The answer of a layer inside a nested router whose paths are not routed to it.
@@ -126,8 +132,8 @@ impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
     where
         S: Service<Request<ReqBody>>,
     {
-        let (cookie, plan) = annotate(&self.state, &mut request, authenticated, context);
-        ResponseFuture::signed_in(self.inner.call(request), cookie, plan)
+        let way_out = annotate(&self.state, &mut request, authenticated, context);
+        ResponseFuture::signed_in(self.inner.call(request), way_out)
     }
 }
 
@@ -188,8 +194,8 @@ where
         ResponseFuture::boxed(async move {
             let loaded = store.load(&token).await;
             let authenticated = conclude::<K>(&state, &store, token, needs_reissue, loaded);
-            let (cookie, plan) = annotate(&state, &mut request, authenticated, context);
-            ResponseFuture::signed_in(inner.call(request), cookie, plan).await
+            let way_out = annotate(&state, &mut request, authenticated, context);
+            ResponseFuture::signed_in(inner.call(request), way_out).await
         })
     }
 }

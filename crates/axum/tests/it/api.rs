@@ -204,7 +204,8 @@ async fn async_openai_whole_streamed_and_with_tools() {
         "{}",
         answer.body
     );
-    assert_eq!(browser.get("/usage").await.body, "true 10 3");
+    // No limit was picked or configured: the layer asked for the maximum, 1000 credits.
+    assert_eq!(browser.get("/usage").await.body, "true 1000 3");
 }
 
 /// A completion that takes longer than the key exchange's timeout succeeds: API calls have a

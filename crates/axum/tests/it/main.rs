@@ -19,4 +19,5 @@ mod glob_import;
 mod money;
 mod negotiation;
 mod placement;
+mod refusals;
 mod stores;

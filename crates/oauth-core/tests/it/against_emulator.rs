@@ -267,7 +267,31 @@ async fn a_400_naming_the_code_is_a_rejected_code() {
         "an empty key is no key"
     );
 
-    let base = fixed(200, r#"{"key":"sk-x"}"#).await;
+    // A hostile gateway's markup, spaces or control characters are no key and no user id.
+    for answer in [
+        r#"{"key":"<script>alert(1)</script>aaaaaaaa"}"#,
+        r#"{"key":"sk-mg-v1-aaaa aaaaaaaaaaaa"}"#,
+        r#"{"key":"sk-short"}"#,
+        r#"{"key":"sk-mg-v1-aaaaaaaaaaaaaaaa","user_id":"user[31m"}"#,
+    ] {
+        let base = fixed(200, answer).await;
+        let error = client(&base).exchange_code("c", None).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ExchangeError::Request(RequestError::MalformedResponse(_))
+            ),
+            "{answer}: {error:?}"
+        );
+    }
+    let long: &'static str = format!(r#"{{"key":"sk-{}"}}"#, "a".repeat(600)).leak();
+    let base = fixed(200, long).await;
+    assert!(
+        client(&base).exchange_code("c", None).await.is_err(),
+        "over 512 characters"
+    );
+
+    let base = fixed(200, r#"{"key":"sk-x-0123456789abcdef"}"#).await;
     let issued = client(&base).exchange_code("c", None).await.unwrap();
     assert_eq!(issued.user_id, None, "user_id may be absent");
 }
@@ -307,7 +331,7 @@ async fn key_rejection_and_api_failures() {
     emu.inject_once(Endpoint::KeyInfo, Fault::Status(503));
     assert!(matches!(
         client.key_info(&key).await,
-        Err(RequestError::Status { status: 503, .. })
+        Err(RequestError::Unavailable { .. })
     ));
     // async-openai retries server errors itself: fail every attempt.
     emu.inject(Endpoint::Chat, Fault::Status(400));
