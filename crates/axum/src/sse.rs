@@ -324,3 +324,42 @@ pub(crate) fn relay(
     });
     Sse::new(events).keep_alive(KeepAlive::default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(index: u32, arguments: &str) -> ChatCompletionMessageToolCallChunk {
+        ChatCompletionMessageToolCallChunk {
+            index,
+            id: None,
+            r#type: None,
+            function: Some(FunctionCallStream {
+                name: None,
+                arguments: Some(arguments.to_owned()),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_hostile_gateways_tool_calls_are_bounded_in_number_and_size() {
+        let mut calls = Vec::new();
+        for index in 0..64 {
+            join_tool_call(&mut calls, piece(index, "{}")).unwrap();
+        }
+        assert!(join_tool_call(&mut calls, piece(64, "{}")).is_err());
+        join_tool_call(&mut calls, piece(3, "more")).unwrap();
+        assert_eq!(calls.len(), 64, "pieces of a known call still join");
+
+        let mut calls = Vec::new();
+        let chunk = "a".repeat(64 * 1024);
+        for _ in 0..15 {
+            join_tool_call(&mut calls, piece(0, &chunk)).unwrap();
+        }
+        assert!(join_tool_call(&mut calls, piece(0, &chunk)).is_ok());
+        assert!(
+            join_tool_call(&mut calls, piece(0, "b")).is_err(),
+            "1 MiB of arguments in all"
+        );
+    }
+}
