@@ -36,6 +36,23 @@ pub(crate) const MAX_CANDIDATES: usize = 3;
 
 const SESSION_PURPOSE: &str = "sid1.";
 
+/// The `name=value` pairs of the request's `Cookie` headers whose name and value are both
+/// UTF-8 (ours are ASCII), trimmed. Pairs are split as bytes, so another cookie's non-ASCII
+/// bytes cannot hide ours.
+pub(crate) fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&byte| byte == b';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_at(pair.iter().position(|&b| b == b'=')?);
+            Some((
+                std::str::from_utf8(name.trim_ascii()).ok()?,
+                std::str::from_utf8(value[1..].trim_ascii()).ok()?,
+            ))
+        })
+}
+
 /// A successfully opened value, and whether it was made with an older secret.
 #[derive(Debug)]
 pub(crate) struct Opened<T> {
@@ -79,18 +96,19 @@ impl CookieSpec {
     /// subdomain); the first that authenticates wins, the rest are ignored. Pairs are split
     /// as bytes, so another cookie's non-ASCII bytes cannot hide ours.
     pub(crate) fn values<'h>(&'h self, headers: &'h HeaderMap) -> impl Iterator<Item = &'h str> {
-        let name = self.name.as_bytes();
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .flat_map(|value| value.as_bytes().split(|&byte| byte == b';'))
-            .filter_map(move |pair| {
-                let (pair_name, value) = pair.split_at(pair.iter().position(|&b| b == b'=')?);
-                (pair_name.trim_ascii() == name).then(|| value[1..].trim_ascii())
-            })
-            // Our values are ASCII: a value that is not cannot be ours.
-            .filter_map(|value| std::str::from_utf8(value).ok())
+        let name = self.name.as_str();
+        cookie_pairs(headers)
+            .filter(move |(pair_name, _)| *pair_name == name)
+            .map(|(_, value)| value)
             .take(MAX_CANDIDATES)
+    }
+
+    /// This spec under another name (a flow's own cookie).
+    pub(crate) fn renamed(&self, name: String) -> Self {
+        Self {
+            name,
+            ..self.clone()
+        }
     }
 
     /// Whether the request carries this cookie at all.

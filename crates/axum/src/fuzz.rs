@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderValue};
 use modelgates_oauth_core::flow::FlowState;
 use modelgates_oauth_core::{ChallengeMethod, Pkce};
 
-use crate::cookies::{CookieSpec, KeyCookie};
+use crate::cookies::{CookieSpec, KeyCookie, cookie_pairs};
 use crate::flow::FlowCookie;
 use crate::store::TokenProtection;
 
@@ -32,7 +32,14 @@ fn headers(cookie_header: &[u8]) -> Option<HeaderMap> {
 /// Opens the flow cookie in a `Cookie` header; whether a flow came out.
 #[must_use]
 pub fn open_flow_cookie(cookie_header: &[u8]) -> bool {
-    headers(cookie_header).is_some_and(|h| matches!(flow_cookie().open(&h), Ok(Some(_))))
+    headers(cookie_header).is_some_and(|h| {
+        // The id a callback's path would carry: the first flow cookie's, after `f.`.
+        let id = cookie_pairs(&h)
+            .find_map(|(name, _)| name.strip_prefix("f."))
+            .unwrap_or_default()
+            .to_owned();
+        matches!(flow_cookie().open(&h, &id), Ok(Some(_)))
+    })
 }
 
 /// Opens the key cookie both ways; whether a token came out.

@@ -155,6 +155,9 @@ pub(crate) enum Outcome {
     Started,
     /// `/login` sent the browser to the public URL's host first.
     OtherHost,
+    /// A callback whose flow another tab's sign-in already ended, from a signed-in browser:
+    /// sent on, nothing exchanged.
+    AlreadySignedIn,
     /// `/logout` ended a session.
     SignedOut,
     /// `/logout` found no session to end.
@@ -202,6 +205,7 @@ impl Outcome {
             Self::Success => "success",
             Self::Started => "started",
             Self::OtherHost => "other_host",
+            Self::AlreadySignedIn => "already_signed_in",
             Self::SignedOut => "signed_out",
             Self::NotSignedIn => "not_signed_in",
             Self::Denied => "denied",

@@ -25,8 +25,15 @@ impl CookieCodec {
         self.flow.set(flow, max_age)
     }
 
+    /// The flow of the request's flow cookie, whose name (`<name>.<flow id>`) gives the id the
+    /// callback's path would carry.
     fn open_flow(&self, headers: &HeaderMap) -> Result<Option<FlowState>, FlowError> {
-        self.flow.open(headers)
+        let prefix = format!("{}.", self.flow.spec.name);
+        let id = cookie_pairs(headers)
+            .find_map(|(name, _)| name.strip_prefix(&prefix))
+            .unwrap_or_default()
+            .to_owned();
+        self.flow.open(headers, &id)
     }
 
     fn key_cookie(
@@ -58,6 +65,11 @@ fn codec(keys: Vec<Key>) -> CookieCodec {
 
 fn text(set_cookie: HeaderValue) -> String {
     set_cookie.to_str().unwrap().to_owned()
+}
+
+/// The name of a `Set-Cookie`.
+fn name_of(set_cookie: &str) -> String {
+    set_cookie.split_once('=').unwrap().0.to_owned()
 }
 
 /// The value of a `Set-Cookie`.
@@ -105,7 +117,7 @@ fn flow_cookie_round_trips_and_has_the_attributes() {
 fn every_single_byte_change_is_rejected() {
     let codec = codec(vec![Key::generate()]);
     let set_cookie = text(codec.flow_cookie(&flow(), Duration::from_secs(600)));
-    let value = value_of(&set_cookie);
+    let (name, value) = (name_of(&set_cookie), value_of(&set_cookie));
     for i in 0..value.len() {
         let mut bytes = value.clone().into_bytes();
         bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
@@ -113,7 +125,7 @@ fn every_single_byte_change_is_rejected() {
         let mut h = HeaderMap::new();
         h.insert(
             COOKIE,
-            HeaderValue::from_str(&format!("modelgates_flow={tampered}")).unwrap(),
+            HeaderValue::from_str(&format!("{name}={tampered}")).unwrap(),
         );
         assert!(codec.open_flow(&h).is_err(), "byte {i}");
     }
@@ -147,10 +159,11 @@ fn a_key_cookie_cannot_stand_in_for_a_flow_cookie() {
     let signed_session =
         text(codec.key_cookie("anything", TokenProtection::Signed, Duration::from_secs(60)));
     let value = value_of(&signed_session);
+    let flow_name = name_of(&text(codec.flow_cookie(&flow(), Duration::from_secs(60))));
     let mut h = HeaderMap::new();
     h.insert(
         COOKIE,
-        HeaderValue::from_str(&format!("modelgates_flow={value}")).unwrap(),
+        HeaderValue::from_str(&format!("{flow_name}={value}")).unwrap(),
     );
     assert!(codec.open_flow(&h).is_err());
 }
@@ -397,8 +410,9 @@ mod properties {
             let codec = codec();
             let mut flow = FlowState::new(pkce.then(|| Pkce::generate(ChallengeMethod::S256)), return_to);
             flow.issued_at = issued_at;
-            let value = value_of(&text(codec.flow_cookie(&flow, Duration::from_secs(600))));
-            let opened = codec.open_flow(&as_request("f", &value).unwrap()).unwrap().unwrap();
+            let set_cookie = text(codec.flow_cookie(&flow, Duration::from_secs(600)));
+            let request = as_request(&name_of(&set_cookie), &value_of(&set_cookie)).unwrap();
+            let opened = codec.open_flow(&request).unwrap().unwrap();
             prop_assert_eq!(opened.pkce, flow.pkce);
             prop_assert_eq!(opened.id, flow.id);
             prop_assert_eq!(opened.return_to, flow.return_to);
@@ -410,9 +424,9 @@ mod properties {
             let codec = codec();
             let mut flow = FlowState::new(Some(Pkce::generate(ChallengeMethod::S256)), "/x");
             flow.issued_at = 1;
-            let value = value_of(&text(codec.flow_cookie(&flow, Duration::from_secs(600))));
-            let Some(tampered) = mutate(&value, index, byte) else { return Ok(()) };
-            let Some(headers) = as_request("f", &tampered) else { return Ok(()) };
+            let set_cookie = text(codec.flow_cookie(&flow, Duration::from_secs(600)));
+            let Some(tampered) = mutate(&value_of(&set_cookie), index, byte) else { return Ok(()) };
+            let Some(headers) = as_request(&name_of(&set_cookie), &tampered) else { return Ok(()) };
             prop_assert!(codec.open_flow(&headers).is_err(), "{tampered}");
         }
 

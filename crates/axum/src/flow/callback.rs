@@ -7,13 +7,14 @@ use axum_core::body::Body;
 use http::header::REFERRER_POLICY;
 use http::request::Parts;
 use http::{HeaderValue, Response};
+use modelgates_oauth_core::flow::FlowState;
 use modelgates_oauth_core::{CallbackParams, IssuedKey, Pkce};
 use tracing::Instrument as _;
 
 use super::state::LocalSpend;
 use super::{AuthError, Flow, HookFailure, SignIn, Step, record_outcome, sanitize};
 use crate::observe::{self, Outcome};
-use crate::response::{see_other, set_cookie};
+use crate::response::{no_store, see_other, set_cookie};
 use crate::store::{FlowSpend, KeyStore, SessionToken, StoredKey};
 
 pub(super) async fn callback<K: KeyStore>(flow: &Flow, store: &K, step: Step) -> Response<Body> {
@@ -22,15 +23,29 @@ pub(super) async fn callback<K: KeyStore>(flow: &Flow, store: &K, step: Step) ->
         context,
         wants_page,
     } = step;
-    let mut response = match complete_sign_in(flow, store, parts, &context.mount).await {
-        Ok(signed_in) => {
+    let id = flow
+        .paths
+        .flow_id_in(parts.uri.path())
+        .unwrap_or_default()
+        .to_owned();
+    // Read now: the hook takes the request. A completed sign-in ends every pending one.
+    let all_flows = flow.flow_cookie.clear_all(&parts.headers);
+    let mut response = match complete_sign_in(flow, store, parts, &id, &context.mount).await {
+        Ok(Completed::SignedIn(signed_in)) => {
             tracing::info!("sign-in completed");
             record_outcome(Outcome::Success, None);
             observe::sign_in(Outcome::Success);
             let mut response = see_other(&signed_in.return_to);
             set_cookie(&mut response, signed_in.key_cookie);
-            set_cookie(&mut response, flow.flow_cookie.clear());
+            for removal in all_flows {
+                set_cookie(&mut response, removal);
+            }
             response
+        }
+        Ok(Completed::AlreadySignedIn) => {
+            tracing::info!("a callback for a sign-in another one already ended; sent on");
+            record_outcome(Outcome::AlreadySignedIn, None);
+            see_other(flow.default_return_to(&context.mount))
         }
         Err(error) => {
             tracing::warn!(code = error.code(), status = error.status().as_u16(), %error, "sign-in failed");
@@ -38,9 +53,12 @@ pub(super) async fn callback<K: KeyStore>(flow: &Flow, store: &K, step: Step) ->
             observe::sign_in(error.outcome());
             let mut response = flow.render(&error, wants_page, &context.mount);
             // A callback refused for a moment (busy, rate bound, store down) keeps its flow
-            // cookie, so the same callback can be retried; any other ends the flow.
+            // cookie, so the same callback can be retried; any other ends its flow (only its
+            // own: another tab's sign-in goes on).
             if error.retry_after().is_none() {
-                set_cookie(&mut response, flow.flow_cookie.clear());
+                if let Some(removal) = flow.flow_cookie.clear(&id) {
+                    set_cookie(&mut response, removal);
+                }
             }
             response
         }
@@ -48,7 +66,17 @@ pub(super) async fn callback<K: KeyStore>(flow: &Flow, store: &K, step: Step) ->
     response
         .headers_mut()
         .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    no_store(&mut response);
     response
+}
+
+/// How a callback that was no error ended.
+enum Completed {
+    /// Signed in: where to go, and the key cookie to set.
+    SignedIn(SignedIn),
+    /// The browser is signed in already and the callback's flow is gone: another of its tabs
+    /// completed a sign-in (which ends the others), or this callback was loaded again.
+    AlreadySignedIn,
 }
 
 /// A completed sign-in: where to go, and the key cookie to set.
@@ -57,26 +85,52 @@ struct SignedIn {
     key_cookie: HeaderValue,
 }
 
+/// The flow of the callback for flow `id`, or why there is none. Without its cookie: a
+/// signed-in browser has completed this sign-in or another already (`Ok(None)`); a browser with
+/// other pending sign-ins sent this callback to the wrong one; otherwise the cookie is missing
+/// (on another host than the public URL's, said so).
+fn flow_of<K: KeyStore>(
+    flow: &Flow,
+    parts: &Parts,
+    id: &str,
+) -> Result<Option<FlowState>, AuthError> {
+    if let Some(state) = flow.flow_cookie.open(&parts.headers, id)? {
+        return Ok(Some(state));
+    }
+    if flow
+        .key_cookie
+        .open(&parts.headers, K::TOKEN_PROTECTION)
+        .is_some()
+    {
+        return Ok(None);
+    }
+    if flow.flow_cookie.any_pending(&parts.headers) {
+        return Err(AuthError::FlowMismatch);
+    }
+    Err(match flow.public_host.foreign(parts) {
+        Some(host) => {
+            tracing::warn!(%host, public_origin = %flow.public_origin, "a callback without its flow cookie came to another host than the public URL's");
+            AuthError::FlowMissingOnOtherHost {
+                host,
+                public_origin: flow.public_origin.to_string(),
+            }
+        }
+        None => AuthError::FlowMissing,
+    })
+}
+
 /// The callback's work.
 async fn complete_sign_in<K: KeyStore>(
     flow: &Flow,
     store: &K,
     parts: Parts,
+    id: &str,
     mount: &str,
-) -> Result<SignedIn, AuthError> {
-    let state = flow.flow_cookie.open(&parts.headers)?.ok_or_else(|| {
-        match flow.public_host.foreign(&parts) {
-            Some(host) => {
-                tracing::warn!(%host, public_origin = %flow.public_origin, "a callback without its flow cookie came to another host than the public URL's");
-                AuthError::FlowMissingOnOtherHost {
-                    host,
-                    public_origin: flow.public_origin.to_string(),
-                }
-            }
-            None => AuthError::FlowMissing,
-        }
-    })?;
-    state.check(flow.paths.flow_id_in(parts.uri.path()), flow.flow_max_age)?;
+) -> Result<Completed, AuthError> {
+    let Some(state) = flow_of::<K>(flow, &parts, id)? else {
+        return Ok(Completed::AlreadySignedIn);
+    };
+    state.check(Some(id).filter(|id| !id.is_empty()), flow.flow_max_age)?;
     let code = callback_code(&parts)?;
     // Everything that may refuse without sending the code comes before the flow is spent, so
     // that a refused callback can be retried as it is.
@@ -127,10 +181,10 @@ async fn complete_sign_in<K: KeyStore>(
     }
     // The flow cookie is authentic, but sanitise again: the rule may have tightened since.
     let return_to = sanitize(Some(&state.return_to), flow.default_return_to(mount)).to_owned();
-    Ok(SignedIn {
+    Ok(Completed::SignedIn(SignedIn {
         return_to,
         key_cookie,
-    })
+    }))
 }
 
 /// Exchanges the code for the key, in the `modelgates.exchange` span, timed.

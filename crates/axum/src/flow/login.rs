@@ -63,6 +63,14 @@ pub(super) async fn login(flow: &Flow, step: &Step) -> Response<Body> {
     }
     record_outcome(Outcome::Started, None);
     let mut response = see_other(destination.as_str());
+    // One flow per tab: earlier pending sign-ins keep their cookies, but for the oldest when
+    // there are too many.
+    for removal in flow
+        .flow_cookie
+        .make_room(&parts.headers, flow_cookie.len())
+    {
+        set_cookie(&mut response, removal);
+    }
     set_cookie(&mut response, flow_cookie);
     response
 }

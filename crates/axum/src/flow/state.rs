@@ -6,18 +6,36 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue};
 use modelgates_oauth_core::flow::{FlowError, FlowSealer, FlowState};
 
-use crate::cookies::CookieSpec;
+use crate::cookies::{CookieSpec, MAX_CANDIDATES, cookie_pairs};
 
-/// The flow cookie: its spec, and the sealer of the flows it carries (oauth-core's
-/// [`FlowSealer`], keyed with each cookie key's encryption half and the cookie's name as
-/// associated data, the format of the `cookie` crate's private cookies).
+/// The most sign-ins a browser may have pending at once (one per tab, say); a new one drops
+/// the oldest.
+pub(crate) const MAX_PENDING_FLOWS: usize = 4;
+/// The most bytes the pending flows' cookies may hold in all, so that the `Cookie` header stays
+/// well within what servers and proxies accept (8 KiB at many); a new flow drops the oldest
+/// until it fits.
+pub(crate) const MAX_PENDING_FLOW_BYTES: usize = 6 * 1024;
+
+/// The flow cookies: one per pending sign-in, named `<name>.<flow id>` so that the callback
+/// (whose path carries the id) finds its own; their spec, and the sealer of the flows they
+/// carry (oauth-core's [`FlowSealer`], keyed with each cookie key's encryption half and the
+/// cookie's whole name as associated data, the format of the `cookie` crate's private
+/// cookies).
 pub(crate) struct FlowCookie {
     pub(crate) spec: CookieSpec,
     sealer: FlowSealer,
 }
 
+/// A pending flow's cookie in a request: its name, its size, and when its flow was issued
+/// (`None` when it does not open).
+struct Pending<'h> {
+    name: &'h str,
+    len: usize,
+    issued_at: Option<u64>,
+}
+
 impl FlowCookie {
-    /// A flow cookie sealed with the first of `keys` and opened with any of them.
+    /// Flow cookies sealed with the first of `keys` and opened with any of them.
     pub(crate) fn new(spec: CookieSpec, keys: &[cookie::Key]) -> Self {
         let mut sealers = keys.iter().map(|key| {
             FlowSealer::new(
@@ -33,29 +51,121 @@ impl FlowCookie {
         }
     }
 
-    /// `Set-Cookie` for a new flow.
-    pub(crate) fn set(&self, flow: &FlowState, max_age: Duration) -> HeaderValue {
-        let sealed = self.sealer.seal(flow, self.spec.name.as_bytes());
-        self.spec.set(sealed, max_age)
+    /// The cookie name of the flow `id`.
+    fn name_of(&self, id: &str) -> String {
+        format!("{}.{id}", self.spec.name)
     }
 
-    /// The request's flow: `Ok(None)` without a flow cookie, [`FlowError::Invalid`] when none
-    /// of the (at most three) flow cookies opens.
-    pub(crate) fn open(&self, headers: &HeaderMap) -> Result<Option<FlowState>, FlowError> {
-        let mut values = self.spec.values(headers).peekable();
+    /// `Set-Cookie` for a new flow, under its own name.
+    pub(crate) fn set(&self, flow: &FlowState, max_age: Duration) -> HeaderValue {
+        let name = self.name_of(flow.id.as_str());
+        let sealed = self.sealer.seal(flow, name.as_bytes());
+        self.spec.renamed(name).set(sealed, max_age)
+    }
+
+    /// The flow of the callback for flow `id`: `Ok(None)` without its cookie,
+    /// [`FlowError::Invalid`] when none of its (at most three) values opens. An id that is not
+    /// an id has no cookie.
+    pub(crate) fn open(
+        &self,
+        headers: &HeaderMap,
+        id: &str,
+    ) -> Result<Option<FlowState>, FlowError> {
+        if !is_flow_id(id) {
+            return Ok(None);
+        }
+        let name = self.name_of(id);
+        let mut values = cookie_pairs(headers)
+            .filter(|(pair_name, _)| *pair_name == name)
+            .map(|(_, value)| value)
+            .take(MAX_CANDIDATES)
+            .peekable();
         if values.peek().is_none() {
             return Ok(None);
         }
         values
-            .find_map(|value| self.sealer.open(value, self.spec.name.as_bytes()).ok())
+            .find_map(|value| self.sealer.open(value, name.as_bytes()).ok())
             .map(Some)
             .ok_or(FlowError::Invalid)
     }
 
-    /// `Set-Cookie` that deletes the flow cookie.
-    pub(crate) fn clear(&self) -> HeaderValue {
-        self.spec.removal()
+    /// Whether the request carries any flow cookie at all: a callback without its own then
+    /// belongs to another of this browser's sign-ins.
+    pub(crate) fn any_pending(&self, headers: &HeaderMap) -> bool {
+        self.pending_names(headers).next().is_some()
     }
+
+    /// The names of the request's flow cookies.
+    fn pending_names<'h>(&'h self, headers: &'h HeaderMap) -> impl Iterator<Item = &'h str> {
+        cookie_pairs(headers)
+            .map(|(name, _)| name)
+            .filter(|name| self.is_flow_cookie(name))
+    }
+
+    /// Whether `name` is a flow cookie's: `<name>.<flow id>`.
+    fn is_flow_cookie(&self, name: &str) -> bool {
+        name.strip_prefix(self.spec.name.as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(is_flow_id)
+    }
+
+    /// The `Set-Cookie` deletions that make room for a new flow whose cookie is `new_len`
+    /// bytes: the oldest pending flows go (those that do not open first) until at most
+    /// [`MAX_PENDING_FLOWS`] remain with the new one and all fit [`MAX_PENDING_FLOW_BYTES`].
+    pub(crate) fn make_room(&self, headers: &HeaderMap, new_len: usize) -> Vec<HeaderValue> {
+        let mut pending: Vec<Pending<'_>> = cookie_pairs(headers)
+            .filter(|(name, _)| self.is_flow_cookie(name))
+            .map(|(name, value)| Pending {
+                name,
+                len: name.len() + value.len(),
+                issued_at: self
+                    .sealer
+                    .open(value, name.as_bytes())
+                    .ok()
+                    .map(|flow| flow.issued_at),
+            })
+            .collect();
+        // Oldest first; a cookie that does not open is older than any.
+        pending.sort_by_key(|flow| flow.issued_at);
+        let mut total: usize = new_len + pending.iter().map(|flow| flow.len).sum::<usize>();
+        let mut removals = Vec::new();
+        for flow in &pending {
+            let count = pending.len() - removals.len() + 1;
+            if count <= MAX_PENDING_FLOWS && total <= MAX_PENDING_FLOW_BYTES {
+                break;
+            }
+            total -= flow.len;
+            removals.push(self.spec.renamed(flow.name.to_owned()).removal());
+        }
+        removals
+    }
+
+    /// `Set-Cookie` that deletes the cookie of flow `id`; `None` for what is not an id (it came
+    /// from a URL, and must not reach a header).
+    pub(crate) fn clear(&self, id: &str) -> Option<HeaderValue> {
+        is_flow_id(id).then(|| self.spec.renamed(self.name_of(id)).removal())
+    }
+
+    /// `Set-Cookie` deletions of every flow cookie the request carries: a completed sign-in
+    /// ends the browser's other pending ones, whose callbacks then find the browser signed in.
+    pub(crate) fn clear_all(&self, headers: &HeaderMap) -> Vec<HeaderValue> {
+        let mut names: Vec<&str> = self.pending_names(headers).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|name| self.spec.renamed(name.to_owned()).removal())
+            .collect()
+    }
+}
+
+/// Whether `id` has the shape of a flow id (22 base64url characters), so that it may be part of
+/// a cookie name.
+fn is_flow_id(id: &str) -> bool {
+    id.len() == 22
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// What this process's record of spent flows answered.

@@ -95,7 +95,7 @@ async fn the_key_cookie_can_be_strict_and_shared_across_subdomains() {
     let landed = browser.sign_in("/login").await;
     let key_cookie = landed.set_cookie("modelgates_key").unwrap();
     assert!(key_cookie.contains("SameSite=Strict"), "{key_cookie}");
-    let flow_cleared = landed.set_cookie("modelgates_flow").unwrap();
+    let flow_cleared = landed.flow_set_cookie().unwrap();
     assert!(
         flow_cleared.contains("SameSite=Lax"),
         "the flow cookie stays Lax: {flow_cleared}"

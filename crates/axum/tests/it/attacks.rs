@@ -109,25 +109,21 @@ async fn a_flow_is_tried_once(provider: Provider) {
     let emu = provider.emulator().await;
     let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let genuine = browser.start_sign_in("/login").await;
-    let recorded = browser.cookies["modelgates_flow"].clone();
+    let (flow_name, recorded) = browser.flow_cookie().unwrap();
     let flow = path_of(&genuine);
     let exchanges = emu.exchange_count();
 
     let first = browser.get_json(&format!("{flow}?code=guess-0")).await;
     assert!(first.body.contains("code_rejected"), "{}", first.body);
     for attempt in 1..20 {
-        browser
-            .cookies
-            .insert("modelgates_flow".into(), recorded.clone());
+        browser.cookies.insert(flow_name.clone(), recorded.clone());
         let again = browser
             .get_json(&format!("{flow}?code=guess-{attempt}"))
             .await;
         assert_eq!(again.status, StatusCode::BAD_REQUEST);
         assert!(again.body.contains("flow_used"), "{}", again.body);
     }
-    browser
-        .cookies
-        .insert("modelgates_flow".into(), recorded.clone());
+    browser.cookies.insert(flow_name.clone(), recorded.clone());
     let late = browser.get_json(&genuine).await;
     assert!(
         late.body.contains("flow_used"),
@@ -362,7 +358,7 @@ async fn a_return_to_too_large_for_the_cookie_falls_back_to_the_default(provider
     // Each `"` takes two bytes in the cookie's JSON; 2000 of them fit the return_to rules.
     let quotes = "%22".repeat(2000);
     let login = browser.get(&format!("/login?return_to=/{quotes}")).await;
-    let flow_cookie = login.set_cookie("modelgates_flow").unwrap();
+    let flow_cookie = login.flow_set_cookie().unwrap();
     assert!(flow_cookie.len() <= 4096, "{} bytes", flow_cookie.len());
     let auth = login.location().to_owned();
     let callback = emu.approve(&auth).unwrap();

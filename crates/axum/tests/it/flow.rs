@@ -76,7 +76,11 @@ async fn full_flow_sign_in_chat_logout(provider: Provider) {
     assert_eq!(flow_id.len(), 22, "128 random bits, base64url");
     assert_eq!(query["code_challenge_method"], "S256");
     assert_eq!(query["code_challenge"].len(), 43);
-    assert!(browser.cookies.contains_key("modelgates_flow"));
+    assert_eq!(
+        browser.flow_cookie().unwrap().0,
+        format!("modelgates_flow.{flow_id}"),
+        "the flow cookie is named by its flow id"
+    );
 
     let approved = http().get(auth.as_str()).send().await.unwrap();
     let callback = url::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap();
@@ -85,10 +89,7 @@ async fn full_flow_sign_in_chat_logout(provider: Provider) {
     assert_eq!(landed.location(), "/me?x=1");
     assert_eq!(landed.headers[header::CACHE_CONTROL], "private, no-store");
     assert_eq!(landed.headers[header::REFERRER_POLICY], "no-referrer");
-    assert!(
-        !browser.cookies.contains_key("modelgates_flow"),
-        "flow cookie cleared"
-    );
+    assert!(browser.flow_cookie().is_none(), "flow cookie cleared");
 
     let issued = emu.issued_keys().pop().unwrap();
     assert_eq!(
@@ -288,9 +289,7 @@ async fn callback_rejection_paths(provider: Provider) {
         let body: serde_json::Value = serde_json::from_str(&json.body).unwrap();
         assert_eq!(body["error"]["code"], code, "{uri}");
         assert!(
-            json.set_cookie("modelgates_flow")
-                .unwrap()
-                .contains("Max-Age=0"),
+            json.flow_set_cookie().unwrap().contains("Max-Age=0"),
             "cleared on {uri}"
         );
         assert_eq!(browser.get("/").await.body, "signed out");
@@ -325,13 +324,24 @@ async fn replayed_and_injected_codes_are_rejected(provider: Provider) {
     let emu = provider.emulator().await;
     let layer = ModelGatesAuth::new(config(&emu));
 
-    // Replay: the victim's callback URL used again after it worked. It names the finished
-    // flow, not the new one, so it is refused before anything reaches ModelGates.
+    // Replay: the victim's callback URL used again after it worked. Its flow is finished, so
+    // nothing reaches ModelGates; the browser is signed in, so it is a harmless redirect, and
+    // the sign-in the victim started since goes on.
     let mut victim = Browser::new(app(layer.clone()));
     let callback = victim.start_sign_in("/login").await;
     assert_eq!(victim.get(&callback).await.status, StatusCode::SEE_OTHER);
     victim.start_sign_in("/login").await;
     let exchanges = emu.exchange_count();
+    let replay = victim.get_json(&callback).await;
+    assert_eq!(replay.status, StatusCode::SEE_OTHER, "{}", replay.body);
+    assert_eq!(replay.location(), "/");
+    assert!(
+        replay.flow_set_cookie().is_none(),
+        "the pending sign-in is kept"
+    );
+    assert_eq!(emu.exchange_count(), exchanges);
+    // Signed out, the same replay is refused: it belongs to no sign-in this browser started.
+    victim.cookies.shift_remove("modelgates_key");
     let replay = victim.get_json(&callback).await;
     assert_eq!(replay.status, StatusCode::BAD_REQUEST);
     assert!(replay.body.contains("flow_mismatch"), "{}", replay.body);
@@ -403,7 +413,7 @@ async fn cookie_attributes_for_http_and_https(provider: Provider) {
     let emu = provider.emulator().await;
     let mut local = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let login = local.get("/login").await;
-    let flow = login.set_cookie("modelgates_flow").unwrap();
+    let flow = login.flow_set_cookie().unwrap();
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
         assert!(flow.contains(attribute), "{flow}");
     }
@@ -419,7 +429,9 @@ async fn cookie_attributes_for_http_and_https(provider: Provider) {
     let mut secure = Browser::new(app(ModelGatesAuth::new(https)));
     let login = secure.get("/login").await;
     let flow = login
-        .set_cookie("__Host-modelgates_flow")
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("__Host-modelgates_flow."))
         .expect("__Host- name on https");
     assert!(
         flow.contains("Secure") && flow.contains("Path=/") && !flow.contains("Domain"),
@@ -455,8 +467,8 @@ fn flip(value: &str, index: usize) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
-/// Makes a flow cookie the way an attacker holding the secret, or a clock, would.
-fn forged_flow(secret: &CookieSecret, json: &str) -> String {
+/// Makes the flow cookie `name` the way an attacker holding the secret, or a clock, would.
+fn forged_flow(secret: &CookieSecret, name: &str, json: &str) -> String {
     // The encrypted payload is the JSON behind a purpose tag.
     let key = cookie::Key::from(
         &base64::engine::general_purpose::STANDARD
@@ -465,10 +477,10 @@ fn forged_flow(secret: &CookieSecret, json: &str) -> String {
     );
     let mut jar = cookie::CookieJar::new();
     jar.private_mut(&key).add(cookie::Cookie::new(
-        "modelgates_flow",
+        name.to_owned(),
         format!("flow2.{json}"),
     ));
-    jar.get("modelgates_flow").unwrap().value().to_owned()
+    jar.get(name).unwrap().value().to_owned()
 }
 
 each_provider!(hostile_flow_cookies);
@@ -479,10 +491,11 @@ async fn hostile_flow_cookies(provider: Provider) {
         .with_base_url(emu.base_url());
     let mut browser = Browser::new(app(ModelGatesAuth::new(cfg)));
     let callback = browser.start_sign_in("/login").await;
-    let genuine = browser.cookies["modelgates_flow"].clone();
+    let (flow_name, genuine) = browser.flow_cookie().unwrap();
 
     let expired = forged_flow(
         &secret,
+        &flow_name,
         &format!(
             r#"{{"i":"x","v":"{}","m":"S256","r":"/","t":1000}}"#,
             "a".repeat(43)
@@ -496,6 +509,7 @@ async fn hostile_flow_cookies(provider: Provider) {
     let exchanges_before = emu.exchange_count();
     let other_secret = forged_flow(
         &CookieSecret::generate(),
+        &flow_name,
         r#"{"i":"x","v":null,"m":null,"r":"/","t":1}"#,
     );
     let cases = [
@@ -510,9 +524,7 @@ async fn hostile_flow_cookies(provider: Provider) {
     ];
     for (value, code) in cases {
         let mut attempt = browser.clone();
-        attempt
-            .cookies
-            .insert("modelgates_flow".into(), value.clone());
+        attempt.cookies.insert(flow_name.clone(), value.clone());
         let page = attempt.get_json(&callback).await;
         assert_eq!(page.status, StatusCode::BAD_REQUEST, "{value}");
         assert!(page.body.contains(code), "{value}: {}", page.body);
@@ -539,7 +551,7 @@ async fn hostile_key_cookies_sign_out_and_are_cleared(provider: Provider) {
     let flow_value = {
         let mut b = Browser::new(app(layer));
         b.get("/login").await;
-        b.cookies["modelgates_flow"].clone()
+        b.flow_cookie().unwrap().1
     };
     let other_app = Browser::new(app(ModelGatesAuth::new(config(&emu))));
     let mut foreign = other_app.clone();
@@ -676,10 +688,11 @@ async fn a_60_kb_cookie_header_is_handled(provider: Provider) {
     let page = browser.get("/").await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.body, "signed out");
+    let id = "A".repeat(22);
     browser
         .cookies
-        .insert("modelgates_flow".into(), "B".repeat(30_000));
-    let callback = browser.get_json("/callback?code=x").await;
+        .insert(format!("modelgates_flow.{id}"), "B".repeat(30_000));
+    let callback = browser.get_json(&format!("/callback/{id}?code=x")).await;
     assert_eq!(callback.status, StatusCode::BAD_REQUEST);
     assert!(callback.body.contains("flow_invalid"));
 }

@@ -21,3 +21,4 @@ mod negotiation;
 mod placement;
 mod refusals;
 mod stores;
+mod tabs;

@@ -224,10 +224,7 @@ async fn the_spend_limit_chosen_at_login() {
             page.body
         );
         assert!(!page.body.contains("<script>"), "{hostile}");
-        assert!(
-            page.set_cookie("modelgates_flow").is_none(),
-            "no flow started"
-        );
+        assert!(page.flow_set_cookie().is_none(), "no flow started");
         let json = browser.get_json(&format!("/login?{hostile}")).await;
         let body: serde_json::Value = serde_json::from_str(&json.body).unwrap();
         assert_eq!(body["error"]["code"], "invalid_limit", "{hostile}");

@@ -4,7 +4,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
+use indexmap::IndexMap;
 use modelgates_axum::{CookieSecret, ModelGatesConfig};
 use modelgates_emulator::Emulator;
 use tower::ServiceExt as _;
@@ -46,7 +46,18 @@ impl Page {
             .into_iter()
             .find(|c| c.starts_with(&format!("{name}=")))
     }
+
+    /// The first `Set-Cookie` of a flow cookie (`modelgates_flow.<flow id>`), setting or
+    /// deleting it.
+    pub fn flow_set_cookie(&self) -> Option<String> {
+        self.set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with(FLOW_COOKIE_PREFIX))
+    }
 }
+
+/// What the default flow cookies' names start with: one per pending sign-in, named by its id.
+pub const FLOW_COOKIE_PREFIX: &str = "modelgates_flow.";
 
 pub async fn read(response: Response<Body>) -> Page {
     let (parts, body) = response.into_parts();
@@ -133,15 +144,33 @@ pub fn config(emu: &Emulator) -> ModelGatesConfig {
 #[derive(Clone)]
 pub struct Browser {
     pub app: Router,
-    pub cookies: BTreeMap<String, String>,
+    /// Name → value, oldest first: a browser sends its cookies in the order they were created
+    /// (RFC 6265 §5.4), and a replaced cookie keeps its place.
+    pub cookies: IndexMap<String, String>,
 }
 
 impl Browser {
     pub fn new(app: Router) -> Self {
         Self {
             app,
-            cookies: BTreeMap::new(),
+            cookies: IndexMap::new(),
         }
+    }
+
+    /// The browser's flow cookie, name and value, when it holds one (the first, by name).
+    pub fn flow_cookie(&self) -> Option<(String, String)> {
+        self.cookies
+            .iter()
+            .find(|(name, _)| name.starts_with(FLOW_COOKIE_PREFIX))
+            .map(|(name, value)| (name.clone(), value.clone()))
+    }
+
+    /// How many flow cookies the browser holds.
+    pub fn flow_cookies(&self) -> usize {
+        self.cookies
+            .keys()
+            .filter(|name| name.starts_with(FLOW_COOKIE_PREFIX))
+            .count()
     }
 
     pub fn cookie_header(&self) -> String {
@@ -168,7 +197,7 @@ impl Browser {
         for set_cookie in page.set_cookies() {
             let cookie = cookie::Cookie::parse(set_cookie).unwrap();
             if cookie.max_age() == Some(cookie::time::Duration::ZERO) {
-                self.cookies.remove(cookie.name());
+                self.cookies.shift_remove(cookie.name());
             } else {
                 self.cookies
                     .insert(cookie.name().to_owned(), cookie.value().to_owned());
