@@ -409,6 +409,7 @@ pub async fn serve_until_stdin_closes(base_url: String, args: ServeArgs) {
         let mut sink = String::new();
         while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
     });
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = stdin_closed.await;

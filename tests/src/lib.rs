@@ -67,6 +67,7 @@ pub async fn start_chat_app_with(
 }
 
 async fn axum_serve(listener: TcpListener, app: axum::Router) {
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(error) = axum::serve(listener, app).await {
         eprintln!("example-chat stopped: {error}");
     }

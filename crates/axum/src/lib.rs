@@ -32,6 +32,8 @@
 //!     .layer(auth.same_origin()) // no other site can post here with the user's cookie
 //!     .layer(auth); // mounts /login, /callback, /logout
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! // With each connection's address, so that the sign-in bounds tell clients apart.
+//! let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
 //! axum::serve(listener, app).await?;
 //! # Ok(())
 //! # }
@@ -91,6 +93,7 @@ mod context;
 mod cookies;
 pub mod extract;
 mod flow;
+mod forwarded;
 mod hex;
 pub mod hooks;
 pub mod layer;

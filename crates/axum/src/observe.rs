@@ -18,6 +18,7 @@
 //! | `modelgates_key_cache_requests_total` | counter | `result` | loads through a [`CachingStore`](crate::store::CachingStore) |
 //! | `modelgates_revocations_heard_total` | counter | | revocations heard on the cross-instance feed |
 //! | `modelgates_revocation_feed_losses_total` | counter | | subscriptions to the feed lost (cached keys then live at most the fallback TTL) |
+//! | `modelgates_untrusted_forwarding_headers_total` | counter | | sign-in requests whose `Forwarded` / `X-Forwarded-*` headers were ignored because no proxy is trusted ([`TrustedProxies`](crate::config::TrustedProxies)) |
 //!
 //! Every label value comes from a fixed set, never from a request, a user or a message, so the
 //! number of series is bounded:
@@ -87,6 +88,10 @@ pub const KEY_CACHE_REQUESTS_TOTAL: &str = "modelgates_key_cache_requests_total"
 pub const REVOCATIONS_HEARD_TOTAL: &str = "modelgates_revocations_heard_total";
 /// `modelgates_revocation_feed_losses_total`: subscriptions to the revocation feed lost.
 pub const REVOCATION_FEED_LOSSES_TOTAL: &str = "modelgates_revocation_feed_losses_total";
+/// `modelgates_untrusted_forwarding_headers_total`: sign-in requests whose forwarding headers
+/// were ignored because no proxy is trusted.
+pub const UNTRUSTED_FORWARDING_HEADERS_TOTAL: &str =
+    "modelgates_untrusted_forwarding_headers_total";
 
 /// Gives the installed recorder each series' help text and unit (Prometheus' `# HELP` and
 /// `# TYPE` lines). Call it once, after installing the recorder; without one it does nothing.
@@ -138,6 +143,11 @@ pub fn describe() {
         REVOCATION_FEED_LOSSES_TOTAL,
         Unit::Count,
         "Subscriptions to the revocation feed lost."
+    );
+    describe_counter!(
+        UNTRUSTED_FORWARDING_HEADERS_TOTAL,
+        Unit::Count,
+        "Sign-in requests whose forwarding headers were ignored: no proxy is trusted."
     );
 }
 
@@ -273,6 +283,11 @@ pub(crate) fn key_exchange(outcome: Outcome, took: Duration) {
 /// A call with a user's key failed with the `ApiError` code `code`.
 pub(crate) fn api_error(code: &'static str) {
     metrics::counter!(API_ERRORS_TOTAL, "code" => code).increment(1);
+}
+
+/// A sign-in request carried forwarding headers that no trusted proxy vouches for.
+pub(crate) fn untrusted_forwarding_headers() {
+    metrics::counter!(UNTRUSTED_FORWARDING_HEADERS_TOTAL).increment(1);
 }
 
 /// A session ended, for `reason`.

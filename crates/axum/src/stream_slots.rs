@@ -80,6 +80,7 @@ impl StreamSlots {
 /// use std::time::Duration;
 ///
 /// let streams = auth.open_streams();
+/// let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
 /// axum::serve(listener, app)
 ///     .with_graceful_shutdown(async move {
 ///         let _ = tokio::signal::ctrl_c().await;

@@ -247,6 +247,9 @@ pub async fn serve(make_app: impl FnOnce(&str) -> axum::Router) -> std::io::Resu
     let url = format!("http://{}", listener.local_addr()?);
     let app = make_app(&url);
     let task = tokio::spawn(async move {
+        // With each connection's address, as a deployed app is served, so that the sign-in
+        // bounds tell clients apart.
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "the test app stopped serving");
         }

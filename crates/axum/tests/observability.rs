@@ -403,6 +403,11 @@ async fn refusals_by_the_hook_the_rate_bound_and_the_store_are_counted() {
         recorded.counter(observe::SIGN_INS_TOTAL, outcome("hook_refused")),
         1
     );
+    // A made-up code fills the bound (only failures count); served without ConnectInfo, this
+    // browser cannot be told from others, so the next sign-in waits.
+    let callback = browser.start_sign_in("/login").await;
+    let made_up = format!("{}?code=made-up", support::path_of(&callback));
+    assert_eq!(browser.get(&made_up).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         browser.sign_in("/login").await.status,
         StatusCode::TOO_MANY_REQUESTS
@@ -428,8 +433,8 @@ async fn refusals_by_the_hook_the_rate_bound_and_the_store_are_counted() {
     );
     assert_eq!(
         emu.exchange_count(),
-        1,
-        "only the hook's sign-in reached ModelGates"
+        2,
+        "only the hook's sign-in and the made-up code reached ModelGates"
     );
     assert_labels_are_documented(&mut recorded);
 }
@@ -949,4 +954,51 @@ async fn a_refused_step_names_its_error_type() {
         panic!("one login span: {logins:?}");
     };
     assert_eq!(login["error.type"], "invalid_limit");
+}
+
+/// A deployment the layer cannot see clients in is said out loud, once each: served without
+/// `ConnectInfo`, and behind a proxy that sends forwarding headers no setting trusts (also
+/// counted, every time).
+#[tokio::test(flavor = "current_thread")]
+async fn clients_the_layer_cannot_tell_apart_are_warned_about_once() {
+    let recorder = DebuggingRecorder::new();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let mut recorded = Recorded::new(&recorder);
+    let logs = support::Logs::capture();
+    let emu = emulator().await;
+    let mut browser = Browser::new(app(ModelGatesAuth::new(config(&emu))));
+    for _ in 0..2 {
+        browser.sign_in("/login").await;
+    }
+    let text = logs.text();
+    assert_eq!(
+        text.matches("into_make_service_with_connect_info").count(),
+        1,
+        "{text}"
+    );
+
+    let mut proxied = Browser::new(app(ModelGatesAuth::new(config(&emu))));
+    for _ in 0..3 {
+        proxied
+            .send(
+                Request::get("/login")
+                    .header("x-forwarded-for", "203.0.113.4")
+                    .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                        [127, 0, 0, 1],
+                        40000,
+                    )))),
+                Body::empty(),
+            )
+            .await;
+    }
+    let text = logs.text();
+    assert_eq!(
+        text.matches("MODELGATES_TRUSTED_PROXIES").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        recorded.counter(observe::UNTRUSTED_FORWARDING_HEADERS_TOTAL, ("", "")),
+        3
+    );
 }

@@ -22,7 +22,10 @@
 //! (`openai/gpt-5.2`), `MODELGATES_KEY_STORE` (`cookie`), `MODELGATES_KEY_CACHE` (`on`: the
 //! PostgreSQL and Redis stores behind their `CachingStore`; `off`), `MODELGATES_KEY_LIMIT` (the
 //! spend limit the connect page offers; none), `MODELGATES_MAX_KEY_LIMIT` (the most a user may
-//! choose; 1000), `MODELGATES_KEY_LABEL` (the key's label; the app title), `MODELGATES_APP_URL` (the
+//! choose; 1000), `MODELGATES_KEY_LABEL` (the key's label; the app title),
+//! `MODELGATES_TRUSTED_PROXIES` (the proxies in front whose forwarding headers are believed;
+//! none), `MODELGATES_FAILED_SIGN_INS_PER_CLIENT` and `MODELGATES_FAILED_SIGN_INS_GLOBAL` (the
+//! bounds on failed sign-ins; `10/min,burst=5` and `20/s,burst=50`), `MODELGATES_APP_URL` (the
 //! public URL), `MODELGATES_APP_TITLE` (`ModelGates chat example`), `SHUTDOWN_GRACE_SECS` (10:
 //! on SIGTERM or Ctrl-C, how long replies still streaming may go on before they end with an
 //! `error` event saying the server restarts) and `METRICS_ADDR` (unset: none; `IP:PORT`:

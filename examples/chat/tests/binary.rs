@@ -125,6 +125,19 @@ fn a_key_cache_setting_other_than_on_or_off_is_a_clear_startup_error() {
     );
 }
 
+/// The deployment settings come from the environment: a proxy list or a bound that cannot be
+/// read stops the app at startup, naming the variable.
+#[test]
+fn the_proxy_and_bound_settings_are_read_and_checked_at_startup() {
+    for (name, value) in [
+        ("MODELGATES_TRUSTED_PROXIES", "nginx.internal"),
+        ("MODELGATES_FAILED_SIGN_INS_PER_CLIENT", "ten a minute"),
+    ] {
+        let stderr = startup_error(example_chat().env(name, value));
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+}
+
 #[test]
 fn an_unknown_key_store_is_a_clear_startup_error() {
     let stderr = startup_error(example_chat().env("MODELGATES_KEY_STORE", "mongodb://nope"));

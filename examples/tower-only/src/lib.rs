@@ -10,6 +10,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use modelgates_axum::extract::ConnectInfo;
 use modelgates_axum::{ModelGatesAuth, ModelGatesKey};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -42,14 +43,22 @@ pub fn signed_in_page(masked_key: &str) -> String {
     )
 }
 
-/// Serves `handle` behind `layer` on `listener` until the task is dropped.
+/// Serves `handle` behind `layer` on `listener` until the task is dropped. Each request
+/// carries its connection's address (`ConnectInfo`), as axum's
+/// `into_make_service_with_connect_info` would add it, so that the layer tells clients apart.
 pub async fn serve(listener: TcpListener, layer: ModelGatesAuth) {
-    let service = ServiceBuilder::new().layer(layer).service_fn(handle);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
-        let service = TowerToHyperService::new(service.clone());
+        let service = ServiceBuilder::new()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            })
+            .layer(layer.clone())
+            .service_fn(handle);
+        let service = TowerToHyperService::new(service);
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

@@ -11,7 +11,7 @@ use modelgates_oauth_core::Url;
 
 use super::error::{ConfigError, secret_command};
 use super::secret::CookieSecret;
-use super::{ModelGatesConfig, SpendLimit};
+use super::{ModelGatesConfig, RateLimit, SpendLimit, TrustedProxies};
 use modelgates_oauth_core::origin::is_loopback;
 
 impl ModelGatesConfig {
@@ -31,6 +31,9 @@ impl ModelGatesConfig {
     /// | `MODELGATES_APP_URL` | sent as `HTTP-Referer` | the public URL |
     /// | `MODELGATES_APP_TITLE` | sent as `X-Title` | none |
     /// | `MODELGATES_KEY_MAX_AGE_SECS` | lifetime of the key cookie | `2592000` (30 days) |
+    /// | `MODELGATES_TRUSTED_PROXIES` | proxies whose forwarding headers are believed: CIDRs or addresses, comma-separated | none |
+    /// | `MODELGATES_FAILED_SIGN_INS_PER_CLIENT` | the per-client bound on failed key exchanges: `<count>/<s, min or h>[,burst=<n>]`, or `off` | `10/min,burst=5` |
+    /// | `MODELGATES_FAILED_SIGN_INS_GLOBAL` | the global bound on failed key exchanges, same form | `20/s,burst=50` |
     /// | `MODELGATES_KEY_LIMIT` | spend limit asked for each key, in credits | none: the maximum |
     /// | `MODELGATES_MAX_KEY_LIMIT` | the most a user may ask for at sign-in, and what is asked when nothing is chosen | `1000` |
     /// | `MODELGATES_KEY_LABEL` | the label asked for each key | the app title |
@@ -111,6 +114,27 @@ impl ModelGatesConfig {
             config.max_key_limit = parse_limit("MODELGATES_MAX_KEY_LIMIT", &limit)?;
         }
         config.key_label = get("MODELGATES_KEY_LABEL");
+        for (name, per_client) in [
+            ("MODELGATES_FAILED_SIGN_INS_PER_CLIENT", true),
+            ("MODELGATES_FAILED_SIGN_INS_GLOBAL", false),
+        ] {
+            let Some(text) = get(name) else { continue };
+            let limit = parse_rate(name, &text)?;
+            let limits = std::mem::take(&mut config.exchange_limits);
+            config.exchange_limits = match (per_client, limit) {
+                (true, Some(limit)) => limits.with_per_client(limit),
+                (true, None) => limits.without_per_client(),
+                (false, Some(limit)) => limits.with_global(limit),
+                (false, None) => limits.without_global(),
+            };
+        }
+        if let Some(proxies) = get("MODELGATES_TRUSTED_PROXIES") {
+            config.trusted_proxies =
+                TrustedProxies::parse(&proxies).map_err(|error| ConfigError::InvalidVar {
+                    name: "MODELGATES_TRUSTED_PROXIES",
+                    reason: error.to_string(),
+                })?;
+        }
         Ok(config)
     }
 }
@@ -148,6 +172,45 @@ fn parse_limit(name: &'static str, value: &str) -> Result<SpendLimit, ConfigErro
     })
 }
 
+/// `<count>/<s, min or h>[,burst=<n>]` (`10/min,burst=5`), or `off` (`None`).
+fn parse_rate(name: &'static str, value: &str) -> Result<Option<RateLimit>, ConfigError> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let invalid = || ConfigError::InvalidVar {
+        name,
+        reason: format!(
+            "`{value}` is not a rate such as `10/min,burst=5` (count per s, min or h, an \
+             optional burst; both above zero), nor `off`"
+        ),
+    };
+    let (rate, burst) = match value.split_once(',') {
+        Some((rate, burst)) => (rate, Some(burst.trim())),
+        None => (value, None),
+    };
+    let (count, unit) = rate.split_once('/').ok_or_else(invalid)?;
+    let count: u32 = count.trim().parse().map_err(|_| invalid())?;
+    let limit = match unit.trim() {
+        "s" => RateLimit::per_second(count),
+        "min" => RateLimit::per_minute(count),
+        "h" => RateLimit::per_hour(count),
+        _ => return Err(invalid()),
+    };
+    let limit = match burst {
+        Some(burst) => {
+            let burst = burst.strip_prefix("burst=").ok_or_else(invalid)?;
+            limit.with_burst(burst.trim().parse().map_err(|_| invalid())?)
+        }
+        None => limit,
+    };
+    if limit.is_valid() {
+        Ok(Some(limit))
+    } else {
+        Err(invalid())
+    }
+}
+
 fn parse_secs(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
     value
         .trim()
@@ -173,6 +236,36 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn the_proxies_and_the_sign_in_bounds_are_read() {
+        let config = ModelGatesConfig::from_lookup(lookup(&[
+            ("MODELGATES_PUBLIC_URL", "http://localhost:3000"),
+            ("MODELGATES_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            ("MODELGATES_FAILED_SIGN_INS_PER_CLIENT", "3/min,burst=2"),
+            ("MODELGATES_FAILED_SIGN_INS_GLOBAL", "off"),
+        ]))
+        .unwrap();
+        assert!(config.trusted_proxies.trusts("10.2.3.4".parse().unwrap()));
+        assert_eq!(
+            config.exchange_limits.per_client,
+            Some(RateLimit::per_minute(3).with_burst(2))
+        );
+        assert_eq!(config.exchange_limits.global, None);
+        for (name, value) in [
+            ("MODELGATES_TRUSTED_PROXIES", "proxy.internal"),
+            ("MODELGATES_FAILED_SIGN_INS_PER_CLIENT", "10/day"),
+            ("MODELGATES_FAILED_SIGN_INS_GLOBAL", "0/s"),
+            ("MODELGATES_FAILED_SIGN_INS_GLOBAL", "5/s,burst=x"),
+        ] {
+            let error = ModelGatesConfig::from_lookup(lookup(&[
+                ("MODELGATES_PUBLIC_URL", "http://localhost:3000"),
+                (name, value),
+            ]))
+            .unwrap_err();
+            assert!(error.to_string().contains(name), "{error}");
+        }
     }
 
     #[test]

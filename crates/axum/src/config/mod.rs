@@ -73,6 +73,7 @@ pub use checked::{CookieDomain, CookieName, PublicUrl, RoutePath};
 pub use cookies::SameSite;
 pub use spend::DEFAULT_MAX_KEY_LIMIT;
 
+pub use crate::forwarded::{InvalidTrustedProxy, TrustedProxies};
 pub use crate::store::DEFAULT_KEY_MAX_AGE;
 pub use error::ConfigError;
 pub use secret::{CookieSecret, MIN_SECRET_LEN};
@@ -117,6 +118,7 @@ pub struct ModelGatesConfig {
     pub(crate) weak_pkce_allowed: bool,
     pub(crate) max_concurrent_exchanges: usize,
     pub(crate) exchange_limits: ExchangeLimits,
+    pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) max_spent_flows: usize,
     pub(crate) max_streams_per_session: usize,
     pub(crate) app_url: Option<String>,
@@ -167,6 +169,7 @@ impl ModelGatesConfig {
             weak_pkce_allowed: false,
             max_concurrent_exchanges: DEFAULT_MAX_CONCURRENT_EXCHANGES,
             exchange_limits: ExchangeLimits::default(),
+            trusted_proxies: TrustedProxies::none(),
             max_spent_flows: DEFAULT_MAX_SPENT_FLOWS,
             max_streams_per_session: DEFAULT_MAX_STREAMS_PER_SESSION,
             app_url: None,
@@ -256,24 +259,33 @@ impl ModelGatesConfig {
         self
     }
 
-    /// The rate bounds on key exchanges, in all and per client (default: 20 per second, bursts
-    /// of 50; 10 per minute per client IP, bursts of 5). Beyond them a callback is answered
-    /// 429 with `Retry-After` and nothing is sent; the rules are in [`ExchangeLimits`]'
-    /// module. Behind a proxy, tell the layer how to find the client:
-    ///
-    /// ```
-    /// use axum::http::HeaderName;
-    /// use modelgates_axum::config::{ClientKey, ExchangeLimits};
-    /// use modelgates_axum::{CookieSecret, ModelGatesConfig};
-    ///
-    /// let config = ModelGatesConfig::new("https://app.example", CookieSecret::generate())
-    ///     .with_exchange_limits(ExchangeLimits::default().with_client_key(
-    ///         ClientKey::last_header_value(HeaderName::from_static("x-forwarded-for")),
-    ///     ));
-    /// # let _ = config;
-    /// ```
+    /// The bounds on failed key exchanges, in all and per client (default: 20 per second,
+    /// bursts of 50; 10 per minute per client, bursts of 5). A successful sign-in never counts;
+    /// a client over its bound is answered 429 with `Retry-After` and nothing is sent. The rules
+    /// are in [`ExchangeLimits`]' module. Behind a proxy, say which
+    /// ([`Self::with_trusted_proxies`]), so that the client is told by its own address.
     pub fn with_exchange_limits(mut self, limits: ExchangeLimits) -> Self {
         self.exchange_limits = limits;
+        self
+    }
+
+    /// The proxies whose forwarding headers (`Forwarded`, `X-Forwarded-For`, `-Proto`,
+    /// `-Host`) the layer believes, for the client's address (the per-client bound, logs) and
+    /// host (default: none; env `MODELGATES_TRUSTED_PROXIES`). Behind a reverse proxy, load
+    /// balancer or CDN, name it: otherwise every sign-in counts as the proxy's, and the layer
+    /// says so once in a warning. The rules are in [`TrustedProxies`]' docs.
+    ///
+    /// ```
+    /// use modelgates_axum::config::TrustedProxies;
+    /// use modelgates_axum::{CookieSecret, ModelGatesConfig};
+    ///
+    /// // nginx on the same machine.
+    /// let config = ModelGatesConfig::new("https://app.example", CookieSecret::generate())
+    ///     .with_trusted_proxies(TrustedProxies::parse("127.0.0.1, ::1").unwrap());
+    /// # let _ = config;
+    /// ```
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
         self
     }
 

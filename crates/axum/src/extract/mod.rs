@@ -454,5 +454,10 @@ mod session;
 
 use crate::stream_slots::{NoSlot, StreamSlots};
 pub use crate::stream_slots::{OpenStreams, StreamSlot};
+/// The connection's peer address, which the layer reads to tell clients apart (with
+/// [`TrustedProxies`](crate::config::TrustedProxies) behind proxies). axum inserts it when the
+/// app is served with `into_make_service_with_connect_info::<SocketAddr>()`; a server that is
+/// not axum's inserts `ConnectInfo(peer)` into each request's extensions itself.
+pub use axum::extract::ConnectInfo;
 pub use rejection::{ModelGatesKeyRejection, RejectionKind};
 pub use session::{Session, SignOut};

@@ -13,6 +13,8 @@ use tracing::Instrument as _;
 
 use super::state::LocalSpend;
 use super::{AuthError, Flow, HookFailure, SignIn, Step, record_outcome, sanitize};
+use crate::forwarded::Client;
+use crate::limits::NotYet;
 use crate::observe::{self, Outcome};
 use crate::response::{no_store, see_other, set_cookie};
 use crate::store::{FlowSpend, KeyStore, SessionToken, StoredKey};
@@ -22,6 +24,7 @@ pub(super) async fn callback<K: KeyStore>(flow: &Flow, store: &K, step: Step) ->
         parts,
         context,
         wants_page,
+        client,
     } = step;
     let id = flow
         .paths
@@ -30,7 +33,9 @@ pub(super) async fn callback<K: KeyStore>(flow: &Flow, store: &K, step: Step) ->
         .to_owned();
     // Read now: the hook takes the request. A completed sign-in ends every pending one.
     let all_flows = flow.flow_cookie.clear_all(&parts.headers);
-    let mut response = match complete_sign_in(flow, store, parts, &id, &context.mount).await {
+    let mut response = match complete_sign_in(flow, store, parts, &client, &id, &context.mount)
+        .await
+    {
         Ok(Completed::SignedIn(signed_in)) => {
             tracing::info!("sign-in completed");
             record_outcome(Outcome::Success, None);
@@ -92,6 +97,7 @@ struct SignedIn {
 fn flow_of<K: KeyStore>(
     flow: &Flow,
     parts: &Parts,
+    client: &Client,
     id: &str,
 ) -> Result<Option<FlowState>, AuthError> {
     if let Some(state) = flow.flow_cookie.open(&parts.headers, id)? {
@@ -107,16 +113,21 @@ fn flow_of<K: KeyStore>(
     if flow.flow_cookie.any_pending(&parts.headers) {
         return Err(AuthError::FlowMismatch);
     }
-    Err(match flow.public_host.foreign(parts) {
-        Some(host) => {
-            tracing::warn!(%host, public_origin = %flow.public_origin, "a callback without its flow cookie came to another host than the public URL's");
-            AuthError::FlowMissingOnOtherHost {
-                host,
-                public_origin: flow.public_origin.to_string(),
+    Err(
+        match flow
+            .public_host
+            .foreign(parts, client.forwarded_host.as_deref())
+        {
+            Some(host) => {
+                tracing::warn!(%host, public_origin = %flow.public_origin, "a callback without its flow cookie came to another host than the public URL's");
+                AuthError::FlowMissingOnOtherHost {
+                    host,
+                    public_origin: flow.public_origin.to_string(),
+                }
             }
-        }
-        None => AuthError::FlowMissing,
-    })
+            None => AuthError::FlowMissing,
+        },
+    )
 }
 
 /// The callback's work.
@@ -124,25 +135,39 @@ async fn complete_sign_in<K: KeyStore>(
     flow: &Flow,
     store: &K,
     parts: Parts,
+    client: &Client,
     id: &str,
     mount: &str,
 ) -> Result<Completed, AuthError> {
-    let Some(state) = flow_of::<K>(flow, &parts, id)? else {
+    let Some(state) = flow_of::<K>(flow, &parts, client, id)? else {
         return Ok(Completed::AlreadySignedIn);
     };
     state.check(Some(id).filter(|id| !id.is_empty()), flow.flow_max_age)?;
-    let code = callback_code(&parts)?;
+    let bound_key = flow.client_key.of(&parts, client);
+    let bound_key = bound_key.as_deref();
+    let code = callback_code(&parts).inspect_err(|error| {
+        if error.outcome() == Outcome::CodeMalformed {
+            flow.exchange_gate.failed(bound_key);
+        }
+    })?;
     // Everything that may refuse without sending the code comes before the flow is spent, so
     // that a refused callback can be retried as it is.
     flow.exchange_gate
-        .admit(&parts)
-        .map_err(|retry_after| AuthError::TooManySignIns { retry_after })?;
+        .admit(bound_key)
+        .map_err(|NotYet(retry_after)| AuthError::TooManySignIns { retry_after })?;
     let _slot = flow
         .exchange_slots
         .try_acquire()
         .map_err(|_| AuthError::Busy)?;
     spend(flow, store, state.id.as_str()).await?;
-    let issued = exchange(flow, &code, state.pkce.as_ref()).await?;
+    let issued = exchange(flow, &code, state.pkce.as_ref())
+        .await
+        .inspect_err(|error| {
+            if error.outcome() == Outcome::CodeRejected {
+                // Only a code ModelGates refused counts against the bounds: abuse, not people.
+                flow.exchange_gate.failed(bound_key);
+            }
+        })?;
     tracing::info!(user_id = issued.user_id.as_deref(), "key issued");
     // The session this browser held before: read now, since the hook takes the request.
     let previous = flow

@@ -2,12 +2,13 @@
 //!
 //! The rules: cookies belong to a host, so a sign-in started on `127.0.0.1:3000` while the
 //! public URL is `http://localhost:3000` can never find its flow cookie at the callback. The
-//! browser's host is `X-Forwarded-Host` when a proxy set it, else `Host` (else the URI's
-//! authority). The layer acts on a mismatch only when it is sure the host is the browser's:
-//! the public URL is a loopback one (development: no proxy names the app), or a proxy said so
-//! with `X-Forwarded-Host`. Behind a proxy that rewrites `Host` and says nothing, every request
+//! browser's host is the one a trusted proxy reported (`Forwarded: host=` or
+//! `X-Forwarded-Host`, by [`TrustedProxies`](crate::config::TrustedProxies)' rules), else
+//! `Host` (else the URI's authority). The layer acts on a mismatch only when it is sure the host
+//! is the browser's: the public URL is a loopback one (development: no proxy names the app), or
+//! a trusted proxy said so. Behind a proxy that rewrites `Host` and says nothing, every request
 //! would look foreign, and redirecting would loop. Comparison ignores ASCII case and a
-//! scheme's default port. A forged `X-Forwarded-Host` only sends its sender to the public URL.
+//! scheme's default port. A forwarded host from a peer that is not a trusted proxy is ignored.
 //!
 //! The login route's redirect to the public URL sets [`REDIRECTED_COOKIE`] (one minute, on the
 //! host the browser used) and is not repeated while the browser sends it back: a development
@@ -71,15 +72,9 @@ impl PublicHost {
         self.redirected.set("1".to_owned(), REDIRECTED_FOR)
     }
 
-    /// The browser's host when it is surely not the public URL's (see the module's rules).
-    pub(crate) fn foreign(&self, parts: &Parts) -> Option<String> {
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-host")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(',').next())
-            .map(str::trim)
-            .filter(|value| !value.is_empty());
+    /// The browser's host when it is surely not the public URL's (see the module's rules);
+    /// `forwarded` is the host a trusted proxy reported.
+    pub(crate) fn foreign(&self, parts: &Parts, forwarded: Option<&str>) -> Option<String> {
         if forwarded.is_none() && !self.loopback {
             return None;
         }
@@ -114,19 +109,26 @@ mod tests {
         let public = PublicHost::new(&Url::parse("http://localhost:3001").unwrap());
         assert_eq!(
             public
-                .foreign(&parts(&[("host", "127.0.0.1:3001")]))
+                .foreign(&parts(&[("host", "127.0.0.1:3001")]), None)
                 .as_deref(),
             Some("127.0.0.1:3001")
         );
         assert_eq!(
             public
-                .foreign(&parts(&[("host", "localhost:3002")]))
+                .foreign(&parts(&[("host", "localhost:3002")]), None)
                 .as_deref(),
             Some("localhost:3002"),
             "another port is another origin"
         );
-        assert_eq!(public.foreign(&parts(&[("host", "LOCALHOST:3001")])), None);
-        assert_eq!(public.foreign(&parts(&[])), None, "no host: nothing to say");
+        assert_eq!(
+            public.foreign(&parts(&[("host", "LOCALHOST:3001")]), None),
+            None
+        );
+        assert_eq!(
+            public.foreign(&parts(&[]), None),
+            None,
+            "no host: nothing to say"
+        );
     }
 
     #[test]
@@ -148,24 +150,24 @@ mod tests {
     }
 
     #[test]
-    fn behind_a_proxy_only_a_forwarded_host_is_believed() {
+    fn behind_a_proxy_only_a_trusted_proxys_host_is_believed() {
         let public = PublicHost::new(&Url::parse("https://app.example").unwrap());
         assert_eq!(
-            public.foreign(&parts(&[("host", "127.0.0.1:3000")])),
+            public.foreign(&parts(&[("host", "127.0.0.1:3000")]), None),
             None,
             "a proxy that rewrites Host must not loop"
         );
         assert_eq!(
             public
-                .foreign(&parts(&[
-                    ("host", "127.0.0.1:3000"),
-                    ("x-forwarded-host", "www.app.example")
-                ]))
+                .foreign(
+                    &parts(&[("host", "127.0.0.1:3000")]),
+                    Some("www.app.example")
+                )
                 .as_deref(),
             Some("www.app.example")
         );
         assert_eq!(
-            public.foreign(&parts(&[("x-forwarded-host", "app.example:443")])),
+            public.foreign(&parts(&[]), Some("app.example:443")),
             None,
             "the default port is the same origin"
         );

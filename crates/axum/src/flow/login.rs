@@ -17,7 +17,7 @@ pub(super) async fn login(flow: &Flow, step: &Step) -> Response<Body> {
     let (parts, mount) = (&step.parts, step.mount());
     if let Some(host) = flow
         .public_host
-        .foreign(parts)
+        .foreign(parts, step.client.forwarded_host.as_deref())
         .filter(|_| !flow.public_host.was_redirected(parts))
     {
         // The flow cookie would belong to `host`, and the callback comes back to the public

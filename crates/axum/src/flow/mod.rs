@@ -10,6 +10,7 @@
 //! each failure included) and the spent-flow registry.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum_core::body::Body;
@@ -21,7 +22,8 @@ use tracing::Instrument as _;
 
 use crate::context::RequestContext;
 use crate::cookies::KeyCookie;
-use crate::limits::ExchangeGate;
+use crate::forwarded::{Client, TrustedProxies};
+use crate::limits::{ClientKey, ExchangeGate};
 use crate::observe::Outcome;
 use crate::response::{no_store, prefers_html};
 use crate::same_origin::is_cross_site;
@@ -135,8 +137,14 @@ pub(crate) struct Flow {
     pub(crate) on_sign_out: Option<OnSignOut>,
     pub(crate) error_page: Option<ErrorPage>,
     pub(crate) spent: SpentFlows,
-    /// The rate bounds on key exchanges.
+    /// The bounds on failed key exchanges.
     pub(crate) exchange_gate: ExchangeGate,
+    /// How the bounds tell clients apart.
+    pub(crate) client_key: ClientKey,
+    /// The proxies whose forwarding headers are believed.
+    pub(crate) trusted_proxies: TrustedProxies,
+    /// The warnings said once per layer.
+    pub(crate) warned: Warned,
     /// One permit per key exchange in flight.
     pub(crate) exchange_slots: tokio::sync::Semaphore,
 }
@@ -195,6 +203,45 @@ pub(crate) struct Step {
     pub(crate) parts: Parts,
     pub(crate) context: RequestContext,
     pub(crate) wants_page: bool,
+    /// The client by the trusted-proxy rule.
+    pub(crate) client: Client,
+}
+
+/// The warnings a layer says once: about a deployment, not a request.
+#[derive(Debug, Default)]
+pub(crate) struct Warned {
+    untrusted_headers: AtomicBool,
+    no_peer: AtomicBool,
+}
+
+impl Flow {
+    /// The client of `parts`, by the trusted-proxy rule; says once (and counts) when the layer
+    /// cannot tell clients apart.
+    fn client_of(&self, parts: &Parts) -> Client {
+        let client = Client::of(parts, &self.trusted_proxies);
+        if client.ignored_headers && !self.trusted_proxies.any() {
+            crate::observe::untrusted_forwarding_headers();
+            if !self.warned.untrusted_headers.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "sign-in requests carry Forwarded or X-Forwarded-* headers, but no proxy is \
+                     trusted: they are ignored, and every client behind the proxy counts as the \
+                     proxy's address; name the proxy with MODELGATES_TRUSTED_PROXIES \
+                     (ModelGatesConfig::with_trusted_proxies)"
+                );
+            }
+        }
+        if client.no_peer
+            && self.client_key.is_peer_ip()
+            && !self.warned.no_peer.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "the layer cannot tell clients apart: the app is served without ConnectInfo; \
+                 serve it with `into_make_service_with_connect_info::<SocketAddr>()`, or the \
+                 per-client bound on sign-ins is off"
+            );
+        }
+        client
+    }
 }
 
 impl Step {
@@ -213,11 +260,13 @@ pub(crate) async fn handle<K: KeyStore>(
     parts: Parts,
     context: RequestContext,
 ) -> Response<Body> {
-    let span = step_span(route, flow, &parts);
+    let client = flow.client_of(&parts);
+    let span = step_span(route, flow, &parts, &client);
     let step = Step {
         wants_page: prefers_html(&parts.headers),
         parts,
         context,
+        client,
     };
     let response = answer(route, flow, store, step)
         .instrument(span.clone())
@@ -228,13 +277,15 @@ pub(crate) async fn handle<K: KeyStore>(
 
 /// The span of one sign-in step. The callback's path holds the flow id, so only its route is
 /// recorded.
-fn step_span(route: Route, flow: &Flow, parts: &Parts) -> tracing::Span {
+fn step_span(route: Route, flow: &Flow, parts: &Parts, client: &Client) -> tracing::Span {
     use tracing::field::Empty;
     let method = parts.method.as_str();
+    let client = client.address.map(tracing::field::display);
     match route {
         Route::Login => tracing::info_span!(
             "modelgates.login",
             "http.request.method" = method,
+            "client.address" = client,
             "http.route" = &*flow.paths.login,
             "url.path" = parts.uri.path(),
             "http.response.status_code" = Empty,
@@ -244,6 +295,7 @@ fn step_span(route: Route, flow: &Flow, parts: &Parts) -> tracing::Span {
         Route::Callback => tracing::info_span!(
             "modelgates.callback",
             "http.request.method" = method,
+            "client.address" = client,
             "http.route" = format_args!("{}/{{flow_id}}", flow.paths.callback),
             "http.response.status_code" = Empty,
             outcome = Empty,
@@ -252,6 +304,7 @@ fn step_span(route: Route, flow: &Flow, parts: &Parts) -> tracing::Span {
         Route::Logout => tracing::info_span!(
             "modelgates.logout",
             "http.request.method" = method,
+            "client.address" = client,
             "http.route" = flow.paths.logout.as_str(),
             "url.path" = parts.uri.path(),
             "http.response.status_code" = Empty,

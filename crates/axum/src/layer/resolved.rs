@@ -13,7 +13,7 @@ use crate::config::{
     SameSite,
 };
 use crate::cookies::{CookieSpec, KeyCookie};
-use crate::flow::{Flow, FlowCookie, Paths, PublicHost, SpentFlows, is_safe_return_to};
+use crate::flow::{Flow, FlowCookie, Paths, PublicHost, SpentFlows, Warned, is_safe_return_to};
 use crate::limits::ExchangeGate;
 use crate::stream_slots::StreamSlots;
 
@@ -120,6 +120,9 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Resolved, ConfigError>
         challenge_method: config.challenge_method,
         spent: SpentFlows::new(config.flow_max_age, config.max_spent_flows),
         exchange_gate: ExchangeGate::new(&config.exchange_limits),
+        client_key: config.exchange_limits.client_key.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
+        warned: Warned::default(),
         exchange_slots: tokio::sync::Semaphore::new(config.max_concurrent_exchanges),
         key_request: KeyRequest::new(config.key_limit, key_label),
         max_key_limit: config.max_key_limit,

@@ -1,23 +1,29 @@
-//! [`ExchangeLimits`], [`RateLimit`], [`ClientKey`]: how many key exchanges the callback route
-//! may send to ModelGates, in all and per client (re-exported from `config`).
+//! [`ExchangeLimits`], [`RateLimit`], [`ClientKey`]: how many failed key exchanges the callback
+//! route allows, in all and per client (re-exported from `config`). They count abuse, not
+//! people: a successful sign-in never counts.
 //!
 //! The rules:
 //!
-//! * Every callback that passed the flow checks (its cookie, its flow id, its age, its code)
-//!   takes one permit from the global bound and one from its client's, before anything is sent
-//!   to ModelGates. Without a permit it is answered 429 `too_many_sign_ins` with `Retry-After`
-//!   (the seconds until one is free) and its flow is not spent: the user can retry the same
-//!   callback.
-//! * The bounds are GCRA rate limits (the `governor` crate): `n` per period, with a burst.
-//!   Defaults: 20 per second with a burst of 50 in all; 10 per minute with a burst of 5 per
-//!   client. A person signs in a few times a day; a script that starts flows and sends
-//!   callbacks with made-up codes is stopped after five.
-//! * The client is [`ClientKey::peer_ip`] by default: the IP address of the TCP peer, from
-//!   axum's `ConnectInfo<SocketAddr>` (serve with
-//!   `into_make_service_with_connect_info::<SocketAddr>()`). Behind a proxy every request comes
-//!   from the proxy, so name the header it sets ([`ClientKey::last_header_value`]), or give your
-//!   own function ([`ClientKey::custom`]). A request whose client cannot be told takes a permit
-//!   from the global bound only.
+//! * A failure is a code ModelGates refused (its 400 or 403 for the code) or a code too
+//!   malformed to send. Each counts against its client's bound and the global one.
+//! * Every callback that passed the flow checks (its cookie, its flow id, its age) asks before
+//!   anything is sent to ModelGates, spending nothing: a client over its own bound is answered
+//!   429 `too_many_sign_ins` with `Retry-After` (the seconds until it may try again) and its
+//!   flow is not spent, so the user can retry the same callback. While the layer's failures are
+//!   over the global bound, so is a client with failures on record, or one that cannot be told;
+//!   a client without any is let through, so a flood of made-up codes from many addresses does
+//!   not lock people out.
+//! * The bounds are GCRA rate limits over failures: `n` per period, with a burst. Defaults: 20
+//!   per second with a burst of 50 in all; 10 per minute with a burst of 5 per client. Twelve
+//!   people behind one address all sign in; one address sending made-up codes is refused after
+//!   five.
+//! * The client is [`ClientKey::peer_ip`] by default: the client's address by the trusted-proxy
+//!   rule ([`TrustedProxies`](crate::config::TrustedProxies)): the TCP peer from axum's
+//!   `ConnectInfo<SocketAddr>` (serve with
+//!   `into_make_service_with_connect_info::<SocketAddr>()`), or, behind a trusted proxy, the
+//!   address it reports; an IPv6 client by its /64. Or give your own function
+//!   ([`ClientKey::custom`]). Without `ConnectInfo` the client cannot be told (the layer warns
+//!   once): only the global bound applies.
 //! * Concurrency is bounded apart (`with_max_concurrent_exchanges`, 503 `busy`).
 
 use std::fmt;
@@ -26,6 +32,8 @@ use std::time::Duration;
 
 use http::HeaderName;
 use http::request::Parts;
+
+use crate::forwarded::Client;
 
 /// A rate: `count` events per `period`, with bursts of up to `burst`.
 ///
@@ -53,6 +61,12 @@ impl RateLimit {
     #[must_use]
     pub const fn per_minute(count: u32) -> Self {
         Self::new(count, Duration::from_secs(60))
+    }
+
+    /// `count` per hour, bursts of `count`. Zero is refused when the layer is built.
+    #[must_use]
+    pub const fn per_hour(count: u32) -> Self {
+        Self::new(count, Duration::from_secs(3600))
     }
 
     const fn new(count: u32, period: Duration) -> Self {
@@ -108,18 +122,20 @@ enum ClientKeyKind {
 }
 
 impl ClientKey {
-    /// The TCP peer's IP address, from axum's `ConnectInfo<SocketAddr>` (the default). Right
-    /// when browsers connect to the app itself; behind a proxy every request would share the
-    /// proxy's address.
+    /// The client's address by the trusted-proxy rule (the default): the TCP peer from axum's
+    /// `ConnectInfo<SocketAddr>`, or behind a proxy named in
+    /// [`TrustedProxies`](crate::config::TrustedProxies) the address it reports; an IPv6 client
+    /// by its /64.
     #[must_use]
     pub fn peer_ip() -> Self {
         Self(ClientKeyKind::PeerIp)
     }
 
-    /// The last value of `header` (the last element of a comma-separated list), for an app
-    /// behind one proxy that appends the client's address to it: `X-Forwarded-For` for most,
-    /// or a header of the proxy's own that it overwrites. Only the last value is the proxy's;
-    /// the others came from the client, which can write anything there.
+    /// The last value of `header` (the last element of a comma-separated list), whoever sent
+    /// it: for a header of the proxy's own that it always overwrites (`CF-Connecting-IP`, say)
+    /// when nothing but the proxy can reach the app. For `X-Forwarded-For` and `Forwarded`,
+    /// prefer [`TrustedProxies`](crate::config::TrustedProxies), which believes them only
+    /// from the proxy.
     #[must_use]
     pub fn last_header_value(header: HeaderName) -> Self {
         Self(ClientKeyKind::LastHeaderValue(header))
@@ -132,13 +148,16 @@ impl ClientKey {
         Self(ClientKeyKind::Custom(Arc::new(key)))
     }
 
-    /// The client of `parts`, if it can be told.
-    pub(crate) fn of(&self, parts: &Parts) -> Option<String> {
+    /// Whether this is [`Self::peer_ip`], which needs `ConnectInfo`.
+    pub(crate) fn is_peer_ip(&self) -> bool {
+        matches!(self.0, ClientKeyKind::PeerIp)
+    }
+
+    /// The client of `parts`, if it can be told; `client` is its address by the trusted-proxy
+    /// rule.
+    pub(crate) fn of(&self, parts: &Parts, client: &Client) -> Option<String> {
         match &self.0 {
-            ClientKeyKind::PeerIp => parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip().to_string()),
+            ClientKeyKind::PeerIp => client.bound_key(),
             ClientKeyKind::LastHeaderValue(header) => parts
                 .headers
                 .get_all(header)
@@ -166,17 +185,17 @@ impl fmt::Debug for ClientKey {
     }
 }
 
-/// The bounds on key exchanges the callback route sends to ModelGates, by the module's rules.
+/// The bounds on failed key exchanges, by the module's rules.
 /// Set with [`ModelGatesConfig::with_exchange_limits`](crate::ModelGatesConfig::with_exchange_limits).
 ///
 /// ```
 /// use axum::http::HeaderName;
 /// use modelgates_axum::config::{ClientKey, ExchangeLimits, RateLimit};
 ///
-/// // Behind one proxy that appends the client's address to X-Forwarded-For.
+/// // Behind a CDN that always sets its own header with the client's address.
 /// let limits = ExchangeLimits::default()
 ///     .with_global(RateLimit::per_second(50).with_burst(100))
-///     .with_client_key(ClientKey::last_header_value(HeaderName::from_static("x-forwarded-for")));
+///     .with_client_key(ClientKey::last_header_value(HeaderName::from_static("cf-connecting-ip")));
 /// # let _ = limits;
 /// ```
 #[derive(Debug, Clone)]
@@ -187,9 +206,9 @@ pub struct ExchangeLimits {
     pub(crate) client_key: ClientKey,
 }
 
-/// The default global bound: 20 exchanges per second, bursts of 50.
+/// The default global bound: 20 failed exchanges per second, bursts of 50.
 pub const DEFAULT_GLOBAL_EXCHANGE_RATE: RateLimit = RateLimit::per_second(20).with_burst(50);
-/// The default per-client bound: 10 exchanges per minute, bursts of 5.
+/// The default per-client bound: 10 failed exchanges per minute, bursts of 5.
 pub const DEFAULT_CLIENT_EXCHANGE_RATE: RateLimit = RateLimit::per_minute(10).with_burst(5);
 
 impl Default for ExchangeLimits {
@@ -260,17 +279,18 @@ mod tests {
     fn the_last_header_value_is_the_proxys() {
         let key = ClientKey::last_header_value(HeaderName::from_static("x-forwarded-for"));
         let forged = parts(&[("x-forwarded-for", "1.1.1.1, 203.0.113.9")]);
-        assert_eq!(key.of(&forged).as_deref(), Some("203.0.113.9"));
+        let none = Client::default();
+        assert_eq!(key.of(&forged, &none).as_deref(), Some("203.0.113.9"));
         let two_headers = parts(&[
             ("x-forwarded-for", "1.1.1.1"),
             ("x-forwarded-for", "203.0.113.7"),
         ]);
-        assert_eq!(key.of(&two_headers).as_deref(), Some("203.0.113.7"));
-        assert_eq!(key.of(&parts(&[])), None);
+        assert_eq!(key.of(&two_headers, &none).as_deref(), Some("203.0.113.7"));
+        assert_eq!(key.of(&parts(&[]), &none), None);
     }
 
     #[test]
-    fn the_peer_ip_comes_from_connect_info() {
+    fn the_peer_ip_is_the_client_by_the_trusted_proxy_rule() {
         let mut with_peer = parts(&[]);
         with_peer
             .extensions
@@ -278,10 +298,14 @@ mod tests {
                 [192, 0, 2, 4],
                 5000,
             ))));
+        let proxies = crate::config::TrustedProxies::none();
+        let client = Client::of(&with_peer, &proxies);
         assert_eq!(
-            ClientKey::peer_ip().of(&with_peer).as_deref(),
+            ClientKey::peer_ip().of(&with_peer, &client).as_deref(),
             Some("192.0.2.4")
         );
-        assert_eq!(ClientKey::peer_ip().of(&parts(&[])), None);
+        let without = parts(&[]);
+        let unknown = Client::of(&without, &proxies);
+        assert_eq!(ClientKey::peer_ip().of(&without, &unknown), None);
     }
 }

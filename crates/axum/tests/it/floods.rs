@@ -146,24 +146,34 @@ async fn one_client_cannot_make_the_app_flood_modelgates_with_exchanges() {
     assert_eq!(emulator.exchange_count(), 4);
 }
 
+/// The global bound counts failures too: once the layer's are over it, a client with
+/// failures on record waits (JSON and page alike), while a client without any still signs in.
 #[tokio::test]
-async fn the_global_bound_holds_against_many_clients_for_json_and_pages() {
+async fn the_global_bound_holds_clients_with_failures_and_lets_newcomers_in() {
     let emulator = Emulator::start_auto_approve().await.unwrap();
     let app = serve(&emulator, |config| {
-        config.with_exchange_limits(limits().with_global(RateLimit::per_minute(2).with_burst(2)))
+        config.with_exchange_limits(
+            limits()
+                .with_global(RateLimit::per_minute(2).with_burst(2))
+                .with_per_client(RateLimit::per_minute(10).with_burst(5)),
+        )
     })
     .await;
     for name in ["a", "b"] {
-        testing::sign_in(&client_named(name), app.url(), &emulator)
-            .await
-            .unwrap();
+        let client = client_named(name);
+        let callback = bogus_callback(&client, &app, &emulator).await;
+        let (status, _, code) = error_code(json(&client, &callback).send().await.unwrap()).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "code_rejected")
+        );
     }
-    let third = client_named("c");
-    let callback = testing::start_sign_in(&third, app.url(), &emulator)
+    let again = client_named("a");
+    let callback = testing::start_sign_in(&again, app.url(), &emulator)
         .await
         .unwrap();
     let (status, retry_after, code) =
-        error_code(json(&third, &callback).send().await.unwrap()).await;
+        error_code(json(&again, &callback).send().await.unwrap()).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::TOO_MANY_REQUESTS, "too_many_sign_ins")
@@ -171,7 +181,7 @@ async fn the_global_bound_holds_against_many_clients_for_json_and_pages() {
     let wait: u64 = retry_after.unwrap().parse().unwrap();
     assert!(
         (1..=30).contains(&wait),
-        "2 per minute: a permit in at most 30 s, said {wait}"
+        "2 per minute: a try in at most 30 s, said {wait}"
     );
     assert_eq!(
         emulator.exchange_count(),
@@ -179,7 +189,7 @@ async fn the_global_bound_holds_against_many_clients_for_json_and_pages() {
         "nothing was sent for the third"
     );
     // The page a browser gets says the same, with Retry-After.
-    let page = third
+    let page = again
         .get(&callback)
         .header("accept", "text/html")
         .send()
@@ -193,6 +203,33 @@ async fn the_global_bound_holds_against_many_clients_for_json_and_pages() {
             .unwrap()
             .contains("Too many sign-ins from here")
     );
+    // Someone who never failed is not locked out by the others' failures.
+    testing::sign_in(&client_named("c"), app.url(), &emulator)
+        .await
+        .unwrap();
+    assert_eq!(emulator.exchange_count(), 3);
+}
+
+/// Successes never count: a dozen people behind one address (an office NAT, a proxy) all sign
+/// in within a few seconds, with the default bounds.
+#[tokio::test]
+async fn twelve_people_behind_one_address_all_sign_in() {
+    let emulator = Emulator::start_auto_approve().await.unwrap();
+    let app = serve(&emulator, |config| {
+        config.with_exchange_limits(ExchangeLimits::default().with_client_key(
+            ClientKey::last_header_value(HeaderName::from_static(CLIENT_HEADER)),
+        ))
+    })
+    .await;
+    let signed_in = futures_util::future::join_all((0..12).map(|_| {
+        let (url, emulator) = (app.url().to_owned(), &emulator);
+        async move { testing::sign_in(&client_named("203.0.113.1"), &url, emulator).await }
+    }))
+    .await;
+    for outcome in signed_in {
+        outcome.unwrap();
+    }
+    assert_eq!(emulator.exchange_count(), 12);
 }
 
 #[tokio::test]
@@ -367,4 +404,169 @@ async fn a_session_holds_at_most_its_cap_of_streams() {
         .await
         .unwrap();
     assert_eq!(theirs.status(), StatusCode::OK);
+}
+
+/// A client whose requests carry `X-Forwarded-For: address`, as a proxy would add it (or as
+/// a client would forge it).
+fn forwarded_for(address: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", address.parse().unwrap());
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// Sends a made-up code from `address` (in `X-Forwarded-For`) as a script would: `/login` for
+/// a genuine flow cookie, then its callback URL (read from the redirect, ModelGates never
+/// visited) with a code of its own, through one shared client (building a client per address
+/// costs more than the requests). The status and error code.
+async fn made_up_code(address: &str, app: &TestApp) -> (StatusCode, String) {
+    static SCRIPT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    });
+    let client = &*SCRIPT;
+    let login = client
+        .get(format!("{}/login", app.url()))
+        .header("x-forwarded-for", address)
+        .send()
+        .await
+        .unwrap();
+    let flow_cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let auth = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+    let (_, callback) = auth
+        .query_pairs()
+        .find(|(name, _)| name == "callback_url")
+        .unwrap();
+    let response = json(client, &format!("{callback}?code=made-up-code"))
+        .header("x-forwarded-for", address)
+        .header("cookie", flow_cookie)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, code) = error_code(response).await;
+    (status, code)
+}
+
+/// `X-Forwarded-For` names the client only when the peer is a trusted proxy: from anyone else
+/// it is ignored (a script cannot pose as many clients), and counted.
+#[tokio::test]
+async fn a_forwarded_address_is_believed_only_from_a_trusted_proxy() {
+    use modelgates_axum::config::TrustedProxies;
+    let emulator = Emulator::start_auto_approve().await.unwrap();
+    let two_tries =
+        ExchangeLimits::unlimited().with_per_client(RateLimit::per_minute(2).with_burst(2));
+    let untrusted = serve(&emulator, |config| {
+        config.with_exchange_limits(two_tries.clone())
+    })
+    .await;
+    for spoofed in ["203.0.113.1", "203.0.113.2"] {
+        let (status, _) = made_up_code(spoofed, &untrusted).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    let (status, code) = made_up_code("203.0.113.3", &untrusted).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_sign_ins"),
+        "every forged address is the peer's, 127.0.0.1"
+    );
+
+    // Behind a proxy on 127.0.0.1 that is trusted, each forwarded address is its own client.
+    let behind_proxy = serve(&emulator, |config| {
+        config
+            .with_exchange_limits(two_tries)
+            .with_trusted_proxies(TrustedProxies::parse("127.0.0.1").unwrap())
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            made_up_code("203.0.113.9", &behind_proxy).await.0,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(
+        made_up_code("203.0.113.9", &behind_proxy).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The client wrote an address of its own in front: the proxy's (right-most) one counts.
+    assert_eq!(
+        made_up_code("198.51.100.1, 203.0.113.9", &behind_proxy)
+            .await
+            .0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    testing::sign_in(
+        &forwarded_for("198.51.100.2"),
+        behind_proxy.url(),
+        &emulator,
+    )
+    .await
+    .unwrap();
+}
+
+/// A flood of made-up codes from 240 addresses, each within its own bound, fills the global
+/// bound; then 22 people from other addresses all sign in, and the flood's addresses wait.
+#[tokio::test]
+async fn a_flood_from_many_addresses_does_not_lock_people_out() {
+    use modelgates_axum::config::TrustedProxies;
+    let emulator = Emulator::start_auto_approve().await.unwrap();
+    // The default per-client bound; a global one that refills slowly, so that the flood
+    // keeps it full for the whole test.
+    let app = serve(&emulator, |config| {
+        config
+            .with_trusted_proxies(TrustedProxies::parse("127.0.0.1").unwrap())
+            .with_exchange_limits(
+                ExchangeLimits::default().with_global(RateLimit::per_minute(60).with_burst(50)),
+            )
+    })
+    .await;
+    let flood: Vec<String> = (0..240)
+        .map(|i| format!("10.9.{}.{}", i / 200, i % 200 + 1))
+        .collect();
+    for chunk in flood.chunks(40) {
+        let tries = chunk.iter().map(|address| {
+            let app = &app;
+            async move { made_up_code(address, app).await.0 }
+        });
+        for status in futures_util::future::join_all(tries).await {
+            assert!(
+                status == StatusCode::BAD_REQUEST || status == StatusCode::TOO_MANY_REQUESTS,
+                "{status}"
+            );
+        }
+    }
+    let people = (0..22).map(|i| {
+        let (app, emulator) = (&app, &emulator);
+        async move {
+            testing::sign_in(
+                &forwarded_for(&format!("198.51.100.{}", i + 1)),
+                app.url(),
+                emulator,
+            )
+            .await
+        }
+    });
+    let refused = futures_util::future::join_all(people)
+        .await
+        .into_iter()
+        .filter(Result::is_err)
+        .count();
+    assert_eq!(refused, 0, "of 22 people");
+    let (status, code) = made_up_code(&flood[0], &app).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_sign_ins"),
+        "a flooding address waits while the layer's failures are over the bound"
+    );
 }
