@@ -395,10 +395,11 @@ pub async fn serve_until_stdin_closes(base_url: String, args: ServeArgs) {
         Some(encoded) => CookieSecret::from_base64(encoded).expect("a valid secret"),
         None => CookieSecret::generate(),
     };
-    // A load run measures sign-ins as fast as they come: no rate bound on exchanges.
+    // The default bounds: they count failed exchanges only, so a load run's sign-ins (all
+    // from 127.0.0.1) are never held, and a flood of made-up codes meets them as it would.
     let config = ModelGatesConfig::new(&url, secret)
         .with_base_url(base_url)
-        .with_exchange_limits(ExchangeLimits::unlimited());
+        .with_exchange_limits(ExchangeLimits::default());
     let app = build(config, &args)
         .await
         .expect("the key store is reachable");

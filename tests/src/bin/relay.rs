@@ -86,18 +86,15 @@ fn report(name: &str, mut samples: Vec<Duration>) -> Duration {
     p50
 }
 
-async fn measure(requests: usize, streams: usize, server: &ServeArgs) -> Result<(), String> {
-    let emulator = Emulator::start_auto_approve()
-        .await
-        .map_err(|e| e.to_string())?;
-    let server = start_server(emulator.base_url(), server);
+/// A client signed in to the app at `app` (a session of its own, keeping its cookie).
+async fn signed_in(app: &str, emulator: &Emulator) -> Result<reqwest::Client, String> {
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| e.to_string())?;
     let login = http
-        .get(format!("{}/login", server.url))
+        .get(format!("{app}/login"))
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -109,14 +106,29 @@ async fn measure(requests: usize, streams: usize, server: &ServeArgs) -> Result<
         .to_owned();
     let callback = emulator.approve(&auth).map_err(|e| e.to_string())?;
     http.get(format!(
-        "{}{}?{}",
-        server.url,
+        "{app}{}?{}",
         callback.path(),
         callback.query().unwrap_or("")
     ))
     .send()
     .await
     .map_err(|e| e.to_string())?;
+    Ok(http)
+}
+
+/// A relayed streamed chat through the app, sent by `http`.
+fn relayed(http: &reqwest::Client, app: &str) -> reqwest::RequestBuilder {
+    http.post(format!("{app}/chat"))
+        .header("accept", "text/event-stream")
+        .form(&[("message", "time to first token")])
+}
+
+async fn measure(requests: usize, streams: usize, server: &ServeArgs) -> Result<(), String> {
+    let emulator = Emulator::start_auto_approve()
+        .await
+        .map_err(|e| e.to_string())?;
+    let server = start_server(emulator.base_url(), server);
+    let http = signed_in(&server.url, &emulator).await?;
     let key = emulator.issued_keys().pop().ok_or("no key issued")?.key;
 
     let direct = || {
@@ -128,11 +140,6 @@ async fn measure(requests: usize, streams: usize, server: &ServeArgs) -> Result<
                 "messages": [{"role": "user", "content": "time to first token"}]
             }))
     };
-    let relayed = || {
-        http.post(format!("{}/chat", server.url))
-            .header("accept", "text/event-stream")
-            .form(&[("message", "time to first token")])
-    };
 
     let (mut direct_samples, mut relayed_samples) = (Vec::new(), Vec::new());
     // Interleaved, so both paths see the same machine; the first 20 of each warm up.
@@ -141,7 +148,10 @@ async fn measure(requests: usize, streams: usize, server: &ServeArgs) -> Result<
         let response = direct().send().await.map_err(|e| e.to_string())?;
         let (elapsed, _) = first(response, "\"content\"", started).await?;
         let started = Instant::now();
-        let response = relayed().send().await.map_err(|e| e.to_string())?;
+        let response = relayed(&http, &server.url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         let (relay_elapsed, _) = first(response, "\"delta\"", started).await?;
         if round >= 20 {
             direct_samples.push(elapsed);
@@ -156,13 +166,22 @@ async fn measure(requests: usize, streams: usize, server: &ServeArgs) -> Result<
     );
 
     // Memory: hold `streams` relayed streams open (the emulator stalls each after its first
-    // token) and compare the app's resident memory before and after.
+    // token) and compare the app's resident memory before and after. Each stream is another
+    // person's (a session holds at most 8 streams, `with_max_streams_per_session`); they sign
+    // in before the baseline is read.
+    let mut people = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        people.push(signed_in(&server.url, &emulator).await?);
+    }
     emulator.inject(Endpoint::Chat, Fault::StallStream);
     let pid = server.child.id();
     let (before, _) = memory_kib(pid);
     let mut open = Vec::with_capacity(streams);
-    for _ in 0..streams {
-        let response = relayed().send().await.map_err(|e| e.to_string())?;
+    for person in &people {
+        let response = relayed(person, &server.url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         let (_, response) = first(response, "\"delta\"", Instant::now()).await?;
         open.push(response);
     }

@@ -36,7 +36,10 @@ pub(crate) fn cookie_pair(response: &http::Response<Body>, name: &str) -> String
         .get_all(header::SET_COOKIE)
         .iter()
         .map(|v| v.to_str().unwrap())
-        .find(|v| v.starts_with(&format!("{name}=")))
+        // A name ending in `.` is a prefix: the flow cookies are `modelgates_flow.<flow id>`.
+        .find(|v| {
+            v.starts_with(&format!("{name}=")) || (name.ends_with('.') && v.starts_with(name))
+        })
         .and_then(|v| v.split(';').next())
         .unwrap_or_else(|| panic!("no {name} cookie"))
         .to_owned()
@@ -61,7 +64,7 @@ pub(crate) async fn start_sign_in(app: &Router) -> (String, String) {
         .oneshot(get_request("/login", None))
         .await
         .unwrap();
-    let flow = cookie_pair(&login, "modelgates_flow");
+    let flow = cookie_pair(&login, "modelgates_flow.");
     let auth = login.headers()[header::LOCATION]
         .to_str()
         .unwrap()

@@ -19,6 +19,10 @@
 //!    drained, stopped gracefully and started again while users keep making signed-in
 //!    requests; no request may fail and every session must work on the new instances.
 //!
+//! 7. a flood (`--bogus-flood ADDRESSES`, instead of the phases above): made-up codes from that
+//!    many loopback addresses (127.1.x.y) while 20 people sign in from 127.0.0.1; each must be
+//!    signed in within 2 s.
+//!
 //! Zero errors and zero crossed keys are required. Reported: sign-ins/s, signed-in
 //! requests/s, latencies, database calls per signed-in request and each instance's memory.
 //!
@@ -27,6 +31,7 @@
 //! cargo run --release -p modelgates-e2e --bin load -- --store postgres://… --instances 2 --cached
 //! cargo run --release -p modelgates-e2e --bin load -- --store postgres://… --instances 2 --cached \
 //!     --users 2000 --chaos 10 --rolling-restart
+//! cargo run --release -p modelgates-e2e --bin load -- --bogus-flood 1000
 //! ```
 //!
 //! The app servers (example-chat's app behind `ModelGatesAuth`, plus the routes of
@@ -34,6 +39,7 @@
 //! emulator and the simulated browsers run in this process.
 
 mod disruptions;
+mod flood;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -73,6 +79,10 @@ struct Args {
     /// users keep making signed-in requests.
     #[arg(long)]
     rolling_restart: bool,
+    /// Instead of the phases above: made-up codes from this many source addresses
+    /// (127.1.x.y) while 20 people sign in from 127.0.0.1, each within 2 s.
+    #[arg(long, value_name = "ADDRESSES")]
+    bogus_flood: Option<usize>,
     #[command(flatten)]
     server: ServeArgs,
 }
@@ -113,7 +123,10 @@ fn cookie_pair(response: &reqwest::Response, name: &str) -> Result<String, Strin
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
+        // A name ending in `.` is a prefix: the flow cookies are `modelgates_flow.<flow id>`.
+        .find(|v| {
+            v.starts_with(&format!("{name}=")) || (name.ends_with('.') && v.starts_with(name))
+        })
         .and_then(|v| v.split(';').next())
         .map(str::to_owned)
         .ok_or_else(|| format!("no {name} cookie (status {})", response.status()))
@@ -136,7 +149,7 @@ async fn sign_in(http: &reqwest::Client, app: &str, instance: usize) -> Result<U
         .await
         .map_err(|e| e.to_string())?;
     let login_time = started.elapsed();
-    let flow = cookie_pair(&login, "modelgates_flow")?;
+    let flow = cookie_pair(&login, "modelgates_flow.")?;
     let approved = http
         .get(location(&login)?)
         .send()
@@ -433,6 +446,13 @@ async fn drive(args: &Args) -> ExitCode {
         sign_in(&http, app, instance)
             .await
             .expect("a first sign-in works");
+    }
+    if let Some(addresses) = args.bogus_flood {
+        return if flood::run(&http, &apps[0], &emulator, addresses, 20).await {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     let rss_before: Vec<u64> = servers.iter().map(|s| memory_kib(s.child.id()).0).collect();
 
