@@ -31,12 +31,12 @@ fn hello() -> CreateChatCompletionRequest {
         .unwrap()
 }
 
-async fn chat(key: ModelGatesKey) -> Result<String, ApiError> {
+pub(crate) async fn chat(key: ModelGatesKey) -> Result<String, ApiError> {
     let reply = key.openai().chat().create(hello()).await?;
     Ok(reply.choices[0].message.content.clone().unwrap_or_default())
 }
 
-async fn stream(key: ModelGatesKey) -> Result<impl IntoResponse, ApiError> {
+pub(crate) async fn stream(key: ModelGatesKey) -> Result<impl IntoResponse, ApiError> {
     key.stream_chat(hello()).await
 }
 
@@ -64,7 +64,7 @@ async fn signed_in(emu: &Emulator) -> (Browser, String, String) {
     (browser, issued.key, issued.user_id)
 }
 
-async fn post_as(browser: &mut Browser, path: &str, accept: &str) -> Page {
+pub(crate) async fn post_as(browser: &mut Browser, path: &str, accept: &str) -> Page {
     browser
         .send(
             Request::post(path).header(header::ACCEPT, accept),

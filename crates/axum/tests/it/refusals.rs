@@ -8,33 +8,13 @@ use crate::support;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::response::IntoResponse;
 use axum::routing::post;
-use http::{Request, StatusCode, header};
-use modelgates_axum::oauth_core::async_openai::types::chat::{
-    ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
-};
-use modelgates_axum::{ApiError, ModelGatesAuth, ModelGatesKey};
+use http::{StatusCode, header};
+use modelgates_axum::ModelGatesAuth;
 use modelgates_emulator::{Emulator, Endpoint, Fault};
-use support::{Browser, Page, config, emulator};
+use support::{Browser, config, emulator};
 
-fn hello() -> CreateChatCompletionRequest {
-    CreateChatCompletionRequestArgs::default()
-        .model("openai/gpt-5.2")
-        .messages([ChatCompletionRequestUserMessage::from("hello").into()])
-        .build()
-        .unwrap()
-}
-
-async fn chat(key: ModelGatesKey) -> Result<String, ApiError> {
-    let reply = key.openai().chat().create(hello()).await?;
-    Ok(reply.choices[0].message.content.clone().unwrap_or_default())
-}
-
-async fn stream(key: ModelGatesKey) -> Result<impl IntoResponse, ApiError> {
-    key.stream_chat(hello()).await
-}
+use crate::money::{chat, post_as, stream};
 
 async fn signed_in(emu: &Emulator) -> Browser {
     let app = Router::new()
@@ -44,15 +24,6 @@ async fn signed_in(emu: &Emulator) -> Browser {
     let mut browser = Browser::new(app);
     browser.sign_in("/login").await;
     browser
-}
-
-async fn post_as(browser: &mut Browser, path: &str, accept: &str) -> Page {
-    browser
-        .send(
-            Request::post(path).header(header::ACCEPT, accept),
-            Body::empty(),
-        )
-        .await
 }
 
 struct Case {
