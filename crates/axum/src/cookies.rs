@@ -53,6 +53,17 @@ pub(crate) fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &
         })
 }
 
+/// The values of the cookies named `name` in `headers`, at most [`MAX_CANDIDATES`] of them.
+pub(crate) fn values_named<'h>(
+    headers: &'h HeaderMap,
+    name: &'h str,
+) -> impl Iterator<Item = &'h str> {
+    cookie_pairs(headers)
+        .filter(move |(pair_name, _)| *pair_name == name)
+        .map(|(_, value)| value)
+        .take(MAX_CANDIDATES)
+}
+
 /// A successfully opened value, and whether it was made with an older secret.
 #[derive(Debug)]
 pub(crate) struct Opened<T> {
@@ -96,11 +107,7 @@ impl CookieSpec {
     /// subdomain); the first that authenticates wins, the rest are ignored. Pairs are split
     /// as bytes, so another cookie's non-ASCII bytes cannot hide ours.
     pub(crate) fn values<'h>(&'h self, headers: &'h HeaderMap) -> impl Iterator<Item = &'h str> {
-        let name = self.name.as_str();
-        cookie_pairs(headers)
-            .filter(move |(pair_name, _)| *pair_name == name)
-            .map(|(_, value)| value)
-            .take(MAX_CANDIDATES)
+        values_named(headers, &self.name)
     }
 
     /// This spec under another name (a flow's own cookie).

@@ -248,7 +248,7 @@ fn forwarded_host(headers: &HeaderMap) -> Option<String> {
     if headers.contains_key("forwarded") {
         return forwarded_elements(headers)
             .filter_map(|element| pair(element, "host"))
-            .next_back();
+            .last();
     }
     headers
         .get_all("x-forwarded-host")
@@ -263,14 +263,12 @@ fn forwarded_host(headers: &HeaderMap) -> Option<String> {
 
 /// The elements of every `Forwarded` header, in order (RFC 7239: comma-separated elements of
 /// semicolon-separated pairs).
-fn forwarded_elements(headers: &HeaderMap) -> impl DoubleEndedIterator<Item = &str> {
+fn forwarded_elements(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all("forwarded")
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .collect::<Vec<_>>()
-        .into_iter()
 }
 
 /// The value of `name=` in a `Forwarded` element, unquoted.

@@ -31,8 +31,6 @@ pub(super) async fn callback<K: KeyStore>(flow: &Flow, store: &K, step: Step) ->
         .flow_id_in(parts.uri.path())
         .unwrap_or_default()
         .to_owned();
-    // Read now: the hook takes the request. A completed sign-in ends every pending one.
-    let all_flows = flow.flow_cookie.clear_all(&parts.headers);
     let mut response = match complete_sign_in(flow, store, parts, &client, &id, &context.mount)
         .await
     {
@@ -42,7 +40,7 @@ pub(super) async fn callback<K: KeyStore>(flow: &Flow, store: &K, step: Step) ->
             observe::sign_in(Outcome::Success);
             let mut response = see_other(&signed_in.return_to);
             set_cookie(&mut response, signed_in.key_cookie);
-            for removal in all_flows {
+            for removal in signed_in.ended_flows {
                 set_cookie(&mut response, removal);
             }
             response
@@ -84,10 +82,12 @@ enum Completed {
     AlreadySignedIn,
 }
 
-/// A completed sign-in: where to go, and the key cookie to set.
+/// A completed sign-in: where to go, the key cookie to set, and the deletions of the
+/// browser's flow cookies (this sign-in's and every other pending one's).
 struct SignedIn {
     return_to: String,
     key_cookie: HeaderValue,
+    ended_flows: Vec<HeaderValue>,
 }
 
 /// The flow of the callback for flow `id`, or why there is none. Without its cookie: a
@@ -169,7 +169,9 @@ async fn complete_sign_in<K: KeyStore>(
             }
         })?;
     tracing::info!(user_id = issued.user_id.as_deref(), "key issued");
-    // The session this browser held before: read now, since the hook takes the request.
+    // Read now, since the hook takes the request: the session this browser held before, and
+    // its flow cookies, which a completed sign-in ends.
+    let ended_flows = flow.flow_cookie.clear_all(&parts.headers);
     let previous = flow
         .key_cookie
         .open(&parts.headers, K::TOKEN_PROTECTION)
@@ -209,6 +211,7 @@ async fn complete_sign_in<K: KeyStore>(
     Ok(Completed::SignedIn(SignedIn {
         return_to,
         key_cookie,
+        ended_flows,
     }))
 }
 

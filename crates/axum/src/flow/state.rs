@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue};
 use modelgates_oauth_core::flow::{FlowError, FlowSealer, FlowState};
 
-use crate::cookies::{CookieSpec, MAX_CANDIDATES, cookie_pairs};
+use crate::cookies::{CookieSpec, cookie_pairs, values_named};
 
 /// The most sign-ins a browser may have pending at once (one per tab, say); a new one drops
 /// the oldest.
@@ -75,11 +75,7 @@ impl FlowCookie {
             return Ok(None);
         }
         let name = self.name_of(id);
-        let mut values = cookie_pairs(headers)
-            .filter(|(pair_name, _)| *pair_name == name)
-            .map(|(_, value)| value)
-            .take(MAX_CANDIDATES)
-            .peekable();
+        let mut values = values_named(headers, &name).peekable();
         if values.peek().is_none() {
             return Ok(None);
         }

@@ -58,8 +58,13 @@ fn limits() -> ExchangeLimits {
 
 /// A client whose requests say they come from `name`.
 fn client_named(name: &str) -> reqwest::Client {
+    client_sending(CLIENT_HEADER, name)
+}
+
+/// A cookie-keeping client that sends `header: value` with every request.
+fn client_sending(header: &'static str, value: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(CLIENT_HEADER, name.parse().unwrap());
+    headers.insert(header, value.parse().unwrap());
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -409,14 +414,7 @@ async fn a_session_holds_at_most_its_cap_of_streams() {
 /// A client whose requests carry `X-Forwarded-For: address`, as a proxy would add it (or as
 /// a client would forge it).
 fn forwarded_for(address: &str) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("x-forwarded-for", address.parse().unwrap());
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .default_headers(headers)
-        .build()
-        .unwrap()
+    client_sending("x-forwarded-for", address)
 }
 
 /// Sends a made-up code from `address` (in `X-Forwarded-For`) as a script would: `/login` for
