@@ -11,9 +11,14 @@
 //! * after a `tool` message, it answers `"[model] The tool said: <its content>"`;
 //! * otherwise `"[model] You said: <last user message>"`, or the builder's reply function.
 //!
-//! Completions carry every field OpenAI clients require (`id`, `object`, `created`, `model`,
-//! `choices[].message.{role, content, refusal}`, `finish_reason`, `logprobs`, `usage`), null
-//! where there is nothing to say. `stream: true` answers server-sent events: a keep-alive
+//! Every answer follows ModelGates' published schema (OpenRouter's OpenAPI document, the
+//! revision the emulator's README names), which the official SDKs validate: completions carry
+//! `id`, `object`, `created`, `model`, `system_fingerprint` (`null`),
+//! `choices[].message.{role, content, refusal}` (`tool_calls` only when the model calls one),
+//! `finish_reason`, `logprobs` and `usage` (tokens, `cost` in credits, `is_byok`). A field
+//! the schema has as optional is left out rather than sent as `null`: chunks carry `usage`
+//! only in the last one, and no `system_fingerprint`. A stream that fails midway ends with a
+//! chunk whose `error` has the integer `code`, the `message` and `metadata.error_type`. `stream: true` answers server-sent events: a keep-alive
 //! comment first (`: MODELGATES PROCESSING`, as gateways send while a model thinks), a role
 //! chunk, one chunk per word, a last chunk with the finish reason and usage, then
 //! `data: [DONE]`. A streamed tool call is split the way OpenAI and the gateways send it: a
@@ -195,9 +200,9 @@ async fn complete(
         )
     };
     let usage = usage(&input, &answer);
-    #[allow(clippy::cast_precision_loss)] // token counts are small
-    let cost = usage["total_tokens"].as_u64().unwrap_or(0) as f64 * crate::PRICE_PER_TOKEN;
-    shared.accounts.charge(key, cost);
+    shared
+        .accounts
+        .charge(key, usage["cost"].as_f64().unwrap_or(0.0));
     if input.stream {
         stream_answer(shared, &input.model, &answer, &usage, pace)
     } else {
@@ -220,10 +225,15 @@ fn usage(input: &ChatInput, answer: &Answer) -> Value {
         .map(|m| m.content.split_whitespace().count())
         .sum();
     let completion_tokens = answer.tokens();
+    let total_tokens = prompt_tokens + completion_tokens;
+    #[allow(clippy::cast_precision_loss)] // token counts are small
+    let cost = total_tokens as f64 * crate::PRICE_PER_TOKEN;
     json!({
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens
+        "total_tokens": total_tokens,
+        "cost": cost,
+        "is_byok": false
     })
 }
 
@@ -259,7 +269,7 @@ fn tool_calls(name: &str, arguments: &str) -> Value {
 fn completion(model: &str, answer: &Answer, usage: &Value) -> Value {
     let message = match answer {
         Answer::Text(text) => {
-            json!({"role": "assistant", "content": text, "refusal": null, "tool_calls": null})
+            json!({"role": "assistant", "content": text, "refusal": null})
         }
         Answer::ToolCall { name, arguments } => json!({
             "role": "assistant",
@@ -284,16 +294,19 @@ fn completion(model: &str, answer: &Answer, usage: &Value) -> Value {
     })
 }
 
+/// One chunk of a stream. `usage` is left out, not `null`, when there is none: the published
+/// schema has it as an object or absent, and strict clients refuse `null`.
 fn chunk(model: &str, delta: &Value, finish: Option<&str>, usage: Option<&Value>) -> Bytes {
-    let event = json!({
+    let mut event = json!({
         "id": "chatcmpl-emulator",
         "object": "chat.completion.chunk",
         "created": 0,
         "model": model,
-        "system_fingerprint": null,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}],
-        "usage": usage
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}]
     });
+    if let Some(usage) = usage {
+        event["usage"] = usage.clone();
+    }
     Bytes::from(format!("data: {event}\n\n"))
 }
 
@@ -320,16 +333,26 @@ fn chunks(model: &str, answer: &Answer, usage: &Value) -> Vec<Bytes> {
     chunks
 }
 
-/// The chunk a gateway sends when a streamed call fails midway: its error, and
-/// `finish_reason: "error"`.
+/// The chunk a gateway sends when a streamed call fails midway: its error (with the
+/// published schema's `metadata.error_type`), and `finish_reason: "error"`.
 fn error_chunk(code: u16) -> Bytes {
-    let message = match code {
-        402 => "Insufficient credits. Add more credits to your ModelGates account to continue.",
-        403 => "Key limit exceeded",
-        429 => "Rate limit exceeded",
-        _ => "The provider failed while answering",
+    let (message, error_type) = match code {
+        402 => (
+            "Insufficient credits. Add more credits to your ModelGates account to continue.",
+            "payment_required",
+        ),
+        403 => ("Key limit exceeded", "permission_denied"),
+        429 => ("Rate limit exceeded", "rate_limit_exceeded"),
+        _ => (
+            "The provider failed while answering",
+            "provider_unavailable",
+        ),
     };
-    failing_chunk(&json!({"code": code, "message": message}))
+    failing_chunk(&json!({
+        "code": code,
+        "message": message,
+        "metadata": {"error_type": error_type}
+    }))
 }
 
 /// Moderation's mid-stream refusal: code 403 with what it flagged.
@@ -337,7 +360,11 @@ fn flagged_chunk() -> Bytes {
     failing_chunk(&json!({
         "code": 403,
         "message": "The output was flagged by moderation.",
-        "metadata": {"reasons": ["harassment"], "provider_name": "emulator"}
+        "metadata": {
+            "error_type": "content_policy_violation",
+            "reasons": ["harassment"],
+            "provider_name": "emulator"
+        }
     }))
 }
 

@@ -4,7 +4,7 @@
 //! faulted key exchange does not consume its code (except [`Fault::Delay`], which waits and
 //! then behaves normally).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -100,21 +100,38 @@ pub(crate) enum StreamPace {
     FlaggedMidway,
 }
 
+/// What an endpoint is told to do.
+enum Plan {
+    /// This fault on every request.
+    Always(Fault),
+    /// These faults on the next requests, one each, in turn; then normal again.
+    InTurn(VecDeque<Fault>),
+}
+
 #[derive(Default)]
 pub(crate) struct Faults {
-    plans: Mutex<HashMap<Endpoint, (Fault, Option<usize>)>>,
+    plans: Mutex<HashMap<Endpoint, Plan>>,
 }
 
 impl Faults {
-    pub(crate) fn set(&self, endpoint: Endpoint, fault: Fault, times: Option<usize>) {
-        self.lock().insert(endpoint, (fault, times));
+    pub(crate) fn always(&self, endpoint: Endpoint, fault: Fault) {
+        self.lock().insert(endpoint, Plan::Always(fault));
+    }
+
+    pub(crate) fn in_turn(&self, endpoint: Endpoint, faults: VecDeque<Fault>) {
+        let mut plans = self.lock();
+        if faults.is_empty() {
+            plans.remove(&endpoint);
+        } else {
+            plans.insert(endpoint, Plan::InTurn(faults));
+        }
     }
 
     pub(crate) fn clear(&self) {
         self.lock().clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Endpoint, (Fault, Option<usize>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Endpoint, Plan>> {
         self.plans
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -122,15 +139,16 @@ impl Faults {
 
     fn take(&self, endpoint: Endpoint) -> Option<Fault> {
         let mut plans = self.lock();
-        let (fault, remaining) = plans.get_mut(&endpoint)?;
-        let fault = fault.clone();
-        if let Some(remaining) = remaining {
-            *remaining -= 1;
-            if *remaining == 0 {
-                plans.remove(&endpoint);
+        match plans.get_mut(&endpoint)? {
+            Plan::Always(fault) => Some(fault.clone()),
+            Plan::InTurn(faults) => {
+                let fault = faults.pop_front();
+                if faults.is_empty() {
+                    plans.remove(&endpoint);
+                }
+                fault
             }
         }
-        Some(fault)
     }
 
     /// Applies the fault planned for `endpoint`, if any.

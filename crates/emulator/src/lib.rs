@@ -255,12 +255,34 @@ impl Emulator {
 
     /// Applies `fault` to every request to `endpoint` until [`Emulator::clear_faults`].
     pub fn inject(&self, endpoint: Endpoint, fault: Fault) {
-        self.shared.faults.set(endpoint, fault, None);
+        self.shared.faults.always(endpoint, fault);
     }
 
     /// Applies `fault` to the next request to `endpoint` only.
     pub fn inject_once(&self, endpoint: Endpoint, fault: Fault) {
-        self.shared.faults.set(endpoint, fault, Some(1));
+        self.inject_in_turn(endpoint, [fault]);
+    }
+
+    /// Applies `faults` to the next requests to `endpoint`, one each, in turn; later requests
+    /// behave again. Replaces whatever was planned for `endpoint`.
+    ///
+    /// ```
+    /// use modelgates_emulator::{Emulator, Endpoint, Fault};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let emulator = Emulator::start_auto_approve().await?;
+    /// // The next chat call is out of credits, the one after it rate limited.
+    /// emulator.inject_in_turn(
+    ///     Endpoint::Chat,
+    ///     [Fault::InsufficientCredits, Fault::RateLimited(std::time::Duration::from_secs(1))],
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn inject_in_turn(&self, endpoint: Endpoint, faults: impl IntoIterator<Item = Fault>) {
+        self.shared
+            .faults
+            .in_turn(endpoint, faults.into_iter().collect());
     }
 
     /// Removes every injected fault.

@@ -9,64 +9,12 @@ use serde::Deserialize;
 
 use crate::error::RequestError;
 use crate::http::status_error;
+use crate::key_info::KeyInfo;
+use crate::model_info::ModelInfo;
 use crate::{ApiKey, ModelGatesClient};
 
 const MAX_KEY_INFO_BODY: usize = 1024 * 1024;
 const MAX_MODELS_BODY: usize = 16 * 1024 * 1024;
-
-/// The current key's limit and usage, as `GET /api/v1/key` reports them. Amounts are in
-/// credits (US dollars); a field ModelGates leaves out is `None` (or empty, or zero).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[non_exhaustive]
-pub struct KeyInfo {
-    /// The key's label on ModelGates.
-    #[serde(default)]
-    pub label: String,
-    /// The spend limit, `None` for unlimited. ModelGates enforces it, not the app.
-    #[serde(default)]
-    pub limit: Option<f64>,
-    /// What is left of the limit, `None` for unlimited.
-    #[serde(default)]
-    pub limit_remaining: Option<f64>,
-    /// When the limit starts again (`daily`, `weekly`, `monthly`), `None` for never.
-    #[serde(default)]
-    pub limit_reset: Option<String>,
-    /// What the key has spent in all.
-    #[serde(default)]
-    pub usage: f64,
-    /// What the key has spent today (UTC).
-    #[serde(default)]
-    pub usage_daily: Option<f64>,
-    /// What the key has spent this week (UTC, from Monday).
-    #[serde(default)]
-    pub usage_weekly: Option<f64>,
-    /// What the key has spent this month (UTC).
-    #[serde(default)]
-    pub usage_monthly: Option<f64>,
-    /// Whether the account is on the free tier.
-    #[serde(default)]
-    pub is_free_tier: bool,
-    /// When the key stops working (RFC 3339), `None` for never.
-    #[serde(default)]
-    pub expires_at: Option<String>,
-    /// Whether calls with the user's own provider keys count against the limit.
-    #[serde(default)]
-    pub include_byok_in_limit: Option<bool>,
-}
-
-/// One model of `GET /api/v1/models`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[non_exhaustive]
-pub struct ModelInfo {
-    /// The id to put in a request's `model`, such as `openai/gpt-5.2`.
-    pub id: String,
-    /// A name to show people.
-    #[serde(default)]
-    pub name: String,
-    /// The context window in tokens, when known.
-    #[serde(default)]
-    pub context_length: Option<u64>,
-}
 
 #[derive(Deserialize)]
 struct Data<T> {

@@ -82,10 +82,12 @@ pub mod exchange;
 pub mod flow;
 mod http;
 pub mod key;
+mod key_info;
 mod limit;
 #[cfg(feature = "loopback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub mod loopback;
+mod model_info;
 #[cfg(feature = "openai")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub mod openai;
@@ -102,8 +104,12 @@ pub mod api {
     //! every API call, and how plain calls are retried. The OpenAI-compatible calls go through
     //! async-openai ([`crate::openai`], feature `openai`).
 
-    pub use crate::endpoints::{KeyInfo, ModelInfo};
     pub use crate::error::{GatewayError, RequestError, TransportError};
+    pub use crate::key_info::{FreeModelDailyRequests, KeyBudget, KeyInfo};
+    pub use crate::model_info::{
+        DefaultParameters, ModelAlias, ModelArchitecture, ModelInfo, ModelLinks, ModelPricing,
+        ModelReasoning, PerRequestLimits, TopProvider,
+    };
     pub use crate::rate_limit::RateLimitHeaders;
     pub use crate::retry::ApiRetries;
 }

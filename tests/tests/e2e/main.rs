@@ -1,8 +1,11 @@
 //! Workspace-level tests, one binary with a module per concern: example-chat over real HTTP
 //! (`e2e_chat`), ModelGates failing (`faults`), the key stores failing behind the fault proxy
-//! (`outages`), and real Chromium (`browser`).
+//! (`outages`), every emulator answer against the published schema (`schema`), the official
+//! SDKs as the emulator's clients (`sdks`), and real Chromium (`browser`).
 
 mod browser;
 mod e2e_chat;
 mod faults;
 mod outages;
+mod schema;
+mod sdks;
