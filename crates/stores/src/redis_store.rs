@@ -25,7 +25,8 @@ use modelgates_oauth_core::__private::unix_now;
 /// session id in a signed cookie, and Redis holds only its SHA-256 hash, under
 /// `modelgates:session:<hash>` with a TTL equal to the key's remaining lifetime, so Redis
 /// purges expired entries itself. A per-user set `modelgates:user:<user id>` lists a user's
-/// sessions for `revoke_user`. One multiplexed, automatically reconnecting connection
+/// sessions for `revoke_user`; its TTL only ever grows, to that of the user's longest-lived
+/// session. One multiplexed, automatically reconnecting connection
 /// (`ConnectionManager`) serves all requests. Every revocation (`remove`, `revoke`,
 /// `revoke_user`) deletes and publishes the session hash on `modelgates:revoked` in one
 /// `MULTI`, so every instance's cache hears it; keys deleted by other means (an expiry, a
@@ -70,6 +71,14 @@ fn spent_flow_key(flow_id: &str) -> String {
 fn user_key(user_id: &str) -> String {
     format!("modelgates:user:{user_id}")
 }
+
+/// `EXPIRE KEYS[1] ARGV[1]` only when that lengthens the key's life (a key without a TTL, as
+/// a set `SADD` just made, counts as shorter): a user's index must outlive every session it
+/// lists, so a short session saved after a long one must not shorten it. A script rather than
+/// `EXPIRE … GT`, which needs Redis 7 and never sets a TTL on a key without one.
+const EXTEND_TTL: &str = "local ttl = redis.call('TTL', KEYS[1]) \
+    if ttl >= 0 and ttl >= tonumber(ARGV[1]) then return 0 end \
+    return redis.call('EXPIRE', KEYS[1], ARGV[1])";
 
 /// The channel on which revocations are announced.
 const CHANNEL: &str = "modelgates:revoked";
@@ -196,10 +205,11 @@ impl KeyStore for RedisStore {
         if let Some(user_id) = &key.user_id {
             pipe.sadd(user_key(user_id), &hash)
                 .ignore()
-                .expire(
-                    user_key(user_id),
-                    i64::try_from(remaining).unwrap_or(i64::MAX),
-                )
+                .cmd("EVAL")
+                .arg(EXTEND_TTL)
+                .arg(1)
+                .arg(user_key(user_id))
+                .arg(remaining)
                 .ignore();
         }
         let _: () = pipe

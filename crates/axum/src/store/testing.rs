@@ -13,9 +13,13 @@
 //!   token, or still loads a key after [`KeyStore::remove`];
 //! * answers [`KeyStore::revoke_user`] (unless with an error for which
 //!   [`StoreError::is_unsupported`](super::StoreError::is_unsupported) holds) without forgetting
-//!   exactly the user's other sessions: all of them but the one kept, and no other user's.
+//!   exactly the user's other sessions: all of them but the one kept, and no other user's;
+//! * loses track of a user's long-lived session once a short-lived one of theirs expired
+//!   (a user index whose lifetime a later, shorter session shortened). The short session is
+//!   saved first and checked last, up to two seconds later, once it has expired.
 //!
-//! Values are random on every run, so the suite can run against a shared database.
+//! Values are random on every run, so the suite can run against a shared database, and at most
+//! five sessions are live at once, so a store bounded to five (evicting the oldest) passes.
 //!
 //! ```
 //! use modelgates_axum::store::{MemoryStore, testing::conformance};
@@ -26,6 +30,7 @@
 //! # }
 //! ```
 
+use modelgates_oauth_core::__private::unix_now;
 use modelgates_oauth_core::ApiKey;
 
 use super::{KeyStore, SessionToken, StoredKey, TokenProtection};
@@ -40,10 +45,15 @@ fn unique(prefix: &str) -> String {
 ///
 /// When the store breaks a rule of the contract, or fails.
 pub async fn conformance<S: KeyStore>(store: &S) {
-    round_trips(store).await;
-    if S::TOKEN_PROTECTION == TokenProtection::Signed {
-        server_side(store).await;
+    if S::TOKEN_PROTECTION != TokenProtection::Signed {
+        round_trips(store).await;
+        return;
     }
+    // Saved first and checked last, so that the other rules run while it expires.
+    let long_and_short = LongAndShort::save(store).await;
+    round_trips(store).await;
+    server_side(store).await;
+    long_and_short.check(store).await;
 }
 
 async fn round_trips<S: KeyStore>(store: &S) {
@@ -101,6 +111,9 @@ async fn round_trips<S: KeyStore>(store: &S) {
         !format!("{token:?}").contains(token.expose_secret()),
         "tokens never print"
     );
+    for session in [&token, &other] {
+        store.remove(session).await.expect("remove");
+    }
 }
 
 async fn server_side<S: KeyStore>(store: &S) {
@@ -125,7 +138,8 @@ async fn server_side<S: KeyStore>(store: &S) {
 async fn revokes_a_user<S: KeyStore>(store: &S) {
     let (user, bystander) = (unique("user"), unique("bystander"));
     let mut sessions = Vec::new();
-    // Three sessions: a store may hold as few (a full one evicts the oldest).
+    // Three sessions, with the two of the long-and-short rule: a store may hold as few as five
+    // (a full one evicts the oldest).
     for owner in [&user, &user, &bystander] {
         let key = StoredKey::new(ApiKey::new(unique("sk")), Some(owner.clone()));
         sessions.push(store.save(key).await.expect("save"));
@@ -150,6 +164,59 @@ async fn revokes_a_user<S: KeyStore>(store: &S) {
     assert!(!live(kept).await, "without a kept session, all of them");
     assert!(live(&sessions[2]).await);
     store.remove(&sessions[2]).await.expect("remove");
+}
+
+/// A long-lived session, then a short one of the same user: once the short one expired,
+/// revoking the user still finds the long one.
+struct LongAndShort {
+    user: String,
+    long: SessionToken,
+    short_expiry: u64,
+}
+
+impl LongAndShort {
+    async fn save<S: KeyStore>(store: &S) -> Self {
+        let user = unique("user");
+        let long = store
+            .save(StoredKey::new(
+                ApiKey::new(unique("sk")),
+                Some(user.clone()),
+            ))
+            .await
+            .expect("save");
+        let short_expiry = unix_now() + 1;
+        store
+            .save(
+                StoredKey::new(ApiKey::new(unique("sk")), Some(user.clone()))
+                    .with_expires_at(Some(short_expiry)),
+            )
+            .await
+            .expect("save");
+        Self {
+            user,
+            long,
+            short_expiry,
+        }
+    }
+
+    async fn check<S: KeyStore>(self, store: &S) {
+        // Time must pass: the rule is about what is left once the short session expired.
+        while unix_now() <= self.short_expiry {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let revoked = match store.revoke_user(&self.user, None).await {
+            Err(error) if error.is_unsupported() => return,
+            revoked => revoked.expect("revoke_user"),
+        };
+        assert!(
+            revoked >= 1,
+            "revoking a user finds their long-lived session after a short one expired"
+        );
+        assert!(
+            store.load(&self.long).await.expect("load").is_none(),
+            "the long-lived session is revoked"
+        );
+    }
 }
 
 /// When `load_now` answers, it answers as `load` does.
@@ -200,13 +267,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_memory_store_evicts_the_oldest_and_stays_correct() {
-        let store = MemoryStore::with_capacity(Duration::from_secs(3600), 3);
+        // As few sessions as the conformance suite may hold at once.
+        let store = MemoryStore::with_capacity(Duration::from_secs(3600), 5);
         let mut tokens = Vec::new();
-        for i in 0..5 {
+        for i in 0..7 {
             let key = StoredKey::new(ApiKey::new(format!("sk-{i}")), None);
             tokens.push(store.save(key).await.unwrap());
         }
-        assert_eq!(store.len(), 3);
+        assert_eq!(store.len(), 5);
         for (i, token) in tokens.iter().enumerate() {
             let loaded = store.load(token).await.unwrap();
             if i < 2 {
@@ -234,7 +302,7 @@ mod tests {
                 .unwrap();
             store.revoke(&token);
         }
-        assert!(store.len() <= 3);
+        assert!(store.len() <= 5);
         conformance(&store).await;
     }
 
