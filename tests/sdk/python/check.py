@@ -2,15 +2,13 @@
 the ModelGates emulator. Run by tests/tests/e2e/sdks.rs, which starts the emulator and injects
 the faults; not meant to be run by hand.
 
-    MODELGATES_BASE_URL=http://127.0.0.1:PORT python check.py flow
-    MODELGATES_BASE_URL=… MODELGATES_KEY=… python check.py refused 402 403 429
+    MODELGATES_BASE_URL=http://127.0.0.1:PORT python check.py 402 403 429
 
-`flow` signs in (an /auth URL with an S256 challenge, the code exchange, a wrong verifier), then
-chats whole and streamed, with a tool, reads the key's metadata and the models, and is refused
-with an unknown key; it prints the key on its last line (stdout, for the test only).
-`refused STATUS…` makes one call per status, each of which the emulator was told to refuse, and
-prints the SDK's error type and message of each, one per line. Any mismatch exits 1 with the
-reason on stderr.
+It signs in (an /auth URL with an S256 challenge, the code exchange, a wrong verifier), makes one
+chat call per status given, each of which the emulator was told to refuse, and prints the SDK's
+error type and message of each, one per line; then chats whole and streamed, with a tool, reads
+the key's metadata and the models, and is refused with an unknown key. It prints the key on its
+last line (stdout, for the test only). Any mismatch exits 1 with the reason on stderr.
 """
 
 import base64
@@ -131,8 +129,10 @@ def account(sdk, key):
     check(len(mine.result.data) == len(models.result.data), "the user's models")
 
 
-def flow():
+def flow(statuses):
     key = sign_in(client())
+    for status in statuses:
+        refused(status, key)
     sdk = client(key)
     chat(sdk)
     account(sdk, key)
@@ -154,10 +154,10 @@ REFUSALS = {
 }
 
 
-def refused(status):
+def refused(status, key):
     error_type = REFUSALS[status]
     error = expect_error(
-        lambda: client(os.environ["MODELGATES_KEY"]).chat.send(
+        lambda: client(key).chat.send(
             model=MODEL, messages=[{"role": "user", "content": "hi"}]
         ),
         error_type,
@@ -168,14 +168,7 @@ def refused(status):
 
 
 def main():
-    step = sys.argv[1]
-    if step == "flow":
-        flow()
-    elif step == "refused":
-        for status in sys.argv[2:]:
-            refused(status)
-    else:
-        raise AssertionError(f"unknown step {step}")
+    flow(sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -2,15 +2,14 @@
 // client of the ModelGates emulator. Run by tests/tests/e2e/sdks.rs, which starts the emulator
 // and injects the faults; not meant to be run by hand.
 //
-//   MODELGATES_BASE_URL=http://127.0.0.1:PORT node check.mjs flow
-//   MODELGATES_BASE_URL=… MODELGATES_KEY=… node check.mjs refused 402 403 429
+//   MODELGATES_BASE_URL=http://127.0.0.1:PORT node check.mjs 402 403 429
 //
-// `flow` signs in (the SDK's authorization URL, PKCE S256, the code exchange, a wrong verifier),
-// then chats whole and streamed, with a tool, reads the key's metadata and the models, and is
-// refused with an unknown key; it prints the key on its last line (stdout, for the test only).
-// `refused STATUS…` makes one call per status, each of which the emulator was told to refuse,
-// and prints the SDK's error type and message of each, one per line. Any mismatch exits 1 with
-// the reason on stderr.
+// It signs in (the SDK's authorization URL, PKCE S256, the code exchange, a wrong verifier),
+// makes one chat call per status given, each of which the emulator was told to refuse, and
+// prints the SDK's error type and message of each, one per line; then chats whole and
+// streamed, with a tool, reads the key's metadata and the models, and is refused with an
+// unknown key. It prints the key on its last line (stdout, for the test only). Any mismatch
+// exits 1 with the reason on stderr.
 
 import { OpenRouter } from "@openrouter/sdk";
 import * as errors from "@openrouter/sdk/models/errors";
@@ -135,9 +134,12 @@ async function account(sdk, key) {
   check(mine.result.data.length === models.result.data.length, "the user's models");
 }
 
-async function flow() {
+async function flow(statuses) {
   const anonymous = client(undefined);
   const key = await signIn(anonymous);
+  for (const status of statuses) {
+    await refused(status, key);
+  }
   const sdk = client(key);
   await chat(sdk);
   await account(sdk, key);
@@ -156,11 +158,11 @@ const refusals = {
   503: errors.ServiceUnavailableResponseError,
 };
 
-async function refused(status) {
+async function refused(status, key) {
   const type = refusals[status];
   check(type, `a refusal the check knows: ${status}`);
   const error = await expectError(
-    () => client(process.env.MODELGATES_KEY).chat.send({ chatRequest: { model, messages: [{ role: "user", content: "hi" }] } }),
+    () => client(key).chat.send({ chatRequest: { model, messages: [{ role: "user", content: "hi" }] } }),
     type,
     `a ${status}`,
   );
@@ -168,17 +170,8 @@ async function refused(status) {
   console.log(`${type.name}: ${error.error.message}`);
 }
 
-const [step, ...statuses] = process.argv.slice(2);
 try {
-  if (step === "flow") {
-    await flow();
-  } else if (step === "refused") {
-    for (const status of statuses) {
-      await refused(status);
-    }
-  } else {
-    throw new Error(`unknown step ${step}`);
-  }
+  await flow(process.argv.slice(2));
 } catch (error) {
   console.error(error?.stack ?? String(error));
   process.exit(1);

@@ -1,9 +1,10 @@
 //! The official SDKs as the emulator's clients: OpenRouter's TypeScript SDK (`@openrouter/sdk`)
 //! and Python SDK (`openrouter`), whose API and schema ModelGates follows, each pinned in
 //! `tests/sdk/`. Their scripts sign in (authorization URL, PKCE S256, the exchange, a wrong
-//! verifier as the SDK types it), chat whole and streamed, call a tool both ways, read the key's
-//! metadata and the models, and meet a 401; then each refusal (402 out of credits, 402 key limit,
-//! 403, 429, 503) is injected and must reach the script as the SDK's own error type.
+//! verifier as the SDK types it), meet each refusal the test injected (402 out of credits, 402
+//! key limit, 403, 429, 503), which must reach the script as the SDK's own error type, then
+//! chat whole and streamed, call a tool both ways, read the key's metadata and the models, and
+//! meet a 401.
 //!
 //! An SDK that is not installed is skipped with the reason printed, unless
 //! `MODELGATES_REQUIRE_SDKS` is set (`.ci/run` sets it after installing both): then it fails.
@@ -80,8 +81,8 @@ impl Sdk {
         }
     }
 
-    /// Runs one step of the script against `emulator`; its stdout, or the failure explained.
-    async fn run(&self, emulator: &Emulator, args: &[&str], key: Option<&str>) -> String {
+    /// Runs the script against `emulator`; its stdout, or the failure explained.
+    async fn run(&self, emulator: &Emulator, args: &[&str]) -> String {
         let mut command = Command::new(self.program);
         command
             .arg(&self.script)
@@ -90,10 +91,6 @@ impl Sdk {
             .envs(self.env.iter().cloned())
             .env("MODELGATES_BASE_URL", emulator.base_url())
             .kill_on_drop(true);
-        if let Some(key) = key {
-            // In the environment, never in argv, where any local user could read it.
-            command.env("MODELGATES_KEY", key);
-        }
         let output = tokio::time::timeout(SCRIPT_TIMEOUT, command.output())
             .await
             .unwrap_or_else(|_| panic!("{} {args:?} took over {SCRIPT_TIMEOUT:?}", self.name))
@@ -120,13 +117,6 @@ async fn official_sdk_accepts_every_answer(sdk: Sdk) {
         return;
     }
     let emulator = Emulator::start_auto_approve().await.unwrap();
-    let flow = sdk.run(&emulator, &["flow"], None).await;
-    let key = flow.lines().last().expect("the key on the last line");
-    assert!(
-        emulator.key(key).is_some(),
-        "the SDK's key is the emulator's"
-    );
-
     let refusals = [
         (
             "402",
@@ -146,22 +136,32 @@ async fn official_sdk_accepts_every_answer(sdk: Sdk) {
             "ServiceUnavailableResponseError",
         ),
     ];
+    // The script signs in, then makes one chat call per status: these refusals, in turn.
     let (statuses, faults): (Vec<&str>, Vec<Fault>) = refusals
         .iter()
         .map(|(status, fault, _)| (*status, fault.clone()))
         .unzip();
     emulator.inject_in_turn(Endpoint::Chat, faults);
-    let args: Vec<&str> = std::iter::once("refused").chain(statuses).collect();
-    let typed = sdk.run(&emulator, &args, Some(key)).await;
-    let types: Vec<&str> = typed
-        .lines()
+    let output = sdk.run(&emulator, &statuses).await;
+    let mut lines: Vec<&str> = output.lines().collect();
+    let key = lines.pop().expect("the key on the last line");
+    assert!(
+        emulator.key(key).is_some(),
+        "the SDK's key is the emulator's"
+    );
+    let types: Vec<&str> = lines
+        .iter()
         .map(|line| line.split(':').next().unwrap_or(line))
         .collect();
     let expected: Vec<&str> = refusals
         .iter()
         .map(|(_, _, error_type)| *error_type)
         .collect();
-    assert_eq!(types, expected, "{} types the refusals:\n{typed}", sdk.name);
+    assert_eq!(
+        types, expected,
+        "{} types the refusals:\n{output}",
+        sdk.name
+    );
 }
 
 #[tokio::test]

@@ -274,14 +274,21 @@ fn config() -> ModelGatesConfig {
 async fn cached_postgres_and_redis_stores_conform() {
     let _turn = SERIAL.lock().await;
     let config = config();
-    if let Some(url) = postgres_url() {
-        let store = PostgresStore::connect(&url, &config).await.unwrap();
-        conformance(&store.cached().await.unwrap()).await;
-    }
-    if let Some(url) = redis_url() {
-        let store = RedisStore::connect(&url, &config).await.unwrap();
-        conformance(&store.cached().await.unwrap()).await;
-    }
+    // Side by side: each waits a second or two for a session to expire.
+    tokio::join!(
+        async {
+            if let Some(url) = postgres_url() {
+                let store = PostgresStore::connect(&url, &config).await.unwrap();
+                conformance(&store.cached().await.unwrap()).await;
+            }
+        },
+        async {
+            if let Some(url) = redis_url() {
+                let store = RedisStore::connect(&url, &config).await.unwrap();
+                conformance(&store.cached().await.unwrap()).await;
+            }
+        },
+    );
 }
 
 #[tokio::test]

@@ -406,24 +406,39 @@ async fn stores_over_the_apps_own_connections_conform() {
         .filename(&path)
         .create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    let store = SqliteStore::new(pool, settings());
-    store.migrate().await.unwrap();
-    conformance(&store).await;
-    let _ = std::fs::remove_file(&path);
+    let sqlite = SqliteStore::new(pool, settings());
+    sqlite.migrate().await.unwrap();
 
+    let mut postgres = None;
     if let Some(url) = server_url("MODELGATES_TEST_POSTGRES_URL") {
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
         let store = PostgresStore::new(pool, settings());
         store.migrate().await.unwrap();
-        conformance(&store).await;
+        postgres = Some(store);
     }
+    let mut redis = None;
     if let Some(url) = server_url("MODELGATES_TEST_REDIS_URL") {
         let client = redis::Client::open(url.as_str()).unwrap();
         let connection = redis::aio::ConnectionManager::new(client.clone())
             .await
             .unwrap();
-        conformance(&RedisStore::new(client, connection, settings())).await;
+        redis = Some(RedisStore::new(client, connection, settings()));
     }
+    // Side by side: each waits a second or two for a session to expire.
+    tokio::join!(
+        conformance(&sqlite),
+        async {
+            if let Some(store) = &postgres {
+                conformance(store).await;
+            }
+        },
+        async {
+            if let Some(store) = &redis {
+                conformance(store).await;
+            }
+        },
+    );
+    let _ = std::fs::remove_file(&path);
 }
 
 /// SQLite locked by another writer: logout fails closed (503 `sign_out_failed`, the cookie
