@@ -18,13 +18,15 @@
 //! `finish_reason`, `logprobs` and `usage` (tokens, `cost` in credits, `is_byok`). A field
 //! the schema has as optional is left out rather than sent as `null`: chunks carry `usage`
 //! only in the last one, and no `system_fingerprint`. A stream that fails midway ends with a
-//! chunk whose `error` has the integer `code`, the `message` and `metadata.error_type`. `stream: true` answers server-sent events: a keep-alive
-//! comment first (`: MODELGATES PROCESSING`, as gateways send while a model thinks), a role
-//! chunk, one chunk per word, a last chunk with the finish reason and usage, then
-//! `data: [DONE]`. A streamed tool call is split the way OpenAI and the gateways send it: a
-//! first delta with the call's `index`, `id`, `type` and function `name` (arguments empty), then
-//! the arguments in pieces of [`TOOL_ARGUMENT_PIECE`] characters, each delta naming only the
-//! `index`; a client must join them by index. Each completion is charged to its key ([`PRICE_PER_TOKEN`]). A stream the
+//! chunk whose `error` has the integer `code`, the `message` and `metadata.error_type`.
+//!
+//! `stream: true` answers server-sent events: a keep-alive comment first
+//! (`: MODELGATES PROCESSING`, as gateways send while a model thinks), a role chunk, one chunk
+//! per word, a last chunk with the finish reason and usage, then `data: [DONE]`. A streamed
+//! tool call is split the way OpenAI and the gateways send it: a first delta with the call's
+//! `index`, `id`, `type` and function `name` (arguments empty), then the arguments in pieces of
+//! [`TOOL_ARGUMENT_PIECE`] characters, each delta naming only the `index`; a client must join
+//! them by index. Each completion is charged to its key ([`PRICE_PER_TOKEN`]). A stream the
 //! client drops before its end is counted ([`Emulator::streams_cancelled`]).
 //!
 //! [`PRICE_PER_TOKEN`]: crate::PRICE_PER_TOKEN
