@@ -3,8 +3,9 @@
 //! [`ModelGatesConfig::with_on_sign_out`]).
 //!
 //! The rules of the on-sign-in hook: it runs once per completed key exchange, with ModelGates'
-//! user id, the key and the callback request's parts (headers, cookies, extensions: the app's
-//! own session, say); only when it returns `Ok` is the key stored and the key cookie set. The
+//! user id, the key, its expiry and the callback request's parts (headers, cookies,
+//! extensions: the app's own session, say), and can ask ModelGates for the key's label and
+//! spend limit ([`SignIn::key_info`]); only when it returns `Ok` is the key stored and the key cookie set. The
 //! value it returns (`()` for none) is kept with the session as JSON of at most
 //! [`MAX_APP_DATA_LEN`] bytes, sealed like the key by every store, and offered to handlers by
 //! [`ModelGatesKey::app_data`](crate::ModelGatesKey::app_data). When it returns
@@ -24,7 +25,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use http::request::Parts;
-use modelgates_oauth_core::ApiKey;
+use modelgates_oauth_core::api::KeyInfo;
+use modelgates_oauth_core::{ApiKey, ModelGatesClient, RequestError};
 use serde::Serialize;
 
 /// A function of the app's kept in the configuration (a hook, an error page): shared, and
@@ -61,18 +63,39 @@ impl<F: ?Sized> std::fmt::Debug for AppFn<F> {
 /// travels in the key cookie with the cookie store, which browsers cap at 4 KiB.
 pub const MAX_APP_DATA_LEN: usize = 1024;
 
-/// What the on-sign-in hook receives.
+/// What the on-sign-in hook receives: what ModelGates issued, and the callback request.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct SignIn {
-    /// ModelGates' id of the user, when it sent one.
+    /// ModelGates' id of the user, when it sent one. User data: the layer logs only a hash
+    /// of it.
     pub user_id: Option<String>,
     /// The key just issued. It prints redacted; keep it only where keys belong.
     pub key: ApiKey,
+    /// When the key stops working, in seconds since the Unix epoch, when ModelGates said; the
+    /// session never outlives it.
+    pub expires_at: Option<u64>,
     /// The callback request's method, URI, headers (the app's own cookies among them) and
     /// extensions, to link the ModelGates account to the app's own session. Its `Debug` shows
     /// only the method and the path: the headers hold cookies.
     pub request: Parts,
+    /// The layer's client, for [`SignIn::key_info`].
+    pub(crate) client: ModelGatesClient,
+}
+
+impl SignIn {
+    /// What ModelGates says of the key just issued (`GET /api/v1/key`): its label, its spend
+    /// limit as the person left it on the consent page (which may differ from the one asked),
+    /// what is left of it, and its expiry. One request to ModelGates, made only when called;
+    /// the sign-in waits for it, so a hook that stores these should not fail the sign-in when
+    /// the request does.
+    ///
+    /// # Errors
+    ///
+    /// As [`ModelGatesClient::key_info`].
+    pub async fn key_info(&self) -> Result<KeyInfo, RequestError> {
+        self.client.key_info(&self.key).await
+    }
 }
 
 impl fmt::Debug for SignIn {
@@ -80,6 +103,7 @@ impl fmt::Debug for SignIn {
         f.debug_struct("SignIn")
             .field("user_id", &self.user_id)
             .field("key", &self.key)
+            .field("expires_at", &self.expires_at)
             .field("method", &self.request.method)
             .field("path", &self.request.uri.path())
             .finish_non_exhaustive()

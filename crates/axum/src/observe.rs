@@ -65,8 +65,9 @@
 //! `TraceLayer`, say): give it [`ModelGatesAuth::request_span`](crate::ModelGatesAuth::request_span),
 //! since its default span records the whole URI, a callback's one-time code included. No span
 //! or field ever holds a key, a code, a verifier, a flow id, a cookie, a secret or a message
-//! body. The spans of calls the app makes itself through
-//! `ModelGatesKey::openai` are the app's to make.
+//! body; ModelGates' user id, which is user data, appears only as `user_hash`: the first 16 hex
+//! digits of its SHA-256, enough to follow one user through the logs, not to read the id. The
+//! spans of calls the app makes itself through `ModelGatesKey::openai` are the app's to make.
 
 use std::time::Duration;
 
@@ -268,6 +269,14 @@ impl SessionEnd {
             Self::Forgotten => "session_ended",
         }
     }
+}
+
+/// ModelGates' user id as logs and spans carry it: the first 16 hex digits of its SHA-256.
+pub(crate) fn user_hash(user_id: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hash = crate::hex::hex(&Sha256::digest(user_id.as_bytes()));
+    hash.truncate(16);
+    hash
 }
 
 /// A callback ended with `outcome`.

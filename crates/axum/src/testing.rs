@@ -28,9 +28,14 @@
 //!
 //! The rules:
 //!
-//! * [`client`] keeps cookies (reqwest's cookie jar) and does not follow redirects, so each
-//!   hop can be checked; [`client_with_jar`] shares or inspects the jar (cookies are kept per
-//!   host, not per port, so one jar serves every instance of [`serve_many`] on 127.0.0.1).
+//! * [`client`] keeps cookies in a [`BrowserJar`] and does not follow redirects, so each hop
+//!   can be checked; [`client_with_jar`] shares or inspects the jar (cookies are kept per host,
+//!   not per port, so one jar serves every instance of [`serve_many`] on 127.0.0.1).
+//! * The jar treats `SameSite` as Chromium does: on the return from ModelGates to the callback
+//!   (a cross-site navigation, even though the emulator shares the app's loopback host in
+//!   tests), cookies marked `SameSite=Strict` stay in the jar, so an app whose own session
+//!   cookie is `Strict` sees no session on its callback in its tests, as it would in a browser;
+//!   a `SameSite=None` cookie without `Secure` is refused, as Chromium refuses it.
 //! * [`sign_in`] goes through the login route under `app_url`'s path: `http://127.0.0.1:PORT`
 //!   signs in at `/login`, `http://127.0.0.1:PORT/app` (a layer nested under `/app`) at
 //!   `/app/login`; [`sign_in_at`] takes any login path. It has the emulator approve the `/auth`
@@ -41,37 +46,40 @@
 //! * `reqwest` is re-exported (with its `json`, `form` and `cookies` features) so tests name
 //!   the same version.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use cookie::SameSite;
 use modelgates_emulator::Emulator;
 pub use reqwest;
-use reqwest::cookie::Jar;
+use reqwest::header::HeaderValue;
 use tokio::task::JoinHandle;
+use url::Url;
 
 /// A sign-in through the test helper that did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the test sign-in failed: {0}")]
 pub struct SignInFailed(String);
 
-/// A client that keeps cookies like a browser and does not follow redirects.
+/// A client that keeps cookies like a browser (a [`BrowserJar`]) and does not follow redirects.
 ///
 /// # Panics
 ///
 /// When the TLS backend cannot start.
 #[must_use]
 pub fn client() -> reqwest::Client {
-    client_with_jar(Arc::new(Jar::default()))
+    client_with_jar(Arc::new(BrowserJar::default()))
 }
 
 /// [`client`] keeping its cookies in `jar`: read the cookies a response set, or give a second
-/// client (or the same one, on another instance) the same session.
+/// client (or the same one, on another instance) the same session. Any reqwest cookie store
+/// works (reqwest's own `Jar` knows nothing of `SameSite`).
 ///
 /// ```
 /// use std::sync::Arc;
-/// use modelgates_axum::testing::{self, reqwest::cookie::{CookieStore as _, Jar}};
+/// use modelgates_axum::testing::{self, BrowserJar, reqwest::cookie::CookieStore as _};
 ///
-/// let jar = Arc::new(Jar::default());
+/// let jar = Arc::new(BrowserJar::default());
 /// let client = testing::client_with_jar(jar.clone());
 /// let url = "http://127.0.0.1:3000".parse().unwrap();
 /// assert!(jar.cookies(&url).is_none(), "no cookie before any request");
@@ -82,7 +90,7 @@ pub fn client() -> reqwest::Client {
 ///
 /// When the TLS backend cannot start.
 #[must_use]
-pub fn client_with_jar(jar: Arc<Jar>) -> reqwest::Client {
+pub fn client_with_jar(jar: Arc<impl reqwest::cookie::CookieStore + 'static>) -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_provider(jar)
         .redirect(reqwest::redirect::Policy::none())
@@ -151,6 +159,8 @@ pub async fn sign_in_at(
     emulator: &Emulator,
 ) -> Result<(), SignInFailed> {
     let callback = approved_callback(client, app_url, login_path, emulator).await?;
+    // ModelGates sends the browser back: a navigation from another site.
+    navigating_cross_site(&callback);
     let landed = client
         .get(&callback)
         .send()
@@ -212,6 +222,114 @@ fn location(response: &reqwest::Response) -> Option<String> {
         .to_str()
         .ok()
         .map(str::to_owned)
+}
+
+/// A cookie jar that sends cookies as Chromium does for `SameSite`, for [`client`].
+///
+/// The rules: cookies are kept by `cookie_store` (domain, path, expiry, `Secure`, as reqwest's
+/// own jar keeps them); a cookie without `SameSite` is `Lax`, as Chromium treats it; a
+/// `SameSite=None` cookie without `Secure` is refused; and on a cross-site navigation (the
+/// return from ModelGates to the app's callback, which [`sign_in`] and [`sign_in_at`] make,
+/// or one a test announces with [`navigating_cross_site`]) `Strict` cookies are not sent,
+/// while `Lax` and `None` ones are (a top-level `GET`).
+#[derive(Default)]
+pub struct BrowserJar {
+    store: Mutex<cookie_store::CookieStore>,
+}
+
+impl std::fmt::Debug for BrowserJar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Cookie values are sessions: only their count.
+        let count = self.lock().iter_unexpired().count();
+        f.debug_struct("BrowserJar")
+            .field("cookies", &count)
+            .finish()
+    }
+}
+
+impl BrowserJar {
+    /// Adds a cookie as if `url` had answered with `Set-Cookie: cookie` (the app's own session,
+    /// say), by the same rules.
+    ///
+    /// ```
+    /// use modelgates_axum::testing::{BrowserJar, reqwest::cookie::CookieStore as _};
+    ///
+    /// let jar = BrowserJar::default();
+    /// let url = "http://127.0.0.1:3000/".parse().unwrap();
+    /// jar.add_cookie_str("app_session=s-1; Path=/; SameSite=Strict", &url);
+    /// jar.add_cookie_str("tracker=t; SameSite=None", &url); // refused: `None` needs `Secure`
+    /// assert_eq!(jar.cookies(&url).unwrap(), "app_session=s-1");
+    /// ```
+    pub fn add_cookie_str(&self, cookie: &str, url: &Url) {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            reqwest::cookie::CookieStore::set_cookies(self, &mut std::iter::once(&value), url);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, cookie_store::CookieStore> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// URLs whose next request is a cross-site navigation: announced by [`navigating_cross_site`],
+/// taken by the first jar asked for cookies for one. A callback URL holds a one-time code, so
+/// no two tests announce the same URL.
+static CROSS_SITE_NAVIGATIONS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Announces that the next request to `url` is a navigation from another site (a link or a
+/// redirect from another site to this page): a [`BrowserJar`] sends no `SameSite=Strict`
+/// cookie with it. [`sign_in`] announces the return from ModelGates this way; a test that
+/// follows ModelGates' redirect itself (after [`start_sign_in`]) announces it before.
+pub fn navigating_cross_site(url: &str) {
+    CROSS_SITE_NAVIGATIONS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(url.to_owned());
+}
+
+/// Whether the request to `url` is an announced cross-site navigation (the announcement is
+/// used up).
+fn is_cross_site_navigation(url: &Url) -> bool {
+    let mut announced = CROSS_SITE_NAVIGATIONS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let position = announced
+        .iter()
+        .position(|announced| Url::parse(announced).is_ok_and(|announced| &announced == url));
+    position.map(|index| announced.swap_remove(index)).is_some()
+}
+
+/// The `SameSite` a browser gives a cookie: `Lax` when it names none.
+fn same_site_of(cookie: &cookie::Cookie<'_>) -> SameSite {
+    cookie.same_site().unwrap_or(SameSite::Lax)
+}
+
+impl reqwest::cookie::CookieStore for BrowserJar {
+    fn set_cookies(&self, cookie_headers: &mut dyn Iterator<Item = &HeaderValue>, url: &Url) {
+        let accepted = cookie_headers
+            .filter_map(|value| value.to_str().ok())
+            .filter_map(|text| cookie::Cookie::parse(text.to_owned()).ok())
+            // Chromium refuses `SameSite=None` without `Secure`.
+            .filter(|cookie| {
+                same_site_of(cookie) != SameSite::None || cookie.secure() == Some(true)
+            });
+        self.lock().store_response_cookies(accepted, url);
+    }
+
+    fn cookies(&self, url: &Url) -> Option<HeaderValue> {
+        let cross_site = is_cross_site_navigation(url);
+        let store = self.lock();
+        let pairs: Vec<String> = store
+            .matches(url)
+            .into_iter()
+            .filter(|cookie| !cross_site || same_site_of(cookie) != SameSite::Strict)
+            .map(|cookie| format!("{}={}", cookie.name(), cookie.value()))
+            .collect();
+        if pairs.is_empty() {
+            return None;
+        }
+        HeaderValue::from_str(&pairs.join("; ")).ok()
+    }
 }
 
 /// An app served on 127.0.0.1 by [`serve`] or [`serve_many`]; it stops when dropped.

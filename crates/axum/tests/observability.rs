@@ -846,6 +846,9 @@ async fn spans_follow_the_conventions_and_no_field_or_label_holds_a_secret() {
     let exchange = emu.last_exchange().unwrap().json.unwrap();
     secrets.push(exchange["code_verifier"].as_str().unwrap().to_owned());
     secrets.push(emu.issued_keys().last().unwrap().key.clone());
+    // ModelGates' user id is user data: only its hash may be logged.
+    let user_id = emu.issued_keys().last().unwrap().user_id.clone();
+    secrets.push(user_id.clone());
     secrets.extend(browser.cookies.values().cloned()); // the key cookie
     let streamed = browser.post("/stream").await;
     assert!(streamed.body.contains("event: done"), "{}", streamed.body);
@@ -861,6 +864,18 @@ async fn spans_follow_the_conventions_and_no_field_or_label_holds_a_secret() {
 
     let values = captured.all_values();
     assert!(values.len() > 20, "the flow was captured: {values:?}");
+    let user_hash = {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(user_id.as_bytes());
+        digest[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert!(
+        values.iter().any(|value| value.contains(&user_hash)),
+        "the key issued event names the user by the hash of their id"
+    );
     for secret in &secrets {
         assert!(secret.len() >= 8, "a real secret: {secret}");
         for value in &values {

@@ -15,7 +15,7 @@ use super::state::LocalSpend;
 use super::{AuthError, Flow, HookFailure, SignIn, Step, record_outcome, sanitize};
 use crate::forwarded::Client;
 use crate::limits::NotYet;
-use crate::observe::{self, Outcome};
+use crate::observe::{self, Outcome, user_hash};
 use crate::response::{no_store, see_other, set_cookie};
 use crate::store::{FlowSpend, KeyStore, SessionToken, StoredKey};
 
@@ -168,7 +168,10 @@ async fn complete_sign_in<K: KeyStore>(
                 flow.exchange_gate.failed(bound_key);
             }
         })?;
-    tracing::info!(user_id = issued.user_id.as_deref(), "key issued");
+    tracing::info!(
+        user_hash = issued.user_id.as_deref().map(user_hash),
+        "key issued"
+    );
     // Read now, since the hook takes the request: the session this browser held before, and
     // its flow cookies, which a completed sign-in ends.
     let ended_flows = flow.flow_cookie.clear_all(&parts.headers);
@@ -181,7 +184,9 @@ async fn complete_sign_in<K: KeyStore>(
         let outcome = hook(SignIn {
             user_id: issued.user_id.clone(),
             key: issued.key.clone(),
+            expires_at: issued.expires_at,
             request: parts,
+            client: flow.client.clone(),
         })
         .await;
         app_data = outcome.map_err(|failure| match failure {
@@ -293,7 +298,7 @@ async fn save<K: KeyStore>(store: &K, stored: StoredKey) -> Result<SessionToken,
                 None => {
                     tracing::error!(
                         %error,
-                        user_id = stored.user_id.as_deref(),
+                        user_hash = stored.user_id.as_deref().map(user_hash),
                         "ModelGates issued a key that the key store could not keep; the user \
                          can delete it on ModelGates and sign in again"
                     );

@@ -72,6 +72,46 @@ async fn the_on_sign_in_hook_sees_each_sign_in_and_can_refuse_it() {
     assert_eq!(other.get("/me").await.body, "signed out");
 }
 
+/// The hook knows what was issued: the key's expiry, and, asked of ModelGates, its label and
+/// its spend limit as the person left it on the consent page.
+#[tokio::test]
+async fn the_on_sign_in_hook_knows_what_was_issued() {
+    let emu = modelgates_emulator::Emulator::builder()
+        .auto_approve(true)
+        .key_lifetime(std::time::Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap();
+    type Seen = (
+        Option<u64>,
+        Option<modelgates_axum::oauth_core::api::KeyInfo>,
+    );
+    let seen: Arc<Mutex<Option<Seen>>> = Arc::default();
+    let record = seen.clone();
+    let cfg = config(&emu)
+        .with_key_label("Notes app")
+        .with_on_sign_in(move |sign_in: SignIn| {
+            let record = record.clone();
+            async move {
+                let info = sign_in.key_info().await.ok();
+                *record.lock().unwrap() = Some((sign_in.expires_at, info));
+                Ok(())
+            }
+        });
+    let mut browser = Browser::new(app(
+        ModelGatesAuth::new(cfg).with_store(MemoryStore::default())
+    ));
+    let landed = browser.sign_in("/login?limit=3").await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER);
+    let (expires_at, info) = seen.lock().unwrap().take().expect("the hook ran");
+    let issued = emu.issued_keys().pop().unwrap();
+    assert_eq!(expires_at, emu.key(&issued.key).unwrap().expires_at);
+    assert!(expires_at.is_some());
+    let info = info.expect("ModelGates answered the key's info");
+    assert_eq!(info.label, "Notes app");
+    assert_eq!(info.limit, Some(3.0));
+}
+
 #[tokio::test]
 async fn login_links_come_from_the_layer() {
     let emu = emulator().await;

@@ -524,7 +524,7 @@ async fn linked_account_through<K: KeyStore>(make_store: impl Fn() -> K) {
     let app = testing::serve(|url| linking_app(url, &emulator, make_store()))
         .await
         .unwrap();
-    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let jar = Arc::new(testing::BrowserJar::default());
     jar.add_cookie_str("app_session=s-123; Path=/", &app.url().parse().unwrap());
     let client = testing::client_with_jar(jar);
     testing::sign_in(&client, app.url(), &emulator)
@@ -543,6 +543,44 @@ async fn the_sign_in_hook_links_the_app_session_and_keeps_data_in_the_cookie_sto
 async fn the_sign_in_hook_keeps_data_in_the_memory_store() {
     let store = MemoryStore::default();
     linked_account_through(|| store.clone()).await;
+}
+
+/// The return from ModelGates is a cross-site navigation: an app session cookie marked
+/// `SameSite=Strict` is not sent with it, so the hook finds no session and the sign-in fails in
+/// the test exactly as it would in Chromium; `Lax` is sent.
+#[tokio::test]
+async fn a_strict_app_session_cookie_does_not_come_back_from_modelgates() {
+    let emulator = Emulator::start_auto_approve().await.unwrap();
+    let app = testing::serve(|url| linking_app(url, &emulator, MemoryStore::default()))
+        .await
+        .unwrap();
+    let app_url = app.url().parse().unwrap();
+    for (same_site, signs_in) in [("Strict", false), ("Lax", true)] {
+        let jar = Arc::new(testing::BrowserJar::default());
+        jar.add_cookie_str(
+            &format!("app_session=s-123; Path=/; SameSite={same_site}"),
+            &app_url,
+        );
+        let client = testing::client_with_jar(jar);
+        let signed_in = testing::sign_in(&client, app.url(), &emulator).await;
+        match signed_in {
+            Ok(()) => assert!(signs_in, "a {same_site} cookie came back from ModelGates"),
+            Err(error) => {
+                assert!(!signs_in, "{same_site}: {error}");
+                assert!(
+                    error.to_string().contains("Sign in to the app first."),
+                    "{error}"
+                );
+            }
+        }
+        // Connected only when the app's session came back with the callback.
+        let me = client
+            .get(format!("{}/account", app.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status() == StatusCode::OK, signs_in, "{same_site}");
+    }
 }
 
 #[tokio::test]
@@ -622,7 +660,7 @@ async fn two_instances_share_a_store_and_one_jar() {
     })
     .await
     .unwrap();
-    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let jar = Arc::new(testing::BrowserJar::default());
     let client = testing::client_with_jar(jar.clone());
     testing::sign_in(&client, a.url(), &emulator).await.unwrap();
     let on_a = text(&client, &format!("{}/me", a.url())).await;
