@@ -4,6 +4,12 @@
 pub mod child;
 pub mod proxy;
 
+/// The project's README, compiled and run as doc tests so that what it shows works, with this
+/// crate's dependencies (every published crate and the features the snippets name).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig};
 use modelgates_emulator::Emulator;
 use tokio::net::TcpListener;

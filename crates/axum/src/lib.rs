@@ -117,7 +117,8 @@ pub use flow::{AuthError, is_safe_return_to};
 pub use layer::ModelGatesAuth;
 pub use response::prefers_html;
 
-/// The README's examples, compiled and run as doc tests so that what it shows works.
+/// The crate's README (its crates.io page), compiled as a doc test so that what it shows works.
+/// The project's README is doc-tested by the workspace's `modelgates-e2e` crate.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
