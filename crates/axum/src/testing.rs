@@ -274,17 +274,20 @@ impl BrowserJar {
 /// URLs whose next request is a cross-site navigation: announced by [`navigating_cross_site`],
 /// taken by the first jar asked for cookies for one. A callback URL holds a one-time code, so
 /// no two tests announce the same URL.
-static CROSS_SITE_NAVIGATIONS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static CROSS_SITE_NAVIGATIONS: Mutex<Vec<Url>> = Mutex::new(Vec::new());
 
 /// Announces that the next request to `url` is a navigation from another site (a link or a
 /// redirect from another site to this page): a [`BrowserJar`] sends no `SameSite=Strict`
 /// cookie with it. [`sign_in`] announces the return from ModelGates this way; a test that
 /// follows ModelGates' redirect itself (after [`start_sign_in`]) announces it before.
 pub fn navigating_cross_site(url: &str) {
-    CROSS_SITE_NAVIGATIONS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(url.to_owned());
+    // A URL that does not parse is never requested either: nothing to announce.
+    if let Ok(url) = Url::parse(url) {
+        CROSS_SITE_NAVIGATIONS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(url);
+    }
 }
 
 /// Whether the request to `url` is an announced cross-site navigation (the announcement is
@@ -293,9 +296,7 @@ fn is_cross_site_navigation(url: &Url) -> bool {
     let mut announced = CROSS_SITE_NAVIGATIONS
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let position = announced
-        .iter()
-        .position(|announced| Url::parse(announced).is_ok_and(|announced| &announced == url));
+    let position = announced.iter().position(|announced| announced == url);
     position.map(|index| announced.swap_remove(index)).is_some()
 }
 

@@ -20,7 +20,7 @@
 //! only in the last one, and no `system_fingerprint`. A stream that fails midway ends with a
 //! chunk whose `error` has the integer `code`, the `message` and `metadata.error_type`.
 //!
-//! `stream: true` answers server-sent events: a keep-alive comment first
+//! `stream: true` answers server-sent events (the `stream` module): a keep-alive comment first
 //! (`: MODELGATES PROCESSING`, as gateways send while a model thinks), a role chunk, one chunk
 //! per word, a last chunk with the finish reason and usage, then `data: [DONE]`. A streamed
 //! tool call is split the way OpenAI and the gateways send it: a first delta with the call's
@@ -29,22 +29,24 @@
 //! them by index. Each completion is charged to its key ([`PRICE_PER_TOKEN`]). A stream the
 //! client drops before its end is counted ([`Emulator::streams_cancelled`]).
 //!
+//! [`TOOL_ARGUMENT_PIECE`]: crate::stream::TOOL_ARGUMENT_PIECE
 //! [`PRICE_PER_TOKEN`]: crate::PRICE_PER_TOKEN
 //! [`Emulator::streams_cancelled`]: crate::Emulator::streams_cancelled
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::faults::{Endpoint, Outcome, StreamPace};
+use crate::answer::Answer;
+use crate::faults::{Endpoint, Outcome};
 use crate::refusals::api_error;
 use crate::state::Shared;
+use crate::stream::stream_answer;
 
 /// A chat request as the emulator read it: what a custom reply function sees.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -108,28 +110,6 @@ impl ChatInput {
             return None;
         }
         self.tools.first()?.pointer("/function/name")?.as_str()
-    }
-}
-
-/// What the model answers.
-enum Answer {
-    Text(String),
-    ToolCall { name: String, arguments: String },
-}
-
-impl Answer {
-    fn tokens(&self) -> usize {
-        match self {
-            Self::Text(text) => text.split_whitespace().count(),
-            Self::ToolCall { .. } => 1,
-        }
-    }
-
-    fn finish_reason(&self) -> &'static str {
-        match self {
-            Self::Text(_) => "stop",
-            Self::ToolCall { .. } => "tool_calls",
-        }
     }
 }
 
@@ -239,26 +219,6 @@ fn usage(input: &ChatInput, answer: &Answer) -> Value {
     })
 }
 
-/// The longest piece of a streamed tool call's arguments, in characters.
-pub(crate) const TOOL_ARGUMENT_PIECE: usize = 8;
-
-/// The deltas of a streamed tool call: its header (name, empty arguments), then its arguments
-/// in pieces, each naming only the call's index.
-fn tool_call_deltas(name: &str, arguments: &str) -> Vec<Value> {
-    let header = json!({"tool_calls": [{
-        "index": 0,
-        "id": "call_emulator_0",
-        "type": "function",
-        "function": {"name": name, "arguments": ""}
-    }]});
-    let chars: Vec<char> = arguments.chars().collect();
-    let pieces = chars.chunks(TOOL_ARGUMENT_PIECE).map(|piece| {
-        let piece: String = piece.iter().collect();
-        json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
-    });
-    std::iter::once(header).chain(pieces).collect()
-}
-
 fn tool_calls(name: &str, arguments: &str) -> Value {
     json!([{
         "index": 0,
@@ -294,168 +254,6 @@ fn completion(model: &str, answer: &Answer, usage: &Value) -> Value {
         }],
         "usage": usage
     })
-}
-
-/// One chunk of a stream. `usage` is left out, not `null`, when there is none: the published
-/// schema has it as an object or absent, and strict clients refuse `null`.
-fn chunk(model: &str, delta: &Value, finish: Option<&str>, usage: Option<&Value>) -> Bytes {
-    let mut event = json!({
-        "id": "chatcmpl-emulator",
-        "object": "chat.completion.chunk",
-        "created": 0,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}]
-    });
-    if let Some(usage) = usage {
-        event["usage"] = usage.clone();
-    }
-    Bytes::from(format!("data: {event}\n\n"))
-}
-
-/// The chunks of a streamed answer, after the keep-alive and before `[DONE]`.
-fn chunks(model: &str, answer: &Answer, usage: &Value) -> Vec<Bytes> {
-    let mut chunks = vec![chunk(model, &json!({"role": "assistant"}), None, None)];
-    match answer {
-        Answer::Text(text) => chunks.extend(
-            text.split_inclusive(' ')
-                .map(|piece| chunk(model, &json!({"content": piece}), None, None)),
-        ),
-        Answer::ToolCall { name, arguments } => chunks.extend(
-            tool_call_deltas(name, arguments)
-                .iter()
-                .map(|delta| chunk(model, delta, None, None)),
-        ),
-    }
-    chunks.push(chunk(
-        model,
-        &json!({}),
-        Some(answer.finish_reason()),
-        Some(usage),
-    ));
-    chunks
-}
-
-/// The chunk a gateway sends when a streamed call fails midway: its error (with the
-/// published schema's `metadata.error_type`), and `finish_reason: "error"`.
-fn error_chunk(code: u16) -> Bytes {
-    let (message, error_type) = match code {
-        402 => (
-            "Insufficient credits. Add more credits to your ModelGates account to continue.",
-            "payment_required",
-        ),
-        403 => ("Key limit exceeded", "permission_denied"),
-        429 => ("Rate limit exceeded", "rate_limit_exceeded"),
-        _ => (
-            "The provider failed while answering",
-            "provider_unavailable",
-        ),
-    };
-    failing_chunk(&json!({
-        "code": code,
-        "message": message,
-        "metadata": {"error_type": error_type}
-    }))
-}
-
-/// Moderation's mid-stream refusal: code 403 with what it flagged.
-fn flagged_chunk() -> Bytes {
-    failing_chunk(&json!({
-        "code": 403,
-        "message": "The output was flagged by moderation.",
-        "metadata": {
-            "error_type": "content_policy_violation",
-            "reasons": ["harassment"],
-            "provider_name": "emulator"
-        }
-    }))
-}
-
-/// The chunk that ends a stream with `error` and `finish_reason: "error"`.
-fn failing_chunk(error: &Value) -> Bytes {
-    let event = json!({
-        "id": "chatcmpl-emulator",
-        "object": "chat.completion.chunk",
-        "created": 0,
-        "model": "emulator",
-        "error": error,
-        "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]
-    });
-    Bytes::from(format!("data: {event}\n\n"))
-}
-
-/// Counts the stream as cancelled if it is dropped before its last chunk was sent.
-struct CancelWatch {
-    shared: Arc<Shared>,
-    finished: bool,
-}
-
-impl Drop for CancelWatch {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.shared.record_stream_cancelled();
-        }
-    }
-}
-
-fn stream_answer(
-    shared: &Arc<Shared>,
-    model: &str,
-    answer: &Answer,
-    usage: &Value,
-    pace: StreamPace,
-) -> Response {
-    let chunks = chunks(model, answer, usage);
-    let watch = CancelWatch {
-        shared: shared.clone(),
-        finished: false,
-    };
-    let body = futures_util::stream::unfold(
-        (chunks.into_iter().enumerate(), watch, false),
-        move |(mut chunks, mut watch, done)| async move {
-            if done {
-                return None;
-            }
-            let Some((index, chunk)) = chunks.next() else {
-                watch.finished = true;
-                let end = Bytes::from_static(b"data: [DONE]\n\n");
-                return Some((Ok::<_, Infallible>(end), (chunks, watch, true)));
-            };
-            match pace {
-                StreamPace::Normal => {}
-                StreamPace::Slow(pause) => tokio::time::sleep(pause).await,
-                // The role chunk and the first text chunk go out; then nothing, ever.
-                StreamPace::Stall if index >= 2 => {
-                    std::future::pending::<()>().await;
-                }
-                StreamPace::Stall => {}
-                // The role chunk and the first text chunk go out; then the error, then the end.
-                StreamPace::FailMidway(_) | StreamPace::FlaggedMidway if index >= 2 => {
-                    watch.finished = true;
-                    let failed = match pace {
-                        StreamPace::FailMidway(code) => error_chunk(code),
-                        _ => flagged_chunk(),
-                    };
-                    return Some((
-                        Ok(failed),
-                        (Vec::new().into_iter().enumerate(), watch, false),
-                    ));
-                }
-                StreamPace::FailMidway(_) | StreamPace::FlaggedMidway => {}
-            }
-            Some((Ok(chunk), (chunks, watch, false)))
-        },
-    );
-    let keep_alive = futures_util::stream::once(async {
-        Ok::<_, Infallible>(Bytes::from_static(b": MODELGATES PROCESSING\n\n"))
-    });
-    (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        Body::from_stream(futures_util::StreamExt::chain(keep_alive, body)),
-    )
-        .into_response()
 }
 
 /// The first 12 characters of a key, for logs.

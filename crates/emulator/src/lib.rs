@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 mod account;
+mod answer;
 mod api;
 mod auth;
 mod builder;
@@ -45,6 +46,7 @@ mod random;
 mod refusals;
 mod routes;
 mod state;
+mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

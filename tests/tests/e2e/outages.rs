@@ -113,24 +113,32 @@ async fn instance(db: Db, url: &str, secret: &CookieSecret, emulator: &Emulator)
     }
 }
 
+/// The stores' short wait is for the outage; their first connection, on a machine busy with
+/// the other tests, may take longer: it is tried again, a bounded number of times.
+async fn first_connection<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+    database: &str,
+    mut connect: impl FnMut() -> F,
+) -> T {
+    let mut attempts = 0;
+    loop {
+        match connect().await {
+            Ok(connection) => return connection,
+            Err(_) if attempts < 20 => attempts += 1,
+            Err(error) => panic!("{database} does not answer: {error}"),
+        }
+    }
+}
+
 /// A PostgreSQL store as `PostgresStore::connect` makes it, waiting [`DATABASE_TIMEOUT`].
 async fn postgres_store(url: &str, settings: StoreSettings) -> PostgresStore {
     let options: PgConnectOptions = url.parse().unwrap();
-    // The short wait is for the outage; the first connection, on a machine busy with the
-    // other tests, may take longer: it is tried again, a bounded number of times.
-    let mut attempts = 0;
-    let pool = loop {
-        let connected = PgPoolOptions::new()
+    let pool = first_connection("PostgreSQL", || {
+        PgPoolOptions::new()
             .acquire_timeout(DATABASE_TIMEOUT)
             .test_before_acquire(false)
             .connect_with(options.clone())
-            .await;
-        match connected {
-            Ok(pool) => break pool,
-            Err(modelgates_stores::sqlx::Error::PoolTimedOut) if attempts < 20 => attempts += 1,
-            Err(error) => panic!("PostgreSQL at {url}: {error}"),
-        }
-    };
+    })
+    .await;
     let store = PostgresStore::new(pool, settings);
     store.migrate().await.unwrap();
     store
@@ -144,15 +152,10 @@ async fn redis_store(url: &str, settings: StoreSettings) -> RedisStore {
         .set_connection_timeout(DATABASE_TIMEOUT)
         .set_response_timeout(DATABASE_TIMEOUT)
         .set_number_of_retries(0);
-    // As for PostgreSQL: the first connection may take longer than an outage's wait.
-    let mut attempts = 0;
-    let connection = loop {
-        match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
-            Ok(connection) => break connection,
-            Err(_) if attempts < 20 => attempts += 1,
-            Err(error) => panic!("Redis at {url}: {error}"),
-        }
-    };
+    let connection = first_connection("Redis", || {
+        ConnectionManager::new_with_config(client.clone(), config.clone())
+    })
+    .await;
     RedisStore::new(client, connection, settings)
 }
 

@@ -207,7 +207,7 @@ async fn sign_in(emulator: &Emulator, client: &Client) -> (String, Value) {
         .expect("a code")
         .1
         .into_owned();
-    let (status, answer) = exchange(emulator, client)
+    let (status, answer) = Call::exchange(emulator, client)
         .with_body(json!({
             "code": code,
             "code_verifier": pkce.verifier().expose_secret(),
@@ -219,17 +219,6 @@ async fn sign_in(emulator: &Emulator, client: &Client) -> (String, Value) {
     (answer["key"].as_str().expect("a key").to_owned(), answer)
 }
 
-fn exchange<'a>(emulator: &'a Emulator, client: &'a Client) -> Call<'a> {
-    Call {
-        emulator,
-        client,
-        method: Method::POST,
-        route: "/api/v1/auth/keys",
-        key: None,
-        body: None,
-    }
-}
-
 impl<'a> Call<'a> {
     fn with_body(mut self, body: Value) -> Self {
         self.body = Some(body);
@@ -239,6 +228,17 @@ impl<'a> Call<'a> {
     fn with_key(mut self, key: &'a str) -> Self {
         self.key = Some(key);
         self
+    }
+
+    fn exchange(emulator: &'a Emulator, client: &'a Client) -> Self {
+        Self {
+            emulator,
+            client,
+            method: Method::POST,
+            route: "/api/v1/auth/keys",
+            key: None,
+            body: None,
+        }
     }
 
     fn get(emulator: &'a Emulator, client: &'a Client, route: &'a str) -> Self {
@@ -297,13 +297,13 @@ async fn the_key_exchange_answers_in_the_published_schema() {
         (json!({"no": "code"}), 400),
     ];
     for (body, status) in refusals {
-        let (got, _) = exchange(&emulator, &client)
+        let (got, _) = Call::exchange(&emulator, &client)
             .with_body(body.clone())
             .checked(&format!("the exchange of {body}"))
             .await;
         assert_eq!(got.as_u16(), status, "{body}");
     }
-    let mut wrong_method = exchange(&emulator, &client);
+    let mut wrong_method = Call::exchange(&emulator, &client);
     wrong_method.method = Method::GET;
     let (status, _) = wrong_method.checked("GET on the exchange").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
@@ -517,7 +517,7 @@ async fn every_injected_fault_answers_in_the_published_schema_or_is_broken_on_pu
     let calls = [
         (
             Endpoint::Keys,
-            exchange(&emulator, &client).with_body(json!({"code": "x"})),
+            Call::exchange(&emulator, &client).with_body(json!({"code": "x"})),
         ),
         (Endpoint::Chat, Call::chat(&emulator, &client, &key, chat)),
         (
