@@ -29,6 +29,7 @@ const SCHEMA: &str = concat!(
     include_str!("../migrations/postgres/0001_modelgates_keys.sql"),
     include_str!("../migrations/postgres/0002_revocation_notify.sql"),
     include_str!("../migrations/postgres/0003_spent_flows_and_truncate.sql"),
+    include_str!("../migrations/postgres/0004_linked_accounts.sql"),
 );
 
 /// The connections [`PostgresStore::connect`] pools.

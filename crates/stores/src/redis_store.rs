@@ -55,7 +55,7 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-fn redis_error(what: &str) -> impl FnOnce(redis::RedisError) -> StoreError + '_ {
+fn redis_error(what: &str) -> impl Fn(redis::RedisError) -> StoreError + '_ {
     move |error| StoreError::with_source(format!("{what} failed"), error)
 }
 
@@ -71,6 +71,10 @@ fn spent_flow_key(flow_id: &str) -> String {
 fn user_key(user_id: &str) -> String {
     format!("modelgates:user:{user_id}")
 }
+
+/// The sorted set of linked accounts (all scored 0, so ordered by their bytes for
+/// `ZRANGEBYLEX` paging). A link whose session is gone lingers until a listing passes it.
+const LINKS_KEY: &str = "modelgates:links";
 
 /// `EXPIRE KEYS[1] ARGV[1]` only when that lengthens the key's life (a key without a TTL, as
 /// a set `SADD` just made, counts as shorter): a user's index must outlive every session it
@@ -184,24 +188,24 @@ impl RedisStore {
     }
 }
 
-impl KeyStore for RedisStore {
-    const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
-
-    async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
+impl RedisStore {
+    /// Adds to `pipe`: keep `key` under `token` for its remaining life, in its user's index.
+    fn save_in(
+        &self,
+        pipe: &mut redis::Pipeline,
+        token: &SessionToken,
+        key: &StoredKey,
+    ) -> Result<(), StoreError> {
         let remaining = key.remaining(self.settings.lifetime, unix_now());
         if remaining == 0 {
             return Err(StoreError::new(
                 "the key is already older than the store's lifetime, or expired",
             ));
         }
-        let token = SessionToken::random();
         let hash = token.hash();
-        let sealed = self.settings.sealer.seal(&key, &hash);
+        let sealed = self.settings.sealer.seal(key, &hash);
         let value = format!("{}.{}", sealed.key_id, STANDARD.encode(&sealed.sealed));
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .set_ex(session_key(&hash), value, remaining)
-            .ignore();
+        pipe.set_ex(session_key(&hash), value, remaining).ignore();
         if let Some(user_id) = &key.user_id {
             pipe.sadd(user_key(user_id), &hash)
                 .ignore()
@@ -212,11 +216,81 @@ impl KeyStore for RedisStore {
                 .arg(remaining)
                 .ignore();
         }
+        Ok(())
+    }
+}
+
+impl KeyStore for RedisStore {
+    const TOKEN_PROTECTION: TokenProtection = TokenProtection::Signed;
+
+    async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
+        let token = SessionToken::random();
+        let mut pipe = redis::pipe();
+        self.save_in(pipe.atomic(), &token, &key)?;
         let _: () = pipe
             .query_async(&mut self.connection.clone())
             .await
             .map_err(redis_error("saving a key"))?;
         Ok(token)
+    }
+
+    /// In one `MULTI`: the key linked before deleted and announced, the new one saved, the
+    /// account added to `modelgates:links`.
+    async fn save_link(&self, account: &str, key: StoredKey) -> Result<(), StoreError> {
+        let token = SessionToken::for_account(account);
+        let mut pipe = redis::pipe();
+        revoke_in(pipe.atomic(), &[token.hash()]);
+        self.save_in(&mut pipe, &token, &key)?;
+        pipe.zadd(LINKS_KEY, account, 0).ignore();
+        let _: () = pipe
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(redis_error("saving a link"))?;
+        Ok(())
+    }
+
+    /// `ZRANGEBYLEX` pages, each account's session checked with `EXISTS`; accounts whose
+    /// session is gone are dropped from the set on the way.
+    async fn linked_accounts(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut connection = self.connection.clone();
+        let failed = redis_error("listing linked accounts");
+        let mut start = after.map_or_else(|| "-".to_owned(), |after| format!("({after}"));
+        let mut live = Vec::new();
+        while live.len() < limit {
+            let wanted = limit - live.len();
+            let page: Vec<String> = connection
+                .zrangebylex_limit(
+                    LINKS_KEY,
+                    &start,
+                    "+",
+                    0,
+                    isize::try_from(wanted).unwrap_or(isize::MAX),
+                )
+                .await
+                .map_err(&failed)?;
+            let Some(last) = page.last() else { break };
+            start = format!("({last}");
+            let mut pipe = redis::pipe();
+            for account in &page {
+                pipe.exists(session_key(&SessionToken::for_account(account).hash()));
+            }
+            let exists: Vec<bool> = pipe.query_async(&mut connection).await.map_err(&failed)?;
+            let (found, gone): (Vec<_>, Vec<_>) =
+                page.iter().zip(exists).partition(|(_, exists)| *exists);
+            if !gone.is_empty() {
+                let gone: Vec<&String> = gone.into_iter().map(|(account, _)| account).collect();
+                let _: () = connection.zrem(LINKS_KEY, gone).await.map_err(&failed)?;
+            }
+            live.extend(found.into_iter().map(|(account, _)| account.clone()));
+            if page.len() < wanted {
+                break;
+            }
+        }
+        Ok(live)
     }
 
     async fn load(&self, token: &SessionToken) -> Result<Option<StoredKey>, StoreError> {

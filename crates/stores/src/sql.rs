@@ -22,6 +22,21 @@ pub(super) const DELETE_USER: &str =
 pub(super) const SELECT_LIVE: &str = "SELECT key_id, sealed FROM modelgates_keys \
      WHERE session_hash = $1 AND expires_at > $2";
 
+/// The statements of a link (see [`KeyStore::save_link`](modelgates_axum::store::KeyStore::save_link)):
+/// its key's row is replaced in the same transaction that records the account.
+pub(super) const INSERT_KEY: &str = "INSERT INTO modelgates_keys \
+     (session_hash, user_id, key_id, sealed, issued_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const INSERT_LINK: &str = "INSERT INTO modelgates_links (account, session_hash) \
+     VALUES ($1, $2) ON CONFLICT (account) DO NOTHING";
+/// `$1` now, `$2` the account to start after (`''`: the first), `$3` the page's size.
+pub(super) const SELECT_LINKED: &str = "SELECT l.account FROM modelgates_links l \
+     JOIN modelgates_keys k ON k.session_hash = l.session_hash \
+     WHERE k.expires_at > $1 AND l.account > $2 ORDER BY l.account LIMIT $3";
+/// Links whose key's row is gone (removed, revoked, purged).
+pub(super) const PURGE_LINKS: &str = "DELETE FROM modelgates_links WHERE NOT EXISTS \
+     (SELECT 1 FROM modelgates_keys k WHERE k.session_hash = modelgates_links.session_hash)";
+
 pub(super) const PURGE_SPENT_FLOWS: &str =
     "DELETE FROM modelgates_spent_flows WHERE expires_at <= $1";
 
@@ -53,7 +68,7 @@ pub(super) fn spent_flow_row(flow_id: &str, lives: Duration) -> (String, i64) {
 }
 
 /// A database failure, as the store reports it.
-pub(super) fn db_error(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+pub(super) fn db_error(what: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     move |error| StoreError::with_source(format!("{what} failed"), error)
 }
 
@@ -79,8 +94,16 @@ pub(super) struct NewRow {
 impl NewRow {
     /// A fresh session for `key`, sealed for its row, living `lifetime`.
     pub(super) fn new(key: &StoredKey, settings: &StoreSettings) -> Self {
+        Self::for_token(SessionToken::random(), key, settings)
+    }
+
+    /// The row of `key` under `token` (a link's), sealed for it, living `lifetime`.
+    pub(super) fn for_token(
+        token: SessionToken,
+        key: &StoredKey,
+        settings: &StoreSettings,
+    ) -> Self {
         let (sealer, lifetime) = (&settings.sealer, settings.lifetime);
-        let token = SessionToken::random();
         let hash = token.hash();
         let sealed = sealer.seal(key, &hash);
         let issued_at = seconds(key.issued_at);
@@ -142,6 +165,10 @@ macro_rules! shared_methods {
                     .execute(&self.pool)
                     .await
                     .map_err($crate::sql::db_error("purging expired keys"))?;
+                sqlx::query($crate::sql::PURGE_LINKS)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::sql::db_error("purging removed links"))?;
                 sqlx::query($crate::sql::PURGE_SPENT_FLOWS)
                     .bind($crate::sql::now())
                     .execute(&self.pool)
@@ -211,6 +238,56 @@ macro_rules! shared_key_store_methods {
                 .await
                 .map_err($crate::sql::db_error("checking the database"))?;
             Ok(())
+        }
+
+        /// One transaction: the key's row replaced (the old one deleted, which PostgreSQL's
+        /// trigger announces), the account recorded.
+        async fn save_link(&self, account: &str, key: StoredKey) -> Result<(), StoreError> {
+            if self.purge.due() {
+                self.purge_expired().await?;
+            }
+            let token = SessionToken::for_account(account);
+            let row = $crate::sql::NewRow::for_token(token, &key, &self.settings);
+            let failed = $crate::sql::db_error("saving a link");
+            let mut transaction = self.pool.begin().await.map_err(&failed)?;
+            sqlx::query($crate::sql::DELETE_SESSION)
+                .bind(&row.hash)
+                .execute(&mut *transaction)
+                .await
+                .map_err(&failed)?;
+            sqlx::query($crate::sql::INSERT_KEY)
+                .bind(&row.hash)
+                .bind(key.user_id.as_deref())
+                .bind(&row.sealed.key_id)
+                .bind(&row.sealed.sealed)
+                .bind(row.issued_at)
+                .bind(row.expires_at)
+                .execute(&mut *transaction)
+                .await
+                .map_err(&failed)?;
+            sqlx::query($crate::sql::INSERT_LINK)
+                .bind(account)
+                .bind(&row.hash)
+                .execute(&mut *transaction)
+                .await
+                .map_err(&failed)?;
+            transaction.commit().await.map_err(failed)?;
+            Ok(())
+        }
+
+        async fn linked_accounts(
+            &self,
+            after: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<String>, StoreError> {
+            let accounts: Vec<(String,)> = sqlx::query_as($crate::sql::SELECT_LINKED)
+                .bind($crate::sql::now())
+                .bind(after.unwrap_or_default())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::sql::db_error("listing linked accounts"))?;
+            Ok(accounts.into_iter().map(|(account,)| account).collect())
         }
 
         async fn revoke_user(

@@ -12,10 +12,6 @@ use modelgates_axum::store::{
     FlowSpend, KeyStore, SessionToken, StoreError, StoredKey, TokenProtection,
 };
 
-/// One session (PostgreSQL batches its inserts instead: `postgres.rs`).
-const INSERT: &str = "INSERT INTO modelgates_keys \
-     (session_hash, user_id, key_id, sealed, issued_at, expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
 /// Rows affected: 1 when the flow is spent now, 0 when it was spent before.
 const SPEND_FLOW: &str = "INSERT INTO modelgates_spent_flows (flow_hash, expires_at) \
      VALUES ($1, $2) ON CONFLICT (flow_hash) DO NOTHING";
@@ -23,6 +19,7 @@ const SPEND_FLOW: &str = "INSERT INTO modelgates_spent_flows (flow_hash, expires
 const SCHEMA: &str = concat!(
     include_str!("../migrations/sqlite/0001_modelgates_keys.sql"),
     include_str!("../migrations/sqlite/0002_spent_flows.sql"),
+    include_str!("../migrations/sqlite/0003_linked_accounts.sql"),
 );
 
 /// Keys in SQLite: the embedded choice for one machine (`sqlite:path/to/keys.db`; the file is
@@ -92,7 +89,8 @@ impl KeyStore for SqliteStore {
 
     async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
         let row = self.new_row(&key).await?;
-        sqlx::query(INSERT)
+        // One session (PostgreSQL batches its inserts instead: `postgres.rs`).
+        sqlx::query(crate::sql::INSERT_KEY)
             .bind(&row.hash)
             .bind(key.user_id.as_deref())
             .bind(&row.sealed.key_id)

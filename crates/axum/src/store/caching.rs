@@ -285,6 +285,29 @@ impl<S: KeyStore> KeyStore for CachingStore<S> {
         removed
     }
 
+    /// The store's save (which announces the replaced key to every instance), then this
+    /// instance's entry replaced.
+    async fn save_link(&self, account: &str, key: StoredKey) -> Result<(), StoreError> {
+        let token = SessionToken::for_account(account);
+        self.shared.invalidate(&token.digest());
+        let (epoch, saved_at) = (
+            self.shared.invalidations.load(Ordering::SeqCst),
+            self.shared.now(),
+        );
+        self.inner.save_link(account, key.clone()).await?;
+        self.shared.fill(token.digest(), key, saved_at, epoch);
+        Ok(())
+    }
+
+    /// The store's own list: links are listed from the store, never from the cache.
+    fn linked_accounts(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<String>, StoreError>> + Send {
+        self.inner.linked_accounts(after, limit)
+    }
+
     /// The store's own record: spent flows are never cached.
     fn spend_flow(
         &self,

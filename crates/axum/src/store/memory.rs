@@ -1,6 +1,6 @@
 //! [`MemoryStore`]: keys in this process, behind random session ids.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -37,11 +37,13 @@ pub struct MemoryStore {
 }
 
 /// The sessions, and their tokens in the order they were saved (tokens already revoked may
-/// linger in the queue until they reach its front or the queue is compacted).
+/// linger in the queue until they reach its front or the queue is compacted), and the accounts
+/// that were linked (a link removed as a session lingers here until a listing passes it).
 #[derive(Default)]
 struct Sessions {
     entries: HashMap<String, StoredKey>,
     order: VecDeque<String>,
+    accounts: BTreeSet<String>,
 }
 
 impl Sessions {
@@ -65,6 +67,42 @@ impl Sessions {
             let entries = &self.entries;
             self.order.retain(|token| entries.contains_key(token));
         }
+    }
+}
+
+impl Sessions {
+    /// Keeps `key` under `id`, making room first.
+    fn insert(&mut self, id: String, key: StoredKey, lifetime: Duration, capacity: usize) {
+        self.make_room(lifetime, capacity, unix_now());
+        self.order.push_back(id.clone());
+        self.entries.insert(id, key);
+    }
+
+    /// Up to `limit` linked accounts with a live link after `after`; forgets those without.
+    fn linked_accounts(
+        &mut self,
+        after: Option<&str>,
+        limit: usize,
+        lifetime: Duration,
+    ) -> Vec<String> {
+        use std::ops::Bound;
+        let now = unix_now();
+        let start = after.map_or(Bound::Unbounded, |after| Bound::Excluded(after.to_owned()));
+        let (mut live, mut gone) = (Vec::new(), Vec::new());
+        for account in self.accounts.range((start, Bound::Unbounded)) {
+            if live.len() == limit {
+                break;
+            }
+            let token = SessionToken::for_account(account);
+            match self.entries.get(token.expose_secret()) {
+                Some(stored) if stored.remaining(lifetime, now) > 0 => live.push(account.clone()),
+                _ => gone.push(account.clone()),
+            }
+        }
+        for account in gone {
+            self.accounts.remove(&account);
+        }
+        live
     }
 }
 
@@ -150,11 +188,8 @@ impl KeyStore for MemoryStore {
         key: StoredKey,
     ) -> impl Future<Output = Result<SessionToken, StoreError>> + Send {
         let token = SessionToken::random();
-        let mut sessions = self.lock();
-        sessions.make_room(self.lifetime, self.capacity, unix_now());
         let id = token.expose_secret().to_owned();
-        sessions.order.push_back(id.clone());
-        sessions.entries.insert(id, key);
+        self.lock().insert(id, key, self.lifetime, self.capacity);
         std::future::ready(Ok(token))
     }
 
@@ -172,6 +207,29 @@ impl KeyStore for MemoryStore {
     fn remove(&self, token: &SessionToken) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.revoke(token);
         std::future::ready(Ok(()))
+    }
+
+    fn save_link(
+        &self,
+        account: &str,
+        key: StoredKey,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let id = SessionToken::for_account(account)
+            .expose_secret()
+            .to_owned();
+        let mut sessions = self.lock();
+        sessions.insert(id, key, self.lifetime, self.capacity);
+        sessions.accounts.insert(account.to_owned());
+        std::future::ready(Ok(()))
+    }
+
+    fn linked_accounts(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        let accounts = self.lock().linked_accounts(after, limit, self.lifetime);
+        std::future::ready(Ok(accounts))
     }
 
     fn revoke_user(

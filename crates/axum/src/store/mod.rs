@@ -171,6 +171,14 @@ impl SessionToken {
         self.0.expose_secret()
     }
 
+    /// The token under which the link of the app's user `account` is kept (linked-account
+    /// mode, see [`KeyStore::save_link`]): load and remove it as any session's. It never goes
+    /// in a cookie, and cannot be mistaken for a random session id (those hold no `:`).
+    #[must_use]
+    pub fn for_account(account: &str) -> Self {
+        Self::new(format!("modelgates-link:{account}"))
+    }
+
     /// The hex SHA-256 of the token: the name under which the database stores keep a session
     /// (so a dump holds no usable cookie), and the only thing a revocation notification
     /// carries.
@@ -337,6 +345,43 @@ pub trait KeyStore: Send + Sync + 'static {
         )))
     }
 
+    /// Keeps `key` as the ModelGates link of the app's user `account` (linked-account mode:
+    /// [`ModelGatesConfig::with_linked_accounts`](crate::ModelGatesConfig::with_linked_accounts)),
+    /// replacing the key linked before, if any. The link is then loaded and removed like a
+    /// session, under [`SessionToken::for_account`]`(account)`, and it counts for
+    /// [`revoke_user`](Self::revoke_user) like any session of the ModelGates user. A store that
+    /// announces revocations to other instances announces the replaced key, so no instance's
+    /// cache keeps serving it.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails; or an error for which [`StoreError::is_unsupported`] holds: the
+    /// default, and [`CookieStore`], which has nowhere to keep a key but a browser.
+    fn save_link(
+        &self,
+        account: &str,
+        key: StoredKey,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (account, key);
+        std::future::ready(Err(links_unsupported()))
+    }
+
+    /// Up to `limit` accounts that have a live link, in ascending byte order, starting after
+    /// `after` (`None`: from the first). Fewer than `limit` means there are no more: a
+    /// background job pages through every linked user with the last account of each page.
+    ///
+    /// # Errors
+    ///
+    /// As [`save_link`](Self::save_link).
+    fn linked_accounts(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        let _ = (after, limit);
+        std::future::ready(Err(links_unsupported()))
+    }
+
     /// Whether the store answers now: one cheap round trip to its database (`SELECT 1`,
     /// `PING`), bounded by the store's timeouts, for a readiness probe
     /// ([`ModelGatesAuth::ready`](crate::ModelGatesAuth::ready)). The default, for stores
@@ -348,6 +393,14 @@ pub trait KeyStore: Send + Sync + 'static {
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         std::future::ready(Ok(()))
     }
+}
+
+/// The error of a store that cannot keep links.
+fn links_unsupported() -> StoreError {
+    StoreError::unsupported(
+        "this key store cannot keep linked accounts: use a server-side store (MemoryStore, \
+         PostgresStore, SqliteStore, RedisStore)",
+    )
 }
 
 /// What a store answered when asked to record a sign-in flow as spent

@@ -14,6 +14,12 @@
 //! * answers [`KeyStore::revoke_user`] (unless with an error for which
 //!   [`StoreError::is_unsupported`](super::StoreError::is_unsupported) holds) without forgetting
 //!   exactly the user's other sessions: all of them but the one kept, and no other user's;
+//! * keeps links ([`KeyStore::save_link`], unless with an error for which
+//!   [`StoreError::is_unsupported`](super::StoreError::is_unsupported) holds) otherwise than
+//!   as sessions under [`SessionToken::for_account`]: a link loads with everything saved, a new
+//!   link replaces the account's key, [`KeyStore::linked_accounts`] lists live links in byte
+//!   order after the account given and pages by its limit, a removed link is neither loaded nor
+//!   listed, and revoking the ModelGates user removes their links;
 //! * loses track of a user's long-lived session once a short-lived one of theirs expired
 //!   (a user index whose lifetime a later, shorter session shortened). The short session is
 //!   saved first and checked last, up to two seconds later, once it has expired.
@@ -53,6 +59,7 @@ pub async fn conformance<S: KeyStore>(store: &S) {
     let long_and_short = LongAndShort::save(store).await;
     round_trips(store).await;
     server_side(store).await;
+    links(store).await;
     long_and_short.check(store).await;
 }
 
@@ -166,6 +173,105 @@ async fn revokes_a_user<S: KeyStore>(store: &S) {
     store.remove(&sessions[2]).await.expect("remove");
 }
 
+async fn links<S: KeyStore>(store: &S) {
+    // Accounts that share a random prefix, so that paging from the prefix finds them first
+    // whatever else a shared database holds; one with characters a query must escape.
+    let prefix = unique("account");
+    let accounts = [
+        format!("{prefix}-0 'quoted' %_"),
+        format!("{prefix}-1"),
+        format!("{prefix}-2"),
+    ];
+    let user = unique("user");
+    let first = StoredKey::new(ApiKey::new(unique("sk-first")), Some(user.clone()))
+        .with_expires_at(Some(4_102_444_800))
+        .with_app_data(Some(r#"{"plan":"pro"}"#.to_owned()));
+    match store.save_link(&accounts[0], first.clone()).await {
+        Err(error) if error.is_unsupported() => return,
+        saved => saved.expect("save_link"),
+    }
+    let token = SessionToken::for_account(&accounts[0]);
+    let loaded = store
+        .load(&token)
+        .await
+        .expect("load")
+        .expect("a link loads");
+    assert_eq!(loaded.key, first.key, "a link loads its key");
+    assert_eq!(
+        loaded.user_id.as_deref(),
+        Some(user.as_str()),
+        "and its user id"
+    );
+    assert_eq!(loaded.expires_at, first.expires_at, "and its expiry");
+    assert_eq!(loaded.app_data, first.app_data, "and its app data");
+    let replacement = StoredKey::new(ApiKey::new(unique("sk-second")), Some(user.clone()));
+    store
+        .save_link(&accounts[0], replacement.clone())
+        .await
+        .expect("save_link");
+    agrees_now(store, &token, Some(&replacement.key)).await;
+    let loaded = store.load(&token).await.expect("load").expect("loads");
+    assert_eq!(
+        loaded.key, replacement.key,
+        "a new link replaces the account's key"
+    );
+    for account in &accounts[1..] {
+        let key = StoredKey::new(ApiKey::new(unique("sk")), None);
+        store.save_link(account, key).await.expect("save_link");
+    }
+    let page = |after: String, limit| async move {
+        store
+            .linked_accounts(Some(&after), limit)
+            .await
+            .expect("linked_accounts")
+    };
+    assert_eq!(
+        page(prefix.clone(), 2).await,
+        accounts[..2],
+        "links are listed in byte order after the account given, as many as asked"
+    );
+    assert_eq!(
+        page(accounts[1].clone(), 1).await,
+        accounts[2..],
+        "the next page starts after the last account of the previous one"
+    );
+    store
+        .remove(&SessionToken::for_account(&accounts[1]))
+        .await
+        .expect("remove");
+    assert!(
+        store
+            .load(&SessionToken::for_account(&accounts[1]))
+            .await
+            .expect("load")
+            .is_none(),
+        "a removed link is gone"
+    );
+    assert_eq!(
+        page(prefix.clone(), 2).await,
+        [accounts[0].clone(), accounts[2].clone()],
+        "a removed link is not listed"
+    );
+    match store.revoke_user(&user, None).await {
+        Err(error) if error.is_unsupported() => {}
+        revoked => {
+            assert_eq!(revoked.expect("revoke_user"), 1, "the user's link");
+            assert!(
+                store.load(&token).await.expect("load").is_none(),
+                "revoking the ModelGates user removes their links"
+            );
+            let listed = page(prefix.clone(), 1).await;
+            assert_eq!(listed, accounts[2..], "and they are not listed");
+        }
+    }
+    for account in &accounts {
+        store
+            .remove(&SessionToken::for_account(account))
+            .await
+            .expect("remove");
+    }
+}
+
 /// A long-lived session, then a short one of the same user: once the short one expired,
 /// revoking the user still finds the long one.
 struct LongAndShort {
@@ -242,6 +348,16 @@ mod tests {
     async fn the_built_in_stores_conform() {
         conformance(&CookieStore).await;
         conformance(&MemoryStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_cookie_store_cannot_keep_links_and_says_so() {
+        let key = StoredKey::new(ApiKey::new("sk"), None);
+        let error = CookieStore.save_link("alice", key).await.unwrap_err();
+        assert!(error.is_unsupported());
+        assert!(error.to_string().contains("server-side store"), "{error}");
+        let error = CookieStore.linked_accounts(None, 10).await.unwrap_err();
+        assert!(error.is_unsupported());
     }
 
     #[tokio::test]

@@ -1,0 +1,8 @@
+-- modelgates-axum key store, version 3: linked accounts. The app's user `account` is linked to
+-- the key kept in modelgates_keys under the session hash of SessionToken::for_account(account).
+-- A link whose key row is gone is never listed, and the purge deletes it.
+CREATE TABLE IF NOT EXISTS modelgates_links (
+    account      TEXT PRIMARY KEY,
+    session_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS modelgates_links_session_hash ON modelgates_links (session_hash);
