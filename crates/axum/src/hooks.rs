@@ -79,6 +79,10 @@ pub struct SignIn {
     /// extensions, to link the ModelGates account to the app's own session. Its `Debug` shows
     /// only the method and the path: the headers hold cookies.
     pub request: Parts,
+    /// The app's user this key is being linked to, in linked-account mode
+    /// ([`ModelGatesConfig::with_linked_accounts`](crate::ModelGatesConfig::with_linked_accounts));
+    /// `None` in login mode.
+    pub account: Option<String>,
     /// The layer's client, for [`SignIn::key_info`].
     pub(crate) client: ModelGatesClient,
 }
@@ -104,6 +108,7 @@ impl fmt::Debug for SignIn {
             .field("user_id", &self.user_id)
             .field("key", &self.key)
             .field("expires_at", &self.expires_at)
+            .field("account", &self.account)
             .field("method", &self.request.method)
             .field("path", &self.request.uri.path())
             .finish_non_exhaustive()
@@ -186,16 +191,20 @@ pub enum SignOutReason {
     KeyRejected,
     /// A handler returned [`SignOut`](crate::extract::SignOut).
     App,
+    /// Linked accounts: the app user disconnected ModelGates (the disconnect route, or
+    /// [`ModelGatesAuth::disconnect`](crate::ModelGatesAuth::disconnect)).
+    Disconnected,
 }
 
 impl SignOutReason {
-    /// A stable name: `logout`, `key_rejected`, `app`.
+    /// A stable name: `logout`, `key_rejected`, `app`, `disconnected`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Logout => "logout",
             Self::KeyRejected => "key_rejected",
             Self::App => "app",
+            Self::Disconnected => "disconnected",
         }
     }
 }
@@ -209,6 +218,8 @@ pub struct SignedOut {
     /// ModelGates' id of the user, when known (a logout whose session the store no longer
     /// had, or could not read, does not know it).
     pub user_id: Option<String>,
+    /// The app's user whose link ended, in linked-account mode; `None` in login mode.
+    pub account: Option<String>,
 }
 
 type SignOutFuture = Pin<Box<dyn Future<Output = ()> + Send>>;

@@ -98,6 +98,7 @@ mod hex;
 pub mod hooks;
 pub mod layer;
 mod limits;
+pub mod linked;
 pub mod observe;
 mod response;
 pub mod same_origin;

@@ -195,6 +195,11 @@ pub(crate) enum Outcome {
     InvalidLimit,
     SignOutFailed,
     LayerMisplaced,
+    /// Linked accounts: no app user to connect, disconnect or come back to.
+    NoAppUser,
+    /// Linked accounts: the callback came back with another app user than the one who
+    /// started the connection.
+    AppUserChanged,
     /// A relayed stream ended with its last event sent.
     #[cfg_attr(not(feature = "openai"), allow(dead_code))]
     Completed,
@@ -241,6 +246,8 @@ impl Outcome {
             Self::InvalidLimit => "invalid_limit",
             Self::SignOutFailed => "sign_out_failed",
             Self::LayerMisplaced => "layer_misplaced",
+            Self::NoAppUser => "no_app_user",
+            Self::AppUserChanged => "app_user_changed",
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Refused => "refused",

@@ -132,6 +132,10 @@ pub struct FlowState {
     pub return_to: String,
     /// Seconds since the Unix epoch.
     pub issued_at: u64,
+    /// Who started the flow, as the app names them (an opaque value, such as a hash of the app's
+    /// user id), for an app that links ModelGates to its own users: the callback must come
+    /// from the same one. `None` for a plain sign-in.
+    pub started_by: Option<String>,
 }
 
 /// Why a callback does not belong to the flow it came with. Each is a callback request that
@@ -178,6 +182,8 @@ struct FlowWire<'a> {
     return_to: Cow<'a, str>,
     #[serde(rename = "t")]
     issued_at: u64,
+    #[serde(rename = "b", borrow, default, skip_serializing_if = "Option::is_none")]
+    started_by: Option<Cow<'a, str>>,
 }
 
 impl FlowState {
@@ -189,7 +195,15 @@ impl FlowState {
             pkce,
             return_to: return_to.into(),
             issued_at: unix_now(),
+            started_by: None,
         }
+    }
+
+    /// This flow, started by `who` (see [`Self::started_by`]).
+    #[must_use]
+    pub fn with_started_by(mut self, who: Option<String>) -> Self {
+        self.started_by = who;
+        self
     }
 
     /// The callback URL for this flow: `callback` followed by the flow id as one more path
@@ -237,6 +251,7 @@ impl FlowState {
             method: self.pkce.as_ref().map(Pkce::method),
             return_to: Cow::Borrowed(&self.return_to),
             issued_at: self.issued_at,
+            started_by: self.started_by.as_deref().map(Cow::Borrowed),
         };
         let json = serde_json::to_string(&wire).expect("plain data serialises");
         Zeroizing::new(format!("{PURPOSE}{json}"))
@@ -258,6 +273,7 @@ impl FlowState {
             pkce,
             return_to: wire.return_to.into_owned(),
             issued_at: wire.issued_at,
+            started_by: wire.started_by.map(Cow::into_owned),
         })
     }
 }

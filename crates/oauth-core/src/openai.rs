@@ -81,7 +81,7 @@ impl ModelGatesClient {
         key: &ApiKey,
         report: impl Fn(RateLimitHeaders) + Send + Sync + 'static,
     ) -> async_openai::Client<OpenAIConfig> {
-        self.openai_over(&self.inner.http_api, key, Some(Arc::new(report)))
+        self.openai_observed(key, rate_limits_to(report))
     }
 
     /// [`Self::openai_stream`], and `report` hears the [`RateLimitHeaders`] of every answer
@@ -92,7 +92,30 @@ impl ModelGatesClient {
         key: &ApiKey,
         report: impl Fn(RateLimitHeaders) + Send + Sync + 'static,
     ) -> async_openai::Client<OpenAIConfig> {
-        self.openai_over(&self.inner.http_stream, key, Some(Arc::new(report)))
+        self.openai_stream_observed(key, rate_limits_to(report))
+    }
+
+    /// [`Self::openai`], and `observe` hears every answer ModelGates sends to its calls
+    /// (refusals included, each try of a retried call): its status and rate-limit headers,
+    /// so that the owner of the key can act on a 401 whoever made the call.
+    #[must_use]
+    pub fn openai_observed(
+        &self,
+        key: &ApiKey,
+        observe: impl Fn(&Answered) + Send + Sync + 'static,
+    ) -> async_openai::Client<OpenAIConfig> {
+        self.openai_over(&self.inner.http_api, key, Some(Arc::new(observe)))
+    }
+
+    /// [`Self::openai_stream`], and `observe` hears every answer, as with
+    /// [`Self::openai_observed`].
+    #[must_use]
+    pub fn openai_stream_observed(
+        &self,
+        key: &ApiKey,
+        observe: impl Fn(&Answered) + Send + Sync + 'static,
+    ) -> async_openai::Client<OpenAIConfig> {
+        self.openai_over(&self.inner.http_stream, key, Some(Arc::new(observe)))
     }
 
     fn openai_over(
@@ -121,8 +144,30 @@ impl ModelGatesClient {
     }
 }
 
-/// Who hears each answer's [`RateLimitHeaders`].
-type Report = Arc<dyn Fn(RateLimitHeaders) + Send + Sync>;
+/// What the observer of an OpenAI-compatible client hears of each answer ModelGates sends
+/// (see [`ModelGatesClient::openai_observed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Answered {
+    /// The HTTP status: 401 when ModelGates no longer accepts the key.
+    pub status: u16,
+    /// The answer's `X-RateLimit-*` headers, when it has any.
+    pub rate_limits: Option<RateLimitHeaders>,
+}
+
+/// An observer that passes on the rate-limit headers of the answers that have any.
+fn rate_limits_to(
+    report: impl Fn(RateLimitHeaders) + Send + Sync + 'static,
+) -> impl Fn(&Answered) + Send + Sync + 'static {
+    move |answered| {
+        if let Some(headers) = answered.rate_limits {
+            report(headers);
+        }
+    }
+}
+
+/// Who hears each answer.
+type Report = Arc<dyn Fn(&Answered) + Send + Sync>;
 
 /// The transport of the OpenAI-compatible calls: sends each request, reports its rate-limit
 /// headers, reads a refusal into a [`GatewayError`], and retries by the [`ApiRetries`] rules.
@@ -162,9 +207,10 @@ async fn send(
     loop {
         let sent = http.execute(request.build().await?).await;
         if let (Some(report), Ok(response)) = (&report, &sent) {
-            if let Some(headers) = RateLimitHeaders::read(response.headers()) {
-                report(headers);
-            }
+            report(&Answered {
+                status: response.status().as_u16(),
+                rate_limits: RateLimitHeaders::read(response.headers()),
+            });
         }
         let wait = match sent {
             Ok(response) if response.status().is_success() => return Ok(response),

@@ -82,6 +82,45 @@ impl ModelGatesConfig {
         self
     }
 
+    /// Makes ModelGates an account linked to the app's own users instead of the app's login
+    /// (see [`linked`](crate::linked) for the rules): `app_user` names the app's user of a
+    /// request (the app's id, from the request's extensions or cookies), or `None` when
+    /// nobody is signed in to the app. Put the layer inside the app's authentication layer, so
+    /// that what `app_user` reads is there, and give it a server-side store.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use modelgates_axum::store::MemoryStore;
+    /// use modelgates_axum::{CookieSecret, ModelGatesAuth, ModelGatesConfig, ModelGatesKey};
+    ///
+    /// /// What the app's own authentication puts in each request (axum-login's `AuthSession`,
+    /// /// say).
+    /// #[derive(Clone)]
+    /// struct CurrentUser {
+    ///     id: i64,
+    /// }
+    ///
+    /// let config = ModelGatesConfig::new("http://localhost:3000", CookieSecret::generate())
+    ///     .with_linked_accounts(|parts| {
+    ///         let user = parts.extensions.get::<CurrentUser>()?;
+    ///         Some(user.id.to_string())
+    ///     })
+    ///     // /modelgates/login, /modelgates/callback/…, /modelgates/disconnect
+    ///     .with_path_prefix("/modelgates");
+    /// let auth = ModelGatesAuth::new(config).with_store(MemoryStore::default());
+    /// let app: Router = Router::new()
+    ///     .route("/ai", get(|key: ModelGatesKey| async move { key.manage_url() }))
+    ///     .layer(auth);
+    ///     // .layer(the app's own authentication layer), outside this one
+    /// ```
+    pub fn with_linked_accounts<F>(mut self, app_user: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> Option<String> + Send + Sync + 'static,
+    {
+        self.linked = Some(crate::linked::app_user(app_user));
+        self
+    }
+
     /// Replaces the HTML error page. The function gets the error (its status, a stable code
     /// and a message) and returns the response; the layer then sets the error's status and
     /// adds its own headers and cookie changes. JSON clients keep the JSON error.

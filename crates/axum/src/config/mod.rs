@@ -103,7 +103,8 @@ pub struct ModelGatesConfig {
     pub(crate) path_prefix: String,
     pub(crate) login_path: String,
     pub(crate) callback_path: String,
-    pub(crate) logout_path: String,
+    /// `None`: `/logout`, or `/disconnect` for linked accounts.
+    pub(crate) logout_path: Option<String>,
     pub(crate) challenge_method: Option<ChallengeMethod>,
     /// `None`: the root of the router the layer sits in (`/`, or `/app` inside `nest("/app")`).
     pub(crate) default_return_to: Option<String>,
@@ -132,6 +133,7 @@ pub struct ModelGatesConfig {
     pub(crate) key_limit: Option<SpendLimit>,
     pub(crate) max_key_limit: SpendLimit,
     pub(crate) key_label: Option<String>,
+    pub(crate) linked: Option<crate::linked::AppUser>,
 }
 
 /// Default time allowed between `/login` and `/callback`: 10 minutes, as long as a code lives.
@@ -156,7 +158,7 @@ impl ModelGatesConfig {
             path_prefix: String::new(),
             login_path: "/login".to_owned(),
             callback_path: "/callback".to_owned(),
-            logout_path: "/logout".to_owned(),
+            logout_path: None,
             challenge_method: Some(ChallengeMethod::S256),
             default_return_to: None,
             post_logout_redirect: None,
@@ -183,6 +185,7 @@ impl ModelGatesConfig {
             key_limit: None,
             max_key_limit: DEFAULT_MAX_KEY_LIMIT,
             key_label: None,
+            linked: None,
         }
     }
 
@@ -215,9 +218,10 @@ impl ModelGatesConfig {
         self
     }
 
-    /// The path of the sign-out route (default `/logout`, POST only).
+    /// The path of the sign-out route (default `/logout`, POST only; with
+    /// [`Self::with_linked_accounts`], the disconnect route, default `/disconnect`).
     pub fn with_logout_path(mut self, path: impl Into<String>) -> Self {
-        self.logout_path = path.into();
+        self.logout_path = Some(path.into());
         self
     }
 

@@ -74,6 +74,27 @@ struct KeyInner {
     /// The `X-RateLimit-*` headers of the latest answer to this request's calls through
     /// [`ModelGatesKey::openai`] or [`ModelGatesKey::openai_stream`], which the layer passes on.
     rate_limits: Mutex<Option<RateLimitHeaders>>,
+    /// A linked account's: the app user, and what unlinks the key once ModelGates rejects it.
+    link: Option<Link>,
+}
+
+/// The app user a key is linked to, and what unlinks it when ModelGates rejects the key.
+pub(crate) struct Link {
+    pub(crate) account: String,
+    /// Called (at most once per key) on ModelGates' 401; it unlinks in the background.
+    pub(crate) on_rejected: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Whether `on_rejected` was called for this key already.
+    pub(crate) rejected: std::sync::atomic::AtomicBool,
+}
+
+impl Link {
+    pub(crate) fn new(account: String, on_rejected: Arc<dyn Fn(&str) + Send + Sync>) -> Self {
+        Self {
+            account,
+            on_rejected,
+            rejected: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
 }
 
 impl fmt::Debug for ModelGatesKey {
@@ -81,6 +102,7 @@ impl fmt::Debug for ModelGatesKey {
         f.debug_struct("ModelGatesKey")
             .field("key", &self.0.key)
             .field("user_id", &self.0.user_id)
+            .field("account", &self.account())
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +114,7 @@ impl ModelGatesKey {
         token: SessionToken,
         store: Arc<dyn ErasedStore>,
         streams: Arc<StreamSlots>,
+        link: Option<Link>,
     ) -> Self {
         Self(Arc::new(KeyInner {
             key: stored.key,
@@ -102,7 +125,41 @@ impl ModelGatesKey {
             store,
             streams,
             rate_limits: Mutex::new(None),
+            link,
         }))
+    }
+
+    /// The app's user this key is linked to, in linked-account mode
+    /// ([`ModelGatesConfig::with_linked_accounts`](crate::ModelGatesConfig::with_linked_accounts));
+    /// `None` in login mode.
+    #[must_use]
+    pub fn account(&self) -> Option<&str> {
+        self.0.link.as_ref().map(|link| link.account.as_str())
+    }
+
+    /// Unlinks a linked account's key once ModelGates rejected it (in the background: the
+    /// caller gets ModelGates' answer at once).
+    fn heard_status(inner: &KeyInner, status: u16) {
+        use std::sync::atomic::Ordering;
+        let Some(link) = &inner.link else { return };
+        if status == 401 && !link.rejected.swap(true, Ordering::AcqRel) {
+            (link.on_rejected)(&link.account);
+        }
+    }
+
+    /// For a linked account's key: unlinks it in the background (unless that was done already)
+    /// and answers `true`. `false` for a key of login mode.
+    pub(crate) fn unlink_rejected(&self) -> bool {
+        Self::heard_status(&self.0, 401);
+        self.0.link.is_some()
+    }
+
+    /// `result`, after unlinking a linked account's key that ModelGates rejected.
+    fn heard<T>(&self, result: Result<T, RequestError>) -> Result<T, RequestError> {
+        if let Err(RequestError::KeyRejected) = &result {
+            Self::heard_status(&self.0, 401);
+        }
+        result
     }
 
     /// Adds the `X-RateLimit-*` headers of this request's latest call to ModelGates to
@@ -126,15 +183,21 @@ impl ModelGatesKey {
         }
     }
 
-    /// Keeps `headers` for [`Self::pass_on_rate_limits`]; for the OpenAI clients' reports.
+    /// Keeps each answer's rate-limit headers for [`Self::pass_on_rate_limits`], and unlinks
+    /// a linked account's key that ModelGates rejected; for the OpenAI clients.
     #[cfg(feature = "openai")]
-    fn rate_limit_report(&self) -> impl Fn(RateLimitHeaders) + Send + Sync + 'static {
+    fn observer(
+        &self,
+    ) -> impl Fn(&modelgates_oauth_core::openai::Answered) + Send + Sync + 'static {
         let inner = Arc::clone(&self.0);
-        move |headers| {
-            *inner
-                .rate_limits
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(headers);
+        move |answered| {
+            if let Some(headers) = answered.rate_limits {
+                *inner
+                    .rate_limits
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(headers);
+            }
+            Self::heard_status(&inner, answered.status);
         }
     }
 
@@ -221,9 +284,7 @@ impl ModelGatesKey {
     ) -> modelgates_oauth_core::async_openai::Client<
         modelgates_oauth_core::async_openai::config::OpenAIConfig,
     > {
-        self.0
-            .client
-            .openai_reporting(&self.0.key, self.rate_limit_report())
+        self.0.client.openai_observed(&self.0.key, self.observer())
     }
 
     /// An `async_openai::Client` for streams with this key: no total timeout, an idle timeout
@@ -241,7 +302,7 @@ impl ModelGatesKey {
     > {
         self.0
             .client
-            .openai_stream_reporting(&self.0.key, self.rate_limit_report())
+            .openai_stream_observed(&self.0.key, self.observer())
     }
 
     /// This key's limit and usage (`GET /api/v1/key`).
@@ -251,7 +312,7 @@ impl ModelGatesKey {
     /// [`RequestError::KeyRejected`] when the key was revoked; convert it into
     /// [`ApiError`] with `?` to sign the user out.
     pub async fn key_info(&self) -> Result<KeyInfo, RequestError> {
-        self.0.client.key_info(&self.0.key).await
+        self.heard(self.0.client.key_info(&self.0.key).await)
     }
 
     /// The models this user's settings on ModelGates allow (`GET /api/v1/models/user`).
@@ -260,7 +321,7 @@ impl ModelGatesKey {
     ///
     /// As [`ModelGatesClient::models_for_user`].
     pub async fn models_for_user(&self) -> Result<Vec<ModelInfo>, RequestError> {
-        self.0.client.models_for_user(&self.0.key).await
+        self.heard(self.0.client.models_for_user(&self.0.key).await)
     }
 
     /// Where the user sees, limits or revokes this key on ModelGates:
@@ -362,6 +423,8 @@ pub(crate) struct AuthContext {
     pub(crate) request: RequestContext,
     /// The app's public origin, to recognise its own pages in a `Referer`.
     pub(crate) public_origin: Arc<str>,
+    /// Whose words a rejection speaks: a sign-in, or a linked account's connection.
+    pub(crate) mode: crate::linked::Mode,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ModelGatesKey {
@@ -409,7 +472,7 @@ fn signed_out(parts: &Parts, context: &AuthContext) -> ModelGatesKeyRejection {
         let referer = parts.headers.get(http::header::REFERER);
         context.login_coming_back(navigation, referer)
     });
-    ModelGatesKeyRejection::signed_out(login, context.request.login_path.to_string())
+    ModelGatesKeyRejection::signed_out(login, context.request.login_path.to_string(), context.mode)
 }
 
 impl AuthContext {

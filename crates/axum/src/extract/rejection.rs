@@ -4,6 +4,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 
 use super::login_url;
+use crate::linked::Mode;
 use crate::response::{Problem, see_other};
 
 /// What kind of refusal a [`ModelGatesKeyRejection`] is.
@@ -26,9 +27,11 @@ pub enum RejectionKind {
 /// by [`kind`](Self::kind), a redirect to sign in, a 401, a 500 or a 503, as a page or JSON by
 /// the crate's one negotiation rule (decided when the rejection was made, from the request).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", message(*kind))]
+#[error("{}", message(*kind, *mode))]
 pub struct ModelGatesKeyRejection {
     kind: RejectionKind,
+    /// Whose words: a sign-in, or a linked account's connection.
+    mode: Mode,
     /// Where a browser is sent to sign in, coming back by the extractor's rules.
     login: Option<String>,
     /// The login route as this request reaches it (nesting prefix included).
@@ -38,8 +41,11 @@ pub struct ModelGatesKeyRejection {
 }
 
 /// The message of each kind.
-fn message(kind: RejectionKind) -> &'static str {
+fn message(kind: RejectionKind, mode: Mode) -> &'static str {
     match kind {
+        RejectionKind::SignedOut if mode == Mode::Linked => {
+            "ModelGates is not connected to your account"
+        }
         RejectionKind::SignedOut => "not signed in with ModelGates",
         RejectionKind::MissingLayer => {
             "ModelGatesKey was extracted but the ModelGatesAuth layer did not see this request: \
@@ -55,9 +61,10 @@ fn message(kind: RejectionKind) -> &'static str {
 impl ModelGatesKeyRejection {
     /// A signed-out request: `login` is where a browser goes (`None` for other clients),
     /// `login_path` the login route as the request reaches it.
-    pub(crate) fn signed_out(login: Option<String>, login_path: String) -> Self {
+    pub(crate) fn signed_out(login: Option<String>, login_path: String, mode: Mode) -> Self {
         Self {
             kind: RejectionKind::SignedOut,
+            mode,
             wants_page: login.is_some(),
             login,
             login_path: Some(login_path),
@@ -77,6 +84,7 @@ impl ModelGatesKeyRejection {
     fn without_login(kind: RejectionKind, wants_page: bool) -> Self {
         Self {
             kind,
+            mode: Mode::Login,
             login: None,
             login_path: None,
             wants_page,
@@ -130,6 +138,7 @@ impl ModelGatesKeyRejection {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self.kind {
+            RejectionKind::SignedOut if self.mode == Mode::Linked => "not_connected",
             RejectionKind::SignedOut => "not_signed_in",
             RejectionKind::MissingLayer => "missing_layer",
             RejectionKind::StoreUnavailable => "store_unavailable",
@@ -142,12 +151,16 @@ impl ModelGatesKeyRejection {
             Problem::new(self.status(), self.code(), title, message.to_owned())
         };
         match self.kind {
-            RejectionKind::SignedOut => problem("Sign in first", "Sign in with ModelGates first."),
-            RejectionKind::MissingLayer => {
-                problem("Sign-in is not set up correctly", message(self.kind))
-            }
+            RejectionKind::SignedOut => problem(
+                self.mode.title("Sign in first"),
+                &self.mode.words("Sign in with ModelGates first."),
+            ),
+            RejectionKind::MissingLayer => problem(
+                "Sign-in is not set up correctly",
+                message(self.kind, self.mode),
+            ),
             RejectionKind::StoreUnavailable => {
-                problem("Temporarily unavailable", message(self.kind))
+                problem("Temporarily unavailable", message(self.kind, self.mode))
                     .retry_after(Some(crate::store::STORE_RETRY_AFTER))
             }
         }
@@ -173,8 +186,9 @@ mod tests {
     #[test]
     fn rejections_report_their_status() {
         for rejection in [
-            ModelGatesKeyRejection::signed_out(Some("/login".into()), "/login".into()),
-            ModelGatesKeyRejection::signed_out(None, "/login".into()),
+            ModelGatesKeyRejection::signed_out(Some("/login".into()), "/login".into(), Mode::Login),
+            ModelGatesKeyRejection::signed_out(None, "/login".into(), Mode::Login),
+            ModelGatesKeyRejection::signed_out(None, "/login".into(), Mode::Linked),
             ModelGatesKeyRejection::missing_layer(false),
             ModelGatesKeyRejection::missing_layer(true),
             ModelGatesKeyRejection::store_unavailable(false),
@@ -197,7 +211,8 @@ mod tests {
                 .contains("ModelGatesAuth")
         );
         assert_eq!(
-            ModelGatesKeyRejection::signed_out(None, "/app/login".into()).login_url("/me"),
+            ModelGatesKeyRejection::signed_out(None, "/app/login".into(), Mode::Login)
+                .login_url("/me"),
             Some("/app/login?return_to=%2Fme".to_owned())
         );
     }

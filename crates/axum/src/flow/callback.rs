@@ -15,6 +15,7 @@ use super::state::LocalSpend;
 use super::{AuthError, Flow, HookFailure, SignIn, Step, record_outcome, sanitize};
 use crate::forwarded::Client;
 use crate::limits::NotYet;
+use crate::linked::binding;
 use crate::observe::{self, Outcome, user_hash};
 use crate::response::{no_store, see_other, set_cookie};
 use crate::store::{FlowSpend, KeyStore, SessionToken, StoredKey};
@@ -39,7 +40,9 @@ pub(super) async fn callback<K: KeyStore>(flow: &Flow, store: &K, step: Step) ->
             record_outcome(Outcome::Success, None);
             observe::sign_in(Outcome::Success);
             let mut response = see_other(&signed_in.return_to);
-            set_cookie(&mut response, signed_in.key_cookie);
+            if let Some(key_cookie) = signed_in.key_cookie {
+                set_cookie(&mut response, key_cookie);
+            }
             for removal in signed_in.ended_flows {
                 set_cookie(&mut response, removal);
             }
@@ -82,11 +85,11 @@ enum Completed {
     AlreadySignedIn,
 }
 
-/// A completed sign-in: where to go, the key cookie to set, and the deletions of the
-/// browser's flow cookies (this sign-in's and every other pending one's).
+/// A completed sign-in: where to go, the key cookie to set (none for a linked account), and
+/// the deletions of the browser's flow cookies (this sign-in's and every other pending one's).
 struct SignedIn {
     return_to: String,
-    key_cookie: HeaderValue,
+    key_cookie: Option<HeaderValue>,
     ended_flows: Vec<HeaderValue>,
 }
 
@@ -143,6 +146,7 @@ async fn complete_sign_in<K: KeyStore>(
         return Ok(Completed::AlreadySignedIn);
     };
     state.check(Some(id).filter(|id| !id.is_empty()), flow.flow_max_age)?;
+    let account = linked_account(flow, &parts, &state)?;
     let bound_key = flow.client_key.of(&parts, client);
     let bound_key = bound_key.as_deref();
     let code = callback_code(&parts).inspect_err(|error| {
@@ -186,6 +190,7 @@ async fn complete_sign_in<K: KeyStore>(
             key: issued.key.clone(),
             expires_at: issued.expires_at,
             request: parts,
+            account: account.clone(),
             client: flow.client.clone(),
         })
         .await;
@@ -203,14 +208,25 @@ async fn complete_sign_in<K: KeyStore>(
     let stored = StoredKey::new(issued.key, issued.user_id)
         .with_expires_at(issued.expires_at)
         .with_app_data(app_data);
-    let lives = Duration::from_secs(stored.remaining(flow.key_max_age, stored.issued_at));
-    let token = save(store, stored).await?;
-    let key_cookie = flow
-        .key_cookie
-        .set(token.expose_secret(), K::TOKEN_PROTECTION, lives);
-    if let Some(previous) = previous {
-        end_previous_session(store, &previous).await;
-    }
+    let key_cookie = match &account {
+        Some(account) => {
+            // A link, under the app's user: no cookie; the store replaces the key linked before.
+            keep(&stored, || store.save_link(account, stored.clone())).await?;
+            tracing::info!("ModelGates connected to the app user");
+            None
+        }
+        None => {
+            let lives = Duration::from_secs(stored.remaining(flow.key_max_age, stored.issued_at));
+            let token = keep(&stored, || store.save(stored.clone())).await?;
+            if let Some(previous) = previous {
+                end_previous_session(store, &previous).await;
+            }
+            Some(
+                flow.key_cookie
+                    .set(token.expose_secret(), K::TOKEN_PROTECTION, lives),
+            )
+        }
+    };
     // The flow cookie is authentic, but sanitise again: the rule may have tightened since.
     let return_to = sanitize(Some(&state.return_to), flow.default_return_to(mount)).to_owned();
     Ok(Completed::SignedIn(SignedIn {
@@ -218,6 +234,43 @@ async fn complete_sign_in<K: KeyStore>(
         key_cookie,
         ended_flows,
     }))
+}
+
+/// The app user a linked account's callback connects: the one who started the flow, who must
+/// still be the request's. `None` in login mode.
+fn linked_account(
+    flow: &Flow,
+    parts: &Parts,
+    state: &FlowState,
+) -> Result<Option<String>, AuthError> {
+    let Some(current) = flow.app_user_of(parts) else {
+        return Ok(None);
+    };
+    let started_by = state.started_by.as_deref();
+    match current {
+        Some(account)
+            if started_by.is_some_and(|bound| {
+                subtle::ConstantTimeEq::ct_eq(bound.as_bytes(), binding(&account).as_bytes()).into()
+            }) =>
+        {
+            Ok(Some(account))
+        }
+        Some(_) => {
+            tracing::warn!(
+                "a ModelGates connection came back with another app user than the one who started it"
+            );
+            Err(AuthError::AppUserChanged)
+        }
+        None if started_by.is_some() => {
+            tracing::error!(
+                "a ModelGates connection came back without the app user who started it: the \
+                 app's session cookie is most likely SameSite=Strict, which browsers do not send \
+                 on the navigation back from ModelGates; make it SameSite=Lax"
+            );
+            Err(AuthError::AppSessionMissing)
+        }
+        None => Err(AuthError::NotSignedInToApp),
+    }
 }
 
 /// Exchanges the code for the key, in the `modelgates.exchange` span, timed.
@@ -284,12 +337,16 @@ const SAVE_RETRIES: [Duration; 3] = [
     Duration::from_millis(900),
 ];
 
-/// Keeps `stored`, retrying a failing store briefly.
-async fn save<K: KeyStore>(store: &K, stored: StoredKey) -> Result<SessionToken, AuthError> {
+/// Keeps `stored` with `attempt` (a save, or a link's), retrying a failing store briefly.
+async fn keep<T, F, Fut>(stored: &StoredKey, mut attempt: F) -> Result<T, AuthError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
+{
     let mut waits = SAVE_RETRIES.iter();
     loop {
-        match store.save(stored.clone()).await {
-            Ok(token) => return Ok(token),
+        match attempt().await {
+            Ok(kept) => return Ok(kept),
             Err(error) => match waits.next() {
                 Some(wait) => {
                     tracing::warn!(%error, "the key store failed to keep an issued key; retrying");

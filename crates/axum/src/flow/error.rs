@@ -21,6 +21,7 @@ use modelgates_oauth_core::flow::{CallbackError, FlowError};
 
 use super::PageLinks;
 use crate::hooks::AppFn;
+use crate::linked::Mode;
 use crate::observe::Outcome;
 use crate::response::{Problem, whole_seconds};
 use crate::store::StoreError;
@@ -157,6 +158,27 @@ pub enum AuthError {
          again in a moment."
     )]
     SignOutFailed(#[source] StoreError),
+    /// Linked accounts: the connect or disconnect route was asked by a request with no app
+    /// user (nobody is signed in to the app).
+    #[error("Sign in to this app first, then connect ModelGates to your account.")]
+    NotSignedInToApp,
+    /// Linked accounts: the callback came back without the app user who started the
+    /// connection. In a browser this is nearly always the app's session cookie set with
+    /// `SameSite=Strict`, which is not sent on the navigation back from ModelGates.
+    #[error(
+        "ModelGates sent you back, but this app no longer knew who you were, so nothing was \
+         connected. Its session cookie is most likely set with SameSite=Strict, which a browser \
+         does not send when ModelGates sends it back: the app's developer should set it to \
+         SameSite=Lax. Sign in to this app again, then connect ModelGates."
+    )]
+    AppSessionMissing,
+    /// Linked accounts: the callback came back with another app user than the one who
+    /// started the connection (someone else signed in to the app meanwhile).
+    #[error(
+        "This connection to ModelGates was started by another user of this app than the one \
+         signed in now, so nothing was connected. Connect ModelGates again."
+    )]
+    AppUserChanged,
     /// The route exists but not for this method.
     #[error("This address does not accept {method} requests; use {allow}.")]
     MethodNotAllowed {
@@ -194,7 +216,12 @@ impl AuthError {
             | Self::InvalidKeyLimit { .. }
             | Self::AuthorizationFailed { .. }
             | Self::CodeRejected(_) => StatusCode::BAD_REQUEST,
-            Self::AccessDenied | Self::CrossSite | Self::SignInRejected(_) => StatusCode::FORBIDDEN,
+            Self::AccessDenied
+            | Self::CrossSite
+            | Self::SignInRejected(_)
+            | Self::NotSignedInToApp
+            | Self::AppSessionMissing
+            | Self::AppUserChanged => StatusCode::FORBIDDEN,
             Self::Busy | Self::SpentFlowsFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManySignIns { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -234,6 +261,9 @@ impl AuthError {
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::Store(_) => "store_unavailable",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::NotSignedInToApp => "not_signed_in_to_app",
+            Self::AppSessionMissing => "app_session_missing",
+            Self::AppUserChanged => "app_user_changed",
         }
     }
 
@@ -263,6 +293,8 @@ impl AuthError {
             Self::UpstreamTimeout(_) => Outcome::Timeout,
             Self::Store(_) => Outcome::StoreUnavailable,
             Self::MethodNotAllowed { .. } => Outcome::MethodNotAllowed,
+            Self::NotSignedInToApp | Self::AppSessionMissing => Outcome::NoAppUser,
+            Self::AppUserChanged => Outcome::AppUserChanged,
         }
     }
 
@@ -288,6 +320,7 @@ impl AuthError {
                 | Self::CrossSite
                 | Self::Misplaced { .. }
                 | Self::SignOutFailed(_)
+                | Self::NotSignedInToApp
         )
     }
 
@@ -326,10 +359,16 @@ impl AuthError {
         }
     }
 
-    /// This error as the one problem value every answer of the crate is rendered from.
-    pub(crate) fn problem(&self) -> Problem {
-        let mut problem = Problem::new(self.status(), self.code(), self.title(), self.to_string())
-            .retry_after(self.retry_after());
+    /// This error as the one problem value every answer of the crate is rendered from, in
+    /// the words of `mode`.
+    pub(crate) fn problem(&self, mode: Mode) -> Problem {
+        let mut problem = Problem::new(
+            self.status(),
+            self.code(),
+            mode.title(self.title()),
+            mode.words(&self.to_string()),
+        )
+        .retry_after(self.retry_after());
         if let Self::MethodNotAllowed { allow, .. } = self {
             problem.allow = Some(allow);
         }
@@ -345,13 +384,13 @@ impl AuthError {
         links: &PageLinks,
         custom: Option<&ErrorPage>,
     ) -> Response<Body> {
-        let problem = self.problem();
+        let problem = self.problem(links.mode);
         match custom {
             Some(custom) if page => problem.with_headers(custom(self)),
             _ => {
                 let mut shown = vec![("Home", links.home.as_str())];
                 if self.offers_retry() {
-                    shown.insert(0, ("Sign in with ModelGates", links.login.as_str()));
+                    shown.insert(0, (links.mode.start_label(), links.login.as_str()));
                 }
                 problem.render(page, &shown)
             }
@@ -413,10 +452,77 @@ mod tests {
         assert_eq!(body["error"]["status"], 400);
     }
 
+    /// Linked mode speaks of connecting ModelGates on every page the layer renders, never of
+    /// signing in with it (signing in to the app itself is the app's words).
+    #[test]
+    fn linked_mode_pages_speak_of_connecting() {
+        let store = || StoreError::new("down");
+        let errors = [
+            AuthError::FlowMissing,
+            AuthError::FlowMissingOnOtherHost {
+                host: "a".into(),
+                public_origin: "b".into(),
+            },
+            AuthError::FlowInvalid,
+            AuthError::FlowExpired,
+            AuthError::FlowMismatch,
+            AuthError::InvalidKeyLimit { reason: "r".into() },
+            AuthError::FlowUsed,
+            AuthError::Busy,
+            AuthError::SpentFlowsFull {
+                retry_after: Duration::from_secs(1),
+            },
+            AuthError::TooManySignIns {
+                retry_after: Duration::from_secs(1),
+            },
+            AuthError::AppDataRejected { reason: "r".into() },
+            AuthError::CrossSite,
+            AuthError::CodeMissing,
+            AuthError::CodeDuplicated,
+            AuthError::CodeMalformed,
+            AuthError::AccessDenied,
+            AuthError::AuthorizationFailed { error: "e".into() },
+            AuthError::CodeRejected(ExchangeError::CodeRejected {
+                status: 403,
+                message: "m".into(),
+            }),
+            AuthError::Upstream(RequestError::Timeout.into()),
+            AuthError::UpstreamTimeout(RequestError::Timeout.into()),
+            AuthError::Store(store()),
+            AuthError::SignOutFailed(store()),
+            AuthError::NotSignedInToApp,
+            AuthError::AppSessionMissing,
+            AuthError::AppUserChanged,
+        ];
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("text/html"));
+        let mut linked = links();
+        linked.mode = Mode::Linked;
+        for error in errors {
+            let page = futures_body(error.render(true, &linked, None)).to_lowercase();
+            let page = page.replace("sign in to this app", "");
+            for login_words in ["sign in", "sign-in", "signed out", "sign out", "sign-out"] {
+                assert!(
+                    !page.contains(login_words),
+                    "{}: {login_words:?} in {page}",
+                    error.code()
+                );
+            }
+            if error.offers_retry() {
+                assert!(
+                    page.contains(">connect modelgates</a>"),
+                    "{}: {page}",
+                    error.code()
+                );
+            }
+        }
+    }
+
     fn links() -> PageLinks {
         PageLinks {
             login: "/login".into(),
             home: "/".into(),
+            mode: Mode::Login,
         }
     }
 

@@ -7,6 +7,7 @@ use modelgates_oauth_core::key::SpendLimit;
 use modelgates_oauth_core::{KeyRequest, Pkce};
 
 use super::{AuthError, Flow, Step, record_outcome, sanitize};
+use crate::linked::binding;
 use crate::observe::Outcome;
 use crate::response::{see_other, set_cookie};
 
@@ -38,12 +39,23 @@ pub(super) async fn login(flow: &Flow, step: &Step) -> Response<Body> {
             return flow.render(&error, step.wants_page, mount);
         }
     };
+    let started_by = match flow.app_user_of(parts) {
+        None => None,
+        Some(Some(account)) => Some(binding(&account)),
+        Some(None) => {
+            let error = AuthError::NotSignedInToApp;
+            tracing::info!("refused to connect ModelGates: nobody is signed in to the app");
+            record_outcome(error.outcome(), Some(&error));
+            return flow.render(&error, step.wants_page, mount);
+        }
+    };
     let requested = form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| name == "return_to")
         .map(|(_, v)| v);
     let default_return_to = flow.default_return_to(mount);
     let return_to = sanitize(requested.as_deref(), default_return_to);
-    let mut state = FlowState::new(flow.challenge_method.map(Pkce::generate), return_to);
+    let mut state = FlowState::new(flow.challenge_method.map(Pkce::generate), return_to)
+        .with_started_by(started_by);
     let callback_url = state.callback_url(&flow.paths.callback_url_for(mount));
     let destination = flow.client.authorization_url_for_key(
         &callback_url,

@@ -24,6 +24,7 @@ use crate::context::RequestContext;
 use crate::cookies::KeyCookie;
 use crate::forwarded::{Client, TrustedProxies};
 use crate::limits::{ClientKey, ExchangeGate};
+use crate::linked::{AppUser, Mode};
 use crate::observe::Outcome;
 use crate::response::{no_store, prefers_html};
 use crate::same_origin::is_cross_site;
@@ -46,6 +47,7 @@ pub(crate) use callback::callback_code;
 pub use error::AuthError;
 pub(crate) use error::ErrorPage;
 pub(crate) use host::PublicHost;
+pub(crate) use logout::forget_link;
 pub use return_to::is_safe_return_to;
 pub(crate) use return_to::sanitize;
 pub(crate) use state::{FlowCookie, SpentFlows};
@@ -147,6 +149,10 @@ pub(crate) struct Flow {
     pub(crate) warned: Warned,
     /// One permit per key exchange in flight.
     pub(crate) exchange_slots: tokio::sync::Semaphore,
+    /// The layer's login, or an account linked to the app's users: the words of its pages.
+    pub(crate) mode: Mode,
+    /// Linked accounts: the app's function naming the app user of a request.
+    pub(crate) app_user: Option<AppUser>,
 }
 
 impl Flow {
@@ -156,11 +162,18 @@ impl Flow {
         error.render(wants_page, &self.links(mount), self.error_page.as_ref())
     }
 
+    /// The app user of a request, in linked-account mode: `None` in login mode, `Some(None)`
+    /// when nobody is signed in to the app.
+    pub(crate) fn app_user_of(&self, parts: &Parts) -> Option<Option<String>> {
+        self.app_user.as_ref().map(|app_user| app_user(parts))
+    }
+
     /// The links a built-in page offers under `mount`.
     pub(crate) fn links(&self, mount: &str) -> PageLinks {
         PageLinks {
             login: self.paths.login_for(mount),
             home: self.default_return_to(mount).to_owned(),
+            mode: self.mode,
         }
     }
 
@@ -173,9 +186,19 @@ impl Flow {
     }
 
     /// Tells the app's on-sign-out hook, if any, that a user was signed out.
-    pub(crate) async fn heard_sign_out(&self, reason: SignOutReason, user_id: Option<String>) {
+    pub(crate) async fn heard_sign_out(
+        &self,
+        reason: SignOutReason,
+        user_id: Option<String>,
+        account: Option<String>,
+    ) {
         if let Some(hook) = &self.on_sign_out {
-            hook(SignedOut { reason, user_id }).await;
+            hook(SignedOut {
+                reason,
+                user_id,
+                account,
+            })
+            .await;
         }
     }
 
@@ -194,6 +217,8 @@ pub(crate) struct PageLinks {
     pub(crate) login: String,
     /// The app's home: the default `return_to`.
     pub(crate) home: String,
+    /// Whose words the page speaks.
+    pub(crate) mode: Mode,
 }
 
 /// One request to a sign-in route: its parts, what the layer worked out of it once

@@ -12,10 +12,12 @@ use tower_layer::Layer;
 
 use crate::config::{ConfigError, ModelGatesConfig};
 use crate::context::root_of;
+use crate::extract::ModelGatesKey;
 use crate::extract::login_url;
+use crate::linked::{LinkedAccounts, Mode};
 use crate::response::{Problem, prefers_html};
 use crate::same_origin::SameOrigin;
-use crate::store::{CookieStore, KeyStore};
+use crate::store::{CookieStore, KeyStore, SessionToken, StoreError, TokenProtection};
 
 mod future;
 mod resolved;
@@ -25,6 +27,7 @@ mod signed_in;
 pub use future::ResponseFuture;
 use resolved::{Resolved, resolve};
 pub use service::ModelGatesAuthService;
+use signed_in::{Authenticated, Lookup, Unlink, conclude, unlinker};
 
 /// The layer: mounts the sign-in routes and makes the user's key available to handlers.
 ///
@@ -116,6 +119,7 @@ pub use service::ModelGatesAuthService;
 pub struct ModelGatesAuth<K = CookieStore> {
     state: Arc<Resolved>,
     store: Arc<K>,
+    unlink: Unlink,
 }
 
 impl<K> Clone for ModelGatesAuth<K> {
@@ -123,6 +127,18 @@ impl<K> Clone for ModelGatesAuth<K> {
         Self {
             state: self.state.clone(),
             store: self.store.clone(),
+            unlink: self.unlink.clone(),
+        }
+    }
+}
+
+impl<K: KeyStore> ModelGatesAuth<K> {
+    fn with_parts(state: Arc<Resolved>, store: Arc<K>) -> Self {
+        let unlink = unlinker(&state, &store);
+        Self {
+            state,
+            store,
+            unlink,
         }
     }
 }
@@ -155,10 +171,10 @@ impl ModelGatesAuth<CookieStore> {
     ///
     /// A [`ConfigError`] saying which setting to change and how.
     pub fn try_new(config: ModelGatesConfig) -> Result<Self, ConfigError> {
-        Ok(Self {
-            state: Arc::new(resolve(config)?),
-            store: Arc::new(CookieStore),
-        })
+        Ok(Self::with_parts(
+            Arc::new(resolve(config)?),
+            Arc::new(CookieStore),
+        ))
     }
 }
 
@@ -166,10 +182,69 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     /// Keeps keys in `store` instead, such as [`MemoryStore`](crate::store::MemoryStore) or a
     /// database store.
     pub fn with_store<K2: KeyStore>(self, store: K2) -> ModelGatesAuth<K2> {
-        ModelGatesAuth {
-            state: self.state,
-            store: Arc::new(store),
+        ModelGatesAuth::with_parts(self.state, Arc::new(store))
+    }
+
+    /// The key of the app user `account` (linked accounts, see [`linked`](crate::linked)),
+    /// outside any request: for a background job that spends each user's own credits. It has
+    /// everything it has in a handler (`openai()`, `stream_chat`, `key_info`, `manage_url`,
+    /// `models_for_user`, the typed money errors), and the same rule for a key ModelGates
+    /// rejects: it is unlinked, on every instance. `Ok(None)`: not connected (or the link
+    /// outlived the key lifetime).
+    ///
+    /// ```no_run
+    /// # async fn run(auth: modelgates_axum::ModelGatesAuth<modelgates_axum::store::MemoryStore>) -> Result<(), Box<dyn std::error::Error>> {
+    /// if let Some(key) = auth.key_for("42").await? {
+    ///     let info = key.key_info().await?;
+    ///     println!("{} credits left", info.limit_remaining.unwrap_or_default());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When the store fails: say so and try later, never "not connected".
+    pub async fn key_for(&self, account: &str) -> Result<Option<ModelGatesKey>, StoreError> {
+        let token = SessionToken::for_account(account);
+        let loaded = self.store.load(&token).await;
+        let lookup = Lookup::Link {
+            account: account.to_owned(),
+        };
+        let authenticated = conclude(
+            &self.state,
+            &self.store,
+            &self.unlink,
+            token,
+            lookup,
+            loaded,
+        );
+        match authenticated {
+            Authenticated {
+                store_unavailable: true,
+                ..
+            } => Err(StoreError::new("the key store failed to load a link")),
+            Authenticated { key, .. } => Ok(key),
         }
+    }
+
+    /// Disconnects the app user `account` (linked accounts): their link is removed, on every
+    /// instance, and the on-sign-out hook hears [`SignOutReason::Disconnected`](crate::hooks::SignOutReason::Disconnected).
+    /// Returns whether they were connected. The disconnect route does the same for the
+    /// request's app user.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails: the link stays.
+    pub async fn disconnect(&self, account: &str) -> Result<bool, StoreError> {
+        let reason = crate::hooks::SignOutReason::Disconnected;
+        crate::flow::forget_link(&self.state.flow, &*self.store, account, reason).await
+    }
+
+    /// The app users who have linked ModelGates, `page_size` at a time, in byte order of
+    /// their ids (linked accounts; see [`LinkedAccounts`]).
+    pub fn linked_accounts(&self, page_size: usize) -> LinkedAccounts<K> {
+        LinkedAccounts::new(self.store.clone(), page_size)
     }
 
     /// Whether the layer can sign users in and serve them now: its key store answers
@@ -374,10 +449,26 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     }
 }
 
-impl<S, K> Layer<S> for ModelGatesAuth<K> {
+impl<S, K: KeyStore> Layer<S> for ModelGatesAuth<K> {
     type Service = ModelGatesAuthService<S, K>;
 
+    /// # Panics
+    ///
+    /// With linked accounts and the cookie store, which has nowhere to keep a key but a
+    /// browser: give the layer a server-side store with [`ModelGatesAuth::with_store`].
     fn layer(&self, inner: S) -> Self::Service {
-        ModelGatesAuthService::new(inner, self.state.clone(), self.store.clone())
+        assert!(
+            !(self.state.flow.mode == Mode::Linked
+                && K::TOKEN_PROTECTION == TokenProtection::Encrypted),
+            "ModelGatesConfig::with_linked_accounts keeps each app user's key on the server: give \
+             the layer a server-side store with `.with_store(...)` (MemoryStore, SqliteStore, \
+             PostgresStore, RedisStore)"
+        );
+        ModelGatesAuthService::new(
+            inner,
+            self.state.clone(),
+            self.store.clone(),
+            self.unlink.clone(),
+        )
     }
 }

@@ -15,6 +15,7 @@ use crate::config::{
 use crate::cookies::{CookieSpec, KeyCookie};
 use crate::flow::{Flow, FlowCookie, Paths, PublicHost, SpentFlows, Warned, is_safe_return_to};
 use crate::limits::ExchangeGate;
+use crate::linked::Mode;
 use crate::stream_slots::StreamSlots;
 
 /// The layer's resolved runtime state.
@@ -131,6 +132,12 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Resolved, ConfigError>
         on_sign_in: config.on_sign_in,
         on_sign_out: config.on_sign_out,
         error_page: config.error_page,
+        mode: if config.linked.is_some() {
+            Mode::Linked
+        } else {
+            Mode::Login
+        },
+        app_user: config.linked,
     };
     Ok(Resolved {
         flow,
@@ -154,7 +161,15 @@ fn resolve_paths(config: &ModelGatesConfig, public_url: &Url) -> Result<Paths, C
     };
     let login = route("the login path", &config.login_path)?;
     let callback = route("the callback path", &config.callback_path)?;
-    let logout = route("the logout path", &config.logout_path)?;
+    let logout_default = if config.linked.is_some() {
+        "/disconnect"
+    } else {
+        "/logout"
+    };
+    let logout = route(
+        "the logout path",
+        config.logout_path.as_deref().unwrap_or(logout_default),
+    )?;
     if login == callback || login == logout {
         return Err(ConfigError::DuplicatePath(login));
     }

@@ -13,12 +13,14 @@ use tower_service::Service;
 
 use super::future::{ResponseFuture, WayOut};
 use super::resolved::Resolved;
-use super::signed_in::{self, Authenticated, Opening, RequestSummary, SignOutPlan, conclude};
+use super::signed_in::{
+    self, Authenticated, Lookup, Opening, RequestSummary, SignOutPlan, Unlink, conclude,
+};
 use crate::context::RequestContext;
 use crate::extract::{AuthContext, ModelGatesKey};
 use crate::flow::{self, AuthError};
 use crate::response::prefers_html;
-use crate::store::{CookieStore, KeyStore};
+use crate::store::{CookieStore, KeyStore, SessionToken};
 
 /// What handlers see of this request: the key, or how to sign in.
 fn auth_context(
@@ -32,6 +34,7 @@ fn auth_context(
         store_unavailable,
         request,
         public_origin: state.flow.public_origin.clone(),
+        mode: state.flow.mode,
     }
 }
 
@@ -91,14 +94,16 @@ pub struct ModelGatesAuthService<S, K = CookieStore> {
     inner: S,
     state: Arc<Resolved>,
     store: Arc<K>,
+    unlink: Unlink,
 }
 
 impl<S, K> ModelGatesAuthService<S, K> {
-    pub(super) fn new(inner: S, state: Arc<Resolved>, store: Arc<K>) -> Self {
+    pub(super) fn new(inner: S, state: Arc<Resolved>, store: Arc<K>, unlink: Unlink) -> Self {
         Self {
             inner,
             state,
             store,
+            unlink,
         }
     }
 }
@@ -109,6 +114,7 @@ impl<S: Clone, K> Clone for ModelGatesAuthService<S, K> {
             inner: self.inner.clone(),
             state: self.state.clone(),
             store: self.store.clone(),
+            unlink: self.unlink.clone(),
         }
     }
 }
@@ -122,6 +128,21 @@ impl<S: std::fmt::Debug, K> std::fmt::Debug for ModelGatesAuthService<S, K> {
 }
 
 impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
+    /// Calls the (ready) inner service for a request with no key to look up: signed out (or
+    /// not connected), at the cost of one extension insert.
+    fn signed_out_fast<ReqBody>(
+        &mut self,
+        mut request: Request<ReqBody>,
+        context: RequestContext,
+    ) -> ResponseFuture<S::Future, S::Error>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        let context = auth_context(&self.state, None, false, context);
+        request.extensions_mut().insert(context);
+        ResponseFuture::inner(self.inner.call(request))
+    }
+
     /// Calls the (ready) inner service with what `authenticated` says, unboxed.
     fn call_now<ReqBody>(
         &mut self,
@@ -167,33 +188,54 @@ where
                 Ok(flow::handle(route, &state.flow, &*store, parts, context).await)
             });
         }
-        // The fast path: no key cookie, so no cryptography, no store, no boxing.
-        if !self.state.flow.key_cookie.is_present(request.headers()) {
-            let context = auth_context(&self.state, None, false, context);
-            request.extensions_mut().insert(context);
-            return ResponseFuture::inner(self.inner.call(request));
-        }
-        let (token, needs_reissue) = match signed_in::open::<K>(&self.state, request.headers()) {
-            Opening::Token {
-                token,
-                needs_reissue,
-            } => (token, needs_reissue),
-            Opening::Refused(signed_out) => return self.call_now(request, signed_out, context),
+        let (token, lookup) = if let Some(app_user) = &self.state.flow.app_user {
+            // Linked accounts: the key of this request's app user, whoever held the browser
+            // before.
+            let (parts, body) = request.into_parts();
+            let account = app_user(&parts);
+            request = Request::from_parts(parts, body);
+            let Some(account) = account else {
+                return self.signed_out_fast(request, context);
+            };
+            (
+                SessionToken::for_account(&account),
+                Lookup::Link { account },
+            )
+        } else {
+            // The fast path: no key cookie, so no cryptography, no store, no boxing.
+            if !self.state.flow.key_cookie.is_present(request.headers()) {
+                return self.signed_out_fast(request, context);
+            }
+            match signed_in::open::<K>(&self.state, request.headers()) {
+                Opening::Token {
+                    token,
+                    needs_reissue,
+                } => (token, Lookup::Cookie { needs_reissue }),
+                Opening::Refused(signed_out) => {
+                    return self.call_now(request, signed_out, context);
+                }
+            }
         };
         // A store that answers at once (the cookie, in memory, a cache hit): no boxing.
         if let Some(loaded) = self.store.load_now(&token) {
-            let authenticated =
-                conclude::<K>(&self.state, &self.store, token, needs_reissue, loaded);
+            let authenticated = conclude::<K>(
+                &self.state,
+                &self.store,
+                &self.unlink,
+                token,
+                lookup,
+                loaded,
+            );
             return self.call_now(request, authenticated, context);
         }
         // The store must wait (a database). The ready service is the one to call; leave a
         // fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (state, store) = (self.state.clone(), self.store.clone());
+        let (state, store, unlink) = (self.state.clone(), self.store.clone(), self.unlink.clone());
         ResponseFuture::boxed(async move {
             let loaded = store.load(&token).await;
-            let authenticated = conclude::<K>(&state, &store, token, needs_reissue, loaded);
+            let authenticated = conclude::<K>(&state, &store, &unlink, token, lookup, loaded);
             let way_out = annotate(&state, &mut request, authenticated, context);
             ResponseFuture::signed_in(inner.call(request), way_out).await
         })

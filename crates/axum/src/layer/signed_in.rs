@@ -11,8 +11,9 @@ use http::{HeaderMap, HeaderValue, Response};
 
 use super::resolved::Resolved;
 use crate::api_error::ApiProblem;
-use crate::extract::{AuthContext, ModelGatesKey};
+use crate::extract::{AuthContext, Link, ModelGatesKey};
 use crate::flow::{AuthError, SignOutReason};
+use crate::linked::Mode;
 use crate::observe::SessionEnd;
 use crate::response::{is_reading, no_store, prefers_html, see_other, set_cookie};
 use crate::store::{ErasedStore, KeyStore, SessionToken, StoreError, StoredKey};
@@ -61,7 +62,10 @@ impl SignOutPlan {
             SignOutAsked::KeyRejected => SignOutReason::KeyRejected,
             SignOutAsked::App => SignOutReason::App,
         };
-        if let Some(key) = &request.context.key {
+        if let Some(key) = request.context.key.as_ref().filter(|key| {
+            // A linked key ModelGates rejected is unlinked by the layer's unlinker, once.
+            !(asked == SignOutAsked::KeyRejected && key.unlink_rejected())
+        }) {
             let (token, store) = key.session_parts();
             if let Err(error) = store.remove_boxed(token).await {
                 // Fail closed, as logout does: the cookie stays, so the next request (or the
@@ -77,7 +81,11 @@ impl SignOutPlan {
             crate::observe::sign_out(SessionEnd::SignedOut(reason));
             self.state
                 .flow
-                .heard_sign_out(reason, key.user_id().map(str::to_owned))
+                .heard_sign_out(
+                    reason,
+                    key.user_id().map(str::to_owned),
+                    key.account().map(str::to_owned),
+                )
                 .await;
         }
         let mut response = if asked == SignOutAsked::KeyRejected && request.wants_page() {
@@ -85,7 +93,9 @@ impl SignOutPlan {
         } else {
             response.map(Body::new)
         };
-        set_cookie(&mut response, self.state.flow.key_cookie.clear());
+        if self.state.flow.mode == Mode::Login {
+            set_cookie(&mut response, self.state.flow.key_cookie.clear());
+        }
         response
     }
 
@@ -214,26 +224,42 @@ pub(crate) fn open<K: KeyStore>(state: &Resolved, headers: &HeaderMap) -> Openin
     }
 }
 
-/// Who is signed in, given what the store answered for `token`.
+/// How a request's key was looked up.
+pub(crate) enum Lookup {
+    /// By its key cookie's token, re-issued under the current secret when `needs_reissue`.
+    Cookie { needs_reissue: bool },
+    /// By the app user of the request (linked accounts): no cookie to set or clear.
+    Link { account: String },
+}
+
+/// Who is signed in, given what the store answered for `token`, looked up as `lookup` says.
 pub(crate) fn conclude<K: KeyStore>(
     state: &Resolved,
     store: &Arc<K>,
+    unlink: &Unlink,
     token: SessionToken,
-    needs_reissue: bool,
+    lookup: Lookup,
     loaded: Result<Option<StoredKey>, StoreError>,
 ) -> Authenticated {
     let now = unix_now();
     let flow = &state.flow;
+    let by_cookie = matches!(lookup, Lookup::Cookie { .. });
     match loaded {
         Ok(Some(stored)) if stored.remaining(flow.key_max_age, now) > 0 => {
-            let reissue = needs_reissue.then(|| {
-                let remaining = stored.remaining(flow.key_max_age, now);
-                flow.key_cookie.set(
-                    token.expose_secret(),
-                    K::TOKEN_PROTECTION,
-                    Duration::from_secs(remaining),
-                )
-            });
+            let (reissue, link) = match lookup {
+                Lookup::Cookie { needs_reissue } => {
+                    let reissue = needs_reissue.then(|| {
+                        let remaining = stored.remaining(flow.key_max_age, now);
+                        flow.key_cookie.set(
+                            token.expose_secret(),
+                            K::TOKEN_PROTECTION,
+                            Duration::from_secs(remaining),
+                        )
+                    });
+                    (reissue, None)
+                }
+                Lookup::Link { account } => (None, Some(Link::new(account, unlink.clone()))),
+            };
             let store = store.clone() as Arc<dyn ErasedStore>;
             let key = ModelGatesKey::new(
                 stored,
@@ -241,6 +267,7 @@ pub(crate) fn conclude<K: KeyStore>(
                 token,
                 store,
                 state.streams.clone(),
+                link,
             );
             Authenticated {
                 key: Some(key),
@@ -250,15 +277,18 @@ pub(crate) fn conclude<K: KeyStore>(
         }
         Ok(ended) => {
             // The session is over: its key outlived its lifetime, or the store forgot it
-            // (revoked elsewhere, or purged once expired).
-            crate::observe::sign_out(if ended.is_some() {
-                SessionEnd::Expired
-            } else {
-                SessionEnd::Forgotten
-            });
+            // (revoked elsewhere, or purged once expired). A linked account without a link is
+            // simply not connected.
+            if by_cookie {
+                crate::observe::sign_out(if ended.is_some() {
+                    SessionEnd::Expired
+                } else {
+                    SessionEnd::Forgotten
+                });
+            }
             Authenticated {
                 key: None,
-                set_cookie: Some(flow.key_cookie.clear()),
+                set_cookie: by_cookie.then(|| flow.key_cookie.clear()),
                 store_unavailable: false,
             }
         }
@@ -272,4 +302,30 @@ pub(crate) fn conclude<K: KeyStore>(
             }
         }
     }
+}
+
+/// What unlinks a linked account whose key ModelGates rejected, in the background: made once
+/// per layer (see [`unlinker`]).
+pub(crate) type Unlink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The layer's [`Unlink`]: removes the app user's link (announced to every instance's cache)
+/// and tells the on-sign-out hook, in a task of its own, so that whoever heard the 401 gets
+/// ModelGates' answer at once. A store that fails leaves the link: the next call hears the 401
+/// again and tries again.
+pub(crate) fn unlinker<K: KeyStore>(state: &Arc<Resolved>, store: &Arc<K>) -> Unlink {
+    let (state, store) = (Arc::downgrade(state), Arc::downgrade(store));
+    Arc::new(move |account: &str| {
+        let (Some(state), Some(store)) = (state.upgrade(), store.upgrade()) else {
+            return;
+        };
+        let account = account.to_owned();
+        tokio::spawn(async move {
+            let reason = SignOutReason::KeyRejected;
+            if let Err(error) =
+                crate::flow::forget_link(&state.flow, &*store, &account, reason).await
+            {
+                tracing::warn!(%error, "ModelGates rejected a linked key, and the key store failed to unlink it");
+            }
+        });
+    })
 }

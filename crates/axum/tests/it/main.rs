@@ -16,6 +16,7 @@ mod fits_any_app;
 mod floods;
 mod flow;
 mod glob_import;
+mod linked;
 mod money;
 mod negotiation;
 mod placement;
