@@ -24,6 +24,9 @@
 //!   it comes back with no app user (403 `app_session_missing`, the page naming the usual
 //!   cause: a `SameSite=Strict` app session cookie, which a browser does not send on the
 //!   navigation back from ModelGates) or with another one (403 `app_user_changed`).
+//! * A link lives as long as a session would: the key lifetime
+//!   ([`ModelGatesConfig::with_key_max_age`](crate::ModelGatesConfig::with_key_max_age), 30 days
+//!   by default) and never past the key's own expiry; raise it for links that should last.
 //! * A completed connection replaces the key linked before, on every instance (database stores
 //!   announce the replaced key to every cache).
 //! * `POST /disconnect` (the third route's default path in this mode; same-origin only)
