@@ -27,7 +27,7 @@ mod signed_in;
 pub use future::ResponseFuture;
 use resolved::{Resolved, resolve};
 pub use service::ModelGatesAuthService;
-use signed_in::{Authenticated, Lookup, Unlink, conclude, unlinker};
+use signed_in::{Lookup, Unlink, conclude, unlinker};
 
 /// The layer: mounts the sign-in routes and makes the user's key available to handlers.
 ///
@@ -207,25 +207,20 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     /// When the store fails: say so and try later, never "not connected".
     pub async fn key_for(&self, account: &str) -> Result<Option<ModelGatesKey>, StoreError> {
         let token = SessionToken::for_account(account);
-        let loaded = self.store.load(&token).await;
+        // The store's own error, not the request path's "unavailable" flag.
+        let loaded = self.store.load(&token).await?;
         let lookup = Lookup::Link {
             account: account.to_owned(),
         };
-        let authenticated = conclude(
+        let concluded = conclude(
             &self.state,
             &self.store,
             &self.unlink,
             token,
             lookup,
-            loaded,
+            Ok(loaded),
         );
-        match authenticated {
-            Authenticated {
-                store_unavailable: true,
-                ..
-            } => Err(StoreError::new("the key store failed to load a link")),
-            Authenticated { key, .. } => Ok(key),
-        }
+        Ok(concluded.key)
     }
 
     /// Disconnects the app user `account` (linked accounts): their link is removed, on every
