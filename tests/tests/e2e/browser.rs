@@ -4,6 +4,12 @@
 //! page, logs out and is signed out. A second run does the same with JavaScript disabled: the
 //! plain form posts still work, whole replies instead of streamed ones.
 //!
+//! example-linked-accounts too, served on `localhost` while the emulator is on `127.0.0.1`, so
+//! that to Chromium they are two sites: a user signs up, chooses a spend limit, connects,
+//! returns from the other site still signed in to the app (its session cookie is `Lax`), and
+//! watches a note's summary stream in; with a `Strict` session cookie the same return carries no
+//! app session, and the layer's page names the cause before any code is spent.
+//!
 //! It needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
 //! test says loudly that it was skipped; under CI (`CI=true`) a missing browser is a failure.
 //! Set `MODELGATES_SCREENSHOT_DIR` to keep a PNG of each step.
@@ -348,4 +354,166 @@ async fn run_scenario(
         "the key cookie is gone"
     );
     Ok(())
+}
+
+async fn fill(browser: &Client, id: &str, text: &str) {
+    let element = browser
+        .wait()
+        .at_most(STEP_TIMEOUT)
+        .for_element(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id} never appeared: {e}"));
+    element.clear().await.unwrap();
+    element.send_keys(text).await.unwrap();
+}
+
+/// Polls `#id` until its text is `expected`; returns every distinct text seen on the way.
+async fn watch_text(browser: &Client, id: &str, expected: &str) -> Vec<String> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        if let Ok(element) = browser.find(Locator::Id(id)).await {
+            if let Ok(text) = element.text().await {
+                if seen.last() != Some(&text) {
+                    seen.push(text.clone());
+                }
+                if text == expected {
+                    return seen;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "#{id} never read {expected:?}; saw {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// example-linked-accounts on `localhost`, the emulator on `127.0.0.1`: to Chromium two sites,
+/// so the return from ModelGates is a cross-site navigation, as in production.
+async fn start_notes_app(
+    same_site: example_linked_accounts::SameSite,
+) -> modelgates_e2e::LinkedApp {
+    let emulator = Emulator::builder().start().await.unwrap();
+    modelgates_e2e::start_linked_app(emulator, "localhost", |options| {
+        options.with_session_same_site(same_site)
+    })
+    .await
+}
+
+/// Signs up as `username` in the notes app, chooses `limit` and clicks Connect ModelGates:
+/// the browser is left on the emulator's consent page.
+async fn sign_up_and_connect(browser: &Client, app: &modelgates_e2e::LinkedApp, limit: &str) {
+    browser.goto(&app.url).await.unwrap();
+    fill(browser, "signup-username", "alice").await;
+    fill(browser, "signup-password", "correct horse").await;
+    click(browser, "signup").await;
+    assert_eq!(text_of(browser, "status").await, "Not connected.");
+    fill(browser, "limit", limit).await;
+    click(browser, "connect").await;
+    assert_eq!(text_of(browser, "app-origin").await, app.url);
+}
+
+#[tokio::test]
+async fn a_notes_user_connects_modelgates_and_streams_a_summary_in_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let app = start_notes_app(example_linked_accounts::SameSite::Lax).await;
+    let driver = start_driver().await;
+    let browser = open_browser(&driver, true).await;
+    let outcome = notes_scenario(&browser, &app).await;
+    browser.close().await.unwrap();
+    outcome.unwrap();
+}
+
+async fn notes_scenario(browser: &Client, app: &modelgates_e2e::LinkedApp) -> Result<(), String> {
+    sign_up_and_connect(browser, app, "3").await;
+    screenshot(browser, "notes-1-consent").await;
+    click(browser, "approve").await;
+
+    // Back from the other site, still signed in to the app (its cookie is Lax), connected.
+    assert_eq!(text_of(browser, "status").await, "Connected.");
+    let usage = text_of(browser, "usage").await;
+    assert_eq!(usage, "Spent 0.00 of a 3.00 credit limit; 3.00 remaining.");
+    let issued = app.emulator.issued_keys().pop().expect("a key was issued");
+    assert_eq!(app.emulator.key(&issued.key).unwrap().limit, Some(3.0));
+    screenshot(browser, "notes-2-connected").await;
+
+    // A note, summarised: the summary grows in the page as it streams.
+    fill(browser, "note-text", "Buy milk, eggs and flour").await;
+    click(browser, "add-note").await;
+    let button = browser
+        .wait()
+        .at_most(STEP_TIMEOUT)
+        .for_element(Locator::Css("form.summarise button"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let id = button
+        .attr("id")
+        .await
+        .map_err(|e| e.to_string())?
+        .and_then(|id| id.strip_prefix("summarise-").map(str::to_owned))
+        .expect("the button names its note");
+    app.emulator.inject_once(
+        modelgates_emulator::Endpoint::Chat,
+        modelgates_emulator::Fault::SlowStream(Duration::from_millis(120)),
+    );
+    button.click().await.map_err(|e| e.to_string())?;
+    let expected = "[openai/gpt-5.2] You said: Buy milk, eggs and flour";
+    let seen = watch_text(browser, &format!("summary-{id}"), expected).await;
+    let growing = seen
+        .iter()
+        .filter(|text| !text.is_empty() && text.as_str() != expected)
+        .count();
+    assert!(growing >= 3, "the summary grows token by token: {seen:?}");
+    screenshot(browser, "notes-3-summary").await;
+
+    // Signed out of the app, back to the forms; the link stays with alice.
+    click(browser, "signout").await;
+    text_of(browser, "signin").await;
+    let alice = example_linked_accounts::accounts::id_of(&app.state.db, "alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        app.state
+            .auth
+            .key_for(&alice.to_string())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_strict_session_cookie_loses_the_cross_site_return_and_the_page_says_why_in_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let app = start_notes_app(example_linked_accounts::SameSite::Strict).await;
+    let driver = start_driver().await;
+    let browser = open_browser(&driver, true).await;
+    sign_up_and_connect(&browser, &app, "3").await;
+    click(&browser, "approve").await;
+    // Chromium sends no Strict cookie on the navigation back from the emulator's site: the
+    // callback finds nobody signed in to the app and says why, before spending the code.
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let page = loop {
+        let page = browser.source().await.unwrap();
+        if page.contains("SameSite=Strict") {
+            break page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no page naming the cause: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    screenshot(&browser, "notes-strict-refused").await;
+    browser.close().await.unwrap();
+    assert!(page.contains("SameSite=Lax"), "the fix is named: {page}");
+    assert_eq!(app.emulator.exchange_count(), 0, "the code was not spent");
 }
