@@ -2,8 +2,11 @@
 //!
 //! The rules, as ModelGates documents them and RFC 7636 defines the challenge:
 //!
-//! * `callback_url` is required and must be `https`, or `http` on `localhost`, `127.0.0.1` or
-//!   `[::1]` (any port);
+//! * `callback_url` must be `https`, or `http` on `localhost`, `127.0.0.1` or `[::1]` (any
+//!   port). Without it the sign-in is *headless* (a tool on a machine with no browser): the
+//!   challenge is required and its method must be `S256` (`plain` or none is a 400), and instead
+//!   of a redirect the approval shows the code on the page, in `<code id="code">…</code>`, for
+//!   the person to paste into the tool;
 //! * `code_challenge_method` is `S256`, `plain`, or absent; absent with a challenge means
 //!   `plain`; a method without a challenge, or any other method, is a 400;
 //! * an S256 challenge is 43 base64url characters; a plain one 43 to 128 unreserved characters;
@@ -28,11 +31,14 @@ use url::Url;
 
 use crate::account::KeyAsk;
 use crate::faults::{Endpoint, Outcome};
-use crate::pages::{bad_auth_request, consent};
+use crate::pages::{bad_auth_request, code_page, consent, denied_page};
 use crate::state::{Challenge, Grant, Method, Shared};
 
 /// The cookie that remembers who approved in this browser.
 const PERSON_COOKIE: &str = "modelgates_person";
+
+/// How the consent page names an app that gave no callback.
+const HEADLESS_APP: &str = "a tool without a browser (the code is shown here to paste)";
 
 pub(crate) async fn authorize(
     State(shared): State<Arc<Shared>>,
@@ -54,10 +60,16 @@ pub(crate) async fn authorize(
             ask: request.ask,
         };
         let code = shared.issue_code(request.challenge, grant.clone());
-        let to = with_param(&request.callback_url, "code", &code);
-        return remembering(&grant.user_id, redirect(StatusCode::FOUND, to));
+        let answer = match &request.callback_url {
+            Some(callback) => redirect(StatusCode::FOUND, with_param(callback, "code", &code)),
+            None => code_page(&code),
+        };
+        return remembering(&grant.user_id, answer);
     }
-    let origin = request.callback_url.origin().ascii_serialization();
+    let origin = match &request.callback_url {
+        Some(callback) => callback.origin().ascii_serialization(),
+        None => HEADLESS_APP.to_owned(),
+    };
     let ask = request.ask.clone();
     let consent_id = shared.add_consent(request.callback_url, request.challenge, request.ask);
     consent(&origin, &consent_id, &ask, person.as_deref())
@@ -98,14 +110,8 @@ pub(crate) struct Decision {
     person: Option<String>,
 }
 
-/// An `/auth` URL answered as a user on the consent page would answer it, without a browser.
-/// `approve`: `Some(Some(user))` approves as that user, `Some(None)` as a new person, `None`
-/// denies.
-pub(crate) fn decide_url(
-    shared: &Shared,
-    auth_url: &str,
-    approve: Option<Option<String>>,
-) -> Result<Url, InvalidAuthUrl> {
+/// The request an `/auth` URL makes, read as `GET /auth` would read it.
+fn parse_auth_url(auth_url: &str) -> Result<AuthRequest, InvalidAuthUrl> {
     let url =
         Url::parse(auth_url).map_err(|_| InvalidAuthUrl("it is not an absolute URL".into()))?;
     if url.path() != "/auth" {
@@ -114,18 +120,49 @@ pub(crate) fn decide_url(
             url.path()
         )));
     }
-    let request = AuthRequest::parse(url.query().unwrap_or("")).map_err(InvalidAuthUrl)?;
-    Ok(if let Some(user_id) = approve {
-        let user_id = user_id.unwrap_or_else(|| shared.accounts.new_user());
-        let grant = Grant {
-            user_id,
-            ask: request.ask,
-        };
-        let code = shared.issue_code(request.challenge, grant);
-        with_param(&request.callback_url, "code", &code)
-    } else {
-        with_param(&request.callback_url, "error", "access_denied")
+    AuthRequest::parse(url.query().unwrap_or("")).map_err(InvalidAuthUrl)
+}
+
+/// An `/auth` URL answered as a user on the consent page would answer it, without a browser.
+/// `approve`: `Some(Some(user))` approves as that user, `Some(None)` as a new person, `None`
+/// denies.
+pub(crate) fn decide_url(
+    shared: &Shared,
+    auth_url: &str,
+    approve: Option<Option<String>>,
+) -> Result<Url, InvalidAuthUrl> {
+    let request = parse_auth_url(auth_url)?;
+    let Some(callback) = request.callback_url.clone() else {
+        return Err(InvalidAuthUrl(
+            "it has no callback_url (a headless sign-in): use Emulator::approve_headless".into(),
+        ));
+    };
+    Ok(match approve {
+        Some(user_id) => with_param(&callback, "code", &approved_code(shared, request, user_id)),
+        None => with_param(&callback, "error", "access_denied"),
     })
+}
+
+/// A headless `/auth` URL (no `callback_url`) approved as a new person: the code the page
+/// would show.
+pub(crate) fn approve_headless(shared: &Shared, auth_url: &str) -> Result<String, InvalidAuthUrl> {
+    let request = parse_auth_url(auth_url)?;
+    if request.callback_url.is_some() {
+        return Err(InvalidAuthUrl(
+            "it has a callback_url: use Emulator::approve".into(),
+        ));
+    }
+    Ok(approved_code(shared, request, None))
+}
+
+/// The code an approval of `request` issues, as `user_id` or a new person.
+fn approved_code(shared: &Shared, request: AuthRequest, user_id: Option<String>) -> String {
+    let user_id = user_id.unwrap_or_else(|| shared.accounts.new_user());
+    let grant = Grant {
+        user_id,
+        ask: request.ask,
+    };
+    shared.issue_code(request.challenge, grant)
 }
 
 /// An `/auth` URL that [`Emulator::approve`](crate::Emulator::approve) or
@@ -173,19 +210,28 @@ pub(crate) async fn decide(
             let user_id = remembered.unwrap_or_else(|| shared.accounts.new_user());
             let grant = Grant { user_id, ask };
             let code = shared.issue_code(consent.challenge, grant.clone());
-            let to = with_param(&consent.callback_url, "code", &code);
-            remembering(&grant.user_id, redirect(StatusCode::SEE_OTHER, to))
+            let answer = match &consent.callback_url {
+                Some(callback) => {
+                    redirect(StatusCode::SEE_OTHER, with_param(callback, "code", &code))
+                }
+                None => code_page(&code),
+            };
+            remembering(&grant.user_id, answer)
         }
-        "deny" => redirect(
-            StatusCode::SEE_OTHER,
-            with_param(&consent.callback_url, "error", "access_denied"),
-        ),
+        "deny" => match &consent.callback_url {
+            Some(callback) => redirect(
+                StatusCode::SEE_OTHER,
+                with_param(callback, "error", "access_denied"),
+            ),
+            None => denied_page(),
+        },
         _ => bad_auth_request("The decision must be approve or deny."),
     }
 }
 
 struct AuthRequest {
-    callback_url: Url,
+    /// `None`: a headless sign-in, whose code is shown on the page.
+    callback_url: Option<Url>,
     challenge: Option<Challenge>,
     ask: KeyAsk,
 }
@@ -211,8 +257,8 @@ impl AuthRequest {
         }
         let callback_url = params
             .get("callback_url")
-            .ok_or("callback_url is required.")?;
-        let callback_url = check_callback_url(callback_url)?;
+            .map(|url| check_callback_url(url))
+            .transpose()?;
         let method = match params.get("code_challenge_method") {
             None => None,
             Some(m) => {
@@ -233,6 +279,14 @@ impl AuthRequest {
                 })
             }
         };
+        let s256 = matches!(&challenge, Some(c) if c.method == Method::S256);
+        if callback_url.is_none() && !s256 {
+            return Err(
+                "Without a callback_url (a headless sign-in, whose code is shown on the \
+                 page), a code_challenge with code_challenge_method=S256 is required."
+                    .into(),
+            );
+        }
         let limit = params.get("limit").map(|l| parse_limit(l)).transpose()?;
         let label = params.get("key_label").cloned();
         if label.as_ref().is_some_and(|l| l.chars().count() > 100) {

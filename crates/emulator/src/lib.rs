@@ -237,6 +237,18 @@ impl Emulator {
         auth::decide_url(&self.shared, auth_url, None)
     }
 
+    /// A headless `/auth` URL (no `callback_url`: a tool on a machine without a browser)
+    /// approved as a new person, as on the consent page: the code the page then shows, for the
+    /// test to paste into the tool.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidAuthUrl`] when `GET /auth` would answer 400 (a headless URL whose challenge is
+    /// not S256, say), or the URL has a `callback_url` (use [`Self::approve`]).
+    pub fn approve_headless(&self, auth_url: &str) -> Result<String, InvalidAuthUrl> {
+        auth::approve_headless(&self.shared, auth_url)
+    }
+
     /// The attribution headers (`HTTP-Referer`, `X-Title`) of every request to an `/api/v1`
     /// endpoint so far, oldest first.
     #[must_use]

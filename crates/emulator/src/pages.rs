@@ -83,3 +83,39 @@ button{{font-size:1rem;padding:.5rem 1.25rem;margin-right:.5rem}}</style></head>
     )
         .into_response()
 }
+
+/// The answer to a headless sign-in's approval: the code, for the person to paste into the
+/// tool that asked, in `<code id="code">`.
+pub(crate) fn code_page(code: &str) -> Response {
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Your sign-in code – ModelGates emulator</title></head><body>\
+         <h1>Approved</h1><p>Paste this code into the tool that asked for it:</p>\
+         <p><code id=\"code\">{}</code></p><p>It works once, within a few minutes.</p></body></html>",
+        text(code)
+    );
+    no_store(Html(page))
+}
+
+/// The answer to a headless sign-in's denial.
+pub(crate) fn denied_page() -> Response {
+    no_store(Html(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Denied – ModelGates emulator</title></head><body>\
+         <h1 id=\"denied\">Access denied</h1><p>No key was issued. You can close this tab.</p>\
+         </body></html>"
+            .to_owned(),
+    ))
+}
+
+fn no_store(page: Html<String>) -> Response {
+    (
+        [
+            ("cache-control", "no-store"),
+            ("x-frame-options", "DENY"),
+            ("content-security-policy", "default-src 'none'"),
+        ],
+        page,
+    )
+        .into_response()
+}

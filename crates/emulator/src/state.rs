@@ -45,7 +45,8 @@ pub(crate) struct Challenge {
 /// An `/auth` request waiting for Approve or Deny.
 #[derive(Debug, Clone)]
 pub(crate) struct Consent {
-    pub(crate) callback_url: url::Url,
+    /// `None`: a headless sign-in, whose code is shown on the page.
+    pub(crate) callback_url: Option<url::Url>,
     pub(crate) challenge: Option<Challenge>,
     pub(crate) ask: KeyAsk,
     expires_at: Instant,
@@ -179,7 +180,7 @@ impl Shared {
     /// Remembers an `/auth` request until Approve or Deny; returns its id.
     pub(crate) fn add_consent(
         &self,
-        callback_url: url::Url,
+        callback_url: Option<url::Url>,
         challenge: Option<Challenge>,
         ask: KeyAsk,
     ) -> String {

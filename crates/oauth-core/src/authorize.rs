@@ -61,10 +61,22 @@ impl ModelGatesClient {
         challenge: Option<&CodeChallenge>,
         key: &KeyRequest,
     ) -> Url {
+        self.auth_url(Some(callback_url), challenge, key)
+    }
+
+    /// The `/auth` URL; without `callback_url`, a headless sign-in's.
+    pub(crate) fn auth_url(
+        &self,
+        callback_url: Option<&Url>,
+        challenge: Option<&CodeChallenge>,
+        key: &KeyRequest,
+    ) -> Url {
         let mut url = self.inner.auth_url.clone();
         {
             let mut query = url.query_pairs_mut();
-            query.append_pair("callback_url", callback_url.as_str());
+            if let Some(callback_url) = callback_url {
+                query.append_pair("callback_url", callback_url.as_str());
+            }
             if let Some(challenge) = challenge {
                 query.append_pair("code_challenge", challenge.as_str());
                 query.append_pair("code_challenge_method", challenge.method().as_str());

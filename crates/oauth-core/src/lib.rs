@@ -28,7 +28,8 @@
 //! * [`origin`] and [`random`]: the URL rules (loopback hosts, an app's public origin) and the
 //!   random tokens both this crate and an app's own routes need;
 //! * `loopback` (feature `loopback`): the callback of a command-line tool, on `127.0.0.1`
-//!   with a random path (RFC 8252).
+//!   with a random path (RFC 8252); [`headless`]: a tool's sign-in on a machine with no
+//!   browser, where the person pastes the code ModelGates shows.
 //!
 //! Every call carries the app's attribution (`HTTP-Referer`, `X-Title`) when configured with
 //! [`ModelGatesClientBuilder::app_url`] and [`ModelGatesClientBuilder::app_title`]. Secrets
@@ -80,6 +81,7 @@ mod endpoints;
 mod error;
 pub mod exchange;
 pub mod flow;
+pub mod headless;
 mod http;
 pub mod key;
 mod key_info;

@@ -1,16 +1,33 @@
 //! [`LoopbackReceiver`]: the callback of a command-line tool or desktop app (feature
 //! `loopback`), by RFC 8252's loopback flow, which ModelGates calls "Localhost Apps".
 //!
-//! The rules: it listens on `127.0.0.1` (an IP literal: `localhost` may resolve elsewhere,
-//! RFC 8252 §7.3), on the port asked for or any free one. The callback URL carries a random
-//! path segment of 128 bits (`/callback/<id>`), so a local page or program that guesses the
-//! port can neither cancel the sign-in nor push its own code into it: only a `GET` to that
-//! exact path (compared in constant time) ends the wait; anything else gets a 404 and changes
-//! nothing. The person sees a short page saying what happened and to return to the terminal.
-//! The receiver answers one callback; bound the wait with a timeout of your own.
+//! **Which local callbacks ModelGates accepts:** `http` ones only on `localhost`, `127.0.0.1`
+//! or `[::1]`, on any port (every other callback must be `https`). The receiver uses
+//! `127.0.0.1`, an IP literal: `localhost` may resolve elsewhere (RFC 8252 §8.3).
+//!
+//! The rules:
+//!
+//! * It binds `127.0.0.1` *before* the URL is built: a free port unless one is asked for
+//!   ([`LoopbackReceiver::bind`]`(0)`), so the URL always names a port it holds (§7.3).
+//! * The callback URL carries a random path segment of 128 bits per sign-in
+//!   (`/callback/<id>`): only a `GET` to that exact path (compared in constant time) counts.
+//!   Any other request gets a 404 and changes nothing: the wait goes on.
+//! * Exactly one callback is accepted: the first ends the wait (once its page is written) and
+//!   the listener closes; a second one that raced it gets a 410.
+//! * No other local process can end the wait or exhaust the tool: an accept error (such as
+//!   "too many open files") is transient and retried after a pause; at most
+//!   [`with_max_connections`](LoopbackReceiver::with_max_connections) connections (16) are
+//!   open at once, further ones wait in the kernel's backlog; a connection must send its
+//!   request headers within [`with_header_timeout`](LoopbackReceiver::with_header_timeout)
+//!   (2 s) and is closed after its one answer, 404 or not (no keep-alive).
+//! * The wait is bounded: [`with_timeout`](LoopbackReceiver::with_timeout) (5 minutes) ends
+//!   it with [`LoopbackError::TimedOut`]. Dropping the [`receive`](LoopbackReceiver::receive)
+//!   future (Ctrl-C in a `select!`) ends it cleanly too: the listener closes and every open
+//!   connection is dropped.
+//! * The person sees a short page: approved (close the tab, the terminal finishes), denied, or
+//!   what failed.
 //!
 //! ```no_run
-//! use std::time::Duration;
 //! use modelgates_oauth_core::{CallbackParams, ChallengeMethod, ModelGatesClient, Pkce};
 //! use modelgates_oauth_core::loopback::LoopbackReceiver;
 //!
@@ -20,7 +37,10 @@
 //! let pkce = Pkce::generate(ChallengeMethod::S256);
 //! let url = client.authorization_url(receiver.callback_url(), Some(&pkce.challenge()));
 //! println!("Open {url}");
-//! let callback = tokio::time::timeout(Duration::from_secs(300), receiver.receive()).await??;
+//! let callback = tokio::select! {
+//!     callback = receiver.receive() => callback?,
+//!     _ = tokio::signal::ctrl_c() => return Err("interrupted".into()),
+//! };
 //! let CallbackParams::Code(code) = callback else {
 //!     return Err("the sign-in was cancelled".into());
 //! };
@@ -32,21 +52,35 @@
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use subtle::ConstantTimeEq as _;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
 use url::Url;
 
 use crate::callback::{CallbackError, CallbackParams};
 use crate::random::random_token;
+
+/// How long the person has to approve, unless [`LoopbackReceiver::with_timeout`] says.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a connection may take to send its request headers.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many connections may be open at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+/// The pause after a failed accept (too many open files, say) before accepting again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+/// The longest a connection lives once its headers are in: the answer is one small page.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A one-shot HTTP receiver on `127.0.0.1` for a tool's sign-in callback, by the module's
 /// rules.
@@ -56,6 +90,9 @@ pub struct LoopbackReceiver {
     listener: TcpListener,
     path: String,
     callback_url: Url,
+    timeout: Duration,
+    header_timeout: Duration,
+    max_connections: usize,
 }
 
 /// The outcome of the one callback that counts.
@@ -68,13 +105,14 @@ pub enum LoopbackError {
     /// The callback's query is not one ModelGates sends.
     #[error(transparent)]
     Callback(#[from] CallbackError),
-    /// Accepting connections failed.
-    #[error("the sign-in callback could not be received: {0}")]
-    Accept(#[source] std::io::Error),
+    /// No callback arrived within the receiver's timeout.
+    #[error("no sign-in arrived within {} seconds; start again", .0.as_secs())]
+    TimedOut(Duration),
 }
 
 impl LoopbackReceiver {
-    /// Listens on `127.0.0.1:port` (`0`: any free port) with a fresh random callback path.
+    /// Listens on `127.0.0.1:port` (`0`: any free port, the right choice unless ModelGates
+    /// was told of a fixed one) with a fresh random callback path.
     ///
     /// # Errors
     ///
@@ -89,7 +127,29 @@ impl LoopbackReceiver {
             listener,
             path,
             callback_url,
+            timeout: DEFAULT_TIMEOUT,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         })
+    }
+
+    /// How long [`receive`](Self::receive) waits for the callback ([`DEFAULT_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long a connection may take to send its request headers
+    /// ([`DEFAULT_HEADER_TIMEOUT`]); a browser sends them at once.
+    pub fn with_header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// How many connections may be open at once ([`DEFAULT_MAX_CONNECTIONS`], at least 1).
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
     }
 
     /// The callback URL to give [`ModelGatesClient::authorization_url`](crate::ModelGatesClient::authorization_url):
@@ -105,74 +165,161 @@ impl LoopbackReceiver {
         self.callback_url.port().unwrap_or_default()
     }
 
-    /// Waits for the callback and answers the browser; what the callback carried.
+    /// Waits for the callback and answers the browser; what the callback carried. The
+    /// listener closes when this returns or is dropped.
     ///
     /// # Errors
     ///
     /// [`LoopbackError::Callback`] when the callback's query is not one ModelGates sends (no
-    /// code, two codes, a malformed one); [`LoopbackError::Accept`] when accepting connections
-    /// failed.
+    /// code, two codes, a malformed one); [`LoopbackError::TimedOut`] when none arrived in
+    /// time.
     pub async fn receive(self) -> Result<CallbackParams, LoopbackError> {
         let (sender, mut outcomes) = mpsc::channel::<Outcome>(1);
-        let path: Arc<str> = self.path.into();
+        let callback = Arc::new(Callback {
+            path: self.path,
+            claimed: AtomicBool::new(false),
+            sender,
+        });
+        let permits = Arc::new(Semaphore::new(self.max_connections));
+        // Dropped with this future: every connection still open ends with it.
+        let mut connections = JoinSet::new();
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(deadline);
         loop {
             tokio::select! {
                 Some(outcome) = outcomes.recv() => return Ok(outcome?),
-                accepted = self.listener.accept() => {
-                    let (stream, _) = accepted.map_err(LoopbackError::Accept)?;
-                    let (sender, path) = (sender.clone(), path.clone());
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |request| {
-                            let answer = answer(&request, &path, &sender);
-                            async move { Ok::<_, Infallible>(answer) }
-                        });
-                        let connection = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service);
-                        if let Err(error) = connection.await {
-                            tracing::debug!(%error, "a loopback connection failed");
-                        }
+                () = &mut deadline => return Err(LoopbackError::TimedOut(self.timeout)),
+                (stream, permit) = next_connection(&self.listener, &permits) => {
+                    let serve = serve(stream, callback.clone(), self.header_timeout);
+                    connections.spawn(async move {
+                        serve.await;
+                        drop(permit);
                     });
                 }
+                Some(_) = connections.join_next() => {}
             }
         }
     }
 }
 
-/// The answer to one request: the page for the callback (whose outcome goes to `sender`, the
-/// first one only), 404 for anything else.
+/// The next connection, once fewer than the maximum are open; accept errors are retried.
+async fn next_connection(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+) -> (TcpStream, OwnedSemaphorePermit) {
+    let permit = permits
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => return (stream, permit),
+            Err(error) => {
+                // Too many open files, a connection reset before it was accepted: none of
+                // it ends the wait.
+                tracing::debug!(%error, "accepting a loopback connection failed; retrying");
+                tokio::time::sleep(ACCEPT_RETRY).await;
+            }
+        }
+    }
+}
+
+/// The sign-in's callback: its path, whether a request to it came, and where its outcome
+/// goes.
+struct Callback {
+    path: String,
+    claimed: AtomicBool,
+    sender: mpsc::Sender<Outcome>,
+}
+
+/// Serves one connection: one request, one answer, closed. A callback's outcome is reported
+/// once its page is written, so that the tool may exit right after.
+async fn serve(stream: TcpStream, callback: Arc<Callback>, header_timeout: Duration) {
+    let reported: Arc<Mutex<Option<Outcome>>> = Arc::default();
+    let slot = reported.clone();
+    let callback_for_service = callback.clone();
+    let service = hyper::service::service_fn(move |request| {
+        let (page, outcome) = answer(&request, &callback_for_service);
+        if let Some(outcome) = outcome {
+            *slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
+        }
+        async move { Ok::<_, Infallible>(page) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(false);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    match tokio::time::timeout(header_timeout + ANSWER_TIMEOUT, connection).await {
+        Ok(Err(error)) => tracing::debug!(%error, "a loopback connection failed"),
+        Err(_) => tracing::debug!("a loopback connection took too long; closed"),
+        Ok(Ok(())) => {}
+    }
+    let outcome = reported
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(outcome) = outcome {
+        let _ = callback.sender.try_send(outcome);
+    }
+}
+
+/// The answer to one request, and the outcome when it is the sign-in's one callback.
 fn answer(
     request: &Request<Incoming>,
-    path: &str,
-    sender: &mpsc::Sender<Outcome>,
-) -> Response<Full<Bytes>> {
+    callback: &Callback,
+) -> (Response<Full<Bytes>>, Option<Outcome>) {
     let ours: bool = request
         .uri()
         .path()
         .as_bytes()
-        .ct_eq(path.as_bytes())
+        .ct_eq(callback.path.as_bytes())
         .into();
     if !ours || request.method() != hyper::Method::GET {
-        return page(
+        let page = page(
             StatusCode::NOT_FOUND,
             "This is not the sign-in this tool started.",
         );
+        return (page, None);
+    }
+    if callback.claimed.swap(true, Ordering::SeqCst) {
+        let page = page(
+            StatusCode::GONE,
+            "This sign-in is already complete. You can close this tab.",
+        );
+        return (page, None);
     }
     let outcome = CallbackParams::parse(request.uri().query().unwrap_or(""));
     let text = match &outcome {
         Ok(CallbackParams::Code(_)) => {
-            "Signed in. You can close this tab and return to the terminal."
+            "Approved. You can close this tab: the terminal finishes signing in.".to_owned()
         }
-        Ok(CallbackParams::AccessDenied) => "Sign-in cancelled. You can close this tab.",
-        _ => "Sign-in failed. See the terminal.",
+        Ok(CallbackParams::AccessDenied) => {
+            "Sign-in cancelled: access was denied on ModelGates, and nothing was stored. You can \
+             close this tab."
+                .to_owned()
+        }
+        Ok(CallbackParams::Failed { error }) => format!(
+            "Sign-in failed: ModelGates reported \u{201c}{error}\u{201d}. You can close this tab \
+             and try again from the terminal."
+        ),
+        Err(error) => {
+            format!(
+                "Sign-in failed: {error}. You can close this tab and try again from the terminal."
+            )
+        }
     };
-    // Only the first callback counts; later ones find the channel full.
-    let _ = sender.try_send(outcome);
-    page(StatusCode::OK, text)
+    (page(StatusCode::OK, &text), Some(outcome))
 }
 
-fn page(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+fn page(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
     let body = format!(
-        "<!doctype html><meta charset=\"utf-8\"><title>ModelGates sign-in</title><p>{text}</p>"
+        "<!doctype html><meta charset=\"utf-8\"><title>ModelGates sign-in</title><p id=\"result\">{}</p>",
+        html_escape::encode_text(text)
     );
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;

@@ -1,152 +1,254 @@
-//! `example-cli-login`: sign a command-line tool in with ModelGates through the loopback flow
-//! of RFC 8252 (ModelGates' "Localhost Apps").
+//! `example-cli-login`: a command-line tool that signs in with ModelGates and spends the key,
+//! on a desktop (the loopback flow of RFC 8252, ModelGates' "Localhost Apps") or on a machine
+//! with no browser (the headless flow: the person pastes the code ModelGates shows).
 //!
-//! It listens on `127.0.0.1` (port 3000 by default, `--port 0` for any free one), prints the
-//! `/auth` URL and opens it in the browser, receives the callback, exchanges the code with
-//! PKCE S256, and stores the key in a file created with mode 0600, printing only a masked form.
+//! ```text
+//! example-cli-login [--base-url URL] [--key-file PATH] login [--headless | --no-browser | --browser]
+//!                                                            [--limit CREDITS] [--label TEXT]
+//!                                                            [--port N] [--timeout-secs N]
+//! example-cli-login whoami            # the key's label, usage, limit, what remains, manage link
+//! example-cli-login chat "Hello"      # streamed to the terminal; Ctrl-C stops the paid stream
+//! example-cli-login logout            # forgets the key (revoke it on ModelGates: see whoami)
+//! ```
 //!
-//! The callback is received by oauth-core's `LoopbackReceiver` (feature `loopback`): its URL
-//! carries a random per-run segment (`/callback/<flow id>`), and only a request to that exact
-//! path ends the wait, so another local page or program that guesses the port can neither
-//! cancel the sign-in nor push its own code into it; other requests get a 404.
-//! Denial or timeout end it with a clear message and a non-zero exit:
+//! `login` opens a browser when this machine can show one and takes the headless flow when it
+//! cannot (see `sign_in.rs`): the URL is printed alone on one line of stdout (prompts go to
+//! stderr) and the code is read from stdin. The key is kept in the OS keychain when one
+//! answers, else in a 0600 file under the config folder (`--key-file` to choose; see
+//! `key_store.rs`); it is never printed whole and never passed in argv.
 //!
 //! | exit | meaning |
 //! | --- | --- |
-//! | 0 | signed in, key stored |
-//! | 1 | setup or exchange failed (message says why) |
-//! | 2 | the user pressed Deny |
-//! | 3 | no callback arrived in time |
+//! | 0 | done |
+//! | 1 | setup, network or exchange failure (the message says why) |
+//! | 2 | the person pressed Deny on ModelGates |
+//! | 3 | no sign-in in time (`--timeout-secs`, 300) |
+//! | 4 | not signed in, or ModelGates no longer accepts the key: run `login` |
+//! | 5 | out of credits, or the key's spend limit is reached (402) |
+//! | 6 | rate limited by ModelGates (429): wait and retry |
+//! | 130 | interrupted (Ctrl-C) |
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+mod commands;
+mod key_store;
+mod sign_in;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-use modelgates_oauth_core::loopback::LoopbackReceiver;
-use modelgates_oauth_core::{CallbackParams, ChallengeMethod, ModelGatesClient, Pkce};
+use clap::{Parser, Subcommand};
+use modelgates_oauth_core::key::SpendLimit;
+use modelgates_oauth_core::{KeyRequest, ModelGatesClient, RequestError};
 
-/// Sign in with ModelGates and store the key for this tool.
+use crate::key_store::KeyStore;
+use crate::sign_in::{Choice, Flow};
+
+/// Sign in with ModelGates and spend the key from the terminal.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Port to receive the callback on, on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 3000)]
-    port: u16,
-    /// Where to store the key (created with mode 0600).
-    #[arg(long, env = "MODELGATES_KEY_FILE")]
-    key_file: Option<PathBuf>,
     /// ModelGates' origin.
-    #[arg(long, env = "MODELGATES_BASE_URL", default_value = modelgates_oauth_core::client::DEFAULT_BASE_URL)]
+    #[arg(long, global = true, env = "MODELGATES_BASE_URL", default_value = modelgates_oauth_core::client::DEFAULT_BASE_URL)]
     base_url: String,
-    /// Seconds to wait for the browser to come back.
-    #[arg(long, default_value_t = 300)]
-    timeout_secs: u64,
-    /// Print the URL only; do not open a browser.
-    #[arg(long)]
-    no_browser: bool,
+    /// Keep the key in this file (mode 0600) instead of the OS keychain.
+    #[arg(long, global = true, env = "MODELGATES_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err((code, message)) => {
-            eprintln!("error: {message}");
-            ExitCode::from(code)
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Sign in and keep the key.
+    Login {
+        /// Show the URL and read the code ModelGates shows, for a machine with no browser.
+        #[arg(long, conflicts_with = "browser")]
+        headless: bool,
+        /// Do not open a browser: the headless flow.
+        #[arg(long, conflicts_with = "browser")]
+        no_browser: bool,
+        /// Open a browser and receive the callback even where none seems available.
+        #[arg(long)]
+        browser: bool,
+        /// The key's spend limit, in credits (the person may change it on ModelGates).
+        #[arg(long)]
+        limit: Option<String>,
+        /// The key's label on ModelGates.
+        #[arg(long, default_value = "example-cli-login")]
+        label: String,
+        /// The port of the loopback callback on 127.0.0.1 (0: a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Seconds to wait for the person.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
+    /// Forget the key kept.
+    Logout,
+    /// The key's label, usage, limit and what remains, and where to manage it.
+    Whoami,
+    /// Ask a model; the answer streams to the terminal.
+    Chat {
+        /// The message.
+        message: String,
+        /// The model.
+        #[arg(long, default_value = "openai/gpt-5.2")]
+        model: String,
+    },
+}
+
+/// Resolves at Ctrl-C (SIGINT). The handler is installed when this is called, not when it is
+/// first polled, so a Ctrl-C right after the URL is printed is not missed (nor kills the
+/// process before it can close what it opened).
+pub(crate) fn interrupted() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut interrupt) = signal(SignalKind::interrupt()) {
+            return Box::pin(async move {
+                interrupt.recv().await;
+            });
+        }
+    }
+    Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+/// A failed command: its exit code and what to tell the person.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    pub(crate) fn setup(message: String) -> Self {
+        Self { code: 1, message }
+    }
+
+    pub(crate) fn denied() -> Self {
+        Self {
+            code: 2,
+            message: "sign-in was denied on ModelGates; nothing was stored".into(),
+        }
+    }
+
+    pub(crate) fn timed_out(after: Duration) -> Self {
+        Self {
+            code: 3,
+            message: format!(
+                "no sign-in within {} seconds; run `login` again",
+                after.as_secs()
+            ),
+        }
+    }
+
+    pub(crate) fn not_signed_in() -> Self {
+        Self {
+            code: 4,
+            message: "not signed in: run `example-cli-login login`".into(),
+        }
+    }
+
+    pub(crate) fn interrupted() -> Self {
+        Self {
+            code: 130,
+            message: "interrupted".into(),
+        }
+    }
+
+    /// A failed call with the key, by what the person can do about it.
+    pub(crate) fn request(error: &RequestError) -> Self {
+        let code = match error {
+            RequestError::KeyRejected => 4,
+            RequestError::InsufficientCredits { .. } | RequestError::KeyLimitReached { .. } => 5,
+            RequestError::RateLimited { .. } => 6,
+            _ => 1,
+        };
+        Self {
+            code,
+            message: error.to_string(),
         }
     }
 }
 
-async fn run(args: Args) -> Result<(), (u8, String)> {
-    let fail = |message: String| (1, message);
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(run(args));
+    // Not a plain drop: a read of stdin still blocked (a sign-in that timed out waiting for a
+    // paste) would keep the process alive until the person pressed Enter.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Failure> {
     let client = ModelGatesClient::builder()
         .base_url(args.base_url.clone())
+        .app_title("example-cli-login")
         .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let key_file = match args.key_file {
-        Some(path) => path,
-        None => default_key_file().ok_or_else(|| fail("no home folder: pass --key-file".into()))?,
-    };
-    let receiver = LoopbackReceiver::bind(args.port).await.map_err(|e| {
-        fail(format!(
-            "cannot listen on 127.0.0.1:{}: {e}; try --port 0",
-            args.port
-        ))
-    })?;
-    let pkce = Pkce::generate(ChallengeMethod::S256);
-    let auth_url = client.authorization_url(receiver.callback_url(), Some(&pkce.challenge()));
-
-    println!("Sign in with ModelGates by opening this URL:\n{auth_url}");
-    if !args.no_browser && webbrowser::open(auth_url.as_str()).is_err() {
-        println!("(Could not open a browser; open the URL above yourself.)");
+        .map_err(|e| Failure::setup(e.to_string()))?;
+    let store = KeyStore::choose(args.key_file).map_err(Failure::setup)?;
+    match args.command {
+        Command::Login {
+            headless,
+            no_browser,
+            browser,
+            limit,
+            label,
+            port,
+            timeout_secs,
+        } => {
+            let limit = limit
+                .map(|limit| {
+                    SpendLimit::parse(&limit).map_err(|e| Failure::setup(format!("--limit: {e}")))
+                })
+                .transpose()?;
+            let flow = Flow::choose(&Choice {
+                headless,
+                no_browser,
+                browser,
+            });
+            let key = KeyRequest::new(limit, Some(label));
+            let timeout = Duration::from_secs(timeout_secs);
+            let issued = sign_in::sign_in(&client, flow, &key, port, timeout).await?;
+            store.save(&issued.key).map_err(Failure::setup)?;
+            println!(
+                "Signed in. Key {} kept in {}",
+                issued.key.masked(),
+                store.describe()
+            );
+            Ok(())
+        }
+        Command::Logout => {
+            if store.delete().map_err(Failure::setup)? {
+                println!(
+                    "Signed out: the key is gone from {}. It stays valid on ModelGates until you \
+                     revoke it there.",
+                    store.describe()
+                );
+            } else {
+                println!("Not signed in.");
+            }
+            Ok(())
+        }
+        Command::Whoami => commands::whoami(&client, &store).await,
+        Command::Chat { message, model } => commands::chat(&client, &store, &model, &message).await,
     }
-
-    let outcome =
-        tokio::time::timeout(Duration::from_secs(args.timeout_secs), receiver.receive()).await;
-    let code = match outcome {
-        Err(_) => {
-            return Err((
-                3,
-                format!(
-                    "no sign-in within {} seconds; run the command again",
-                    args.timeout_secs
-                ),
-            ));
-        }
-        Ok(Ok(CallbackParams::Code(code))) => code,
-        Ok(Ok(CallbackParams::AccessDenied)) => {
-            return Err((
-                2,
-                "sign-in was denied on ModelGates; nothing was stored".into(),
-            ));
-        }
-        Ok(Ok(CallbackParams::Failed { error })) => {
-            return Err(fail(format!(
-                "ModelGates reported `{}`",
-                error.escape_debug()
-            )));
-        }
-        Ok(Ok(_)) => return Err(fail("the callback carried nothing usable".into())),
-        Ok(Err(error)) => return Err(fail(error.to_string())),
-    };
-    let issued = client
-        .exchange_code(&code, Some(&pkce))
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    write_private(&key_file, issued.key.expose_secret())
-        .map_err(|e| fail(format!("cannot write {}: {e}", key_file.display())))?;
-    println!(
-        "Signed in. Key {} stored in {}",
-        issued.key.masked(),
-        key_file.display()
-    );
-    Ok(())
-}
-
-fn default_key_file() -> Option<PathBuf> {
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".config")))?;
-    Some(config.join("modelgates").join("key"))
-}
-
-/// Writes `secret` to `path`, readable by its owner only, replacing any older file.
-fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    // `mode` applies only to new files: tighten an existing one too.
-    #[cfg(unix)]
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    file.write_all(secret.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()
 }
