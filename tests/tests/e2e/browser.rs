@@ -227,25 +227,7 @@ async fn send(browser: &Client, text: &str) -> Result<(), String> {
 
 /// Polls `#reply` until it reads `expected`; returns every distinct text seen on the way.
 async fn watch_reply(browser: &Client, expected: &str) -> Vec<String> {
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    let mut seen: Vec<String> = Vec::new();
-    loop {
-        if let Ok(element) = browser.find(Locator::Id("reply")).await {
-            if let Ok(text) = element.text().await {
-                if seen.last() != Some(&text) {
-                    seen.push(text.clone());
-                }
-                if text == expected {
-                    return seen;
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the reply never read {expected:?}; saw {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    watch_text(browser, "reply", expected).await
 }
 
 async fn run_scenario(
