@@ -1,5 +1,5 @@
-//! Hex text of bytes and back: the names of hashed sessions (`SessionToken::hash`), the
-//! manage link, and the caching store's feed messages.
+//! Hex text of bytes and back: the names of hashed sessions (`SessionToken::hash`) and the
+//! caching store's feed messages.
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -111,6 +111,31 @@ impl ModelGatesClient {
     pub fn base_url(&self) -> &Url {
         &self.inner.base_url
     }
+
+    /// Where the user sees, limits or revokes `key` on ModelGates:
+    /// `{base URL}keys/{lowercase hex SHA-256 of the key}`. The key itself never goes in a
+    /// URL.
+    ///
+    /// ```
+    /// use modelgates_oauth_core::{ApiKey, ModelGatesClient};
+    ///
+    /// let client = ModelGatesClient::new().unwrap();
+    /// let url = client.manage_url(&ApiKey::new("sk-mg-v1-example"));
+    /// assert!(url.starts_with("https://modelgates.ai/keys/"));
+    /// assert_eq!(url.len(), "https://modelgates.ai/keys/".len() + 64);
+    /// ```
+    #[must_use]
+    pub fn manage_url(&self, key: &crate::ApiKey) -> String {
+        use sha2::{Digest as _, Sha256};
+        use std::fmt::Write as _;
+        let digest = Sha256::digest(key.expose_secret().as_bytes());
+        let mut url = self.inner.base_url.to_string();
+        url.push_str("keys/");
+        for byte in digest {
+            let _ = write!(url, "{byte:02x}");
+        }
+        url
+    }
 }
 
 /// Builds a [`ModelGatesClient`]. Made by [`ModelGatesClient::builder`].

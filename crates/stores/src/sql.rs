@@ -27,6 +27,21 @@ pub(super) const SELECT_LIVE: &str = "SELECT key_id, sealed FROM modelgates_keys
 pub(super) const INSERT_KEY: &str = "INSERT INTO modelgates_keys \
      (session_hash, user_id, key_id, sealed, issued_at, expires_at) \
      VALUES ($1, $2, $3, $4, $5, $6)";
+/// [`INSERT_KEY`] with a new row's values bound: `insert_key!(row, key)` for a
+/// [`NewRow`] and its `StoredKey`. A macro, as SQLite's and PostgreSQL's queries are different
+/// types.
+macro_rules! insert_key {
+    ($row:expr, $key:expr) => {
+        sqlx::query($crate::sql::INSERT_KEY)
+            .bind(&$row.hash)
+            .bind($key.user_id.as_deref())
+            .bind(&$row.sealed.key_id)
+            .bind(&$row.sealed.sealed)
+            .bind($row.issued_at)
+            .bind($row.expires_at)
+    };
+}
+pub(crate) use insert_key;
 pub(super) const INSERT_LINK: &str = "INSERT INTO modelgates_links (account, session_hash) \
      VALUES ($1, $2) ON CONFLICT (account) DO NOTHING";
 /// `$1` now, `$2` the account to start after (`''`: the first), `$3` the page's size.
@@ -255,13 +270,7 @@ macro_rules! shared_key_store_methods {
                 .execute(&mut *transaction)
                 .await
                 .map_err(&failed)?;
-            sqlx::query($crate::sql::INSERT_KEY)
-                .bind(&row.hash)
-                .bind(key.user_id.as_deref())
-                .bind(&row.sealed.key_id)
-                .bind(&row.sealed.sealed)
-                .bind(row.issued_at)
-                .bind(row.expires_at)
+            $crate::sql::insert_key!(row, key)
                 .execute(&mut *transaction)
                 .await
                 .map_err(&failed)?;

@@ -90,13 +90,7 @@ impl KeyStore for SqliteStore {
     async fn save(&self, key: StoredKey) -> Result<SessionToken, StoreError> {
         let row = self.new_row(&key).await?;
         // One session (PostgreSQL batches its inserts instead: `postgres.rs`).
-        sqlx::query(crate::sql::INSERT_KEY)
-            .bind(&row.hash)
-            .bind(key.user_id.as_deref())
-            .bind(&row.sealed.key_id)
-            .bind(&row.sealed.sealed)
-            .bind(row.issued_at)
-            .bind(row.expires_at)
+        crate::sql::insert_key!(row, key)
             .execute(&self.pool)
             .await
             .map_err(db_error("saving a key"))?;

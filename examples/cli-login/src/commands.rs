@@ -8,7 +8,6 @@ use modelgates_oauth_core::async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 };
 use modelgates_oauth_core::{ApiKey, ModelGatesClient};
-use sha2::{Digest as _, Sha256};
 
 use crate::Failure;
 use crate::key_store::KeyStore;
@@ -18,14 +17,6 @@ fn kept_key(store: &KeyStore) -> Result<ApiKey, Failure> {
         .load()
         .map_err(Failure::setup)?
         .ok_or_else(Failure::not_signed_in)
-}
-
-/// Where the person manages the key on ModelGates: `{base URL}keys/{hex SHA-256 of the key}`
-/// (the key itself never goes in a URL).
-fn manage_url(client: &ModelGatesClient, key: &ApiKey) -> String {
-    let digest = Sha256::digest(key.expose_secret().as_bytes());
-    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("{}keys/{hex}", client.base_url())
 }
 
 /// `whoami`: the key's label, usage, limit, what remains, and where to manage it.
@@ -45,7 +36,7 @@ pub(crate) async fn whoami(client: &ModelGatesClient, store: &KeyStore) -> Resul
         (Some(limit), None) => println!("Limit:     {limit:.2} credits"),
         (None, _) => println!("Limit:     none"),
     }
-    println!("Manage:    {}", manage_url(client, &key));
+    println!("Manage:    {}", client.manage_url(&key));
     Ok(())
 }
 

@@ -15,8 +15,12 @@ const ENTRY: &str = "api-key";
 
 /// Where the key is kept.
 pub(crate) enum KeyStore {
-    /// The OS keychain.
-    Keychain(keyring::Entry),
+    /// The OS keychain, and the key it held when asked (read once: a keychain may ask the
+    /// person's permission at each read).
+    Keychain {
+        entry: keyring::Entry,
+        kept: Option<ApiKey>,
+    },
     /// A 0600 file.
     File(PathBuf),
 }
@@ -27,8 +31,8 @@ impl KeyStore {
         if let Some(path) = key_file {
             return Ok(Self::File(path));
         }
-        if let Some(entry) = keychain() {
-            return Ok(Self::Keychain(entry));
+        if let Some((entry, kept)) = keychain() {
+            return Ok(Self::Keychain { entry, kept });
         }
         default_key_file()
             .map(Self::File)
@@ -38,7 +42,7 @@ impl KeyStore {
     /// Where, for messages.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Self::Keychain(_) => "the OS keychain".to_owned(),
+            Self::Keychain { .. } => "the OS keychain".to_owned(),
             Self::File(path) => path.display().to_string(),
         }
     }
@@ -46,7 +50,7 @@ impl KeyStore {
     /// Keeps `key`, replacing any older one.
     pub(crate) fn save(&self, key: &ApiKey) -> Result<(), String> {
         match self {
-            Self::Keychain(entry) => entry
+            Self::Keychain { entry, .. } => entry
                 .set_password(key.expose_secret())
                 .map_err(|e| format!("cannot keep the key in the OS keychain: {e}")),
             Self::File(path) => write_private(path, key.expose_secret())
@@ -56,26 +60,20 @@ impl KeyStore {
 
     /// The key kept, if any.
     pub(crate) fn load(&self) -> Result<Option<ApiKey>, String> {
-        let text = match self {
-            Self::Keychain(entry) => match entry.get_password() {
-                Ok(text) => text,
-                Err(keyring::Error::NoEntry) => return Ok(None),
-                Err(e) => return Err(format!("cannot read the OS keychain: {e}")),
-            },
+        match self {
+            Self::Keychain { kept, .. } => Ok(kept.clone()),
             Self::File(path) => match std::fs::read_to_string(path) {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+                Ok(text) => Ok(key_in(&text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(format!("cannot read {}: {e}", path.display())),
             },
-        };
-        let text = text.trim();
-        Ok((!text.is_empty()).then(|| ApiKey::new(text)))
+        }
     }
 
     /// Forgets the key; whether there was one.
     pub(crate) fn delete(&self) -> Result<bool, String> {
         match self {
-            Self::Keychain(entry) => match entry.delete_credential() {
+            Self::Keychain { entry, .. } => match entry.delete_credential() {
                 Ok(()) => Ok(true),
                 Err(keyring::Error::NoEntry) => Ok(false),
                 Err(e) => Err(format!("cannot remove the key from the OS keychain: {e}")),
@@ -89,14 +87,23 @@ impl KeyStore {
     }
 }
 
-/// The keychain entry, when a keychain answers: reading an entry that does not exist must say
-/// "no entry", not fail (a Linux machine without a Secret Service, a container, CI).
-fn keychain() -> Option<keyring::Entry> {
+/// The keychain entry and the key it holds, when a keychain answers: reading an entry that
+/// does not exist must say "no entry", not fail (a Linux machine without a Secret Service, a
+/// container, CI).
+fn keychain() -> Option<(keyring::Entry, Option<ApiKey>)> {
     let entry = keyring::Entry::new(SERVICE, ENTRY).ok()?;
-    match entry.get_password() {
-        Ok(_) | Err(keyring::Error::NoEntry) => Some(entry),
-        Err(_) => None,
-    }
+    let kept = match entry.get_password() {
+        Ok(text) => key_in(&text),
+        Err(keyring::Error::NoEntry) => None,
+        Err(_) => return None,
+    };
+    Some((entry, kept))
+}
+
+/// The key in `text` as it was kept (a trailing newline in a file), if any.
+fn key_in(text: &str) -> Option<ApiKey> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| ApiKey::new(text))
 }
 
 /// `$XDG_CONFIG_HOME/modelgates/key`, else `~/.config/modelgates/key`.

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use modelgates_oauth_core::headless::{HeadlessError, PastedCodeError};
+use modelgates_oauth_core::headless::HeadlessError;
 use modelgates_oauth_core::loopback::{LoopbackError, LoopbackReceiver};
 use modelgates_oauth_core::{
     CallbackParams, ChallengeMethod, ExchangeError, IssuedKey, KeyRequest, ModelGatesClient, Pkce,
@@ -148,9 +148,8 @@ async fn headless(
         };
         match sign_in.exchange(client, &pasted).await {
             Ok(issued) => return Ok(issued),
-            Err(HeadlessError::Code(
-                error @ PastedCodeError::Empty | error @ PastedCodeError::Malformed,
-            )) => {
+            // Not a code: nothing was sent; ask again.
+            Err(HeadlessError::Code(error)) => {
                 eprintln!("{error}");
             }
             Err(HeadlessError::Exchange(error)) => return Err(exchange_failure(error)),

@@ -85,10 +85,24 @@ async fn finish(mut tool: SigningIn) -> (i32, String, String) {
     .unwrap()
 }
 
-async fn run(mut command: Command) -> Output {
-    tokio::task::spawn_blocking(move || command.stdin(Stdio::null()).output().unwrap())
+/// Runs the tool with `args` to its end, no stdin.
+async fn run(base_url: &str, key_file: &Path, args: &[&str]) -> Output {
+    let mut command = command_for(base_url, key_file);
+    command.args(args).stdin(Stdio::null());
+    tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap()
+}
+
+/// `login --headless`, the code approved on the emulator and pasted: signed in.
+async fn signed_in_headless(emu: &Emulator, key_file: &Path) {
+    let mut command = command_for(emu.base_url(), key_file);
+    command.args(["login", "--headless"]);
+    let mut signing_in = start_login(command);
+    let code = emu.approve_headless(&signing_in.url).unwrap();
+    writeln!(signing_in.child.stdin.as_mut().unwrap(), "{code}").unwrap();
+    let (exit, _, stderr) = finish(signing_in).await;
+    assert_eq!(exit, 0, "{stderr}");
 }
 
 fn http() -> reqwest::Client {
@@ -234,23 +248,18 @@ async fn headless_sign_in_reads_the_pasted_code_then_whoami_chat_and_logout() {
     assert_private(&key_file, &issued);
 
     // whoami: the key's usage, limit, what remains and where to manage it.
-    let chat = run({
-        let mut command = command_for(emu.base_url(), &key_file);
-        command.args(["chat", "Hello from the terminal"]);
-        command
-    })
+    let chat = run(
+        emu.base_url(),
+        &key_file,
+        &["chat", "Hello from the terminal"],
+    )
     .await;
     assert!(chat.status.success(), "{chat:?}");
     assert_eq!(
         String::from_utf8_lossy(&chat.stdout).trim(),
         "[openai/gpt-5.2] You said: Hello from the terminal"
     );
-    let whoami = run({
-        let mut command = command_for(emu.base_url(), &key_file);
-        command.arg("whoami");
-        command
-    })
-    .await;
+    let whoami = run(emu.base_url(), &key_file, &["whoami"]).await;
     let shown = String::from_utf8_lossy(&whoami.stdout);
     assert!(whoami.status.success(), "{whoami:?}");
     let usage = emu.key(&issued).unwrap().usage;
@@ -266,20 +275,10 @@ async fn headless_sign_in_reads_the_pasted_code_then_whoami_chat_and_logout() {
     );
     assert!(!shown.contains(&issued));
 
-    let logout = run({
-        let mut command = command_for(emu.base_url(), &key_file);
-        command.arg("logout");
-        command
-    })
-    .await;
+    let logout = run(emu.base_url(), &key_file, &["logout"]).await;
     assert!(logout.status.success());
     assert!(!key_file.exists());
-    let signed_out = run({
-        let mut command = command_for(emu.base_url(), &key_file);
-        command.arg("whoami");
-        command
-    })
-    .await;
+    let signed_out = run(emu.base_url(), &key_file, &["whoami"]).await;
     assert_eq!(signed_out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&signed_out.stderr).contains("not signed in"));
 }
@@ -288,12 +287,7 @@ async fn headless_sign_in_reads_the_pasted_code_then_whoami_chat_and_logout() {
 async fn chat_names_out_of_credits_and_rate_limits_by_exit_code() {
     let emu = Emulator::start_auto_approve().await.unwrap();
     let key_file = temp_key_file("money");
-    let mut command = command_for(emu.base_url(), &key_file);
-    command.args(["login", "--headless"]);
-    let mut signing_in = start_login(command);
-    let code = emu.approve_headless(&signing_in.url).unwrap();
-    writeln!(signing_in.child.stdin.as_mut().unwrap(), "{code}").unwrap();
-    assert_eq!(finish(signing_in).await.0, 0);
+    signed_in_headless(&emu, &key_file).await;
 
     for (fault, exit, words) in [
         (Fault::InsufficientCredits, 5, "out of credits"),
@@ -305,12 +299,7 @@ async fn chat_names_out_of_credits_and_rate_limits_by_exit_code() {
         ),
     ] {
         emu.inject_once(Endpoint::Chat, fault);
-        let chat = run({
-            let mut command = command_for(emu.base_url(), &key_file);
-            command.args(["chat", "hi"]);
-            command
-        })
-        .await;
+        let chat = run(emu.base_url(), &key_file, &["chat", "hi"]).await;
         let stderr = String::from_utf8_lossy(&chat.stderr);
         assert_eq!(chat.status.code(), Some(exit), "{stderr}");
         assert!(stderr.contains(words), "{stderr}");
@@ -347,12 +336,7 @@ async fn ctrl_c_ends_the_wait_and_the_paid_stream_cleanly() {
     assert!(!key_file.exists());
 
     // Signed in, a slow reply: Ctrl-C after its first words stops it there.
-    let mut command = command_for(emu.base_url(), &key_file);
-    command.args(["login", "--headless"]);
-    let mut signing_in = start_login(command);
-    let code = emu.approve_headless(&signing_in.url).unwrap();
-    writeln!(signing_in.child.stdin.as_mut().unwrap(), "{code}").unwrap();
-    assert_eq!(finish(signing_in).await.0, 0);
+    signed_in_headless(&emu, &key_file).await;
     emu.inject_once(
         Endpoint::Chat,
         Fault::SlowStream(Duration::from_millis(300)),

@@ -184,7 +184,7 @@ pub async fn sign_up(
     let password = credentials.password;
     let password_hash = tokio::task::spawn_blocking(move || password_auth::generate_hash(password))
         .await
-        .map_err(|e| AppError::unavailable("hashing the password")(Box::new(e)))?;
+        .map_err(AppError::unavailable("hashing the password"))?;
     let created: Result<User, sqlx::Error> = sqlx::query_as(
         "INSERT INTO users (username, password_hash) VALUES (?, ?) \
          RETURNING id, username, password_hash",
@@ -221,7 +221,7 @@ pub async fn sign_in(
     let user = session
         .authenticate(credentials)
         .await
-        .map_err(|e| AppError::unavailable("checking the password")(Box::new(e)))?
+        .map_err(AppError::unavailable("checking the password"))?
         .ok_or(AppError::WrongCredentials)?;
     log_in(&mut session, &user).await?;
     Ok(Redirect::to("/settings"))
@@ -237,7 +237,7 @@ pub async fn sign_out(mut session: Session) -> Result<Redirect, AppError> {
     session
         .logout()
         .await
-        .map_err(|e| AppError::unavailable("ending the session")(Box::new(e)))?;
+        .map_err(AppError::unavailable("ending the session"))?;
     Ok(Redirect::to("/"))
 }
 
@@ -246,7 +246,7 @@ async fn log_in(session: &mut Session, user: &User) -> Result<(), AppError> {
     session
         .login(user)
         .await
-        .map_err(|e| AppError::unavailable("starting the session")(Box::new(e)))
+        .map_err(AppError::unavailable("starting the session"))
 }
 
 fn check_username(username: &str) -> Result<(), AppError> {

@@ -41,11 +41,14 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// [`AppError::Unavailable`] while doing `what`.
-    pub(crate) fn unavailable(
+    /// [`AppError::Unavailable`] while doing `what`, for `map_err`.
+    pub(crate) fn unavailable<E: std::error::Error + Send + Sync + 'static>(
         what: &'static str,
-    ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> Self {
-        move |source| Self::Unavailable { what, source }
+    ) -> impl FnOnce(E) -> Self {
+        move |source| Self::Unavailable {
+            what,
+            source: Box::new(source),
+        }
     }
 
     fn status(&self) -> StatusCode {
@@ -62,10 +65,7 @@ impl AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Unavailable {
-            what: "reading or writing notes",
-            source: Box::new(error),
-        }
+        Self::unavailable("reading or writing notes")(error)
     }
 }
 

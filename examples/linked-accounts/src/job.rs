@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use modelgates_axum::store::StoreError;
 
 use crate::{AppError, AppState, notes};
 
@@ -40,10 +39,6 @@ pub struct Failure {
     pub message: String,
 }
 
-fn store_unavailable(error: StoreError) -> AppError {
-    AppError::unavailable("reading the ModelGates links")(Box::new(error))
-}
-
 /// Runs the job once over every linked user.
 ///
 /// # Errors
@@ -52,7 +47,11 @@ fn store_unavailable(error: StoreError) -> AppError {
 pub async fn summarise_new_notes(state: &AppState) -> Result<JobReport, AppError> {
     let mut report = JobReport::default();
     let mut pages = state.auth.linked_accounts(USERS_PER_PAGE);
-    while let Some(accounts) = pages.next_page().await.map_err(store_unavailable)? {
+    while let Some(accounts) = pages
+        .next_page()
+        .await
+        .map_err(AppError::unavailable("reading the ModelGates links"))?
+    {
         for account in accounts {
             summarise_for(state, &account, &mut report).await?;
         }
@@ -79,7 +78,7 @@ async fn summarise_for(
         .auth
         .key_for(account)
         .await
-        .map_err(store_unavailable)?
+        .map_err(AppError::unavailable("reading a ModelGates link"))?
     else {
         return Ok(());
     };

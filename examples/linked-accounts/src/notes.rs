@@ -47,16 +47,34 @@ impl<'r> sqlx::FromRow<'r, SqliteRow> for Note {
     }
 }
 
-const NOTE_COLUMNS: &str = "id, text, summary, summary_error, summary_error_message";
+/// The columns a [`Note`] is read from.
+macro_rules! note_columns {
+    () => {
+        "id, text, summary, summary_error, summary_error_message"
+    };
+}
+const NOTES_OF_USER: &str = concat!(
+    "SELECT ",
+    note_columns!(),
+    " FROM notes WHERE user_id = ? ORDER BY id DESC"
+);
+const UNSUMMARISED: &str = concat!(
+    "SELECT ",
+    note_columns!(),
+    " FROM notes WHERE user_id = ? AND summary IS NULL ORDER BY id LIMIT ?"
+);
+const NOTE_OF_USER: &str = concat!(
+    "SELECT ",
+    note_columns!(),
+    " FROM notes WHERE id = ? AND user_id = ?"
+);
 
 /// The user's notes, newest first.
 pub(crate) async fn of_user(db: &SqlitePool, user_id: i64) -> Result<Vec<Note>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {NOTE_COLUMNS} FROM notes WHERE user_id = ? ORDER BY id DESC"
-    ))
-    .bind(user_id)
-    .fetch_all(db)
-    .await
+    sqlx::query_as(NOTES_OF_USER)
+        .bind(user_id)
+        .fetch_all(db)
+        .await
 }
 
 /// Up to `limit` of the user's notes without a summary, oldest first.
@@ -65,24 +83,20 @@ pub(crate) async fn unsummarised(
     user_id: i64,
     limit: u32,
 ) -> Result<Vec<Note>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {NOTE_COLUMNS} FROM notes WHERE user_id = ? AND summary IS NULL ORDER BY id LIMIT ?"
-    ))
-    .bind(user_id)
-    .bind(limit)
-    .fetch_all(db)
-    .await
+    sqlx::query_as(UNSUMMARISED)
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(db)
+        .await
 }
 
 async fn note_of(db: &SqlitePool, user_id: i64, id: i64) -> Result<Note, AppError> {
-    sqlx::query_as(&format!(
-        "SELECT {NOTE_COLUMNS} FROM notes WHERE id = ? AND user_id = ?"
-    ))
-    .bind(id)
-    .bind(user_id)
-    .fetch_optional(db)
-    .await?
-    .ok_or(AppError::NoSuchNote)
+    sqlx::query_as(NOTE_OF_USER)
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?
+        .ok_or(AppError::NoSuchNote)
 }
 
 /// Keeps what a try at summarising note `id` gave: the summary, or the error that stopped it.

@@ -107,6 +107,28 @@ async fn add_note(client: &reqwest::Client, app: &LinkedApp, text: &str) -> i64 
     page[start..].split('"').next().unwrap().parse().unwrap()
 }
 
+/// How a summary is asked for: streamed to the page, or kept with the note.
+#[derive(Clone, Copy)]
+enum Summary {
+    Streamed,
+    Kept,
+}
+
+/// `POST /notes/{note}/summarise`, as the page's script (`Streamed`) or a plain form (`Kept`).
+async fn summarise(
+    client: &reqwest::Client,
+    app: &LinkedApp,
+    note: i64,
+    how: Summary,
+) -> reqwest::Response {
+    let request = client.post(format!("{}/notes/{note}/summarise", app.url));
+    let request = match how {
+        Summary::Streamed => request.header(ACCEPT, "text/event-stream"),
+        Summary::Kept => request,
+    };
+    request.send().await.unwrap()
+}
+
 async fn user_id(app: &LinkedApp, username: &str) -> String {
     example_linked_accounts::accounts::id_of(&app.state.db, username)
         .await
@@ -297,19 +319,10 @@ async fn the_next_person_at_the_keyboard_never_reaches_the_previous_users_key() 
     // bob's own note cannot be summarised with alice's key; alice's note is not found for him.
     let bob_note = add_note(&browser, &app, "bob's note").await;
     let chats = app.emulator.chat_count();
-    let refused = browser
-        .post(format!("{}/notes/{bob_note}/summarise", app.url))
-        .header(ACCEPT, "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let refused = summarise(&browser, &app, bob_note, Summary::Streamed).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert!(refused.text().await.unwrap().contains("not_connected"));
-    let not_his = browser
-        .post(format!("{}/notes/{alice_note}/summarise", app.url))
-        .send()
-        .await
-        .unwrap();
+    let not_his = summarise(&browser, &app, alice_note, Summary::Kept).await;
     assert_eq!(not_his.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         app.emulator.chat_count(),
@@ -325,12 +338,7 @@ async fn a_summary_streams_to_the_page_or_is_kept_with_the_note() {
     connect(&alice, &app, None).await;
     let note = add_note(&alice, &app, "Buy milk, eggs and flour").await;
 
-    let streamed = alice
-        .post(format!("{}/notes/{note}/summarise", app.url))
-        .header(ACCEPT, "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let streamed = summarise(&alice, &app, note, Summary::Streamed).await;
     assert_eq!(streamed.status(), StatusCode::OK);
     assert!(
         streamed.headers()["content-type"]
@@ -352,11 +360,7 @@ async fn a_summary_streams_to_the_page_or_is_kept_with_the_note() {
     assert!(events.contains("event: done"), "{events}");
 
     // Without JavaScript: kept with the note, shown on the page.
-    let kept = alice
-        .post(format!("{}/notes/{note}/summarise", app.url))
-        .send()
-        .await
-        .unwrap();
+    let kept = summarise(&alice, &app, note, Summary::Kept).await;
     assert_eq!(kept.status(), StatusCode::SEE_OTHER);
     let page = settings(&alice, &app).await;
     assert!(
@@ -449,12 +453,7 @@ async fn out_of_credits_is_shown_and_a_key_modelgates_rejects_is_unlinked() {
         "{page}"
     );
     // In a request too: 402, named.
-    let refused = alice
-        .post(format!("{}/notes/{alice_note}/summarise", app.url))
-        .header(ACCEPT, "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let refused = summarise(&alice, &app, alice_note, Summary::Streamed).await;
     assert_eq!(refused.status(), StatusCode::PAYMENT_REQUIRED);
     assert!(
         refused

@@ -335,13 +335,7 @@ impl ModelGatesKey {
     /// ```
     #[must_use]
     pub fn manage_url(&self) -> String {
-        use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(self.0.key.expose_secret().as_bytes());
-        format!(
-            "{}keys/{}",
-            self.0.client.base_url(),
-            crate::hex::hex(&digest)
-        )
+        self.0.client.manage_url(&self.0.key)
     }
 
     /// The models ModelGates offers (`GET /api/v1/models`).
