@@ -1,7 +1,7 @@
-//! [`RequestContext`]: what the layer knows of one request, worked out once in its service
-//! and handed down to the sign-in routes, the extractor and the response future: where the
-//! layer sits (the mount), the URI the browser sent, and the login route as this request
-//! reaches it.
+//! Where a request met the layer: [`mount_of`] (the prefix a nesting router stripped), worked
+//! out once in its service and handed down to the sign-in routes ([`RequestContext`]), the
+//! extractor and the response future; the URI the browser sent ([`original_uri`]); and what a
+//! signed-out request's rejection needs of the layer ([`SignInRoute`]).
 //!
 //! The rules of the mount: axum's `Router::nest("/app", …)` strips `/app` from the request's
 //! path and keeps the whole URI in `OriginalUri`. The layer matches its own routes against
@@ -11,51 +11,96 @@
 //! the layer's paths only when they are registered in it:
 //! [`ModelGatesAuth::routes`](crate::ModelGatesAuth::routes) does that, and without it a nested
 //! layer refuses every request with a message that says so.
+//!
+//! How the extractor knows the layer saw a signed-out request: a request with a key (or one
+//! the layer refused, or one whose store failed) carries an extension; a signed-out one
+//! carries nothing, so that it costs no allocation. Instead the layer's [`SignInRoute`] is a
+//! task-local value while the inner service is called and while its future is polled
+//! ([`signed_out_scope`]): extractors and [`ModelGatesKey::from_extensions`] run inside both,
+//! so they find it. A service that moves the request's handling to another task (a
+//! `tokio::spawn` between the layer and the handler) leaves that scope: the extractor there
+//! answers 500 "missing layer", as it would without the layer.
+//!
+//! [`ModelGatesKey::from_extensions`]: crate::ModelGatesKey::from_extensions
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::OriginalUri;
 use http::{Request, Uri};
+use tokio::task::futures::TaskLocalFuture;
 
-/// What the layer knows of one request.
+use crate::linked::Mode;
+
+/// What a signed-out request's rejection needs of the layer that saw it: the login route as
+/// the outermost router reaches it, the app's public origin (to recognise its own pages in a
+/// `Referer`), and whose words to speak. One per layer, shared by its requests.
+#[derive(Debug)]
+pub(crate) struct SignInRoute {
+    /// The login route on the outermost router.
+    pub(crate) login: Arc<str>,
+    /// The app's public origin.
+    pub(crate) public_origin: Arc<str>,
+    /// A sign-in, or a linked account's connection.
+    pub(crate) mode: Mode,
+}
+
+impl SignInRoute {
+    /// The login route for a request that reached the layer under `mount` (empty on the
+    /// outermost router).
+    pub(crate) fn login_path(&self, mount: &str) -> String {
+        format!("{mount}{}", self.login)
+    }
+}
+
+tokio::task_local! {
+    /// The layer that saw the signed-out request being handled (see the module docs).
+    static SIGNED_OUT: Arc<SignInRoute>;
+}
+
+/// Calls `call` (the inner service's `call`) and wraps the future it returns so that both
+/// run with `route` as the signed-out request's layer.
+pub(crate) fn signed_out_scope<F: Future>(
+    route: &Arc<SignInRoute>,
+    call: impl FnOnce() -> F,
+) -> TaskLocalFuture<Arc<SignInRoute>, F> {
+    let future = SIGNED_OUT.sync_scope(route.clone(), call);
+    SIGNED_OUT.scope(route.clone(), future)
+}
+
+/// The layer of the signed-out request being handled, if one is in scope.
+pub(crate) fn signed_out_layer() -> Option<Arc<SignInRoute>> {
+    SIGNED_OUT.try_with(Arc::clone).ok()
+}
+
+/// The URI the browser sent for the request whose parts these are: `OriginalUri` (the whole
+/// one, which axum's outermost `Router` keeps) or, outside axum's routers, the request's own.
+pub(crate) fn original_uri<'a>(uri: &'a Uri, extensions: &'a http::Extensions) -> &'a Uri {
+    extensions
+        .get::<OriginalUri>()
+        .map_or(uri, |OriginalUri(original)| original)
+}
+
+/// What the layer knows of one request it answers itself (a sign-in route).
 #[derive(Debug, Clone)]
 pub(crate) struct RequestContext {
     /// The prefix a nesting router stripped before the layer saw the request; empty (and not
     /// allocated) on the outermost router.
     pub(crate) mount: String,
-    /// The URI as the browser sent it: the whole one, before any nested router stripped a
-    /// prefix.
-    pub(crate) original_uri: Uri,
-    /// The login route as this request reaches it, mount included.
-    pub(crate) login_path: Arc<str>,
 }
 
 impl RequestContext {
-    /// The context of `request`, for a layer whose login route is `login` (outermost).
-    pub(crate) fn of<B>(request: &Request<B>, login: &Arc<str>) -> Self {
-        match mount_of(request) {
-            None => Self {
-                mount: String::new(),
-                original_uri: request.uri().clone(),
-                login_path: login.clone(),
-            },
-            Some((mount, original_uri)) => Self {
-                login_path: format!("{mount}{login}").into(),
-                mount,
-                original_uri,
-            },
+    /// The context of a request that reached the layer under `mount` ([`mount_of`]).
+    pub(crate) fn at(mount: Option<String>) -> Self {
+        Self {
+            mount: mount.unwrap_or_default(),
         }
-    }
-
-    /// Whether a nesting router stripped a prefix before the layer saw the request.
-    pub(crate) fn is_nested(&self) -> bool {
-        !self.mount.is_empty()
     }
 }
 
-/// The prefix a nesting router stripped from `request` and the whole URI it kept; `None` on the
-/// outermost router (or outside axum).
-fn mount_of<B>(request: &Request<B>) -> Option<(String, Uri)> {
+/// The prefix a nesting router stripped from `request`; `None` on the outermost router (or
+/// outside axum).
+pub(crate) fn mount_of<B>(request: &Request<B>) -> Option<String> {
     let OriginalUri(original) = request.extensions().get::<OriginalUri>()?;
     let (full, seen) = (original.path(), request.uri().path());
     if full == seen {
@@ -65,12 +110,12 @@ fn mount_of<B>(request: &Request<B>) -> Option<(String, Uri)> {
     let prefix = full
         .strip_suffix(seen)
         .or_else(|| (seen == "/").then(|| full.trim_end_matches('/')))?;
-    (!prefix.is_empty()).then(|| (prefix.to_owned(), original.clone()))
+    (!prefix.is_empty()).then(|| prefix.to_owned())
 }
 
 /// The root of the router `request` reached: its nesting prefix, or `/`.
 pub(crate) fn root_of<B>(request: &Request<B>) -> String {
-    mount_of(request).map_or_else(|| "/".to_owned(), |(mount, _)| mount)
+    mount_of(request).unwrap_or_else(|| "/".to_owned())
 }
 
 /// The root of a router nested at `prefix` (empty on the outermost router: `/`).
@@ -87,7 +132,7 @@ mod tests {
         request
             .extensions_mut()
             .insert(OriginalUri(full.parse().unwrap()));
-        mount_of(&request).map(|(mount, _)| mount)
+        mount_of(&request)
     }
 
     #[test]
@@ -97,9 +142,6 @@ mod tests {
         assert_eq!(nested("/app", "/").as_deref(), Some("/app"));
         assert_eq!(nested("/app/", "/").as_deref(), Some("/app"));
         assert_eq!(nested("/me", "/me"), None);
-        assert_eq!(
-            mount_of(&Request::get("/me").body(()).unwrap()).map(|(mount, _)| mount),
-            None
-        );
+        assert_eq!(mount_of(&Request::get("/me").body(()).unwrap()), None);
     }
 }

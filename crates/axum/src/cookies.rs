@@ -36,32 +36,50 @@ pub(crate) const MAX_CANDIDATES: usize = 3;
 
 const SESSION_PURPOSE: &str = "sid1.";
 
-/// The `name=value` pairs of the request's `Cookie` headers whose name and value are both
-/// UTF-8 (ours are ASCII), trimmed. Pairs are split as bytes, so another cookie's non-ASCII
-/// bytes cannot hide ours.
-pub(crate) fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+/// The `name=value` pairs of the request's `Cookie` headers, as bytes, trimmed. Pairs are
+/// split as bytes, so another cookie's non-ASCII bytes cannot hide ours; nothing is checked
+/// or copied until a name matches.
+fn raw_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
     headers
         .get_all(COOKIE)
         .iter()
         .flat_map(|value| value.as_bytes().split(|&byte| byte == b';'))
         .filter_map(|pair| {
             let (name, value) = pair.split_at(pair.iter().position(|&b| b == b'=')?);
-            Some((
-                std::str::from_utf8(name.trim_ascii()).ok()?,
-                std::str::from_utf8(value[1..].trim_ascii()).ok()?,
-            ))
+            Some((name.trim_ascii(), value[1..].trim_ascii()))
         })
 }
 
-/// The values of the cookies named `name` in `headers`, at most [`MAX_CANDIDATES`] of them.
+/// The `name=value` pairs of the request's `Cookie` headers whose name and value are both
+/// UTF-8 (ours are ASCII), trimmed.
+pub(crate) fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    raw_pairs(headers).filter_map(|(name, value)| {
+        Some((
+            std::str::from_utf8(name).ok()?,
+            std::str::from_utf8(value).ok()?,
+        ))
+    })
+}
+
+/// The values of the cookies named `name` in `headers` that are UTF-8, at most
+/// [`MAX_CANDIDATES`] of them. Only a value whose name matches is checked.
 pub(crate) fn values_named<'h>(
     headers: &'h HeaderMap,
     name: &'h str,
 ) -> impl Iterator<Item = &'h str> {
-    cookie_pairs(headers)
-        .filter(move |(pair_name, _)| *pair_name == name)
-        .map(|(_, value)| value)
+    raw_pairs(headers)
+        .filter(move |(pair_name, _)| *pair_name == name.as_bytes())
+        .filter_map(|(_, value)| std::str::from_utf8(value).ok())
         .take(MAX_CANDIDATES)
+}
+
+/// Why a request's cookie was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unopened {
+    /// The request has no such cookie.
+    Absent,
+    /// It has one, but none of its values authenticates.
+    Refused,
 }
 
 /// A successfully opened value, and whether it was made with an older secret.
@@ -183,11 +201,6 @@ impl KeyCookie {
         }
     }
 
-    /// Whether the request carries a key cookie at all.
-    pub(crate) fn is_present(&self, headers: &HeaderMap) -> bool {
-        self.spec.is_present(headers)
-    }
-
     /// `Set-Cookie` carrying a store token.
     pub(crate) fn set(
         &self,
@@ -208,6 +221,16 @@ impl KeyCookie {
         headers: &HeaderMap,
         protection: TokenProtection,
     ) -> Option<Opened<SessionToken>> {
+        self.read(headers, protection).ok()
+    }
+
+    /// As [`Self::open`], telling an absent cookie from a refused one, in one scan of the
+    /// headers.
+    pub(crate) fn read(
+        &self,
+        headers: &HeaderMap,
+        protection: TokenProtection,
+    ) -> Result<Opened<SessionToken>, Unopened> {
         match protection {
             TokenProtection::Encrypted => self.open_private(headers),
             TokenProtection::Signed => self.open_signed(headers),
@@ -224,9 +247,12 @@ impl KeyCookie {
         &self,
         headers: &HeaderMap,
         unseal: impl Fn(usize, &str) -> Option<SessionToken>,
-    ) -> Option<Opened<SessionToken>> {
-        self.spec
+    ) -> Result<Opened<SessionToken>, Unopened> {
+        let mut present = false;
+        let opened = self
+            .spec
             .values(headers)
+            .inspect(|_| present = true)
             .filter(|value| value.len() <= MAX_COOKIE_VALUE)
             .find_map(|value| {
                 (0..self.keys.len()).find_map(|index| {
@@ -235,14 +261,15 @@ impl KeyCookie {
                         needs_reissue: index > 0,
                     })
                 })
-            })
+            });
+        match opened {
+            Some(opened) => Ok(opened),
+            None if present => Err(Unopened::Refused),
+            None => Err(Unopened::Absent),
+        }
     }
 
-    /// Opens a signed value: HMAC verified, purpose checked, payload base64url-decoded.
-    ///
-    /// The format is the `cookie` crate's signed jar's (which signs our values), verified here
-    /// with a MAC keyed at startup, without copying the value.
-    fn open_signed(&self, headers: &HeaderMap) -> Option<Opened<SessionToken>> {
+    fn open_signed(&self, headers: &HeaderMap) -> Result<Opened<SessionToken>, Unopened> {
         self.open_with(headers, |index, value| {
             if !value.is_char_boundary(BASE64_DIGEST_LEN) {
                 return None;
@@ -264,7 +291,7 @@ impl KeyCookie {
     /// with the ciphers expanded at startup and in place, in a stack buffer: the same AES-256-GCM
     /// check, without a key schedule and four copies per request, and one heap allocation, the
     /// token's own. Only the decrypted part ever holds plaintext, and it is wiped.
-    fn open_private(&self, headers: &HeaderMap) -> Option<Opened<SessionToken>> {
+    fn open_private(&self, headers: &HeaderMap) -> Result<Opened<SessionToken>, Unopened> {
         let name = self.spec.name.as_bytes();
         self.open_with(headers, |index, value| {
             // Nonce, ciphertext and tag: nothing secret until decrypted in place.

@@ -268,7 +268,7 @@ fn at_most_a_few_cookies_of_one_name_are_tried() {
         tries.set(tries.get() + 1);
         None
     });
-    assert!(opened.is_none());
+    assert_eq!(opened.unwrap_err(), Unopened::Refused);
     assert_eq!(
         tries.get(),
         MAX_CANDIDATES * 2,
@@ -466,4 +466,43 @@ fn short_and_long_tokens_open_alike() {
             assert_eq!(opened.value, token, "{length} {protection:?}");
         }
     }
+}
+
+#[test]
+fn an_absent_key_cookie_is_told_from_a_refused_one() {
+    let codec = codec(vec![Key::generate()]);
+    let read = |header: &[u8]| {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_bytes(header).unwrap());
+        codec
+            .key
+            .read(&h, TokenProtection::Encrypted)
+            .map(|opened| opened.value.expose_secret().to_owned())
+    };
+    assert_eq!(read(b"other=1; theme=dark"), Err(Unopened::Absent));
+    // A name that only starts like ours, and another cookie's non-UTF-8 value.
+    assert_eq!(
+        read(b"modelgates_keyx=1; a=\xff\xfe"),
+        Err(Unopened::Absent)
+    );
+    assert_eq!(read(b"modelgates_key=AAAA"), Err(Unopened::Refused));
+    assert_eq!(
+        read(b"modelgates_key=\xff"),
+        Err(Unopened::Absent),
+        "not UTF-8: not ours"
+    );
+    let sealed = codec
+        .key
+        .set("token", TokenProtection::Encrypted, Duration::from_secs(60));
+    let pair = sealed
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        read(format!("a=é; {pair}").as_bytes()),
+        Ok("token".to_owned())
+    );
 }

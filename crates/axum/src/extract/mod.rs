@@ -17,10 +17,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::Extensions;
 use http::request::Parts;
+use http::uri::PathAndQuery;
 use modelgates_oauth_core::api::{KeyInfo, ModelInfo, RateLimitHeaders};
 use modelgates_oauth_core::{ApiKey, ModelGatesClient, RequestError};
 
-use crate::context::RequestContext;
+use crate::context::{SignInRoute, original_uri, signed_out_layer};
 use crate::flow::is_safe_return_to;
 #[cfg(feature = "openai")]
 use crate::observe::Outcome;
@@ -385,7 +386,9 @@ impl ModelGatesKey {
     }
 
     /// The key from a request's extensions, for tower services without axum's extractors:
-    /// `Ok(Some(key))` signed in, `Ok(None)` signed out.
+    /// `Ok(Some(key))` signed in, `Ok(None)` signed out. Call it where the service is called
+    /// or its future polled, as an extractor is (a signed-out request carries no extension:
+    /// see [`ModelGatesAuth`](crate::ModelGatesAuth#signed-in-requests)).
     ///
     /// # Errors
     ///
@@ -396,42 +399,66 @@ impl ModelGatesKey {
     pub fn from_extensions(
         extensions: &Extensions,
     ) -> Result<Option<Self>, ModelGatesKeyRejection> {
-        match extensions.get::<AuthContext>() {
-            Some(context) if context.store_unavailable => {
+        match AuthSeen::of(extensions) {
+            Some(AuthSeen::Context(context)) if context.store_unavailable => {
                 Err(ModelGatesKeyRejection::store_unavailable(false))
             }
-            Some(context) => Ok(context.key.clone()),
+            Some(AuthSeen::Context(context)) => Ok(context.key.clone()),
+            Some(AuthSeen::SignedOut(_)) => Ok(None),
             None => Err(ModelGatesKeyRejection::missing_layer(false)),
         }
     }
 }
 
-/// What the layer tells handlers about the request: the key, or how to sign in.
+/// What the layer tells handlers about a request that has a key, was refused one, or whose
+/// store failed to answer (a signed-out request gets none: see [`crate::context`]).
 #[derive(Clone)]
 pub(crate) struct AuthContext {
     pub(crate) key: Option<ModelGatesKey>,
     /// The request carries a key cookie but the key store failed to answer: handlers that
     /// need the key answer 503, never "signed out".
     pub(crate) store_unavailable: bool,
-    /// Where the layer sits, the URI the browser sent, the login route as it reaches it.
-    pub(crate) request: RequestContext,
-    /// The app's public origin, to recognise its own pages in a `Referer`.
-    pub(crate) public_origin: Arc<str>,
-    /// Whose words a rejection speaks: a sign-in, or a linked account's connection.
-    pub(crate) mode: crate::linked::Mode,
+    /// The layer's sign-in route.
+    pub(crate) sign_in: Arc<SignInRoute>,
+    /// The prefix a nesting router stripped before the layer saw the request (empty, and not
+    /// allocated, on the outermost router).
+    pub(crate) mount: String,
+}
+
+/// What the layer told the handler of a request, as the extractors find it.
+enum AuthSeen<'a> {
+    /// The request's extension.
+    Context(&'a AuthContext),
+    /// No extension, inside the scope of a layer that saw a signed-out request.
+    SignedOut(Arc<SignInRoute>),
+}
+
+impl<'a> AuthSeen<'a> {
+    /// `None` when no `ModelGatesAuth` saw the request.
+    fn of(extensions: &'a Extensions) -> Option<Self> {
+        match extensions.get::<AuthContext>() {
+            Some(context) => Some(Self::Context(context)),
+            None => signed_out_layer().map(Self::SignedOut),
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ModelGatesKey {
     type Rejection = ModelGatesKeyRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let context = parts
-            .extensions
-            .get::<AuthContext>()
-            .ok_or_else(|| ModelGatesKeyRejection::missing_layer(prefers_html(&parts.headers)))?;
-        match &context.key {
-            Some(key) => Ok(key.clone()),
-            None => Err(signed_out(parts, context)),
+        match AuthSeen::of(&parts.extensions) {
+            Some(AuthSeen::Context(context)) => match &context.key {
+                Some(key) => Ok(key.clone()),
+                None if context.store_unavailable => Err(
+                    ModelGatesKeyRejection::store_unavailable(prefers_html(&parts.headers)),
+                ),
+                None => Err(signed_out(parts, &context.sign_in, &context.mount)),
+            },
+            Some(AuthSeen::SignedOut(sign_in)) => Err(signed_out(parts, &sign_in, "")),
+            None => Err(ModelGatesKeyRejection::missing_layer(prefers_html(
+                &parts.headers,
+            ))),
         }
     }
 }
@@ -443,11 +470,12 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ModelGatesKey {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        match parts.extensions.get::<AuthContext>() {
-            Some(context) if context.store_unavailable => Err(
+        match AuthSeen::of(&parts.extensions) {
+            Some(AuthSeen::Context(context)) if context.store_unavailable => Err(
                 ModelGatesKeyRejection::store_unavailable(prefers_html(&parts.headers)),
             ),
-            Some(context) => Ok(context.key.clone()),
+            Some(AuthSeen::Context(context)) => Ok(context.key.clone()),
+            Some(AuthSeen::SignedOut(_)) => Ok(None),
             None => Err(ModelGatesKeyRejection::missing_layer(prefers_html(
                 &parts.headers,
             ))),
@@ -455,44 +483,47 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ModelGatesKey {
     }
 }
 
-/// The rejection of a request without a key: signed out, or the store could not tell.
-fn signed_out(parts: &Parts, context: &AuthContext) -> ModelGatesKeyRejection {
-    let wants_page = prefers_html(&parts.headers);
-    if context.store_unavailable {
-        return ModelGatesKeyRejection::store_unavailable(wants_page);
-    }
-    let login = wants_page.then(|| {
-        let navigation = is_reading(&parts.method);
-        let referer = parts.headers.get(http::header::REFERER);
-        context.login_coming_back(navigation, referer)
+/// The rejection of a signed-out request that reached the layer under `mount`.
+fn signed_out(parts: &Parts, sign_in: &SignInRoute, mount: &str) -> ModelGatesKeyRejection {
+    let login_path = sign_in.login_path(mount);
+    let login = prefers_html(&parts.headers).then(|| {
+        let back = if is_reading(&parts.method) {
+            let uri = original_uri(&parts.uri, &parts.extensions);
+            ComingBack::Navigation(uri.path_and_query().map_or("/", PathAndQuery::as_str))
+        } else {
+            ComingBack::FormPost(parts.headers.get(http::header::REFERER))
+        };
+        login_coming_back(&login_path, &sign_in.public_origin, back)
     });
-    ModelGatesKeyRejection::signed_out(login, context.request.login_path.to_string(), context.mode)
+    ModelGatesKeyRejection::signed_out(login, login_path, sign_in.mode)
 }
 
-impl AuthContext {
-    /// The login route for a browser that must sign in first, coming back to the page itself
-    /// after a navigation; after a form post, to the page the form was on when the `Referer` is
-    /// a page of this app's origin, else to `/`.
-    pub(crate) fn login_coming_back(
-        &self,
-        navigation: bool,
-        referer: Option<&http::HeaderValue>,
-    ) -> String {
-        let back = if navigation {
-            self.request
-                .original_uri
-                .path_and_query()
-                .map_or("/", |pq| pq.as_str())
-        } else {
-            referer
-                .and_then(|referer| referer.to_str().ok())
-                .and_then(|referer| referer.strip_prefix(&*self.public_origin))
-                .filter(|path| path.starts_with('/'))
-                .and_then(|path| path.split('#').next())
-                .unwrap_or("/")
-        };
-        login_url(&self.request.login_path, back)
-    }
+/// Where a browser that must sign in first comes back to.
+pub(crate) enum ComingBack<'a> {
+    /// After a navigation: the page itself (its path and query), as the browser asked for it.
+    Navigation(&'a str),
+    /// After a form post: the page the form was on, when the `Referer` is a page of this
+    /// app's origin; else `/`.
+    FormPost(Option<&'a http::HeaderValue>),
+}
+
+/// The login route `login_path` for a browser that must sign in first, coming back as `back`
+/// says (a `Referer` counts when it starts with `public_origin`).
+pub(crate) fn login_coming_back(
+    login_path: &str,
+    public_origin: &str,
+    back: ComingBack<'_>,
+) -> String {
+    let back = match back {
+        ComingBack::Navigation(path_and_query) => path_and_query,
+        ComingBack::FormPost(referer) => referer
+            .and_then(|referer| referer.to_str().ok())
+            .and_then(|referer| referer.strip_prefix(public_origin))
+            .filter(|path| path.starts_with('/'))
+            .and_then(|path| path.split('#').next())
+            .unwrap_or("/"),
+    };
+    login_url(login_path, back)
 }
 
 /// `login_path` with `return_to`, when `return_to` is a safe local target (see

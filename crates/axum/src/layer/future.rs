@@ -1,8 +1,9 @@
 //! [`ResponseFuture`]: the response future of
 //! [`ModelGatesAuthService`](crate::layer::ModelGatesAuthService).
 //!
-//! Four shapes, so the common cases cost nothing: a request the layer only annotates (no key
-//! cookie) polls the inner service's own future, unboxed; a signed-in request whose key the
+//! Four shapes, so the common cases cost nothing: a signed-out request (no key cookie) polls
+//! the inner service's own future, unboxed, in the scope that tells the extractor which layer
+//! saw it; a signed-in request whose key the
 //! store gave at once (the cookie store, the memory store, a cache hit) polls it too, and
 //! adds the cookie to set or, if the response asks, signs the user out; a request answered at
 //! once (a refused cross-site post) holds its response; a request the layer must do async
@@ -10,16 +11,19 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use axum_core::BoxError;
 use axum_core::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Response};
+use tokio::task::futures::TaskLocalFuture;
 
 use super::signed_in::{SignOutAsked, SignOutPlan};
 use crate::api_error::{ApiProblem, KeyRejectedSignOut};
-use crate::extract::{ModelGatesKey, SignOut};
+use crate::context::SignInRoute;
+use crate::extract::SignOut;
 use crate::response::set_cookie;
 
 type BoxedResponse<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
@@ -35,6 +39,7 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = KindProj]
     enum Kind<F, E> {
+        SignedOut { #[pin] future: TaskLocalFuture<Arc<SignInRoute>, F> },
         Inner { #[pin] future: F },
         SignedIn {
             #[pin] future: F,
@@ -47,6 +52,13 @@ pin_project_lite::pin_project! {
 }
 
 impl<F, E> ResponseFuture<F, E> {
+    /// The inner service's future for a signed-out request, polled in its layer's scope.
+    pub(crate) fn signed_out(future: TaskLocalFuture<Arc<SignInRoute>, F>) -> Self {
+        Self {
+            kind: Kind::SignedOut { future },
+        }
+    }
+
     pub(crate) fn inner(future: F) -> Self {
         Self {
             kind: Kind::Inner { future },
@@ -92,6 +104,9 @@ where
         let mut kind = self.project().kind;
         loop {
             let response = match kind.as_mut().project() {
+                KindProj::SignedOut { future } => {
+                    return Poll::Ready(ready!(future.poll(cx)).map(|r| r.map(Body::new)));
+                }
                 KindProj::Inner { future } => {
                     return Poll::Ready(ready!(future.poll(cx)).map(|r| r.map(Body::new)));
                 }
@@ -106,11 +121,10 @@ where
                     let WayOut {
                         set_cookie: cookie,
                         sign_out,
-                        key,
                     } = way_out;
                     let mut response = ready!(future.poll(cx))?;
-                    if let Some(key) = key.take() {
-                        key.pass_on_rate_limits(response.headers_mut());
+                    if let Some(plan) = sign_out {
+                        plan.key.pass_on_rate_limits(response.headers_mut());
                     }
                     let asked = sign_out_asked(response.extensions());
                     match sign_out.take_if(|_| asked.is_some()).zip(asked) {
@@ -143,10 +157,9 @@ where
 pub(crate) struct WayOut {
     /// The key cookie to set (a renewed or re-sealed one).
     pub(crate) set_cookie: Option<HeaderValue>,
-    /// How to sign the user out, should the response ask.
+    /// For a signed-in request: how to sign the user out, should the response ask, and the
+    /// key whose calls' `X-RateLimit-*` headers the response passes on.
     pub(crate) sign_out: Option<SignOutPlan>,
-    /// The request's key, whose calls' `X-RateLimit-*` headers the response passes on.
-    pub(crate) key: Option<ModelGatesKey>,
 }
 
 /// The sign-out a response asks for, if any: ModelGates' refusal of the key wins over the

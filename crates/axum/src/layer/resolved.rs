@@ -12,6 +12,7 @@ use crate::config::{
     ConfigError, CookieDomain, CookieName, CookieSecret, ModelGatesConfig, PublicUrl, RoutePath,
     SameSite,
 };
+use crate::context::SignInRoute;
 use crate::cookies::{CookieSpec, KeyCookie};
 use crate::flow::{Flow, FlowCookie, Paths, PublicHost, SpentFlows, Warned, is_safe_return_to};
 use crate::limits::ExchangeGate;
@@ -23,6 +24,8 @@ pub(crate) struct Resolved {
     /// What the sign-in routes read; signed-in requests read its key cookie, key lifetime
     /// and client too.
     pub(crate) flow: Flow,
+    /// What a signed-out request's rejection needs of the layer.
+    pub(crate) sign_in: Arc<SignInRoute>,
     /// Whether [`ModelGatesAuth::routes`](crate::ModelGatesAuth::routes) registered the
     /// layer's paths in a router, so that a nested router routes them to the layer.
     pub(crate) routes_registered: AtomicBool,
@@ -139,8 +142,14 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Resolved, ConfigError>
         },
         app_user: config.linked,
     };
+    let sign_in = Arc::new(SignInRoute {
+        login: flow.paths.login.clone(),
+        public_origin: flow.public_origin.clone(),
+        mode: flow.mode,
+    });
     Ok(Resolved {
         flow,
+        sign_in,
         routes_registered: AtomicBool::new(false),
         known_mount: std::sync::OnceLock::new(),
         streams: Arc::new(StreamSlots::new(config.max_streams_per_session)),

@@ -16,27 +16,11 @@ use super::resolved::Resolved;
 use super::signed_in::{
     self, Authenticated, Lookup, Opening, RequestSummary, SignOutPlan, Unlink, conclude,
 };
-use crate::context::RequestContext;
-use crate::extract::{AuthContext, ModelGatesKey};
+use crate::context::{RequestContext, mount_of, signed_out_scope};
+use crate::extract::AuthContext;
 use crate::flow::{self, AuthError};
 use crate::response::prefers_html;
 use crate::store::{CookieStore, KeyStore, SessionToken};
-
-/// What handlers see of this request: the key, or how to sign in.
-fn auth_context(
-    state: &Resolved,
-    key: Option<ModelGatesKey>,
-    store_unavailable: bool,
-    request: RequestContext,
-) -> AuthContext {
-    AuthContext {
-        key,
-        store_unavailable,
-        request,
-        public_origin: state.flow.public_origin.clone(),
-        mode: state.flow.mode,
-    }
-}
 
 /// Puts what handlers see of a signed-in (or refused) request into its extensions; returns
 /// what the response gets on its way out: the cookie it must carry and, for a signed-in user,
@@ -45,29 +29,28 @@ fn annotate<B>(
     state: &Arc<Resolved>,
     request: &mut Request<B>,
     authenticated: Authenticated,
-    context: RequestContext,
+    mount: Option<String>,
 ) -> WayOut {
     let Authenticated {
         key,
         set_cookie,
         store_unavailable,
     } = authenticated;
-    let way_out_key = key.clone();
-    let context = auth_context(state, key, store_unavailable, context);
-    request.extensions_mut().insert(context);
-    let sign_out = way_out_key
-        .is_some()
-        .then(|| {
-            Some(SignOutPlan {
-                state: state.clone(),
-                request: RequestSummary::of(request)?,
-            })
-        })
-        .flatten();
+    let mount = mount.unwrap_or_default();
+    let sign_out = key.clone().map(|key| SignOutPlan {
+        state: state.clone(),
+        key,
+        request: RequestSummary::of(request, mount.clone()),
+    });
+    request.extensions_mut().insert(AuthContext {
+        key,
+        store_unavailable,
+        sign_in: state.sign_in.clone(),
+        mount,
+    });
     WayOut {
         set_cookie,
         sign_out,
-        key: way_out_key,
     }
 }
 
@@ -128,19 +111,33 @@ impl<S: std::fmt::Debug, K> std::fmt::Debug for ModelGatesAuthService<S, K> {
 }
 
 impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
-    /// Calls the (ready) inner service for a request with no key to look up: signed out (or
-    /// not connected), at the cost of one extension insert.
-    fn signed_out_fast<ReqBody>(
+    /// Calls the (ready) inner service for a signed-out (or not connected) request, which
+    /// reached the layer under `mount`: on the outermost router at the cost of a task-local
+    /// scope, with no extension and no allocation; nested, with an extension that says where
+    /// the layer sits.
+    fn signed_out<ReqBody>(
         &mut self,
         mut request: Request<ReqBody>,
-        context: RequestContext,
+        mount: Option<String>,
     ) -> ResponseFuture<S::Future, S::Error>
     where
         S: Service<Request<ReqBody>>,
     {
-        let context = auth_context(&self.state, None, false, context);
-        request.extensions_mut().insert(context);
-        ResponseFuture::inner(self.inner.call(request))
+        if let Some(mount) = mount {
+            request.extensions_mut().insert(AuthContext {
+                key: None,
+                store_unavailable: false,
+                sign_in: self.state.sign_in.clone(),
+                mount,
+            });
+            return ResponseFuture::inner(self.inner.call(request));
+        }
+        // An outer layer's word does not speak for this one.
+        request.extensions_mut().remove::<AuthContext>();
+        let inner = &mut self.inner;
+        ResponseFuture::signed_out(signed_out_scope(&self.state.sign_in, || {
+            inner.call(request)
+        }))
     }
 
     /// Calls the (ready) inner service with what `authenticated` says, unboxed.
@@ -148,12 +145,12 @@ impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
         &mut self,
         mut request: Request<ReqBody>,
         authenticated: Authenticated,
-        context: RequestContext,
+        mount: Option<String>,
     ) -> ResponseFuture<S::Future, S::Error>
     where
         S: Service<Request<ReqBody>>,
     {
-        let way_out = annotate(&self.state, &mut request, authenticated, context);
+        let way_out = annotate(&self.state, &mut request, authenticated, mount);
         ResponseFuture::signed_in(self.inner.call(request), way_out)
     }
 }
@@ -177,11 +174,14 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let context = RequestContext::of(&request, &self.state.flow.paths.login);
-        if context.is_nested() && !self.state.routes_registered.load(Ordering::Relaxed) {
+        // `None` on the outermost router: nothing allocated.
+        let mount = mount_of(&request);
+        if mount.is_some() && !self.state.routes_registered.load(Ordering::Relaxed) {
+            let context = RequestContext::at(mount);
             return ResponseFuture::ready(misplaced(&self.state, &context, request.headers()));
         }
         if let Some(route) = self.state.flow.paths.route(request.uri().path()) {
+            let context = RequestContext::at(mount);
             let (state, store) = (self.state.clone(), self.store.clone());
             let (parts, _body) = request.into_parts();
             return ResponseFuture::boxed(async move {
@@ -195,7 +195,7 @@ where
             let account = app_user(&parts);
             request = Request::from_parts(parts, body);
             let Some(account) = account else {
-                return self.signed_out_fast(request, context);
+                return self.signed_out(request, mount);
             };
             (
                 SessionToken::for_account(&account),
@@ -203,16 +203,14 @@ where
             )
         } else {
             // The fast path: no key cookie, so no cryptography, no store, no boxing.
-            if !self.state.flow.key_cookie.is_present(request.headers()) {
-                return self.signed_out_fast(request, context);
-            }
             match signed_in::open::<K>(&self.state, request.headers()) {
+                Opening::Absent => return self.signed_out(request, mount),
                 Opening::Token {
                     token,
                     needs_reissue,
                 } => (token, Lookup::Cookie { needs_reissue }),
                 Opening::Refused(signed_out) => {
-                    return self.call_now(request, signed_out, context);
+                    return self.call_now(request, signed_out, mount);
                 }
             }
         };
@@ -226,7 +224,7 @@ where
                 lookup,
                 loaded,
             );
-            return self.call_now(request, authenticated, context);
+            return self.call_now(request, authenticated, mount);
         }
         // The store must wait (a database). The ready service is the one to call; leave a
         // fresh clone in its place.
@@ -236,7 +234,7 @@ where
         ResponseFuture::boxed(async move {
             let loaded = store.load(&token).await;
             let authenticated = conclude::<K>(&state, &store, &unlink, token, lookup, loaded);
-            let way_out = annotate(&state, &mut request, authenticated, context);
+            let way_out = annotate(&state, &mut request, authenticated, mount);
             ResponseFuture::signed_in(inner.call(request), way_out).await
         })
     }

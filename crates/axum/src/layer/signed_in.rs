@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use axum_core::BoxError;
 use axum_core::body::Body;
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Response};
 
 use super::resolved::Resolved;
 use crate::api_error::ApiProblem;
-use crate::extract::{AuthContext, Link, ModelGatesKey};
+use crate::context::original_uri;
+use crate::cookies::Unopened;
+use crate::extract::{ComingBack, Link, ModelGatesKey, login_coming_back};
 use crate::flow::{AuthError, SignOutReason};
 use crate::linked::Mode;
 use crate::observe::SessionEnd;
@@ -29,10 +32,12 @@ pub(crate) struct Authenticated {
     pub(crate) store_unavailable: bool,
 }
 
-/// Everything a response future needs to sign a signed-in user out, should the response ask:
-/// the session is the key's, in `request.context`.
+/// Everything a response future needs to sign a signed-in user out, should the response ask,
+/// or to show a browser an [`ApiError`](crate::ApiError) as a page.
 pub(crate) struct SignOutPlan {
     pub(crate) state: Arc<Resolved>,
+    /// The request's key, whose session a sign-out ends.
+    pub(crate) key: ModelGatesKey,
     pub(crate) request: RequestSummary,
 }
 
@@ -58,14 +63,13 @@ impl SignOutPlan {
         B::Error: Into<BoxError>,
     {
         let request = &self.request;
+        let key = &self.key;
         let reason = match asked {
             SignOutAsked::KeyRejected => SignOutReason::KeyRejected,
             SignOutAsked::App => SignOutReason::App,
         };
-        if let Some(key) = request.context.key.as_ref().filter(|key| {
-            // A linked key ModelGates rejected is unlinked by the layer's unlinker, once.
-            !(asked == SignOutAsked::KeyRejected && key.unlink_rejected())
-        }) {
+        // A linked key ModelGates rejected is unlinked by the layer's unlinker, once.
+        if !(asked == SignOutAsked::KeyRejected && key.unlink_rejected()) {
             let (token, store) = key.session_parts();
             if let Err(error) = store.remove_boxed(token).await {
                 // Fail closed, as logout does: the cookie stays, so the next request (or the
@@ -89,7 +93,7 @@ impl SignOutPlan {
                 .await;
         }
         let mut response = if asked == SignOutAsked::KeyRejected && request.wants_page() {
-            see_other(&request.login_coming_back())
+            see_other(&self.login_coming_back())
         } else {
             response.map(Body::new)
         };
@@ -114,7 +118,24 @@ impl SignOutPlan {
 
     /// The prefix of the router the layer sits in, as this request reached it.
     fn mount(&self) -> &str {
-        &self.request.context.request.mount
+        &self.request.mount
+    }
+
+    /// The login route a browser is sent to, coming back to the page it navigated to, or to
+    /// the page its form was on.
+    fn login_coming_back(&self) -> String {
+        let sign_in = &self.state.sign_in;
+        let back = match &self.request.back {
+            Back::Navigation(path_and_query) => {
+                ComingBack::Navigation(path_and_query.as_ref().map_or("/", PathAndQuery::as_str))
+            }
+            Back::FormPost(referer) => ComingBack::FormPost(referer.as_ref()),
+        };
+        login_coming_back(
+            &sign_in.login_path(self.mount()),
+            &sign_in.public_origin,
+            back,
+        )
     }
 
     /// `response`, an [`ApiError`](crate::ApiError)'s JSON, as a page when the client is a
@@ -133,13 +154,7 @@ impl SignOutPlan {
         let Some(api) = api else {
             return response.map(Body::new);
         };
-        let manage = self
-            .request
-            .context
-            .key
-            .as_ref()
-            .filter(|_| api.links_to_key)
-            .map(ModelGatesKey::manage_url);
+        let manage = api.links_to_key.then(|| self.key.manage_url());
         let home = self.state.flow.default_return_to(self.mount());
         let mut links = vec![("Back to the app", home)];
         if let Some(manage) = &manage {
@@ -155,50 +170,57 @@ impl SignOutPlan {
     }
 }
 
-/// What the layer keeps of a request to act on its response: flags and cheap clones, so that
-/// the work of a sign-out is done only when one happens.
+/// What the layer keeps of a signed-in request to act on its response: flags and cheap
+/// clones, so that the work of a sign-out is done only when one happens.
 pub(crate) struct RequestSummary {
     /// The client prefers HTML: a browser (the crate's one negotiation rule).
     wants_page: bool,
-    /// `GET` or `HEAD`.
-    reading: bool,
-    /// The `Referer` of a browser's form post (where it comes back to after signing in).
-    referer: Option<http::HeaderValue>,
-    pub(crate) context: AuthContext,
+    /// Where a browser signed out on the way out comes back to after signing in again.
+    back: Back,
+    /// The prefix a nesting router stripped before the layer saw the request.
+    mount: String,
+}
+
+/// Where a browser comes back to (see [`ComingBack`]), kept past the request.
+enum Back {
+    /// A `GET` or `HEAD`: the page itself (the original path and query); `None` for a client
+    /// that is not a browser, which is not sent anywhere.
+    Navigation(Option<PathAndQuery>),
+    /// A browser's form post: its `Referer`.
+    FormPost(Option<HeaderValue>),
 }
 
 impl RequestSummary {
-    /// The summary of a request that carries the layer's context.
-    pub(crate) fn of<B>(request: &http::Request<B>) -> Option<Self> {
+    /// The summary of `request`, which reached the layer under `mount` (empty on top).
+    pub(crate) fn of<B>(request: &http::Request<B>, mount: String) -> Self {
         let headers = request.headers();
         let wants_page = prefers_html(headers);
-        let reading = is_reading(request.method());
-        let form_post = wants_page && !reading;
-        Some(Self {
+        let back = match (wants_page, is_reading(request.method())) {
+            (false, _) => Back::Navigation(None),
+            (true, true) => Back::Navigation(
+                original_uri(request.uri(), request.extensions())
+                    .path_and_query()
+                    .cloned(),
+            ),
+            (true, false) => Back::FormPost(headers.get(http::header::REFERER).cloned()),
+        };
+        Self {
             wants_page,
-            reading,
-            referer: form_post
-                .then(|| headers.get(http::header::REFERER).cloned())
-                .flatten(),
-            context: request.extensions().get::<AuthContext>()?.clone(),
-        })
+            back,
+            mount,
+        }
     }
 
     /// The answer is a page: the client prefers HTML (the crate's one negotiation rule).
     pub(crate) fn wants_page(&self) -> bool {
         self.wants_page
     }
-
-    /// The login route a browser is sent to, coming back to the page it navigated to, or to
-    /// the page its form was on.
-    pub(crate) fn login_coming_back(&self) -> String {
-        self.context
-            .login_coming_back(self.reading, self.referer.as_ref())
-    }
 }
 
 /// The key cookie of a request, opened.
 pub(crate) enum Opening {
+    /// No key cookie: signed out, nothing to delete.
+    Absent,
     /// No valid cookie: signed out, and the response deletes it.
     Refused(Authenticated),
     /// An authentic token, to look up in the store.
@@ -208,15 +230,16 @@ pub(crate) enum Opening {
     },
 }
 
-/// Opens the key cookie in `headers` (the layer checked that there is one).
+/// Opens the key cookie in `headers`, in one scan of them.
 pub(crate) fn open<K: KeyStore>(state: &Resolved, headers: &HeaderMap) -> Opening {
     let key_cookie = &state.flow.key_cookie;
-    match key_cookie.open(headers, K::TOKEN_PROTECTION) {
-        Some(opened) => Opening::Token {
+    match key_cookie.read(headers, K::TOKEN_PROTECTION) {
+        Ok(opened) => Opening::Token {
             token: opened.value,
             needs_reissue: opened.needs_reissue,
         },
-        None => Opening::Refused(Authenticated {
+        Err(Unopened::Absent) => Opening::Absent,
+        Err(Unopened::Refused) => Opening::Refused(Authenticated {
             key: None,
             set_cookie: Some(key_cookie.clear()),
             store_unavailable: false,

@@ -156,3 +156,92 @@ async fn behind_normalize_path() {
     assert_eq!(logout.status, StatusCode::SEE_OTHER);
     assert!(logout.headers.get_all(header::SET_COOKIE).iter().count() >= 1);
 }
+
+/// A plain tower service reads the key with `from_extensions` where it is called, not only in
+/// its future; a signed-out request reaches it with no extension at all (the layer's presence
+/// is a task-local scope, so a signed-out request allocates nothing for it).
+#[tokio::test]
+async fn a_tower_service_reads_the_key_where_it_is_called() {
+    let emu = emulator().await;
+    let service = tower::service_fn(|request: http::Request<axum::body::Body>| {
+        // In `call`, before any future exists.
+        let key = ModelGatesKey::from_extensions(request.extensions());
+        let extensions = request.extensions().len();
+        async move {
+            let body = match key {
+                Ok(Some(key)) => format!("key {}", key.api_key().expose_secret()),
+                Ok(None) => format!("signed out, {extensions} extensions"),
+                Err(rejection) => format!("{:?}, {extensions} extensions", rejection.kind()),
+            };
+            Ok::<_, std::convert::Infallible>(axum::response::IntoResponse::into_response(body))
+        }
+    });
+    let auth = ModelGatesAuth::new(config(&emu));
+    let app = Router::new().route_service("/bare", service).merge(
+        Router::new()
+            .route_service("/tower", service)
+            .merge(auth.routes())
+            .layer(auth),
+    );
+    let mut browser = Browser::new(app);
+    // The same extensions as without the layer (axum's own): the layer added none.
+    assert_eq!(
+        browser.get("/bare").await.body,
+        "MissingLayer, 2 extensions"
+    );
+    assert_eq!(browser.get("/tower").await.body, "signed out, 2 extensions");
+    browser.sign_in("/login").await;
+    let issued = emu.issued_keys().pop().unwrap().key;
+    assert_eq!(browser.get("/tower").await.body, format!("key {issued}"));
+}
+
+/// The rule the task-local scope brings: an extractor that runs on another task than the
+/// layer's (a middleware between the two that spawns the rest of the request) no longer sees
+/// the layer for a signed-out request, and says "missing layer"; a signed-in request carries
+/// its key in its extensions and is served as usual.
+#[tokio::test]
+async fn an_extractor_on_a_spawned_task_sees_signed_in_requests_only() {
+    async fn spawn_the_rest(
+        request: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        tokio::spawn(next.run(request)).await.unwrap()
+    }
+    let emu = emulator().await;
+    let app = pages()
+        .layer(axum::middleware::from_fn(spawn_the_rest))
+        .layer(ModelGatesAuth::new(config(&emu)));
+    let mut browser = Browser::new(app);
+    let private = browser.get_json("/private").await;
+    assert_eq!(private.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(private.body.contains("missing_layer"), "{}", private.body);
+    browser.sign_in("/login").await;
+    assert_eq!(browser.get("/private").await.body, "private");
+}
+
+/// Two layers, one inside the other (different cookies): a request the inner one sees signed
+/// out is signed out to handlers behind it, whatever the outer one said.
+#[tokio::test]
+async fn the_innermost_layer_speaks_for_its_handlers() {
+    let emu = emulator().await;
+    let outer = ModelGatesAuth::new(config(&emu));
+    let inner = ModelGatesAuth::new(
+        config(&emu)
+            .with_path_prefix("/inner")
+            .with_cookie_names("inner_flow", "inner_key"),
+    );
+    let app = Router::new()
+        .nest("/inner", pages())
+        .layer(inner)
+        .route("/me", get(key_or_signed_out))
+        .layer(outer);
+    let mut browser = Browser::new(app);
+    browser.sign_in("/login").await;
+    assert_ne!(browser.get("/me").await.body, "signed out");
+    assert_eq!(browser.get("/inner/me").await.body, "signed out");
+    let private = browser.get("/inner/private").await;
+    assert_eq!(
+        private.location(),
+        "/inner/login?return_to=%2Finner%2Fprivate"
+    );
+}
