@@ -15,27 +15,30 @@
 //! How the extractor knows the layer saw a signed-out request: a request with a key (or one
 //! the layer refused, or one whose store failed) carries an extension; a signed-out one
 //! carries nothing, so that it costs no allocation. Instead the layer's [`SignInRoute`] is a
-//! task-local value while the inner service is called and while its future is polled
-//! ([`signed_out_scope`]): extractors and [`ModelGatesKey::from_extensions`] run inside both,
+//! thread-local value while the inner service is called and while its future is polled
+//! ([`signed_out_scope`]), which is where the request's task runs: extractors and [`ModelGatesKey::from_extensions`] run inside both,
 //! so they find it. A service that moves the request's handling to another task (a
 //! `tokio::spawn` between the layer and the handler) leaves that scope: the extractor there
 //! answers 500 "missing layer", as it would without the layer.
 //!
 //! [`ModelGatesKey::from_extensions`]: crate::ModelGatesKey::from_extensions
 
+use std::cell::Cell;
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
 use axum::extract::OriginalUri;
 use http::{Request, Uri};
-use tokio::task::futures::TaskLocalFuture;
 
 use crate::linked::Mode;
 
 /// What a signed-out request's rejection needs of the layer that saw it: the login route as
 /// the outermost router reaches it, the app's public origin (to recognise its own pages in a
-/// `Referer`), and whose words to speak. One per layer, shared by its requests.
-#[derive(Debug)]
+/// `Referer`), and whose words to speak. One per distinct route, shared by every layer that
+/// has it ([`SignInRoute::interned`]).
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct SignInRoute {
     /// The login route on the outermost router.
     pub(crate) login: Arc<str>,
@@ -51,26 +54,75 @@ impl SignInRoute {
     pub(crate) fn login_path(&self, mount: &str) -> String {
         format!("{mount}{}", self.login)
     }
+
+    /// This route for the life of the process, so that a layer's scope is a plain reference in
+    /// a thread-local cell: no reference count to touch per request. Routes are kept once per
+    /// distinct value (layers built again with the same login route, origin and mode share
+    /// one), so rebuilding layers does not grow the set.
+    pub(crate) fn interned(self) -> &'static Self {
+        static ROUTES: Mutex<Vec<&'static SignInRoute>> = Mutex::new(Vec::new());
+        let mut routes = ROUTES.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(known) = routes.iter().find(|known| ***known == self) {
+            return known;
+        }
+        let route: &'static Self = Box::leak(Box::new(self));
+        routes.push(route);
+        route
+    }
 }
 
-tokio::task_local! {
-    /// The layer that saw the signed-out request being handled (see the module docs).
-    static SIGNED_OUT: Arc<SignInRoute>;
+thread_local! {
+    /// The layer that saw the signed-out request being handled on this thread, if any (see
+    /// the module docs).
+    static SIGNED_OUT: Cell<Option<&'static SignInRoute>> = const { Cell::new(None) };
 }
 
-/// Calls `call` (the inner service's `call`) and wraps the future it returns so that both
+/// Runs `f` with `route` as the signed-out request's layer, then restores the one before (also
+/// when `f` panics), so that scopes nest.
+fn in_scope<R>(route: &'static SignInRoute, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<&'static SignInRoute>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SIGNED_OUT.set(self.0);
+        }
+    }
+    let _restore = Restore(SIGNED_OUT.replace(Some(route)));
+    f()
+}
+
+pin_project_lite::pin_project! {
+    /// A signed-out request's future, polled in its layer's scope.
+    pub(crate) struct SignedOutScope<F> {
+        route: &'static SignInRoute,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for SignedOutScope<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        in_scope(this.route, || this.future.poll(cx))
+    }
+}
+
+/// Calls `call` (the inner service's `call`) and wraps the future it returns, so that both
 /// run with `route` as the signed-out request's layer.
 pub(crate) fn signed_out_scope<F: Future>(
-    route: &Arc<SignInRoute>,
+    route: &'static SignInRoute,
     call: impl FnOnce() -> F,
-) -> TaskLocalFuture<Arc<SignInRoute>, F> {
-    let future = SIGNED_OUT.sync_scope(route.clone(), call);
-    SIGNED_OUT.scope(route.clone(), future)
+) -> SignedOutScope<F> {
+    SignedOutScope {
+        route,
+        future: in_scope(route, call),
+    }
 }
 
 /// The layer of the signed-out request being handled, if one is in scope.
-pub(crate) fn signed_out_layer() -> Option<Arc<SignInRoute>> {
-    SIGNED_OUT.try_with(Arc::clone).ok()
+pub(crate) fn signed_out_layer() -> Option<&'static SignInRoute> {
+    SIGNED_OUT.get()
 }
 
 /// The URI the browser sent for the request whose parts these are: `OriginalUri` (the whole

@@ -38,16 +38,37 @@ const SESSION_PURPOSE: &str = "sid1.";
 
 /// The `name=value` pairs of the request's `Cookie` headers, as bytes, trimmed. Pairs are
 /// split as bytes, so another cookie's non-ASCII bytes cannot hide ours; nothing is checked
-/// or copied until a name matches.
+/// or copied until a name matches, and the separators are found with `memchr`, so a long
+/// cookie costs little to step over.
 fn raw_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
     headers
         .get_all(COOKIE)
         .iter()
-        .flat_map(|value| value.as_bytes().split(|&byte| byte == b';'))
+        .flat_map(|value| {
+            let mut rest = Some(value.as_bytes());
+            std::iter::from_fn(move || {
+                let pairs = rest?;
+                let (pair, after) = match memchr::memchr(b';', pairs) {
+                    Some(end) => (&pairs[..end], Some(&pairs[end + 1..])),
+                    None => (pairs, None),
+                };
+                rest = after;
+                Some(pair)
+            })
+        })
         .filter_map(|pair| {
-            let (name, value) = pair.split_at(pair.iter().position(|&b| b == b'=')?);
+            let (name, value) = pair.split_at(memchr::memchr(b'=', pair)?);
             Some((name.trim_ascii(), value[1..].trim_ascii()))
         })
+}
+
+/// The values of the cookies named `name` in `headers`, as bytes, at most
+/// [`MAX_CANDIDATES`] of them (the key cookie's values go to base64 as they are).
+fn raw_values_named<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h [u8]> {
+    raw_pairs(headers)
+        .filter(move |(pair_name, _)| *pair_name == name.as_bytes())
+        .map(|(_, value)| value)
+        .take(MAX_CANDIDATES)
 }
 
 /// The `name=value` pairs of the request's `Cookie` headers whose name and value are both
@@ -246,12 +267,10 @@ impl KeyCookie {
     fn open_with(
         &self,
         headers: &HeaderMap,
-        unseal: impl Fn(usize, &str) -> Option<SessionToken>,
+        unseal: impl Fn(usize, &[u8]) -> Option<SessionToken>,
     ) -> Result<Opened<SessionToken>, Unopened> {
         let mut present = false;
-        let opened = self
-            .spec
-            .values(headers)
+        let opened = raw_values_named(headers, &self.spec.name)
             .inspect(|_| present = true)
             .filter(|value| value.len() <= MAX_COOKIE_VALUE)
             .find_map(|value| {
@@ -271,16 +290,13 @@ impl KeyCookie {
 
     fn open_signed(&self, headers: &HeaderMap) -> Result<Opened<SessionToken>, Unopened> {
         self.open_with(headers, |index, value| {
-            if !value.is_char_boundary(BASE64_DIGEST_LEN) {
-                return None;
-            }
-            let (digest, signed) = value.split_at(BASE64_DIGEST_LEN);
+            let (digest, signed) = value.split_at_checked(BASE64_DIGEST_LEN)?;
             let mut decoded = [0u8; BASE64_DIGEST_LEN];
             let length = STANDARD.decode_slice(digest, &mut decoded).ok()?;
             let mut mac = self.macs[index].clone();
-            mac.update(signed.as_bytes());
+            mac.update(signed);
             mac.verify_slice(&decoded[..length]).ok()?;
-            let encoded = signed.strip_prefix(SESSION_PURPOSE)?;
+            let encoded = signed.strip_prefix(SESSION_PURPOSE.as_bytes())?;
             with_decoded(&URL_SAFE_NO_PAD, encoded, token_of)
         })
     }
@@ -340,7 +356,7 @@ impl KeyCookie {
 /// done, as `open` may leave plaintext there).
 fn with_decoded<T>(
     engine: &impl base64::Engine,
-    value: &str,
+    value: &[u8],
     open: impl FnOnce(&mut [u8]) -> Option<T>,
 ) -> Option<T> {
     if value.len() <= INLINE_DECODED / 3 * 4 {

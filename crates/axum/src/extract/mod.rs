@@ -419,7 +419,7 @@ pub(crate) struct AuthContext {
     /// need the key answer 503, never "signed out".
     pub(crate) store_unavailable: bool,
     /// The layer's sign-in route.
-    pub(crate) sign_in: Arc<SignInRoute>,
+    pub(crate) sign_in: &'static SignInRoute,
     /// The prefix a nesting router stripped before the layer saw the request (empty, and not
     /// allocated, on the outermost router).
     pub(crate) mount: String,
@@ -430,7 +430,7 @@ enum AuthSeen<'a> {
     /// The request's extension.
     Context(&'a AuthContext),
     /// No extension, inside the scope of a layer that saw a signed-out request.
-    SignedOut(Arc<SignInRoute>),
+    SignedOut(&'static SignInRoute),
 }
 
 impl<'a> AuthSeen<'a> {
@@ -453,9 +453,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ModelGatesKey {
                 None if context.store_unavailable => Err(
                     ModelGatesKeyRejection::store_unavailable(prefers_html(&parts.headers)),
                 ),
-                None => Err(signed_out(parts, &context.sign_in, &context.mount)),
+                None => Err(signed_out(parts, context.sign_in, &context.mount)),
             },
-            Some(AuthSeen::SignedOut(sign_in)) => Err(signed_out(parts, &sign_in, "")),
+            Some(AuthSeen::SignedOut(sign_in)) => Err(signed_out(parts, sign_in, "")),
             None => Err(ModelGatesKeyRejection::missing_layer(prefers_html(
                 &parts.headers,
             ))),

@@ -11,18 +11,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use axum_core::BoxError;
 use axum_core::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Response};
-use tokio::task::futures::TaskLocalFuture;
 
 use super::signed_in::{SignOutAsked, SignOutPlan};
 use crate::api_error::{ApiProblem, KeyRejectedSignOut};
-use crate::context::SignInRoute;
+use crate::context::SignedOutScope;
 use crate::extract::SignOut;
 use crate::response::set_cookie;
 
@@ -39,21 +37,21 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = KindProj]
     enum Kind<F, E> {
-        SignedOut { #[pin] future: TaskLocalFuture<Arc<SignInRoute>, F> },
+        SignedOut { #[pin] future: SignedOutScope<F> },
         Inner { #[pin] future: F },
         SignedIn {
             #[pin] future: F,
             way_out: WayOut,
         },
         SigningOut { future: Pin<Box<dyn Future<Output = Response<Body>> + Send>> },
-        Ready { response: Option<Response<Body>> },
+        Ready { response: Option<Box<Response<Body>>> },
         Boxed { future: BoxedResponse<E> },
     }
 }
 
 impl<F, E> ResponseFuture<F, E> {
     /// The inner service's future for a signed-out request, polled in its layer's scope.
-    pub(crate) fn signed_out(future: TaskLocalFuture<Arc<SignInRoute>, F>) -> Self {
+    pub(crate) fn signed_out(future: SignedOutScope<F>) -> Self {
         Self {
             kind: Kind::SignedOut { future },
         }
@@ -76,7 +74,7 @@ impl<F, E> ResponseFuture<F, E> {
     pub(crate) fn ready(response: Response<Body>) -> Self {
         Self {
             kind: Kind::Ready {
-                response: Some(response),
+                response: Some(Box::new(response)),
             },
         }
     }
@@ -111,7 +109,7 @@ where
                     return Poll::Ready(ready!(future.poll(cx)).map(|r| r.map(Body::new)));
                 }
                 KindProj::Ready { response } => {
-                    return Poll::Ready(Ok(response
+                    return Poll::Ready(Ok(*response
                         .take()
                         .expect("a ResponseFuture polled after it completed")));
                 }
@@ -141,7 +139,7 @@ where
                                 _ => response.map(Body::new),
                             };
                             if let Some(cookie) = cookie.take() {
-                                set_cookie(&mut response, cookie);
+                                set_cookie(&mut response, *cookie);
                             }
                             return Poll::Ready(Ok(response));
                         }
@@ -155,8 +153,9 @@ where
 
 /// What a signed-in request's response gets on its way out of the layer.
 pub(crate) struct WayOut {
-    /// The key cookie to set (a renewed or re-sealed one).
-    pub(crate) set_cookie: Option<HeaderValue>,
+    /// The key cookie to set (a renewed or re-sealed one); boxed, as it is rare and the
+    /// future stays smaller without it.
+    pub(crate) set_cookie: Option<Box<HeaderValue>>,
     /// For a signed-in request: how to sign the user out, should the response ask, and the
     /// key whose calls' `X-RateLimit-*` headers the response passes on.
     pub(crate) sign_out: Option<SignOutPlan>,

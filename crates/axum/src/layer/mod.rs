@@ -111,11 +111,11 @@ use signed_in::{Lookup, Unlink, conclude, unlinker};
 ///   q-value; every answer of the crate is a page for it and JSON otherwise (the README's "Answers
 ///   are JSON or HTML by one rule").
 /// * A request without our key cookie costs a scan of its `Cookie` headers: no cryptography,
-///   no allocation, no boxing. It carries no extension; the layer is found by
-///   [`ModelGatesKey`] (and [`ModelGatesKey::from_extensions`]) through a task-local value set
-///   while the inner service is called and its future polled, so an extractor that runs on
-///   another task than the layer's (a `tokio::spawn` between the two) answers "missing layer"
-///   for a signed-out request.
+///   no allocation, no boxing, no reference count. It carries no extension: [`ModelGatesKey`]
+///   (and [`ModelGatesKey::from_extensions`]) find the layer through a thread-local value set
+///   while the inner service is called and while its future is polled, so an extractor that
+///   runs on another task than the layer's (a `tokio::spawn` between the two) answers "missing
+///   layer" for a signed-out request.
 ///
 /// Every answer that sets a cookie is `Cache-Control: private, no-store` with `Vary: Cookie`.
 ///

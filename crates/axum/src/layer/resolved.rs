@@ -25,7 +25,7 @@ pub(crate) struct Resolved {
     /// and client too.
     pub(crate) flow: Flow,
     /// What a signed-out request's rejection needs of the layer.
-    pub(crate) sign_in: Arc<SignInRoute>,
+    pub(crate) sign_in: &'static SignInRoute,
     /// Whether [`ModelGatesAuth::routes`](crate::ModelGatesAuth::routes) registered the
     /// layer's paths in a router, so that a nested router routes them to the layer.
     pub(crate) routes_registered: AtomicBool,
@@ -142,11 +142,12 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Resolved, ConfigError>
         },
         app_user: config.linked,
     };
-    let sign_in = Arc::new(SignInRoute {
+    let sign_in = SignInRoute {
         login: flow.paths.login.clone(),
         public_origin: flow.public_origin.clone(),
         mode: flow.mode,
-    });
+    }
+    .interned();
     Ok(Resolved {
         flow,
         sign_in,

@@ -45,11 +45,11 @@ fn annotate<B>(
     request.extensions_mut().insert(AuthContext {
         key,
         store_unavailable,
-        sign_in: state.sign_in.clone(),
+        sign_in: state.sign_in,
         mount,
     });
     WayOut {
-        set_cookie,
+        set_cookie: set_cookie.map(Box::new),
         sign_out,
     }
 }
@@ -72,9 +72,15 @@ fn misplaced(
 }
 
 /// The service [`ModelGatesAuth`](crate::ModelGatesAuth) wraps around an inner service.
-/// Cheap to clone.
+/// Cheap to clone: the inner service and one reference count (axum clones a route's service
+/// for every request).
 pub struct ModelGatesAuthService<S, K = CookieStore> {
     inner: S,
+    shared: Arc<Shared<K>>,
+}
+
+/// What every clone of a layer's service shares.
+struct Shared<K> {
     state: Arc<Resolved>,
     store: Arc<K>,
     unlink: Unlink,
@@ -84,9 +90,11 @@ impl<S, K> ModelGatesAuthService<S, K> {
     pub(super) fn new(inner: S, state: Arc<Resolved>, store: Arc<K>, unlink: Unlink) -> Self {
         Self {
             inner,
-            state,
-            store,
-            unlink,
+            shared: Arc::new(Shared {
+                state,
+                store,
+                unlink,
+            }),
         }
     }
 }
@@ -95,9 +103,7 @@ impl<S: Clone, K> Clone for ModelGatesAuthService<S, K> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            state: self.state.clone(),
-            store: self.store.clone(),
-            unlink: self.unlink.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -112,7 +118,7 @@ impl<S: std::fmt::Debug, K> std::fmt::Debug for ModelGatesAuthService<S, K> {
 
 impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
     /// Calls the (ready) inner service for a signed-out (or not connected) request, which
-    /// reached the layer under `mount`: on the outermost router at the cost of a task-local
+    /// reached the layer under `mount`: on the outermost router at the cost of a thread-local
     /// scope, with no extension and no allocation; nested, with an extension that says where
     /// the layer sits.
     fn signed_out<ReqBody>(
@@ -127,7 +133,7 @@ impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
             request.extensions_mut().insert(AuthContext {
                 key: None,
                 store_unavailable: false,
-                sign_in: self.state.sign_in.clone(),
+                sign_in: self.shared.state.sign_in,
                 mount,
             });
             return ResponseFuture::inner(self.inner.call(request));
@@ -135,7 +141,7 @@ impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
         // An outer layer's word does not speak for this one.
         request.extensions_mut().remove::<AuthContext>();
         let inner = &mut self.inner;
-        ResponseFuture::signed_out(signed_out_scope(&self.state.sign_in, || {
+        ResponseFuture::signed_out(signed_out_scope(self.shared.state.sign_in, || {
             inner.call(request)
         }))
     }
@@ -150,7 +156,7 @@ impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
     where
         S: Service<Request<ReqBody>>,
     {
-        let way_out = annotate(&self.state, &mut request, authenticated, mount);
+        let way_out = annotate(&self.shared.state, &mut request, authenticated, mount);
         ResponseFuture::signed_in(self.inner.call(request), way_out)
     }
 }
@@ -176,19 +182,24 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         // `None` on the outermost router: nothing allocated.
         let mount = mount_of(&request);
-        if mount.is_some() && !self.state.routes_registered.load(Ordering::Relaxed) {
+        if mount.is_some() && !self.shared.state.routes_registered.load(Ordering::Relaxed) {
             let context = RequestContext::at(mount);
-            return ResponseFuture::ready(misplaced(&self.state, &context, request.headers()));
+            return ResponseFuture::ready(misplaced(
+                &self.shared.state,
+                &context,
+                request.headers(),
+            ));
         }
-        if let Some(route) = self.state.flow.paths.route(request.uri().path()) {
+        if let Some(route) = self.shared.state.flow.paths.route(request.uri().path()) {
             let context = RequestContext::at(mount);
-            let (state, store) = (self.state.clone(), self.store.clone());
+            let shared = self.shared.clone();
             let (parts, _body) = request.into_parts();
             return ResponseFuture::boxed(async move {
-                Ok(flow::handle(route, &state.flow, &*store, parts, context).await)
+                let flow = &shared.state.flow;
+                Ok(flow::handle(route, flow, &*shared.store, parts, context).await)
             });
         }
-        let (token, lookup) = if let Some(app_user) = &self.state.flow.app_user {
+        let (token, lookup) = if let Some(app_user) = &self.shared.state.flow.app_user {
             // Linked accounts: the key of this request's app user, whoever held the browser
             // before.
             let (parts, body) = request.into_parts();
@@ -203,7 +214,7 @@ where
             )
         } else {
             // The fast path: no key cookie, so no cryptography, no store, no boxing.
-            match signed_in::open::<K>(&self.state, request.headers()) {
+            match signed_in::open::<K>(&self.shared.state, request.headers()) {
                 Opening::Absent => return self.signed_out(request, mount),
                 Opening::Token {
                     token,
@@ -215,11 +226,11 @@ where
             }
         };
         // A store that answers at once (the cookie, in memory, a cache hit): no boxing.
-        if let Some(loaded) = self.store.load_now(&token) {
+        if let Some(loaded) = self.shared.store.load_now(&token) {
             let authenticated = conclude::<K>(
-                &self.state,
-                &self.store,
-                &self.unlink,
+                &self.shared.state,
+                &self.shared.store,
+                &self.shared.unlink,
                 token,
                 lookup,
                 loaded,
@@ -230,11 +241,16 @@ where
         // fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (state, store, unlink) = (self.state.clone(), self.store.clone(), self.unlink.clone());
+        let shared = self.shared.clone();
         ResponseFuture::boxed(async move {
+            let Shared {
+                state,
+                store,
+                unlink,
+            } = &*shared;
             let loaded = store.load(&token).await;
-            let authenticated = conclude::<K>(&state, &store, &unlink, token, lookup, loaded);
-            let way_out = annotate(&state, &mut request, authenticated, mount);
+            let authenticated = conclude::<K>(state, store, unlink, token, lookup, loaded);
+            let way_out = annotate(state, &mut request, authenticated, mount);
             ResponseFuture::signed_in(inner.call(request), way_out).await
         })
     }
