@@ -176,6 +176,16 @@ impl CookieSpec {
     }
 
     /// `Set-Cookie` carrying `value` for `max_age`.
+    /// What follows `name=value` in this cookie's `Set-Cookie` with `max_age`, as the `cookie`
+    /// crate renders it.
+    pub(crate) fn attributes(&self, max_age: Duration) -> String {
+        let header = self.set(String::new(), max_age);
+        let text = header.to_str().expect("a cookie header is ASCII");
+        text.strip_prefix(&format!("{}=", self.name))
+            .expect("a cookie header starts with its name")
+            .to_owned()
+    }
+
     pub(crate) fn set(&self, value: String, max_age: Duration) -> HeaderValue {
         let mut cookie = self.build(value);
         cookie.set_max_age(time::Duration::seconds(

@@ -16,7 +16,11 @@ fn keys() -> Vec<cookie::Key> {
 }
 
 fn flow_cookie() -> FlowCookie {
-    FlowCookie::new(CookieSpec::host_only("f".into(), false), &keys())
+    FlowCookie::new(
+        CookieSpec::host_only("f".into(), false),
+        &keys(),
+        std::time::Duration::from_secs(60),
+    )
 }
 
 fn key_cookie() -> KeyCookie {
@@ -58,7 +62,7 @@ pub fn sample_cookie_header() -> String {
     let flow = FlowState::new(Some(Pkce::generate(ChallengeMethod::S256)), "/chat");
     let max_age = std::time::Duration::from_secs(60);
     [
-        flow_cookie().set(&flow, max_age),
+        flow_cookie().set(&flow),
         key_cookie().set(
             "{\"k\":\"sk\",\"t\":1}",
             TokenProtection::Encrypted,

@@ -101,6 +101,20 @@ fn best_matches(headers: &HeaderMap) -> [Option<Match>; 2] {
     best
 }
 
+/// The rule's answer at a glance when the first range is exactly `text/html` or
+/// `application/json`, without parameters (a browser's `Accept`, or an API client's): that
+/// type has q=1, the most specific match and the first position, which nothing after it can
+/// beat. `None` otherwise (the whole rule decides).
+fn first_range_decides(headers: &HeaderMap) -> Option<bool> {
+    let first = headers.get(ACCEPT)?.as_bytes();
+    [(&b"text/html"[..], true), (&b"application/json"[..], false)]
+        .into_iter()
+        .find(|(range, _)| {
+            first.starts_with(range) && matches!(first.get(range.len()), None | Some(b','))
+        })
+        .map(|(_, html)| html)
+}
+
 /// The one negotiation rule: whether an answer to a request with these headers is an HTML
 /// page rather than JSON, by RFC 9110's `Accept`: each type takes the q-value of the most
 /// specific range that matches it; HTML wins with a higher q-value, or with an equal one
@@ -123,6 +137,11 @@ fn best_matches(headers: &HeaderMap) -> [Option<Match>; 2] {
 /// ```
 #[must_use]
 pub fn prefers_html(headers: &HeaderMap) -> bool {
+    first_range_decides(headers).unwrap_or_else(|| by_the_whole_rule(headers))
+}
+
+/// [`prefers_html`], range by range.
+fn by_the_whole_rule(headers: &HeaderMap) -> bool {
     let [html, json] = best_matches(headers);
     let Some(html) = html.filter(|m| m.q > 0.0) else {
         return false;
@@ -376,6 +395,37 @@ mod tests {
         // Several headers are one list.
         assert!(html(&["application/json;q=0.1", "text/html"]));
         assert!(!html(&["text/html;q=0.1", "application/json"]));
+    }
+
+    proptest::proptest! {
+        /// The glance at the first range never disagrees with the whole rule.
+        #[test]
+        fn the_first_range_decides_as_the_whole_rule_would(
+            ranges in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "text/html", "application/json", "text/html;q=0.5", "application/json;q=0",
+                    "*/*", "text/*;q=0.9", "TEXT/HTML", "text/htmlx", "application/jsonp",
+                    " text/html", "image/png", "text/html;level=1", "application/json;q=1",
+                ]),
+                1..5,
+            ),
+            split in proptest::bool::ANY,
+        ) {
+            let headers = if split {
+                let mut headers = HeaderMap::new();
+                for range in &ranges {
+                    headers.append(ACCEPT, HeaderValue::from_str(range).unwrap());
+                }
+                headers
+            } else {
+                let mut headers = HeaderMap::new();
+                headers.insert(ACCEPT, HeaderValue::from_str(&ranges.join(",")).unwrap());
+                headers
+            };
+            if let Some(decided) = first_range_decides(&headers) {
+                proptest::prop_assert_eq!(decided, by_the_whole_rule(&headers), "{:?}", ranges);
+            }
+        }
     }
 
     fn cache_headers(cache_control: Option<&'static str>, vary: Option<&'static str>) -> HeaderMap {

@@ -45,10 +45,10 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
+use aes_gcm::aead::{Aead as _, AeadInPlace as _, KeyInit as _, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -57,7 +57,7 @@ use url::Url;
 use zeroize::Zeroizing;
 
 use crate::pkce::{ChallengeMethod, CodeVerifier, Pkce};
-use crate::random::{random_bytes, random_token};
+use crate::random::flow_bytes;
 
 pub use crate::callback::{CallbackError, CallbackParams};
 
@@ -88,7 +88,9 @@ impl FlowId {
     /// 128 fresh random bits, base64url: 22 characters that need no escaping in a URL path.
     #[must_use]
     pub fn generate() -> Self {
-        Self(SecretString::from(random_token::<16>()))
+        Self(SecretString::from(
+            URL_SAFE_NO_PAD.encode(flow_bytes::<16>()),
+        ))
     }
 
     /// The id's text, as it appears in the callback URL.
@@ -346,17 +348,21 @@ impl FlowSealer {
     /// Seals `flow`, bound to `associated_data` (which [`Self::open`] must be given again).
     #[must_use]
     pub fn seal(&self, flow: &FlowState, associated_data: &[u8]) -> String {
-        let nonce = random_bytes::<NONCE_LEN>();
+        let nonce = flow_bytes::<NONCE_LEN>();
         let plaintext = flow.encode();
-        let payload = Payload {
-            msg: plaintext.as_bytes(),
-            aad: associated_data,
-        };
-        let ciphertext = self.ciphers[0]
-            .encrypt(Nonce::from_slice(&nonce), payload)
+        // Nonce, ciphertext and tag in one buffer sized once, the flow encrypted where it was
+        // copied.
+        let mut sealed = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(plaintext.as_bytes());
+        let tag = self.ciphers[0]
+            .encrypt_in_place_detached(
+                Nonce::from_slice(&nonce),
+                associated_data,
+                &mut sealed[NONCE_LEN..],
+            )
             .expect("AES-GCM encryption of a short message cannot fail");
-        let mut sealed = nonce.to_vec();
-        sealed.extend_from_slice(&ciphertext);
+        sealed.extend_from_slice(&tag);
         STANDARD.encode(sealed)
     }
 

@@ -65,7 +65,7 @@ impl CodeVerifier {
     /// no secure sign-in is possible at all.
     #[must_use]
     pub fn generate() -> Self {
-        let bytes = Zeroizing::new(crate::random::random_bytes::<32>());
+        let bytes = Zeroizing::new(crate::random::flow_bytes::<32>());
         Self(SecretString::from(URL_SAFE_NO_PAD.encode(bytes.as_slice())))
     }
 

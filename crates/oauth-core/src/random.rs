@@ -1,9 +1,18 @@
-//! Randomness from the operating system, for verifiers, flow ids and session tokens.
+//! Randomness for secrets, ids and nonces, from two sources:
+//!
+//! - [`random_bytes`] and [`random_token`]: straight from the operating system (a system call
+//!   each), for what lives long (cookie secrets, session tokens, the loopback path).
+//! - [`flow_bytes`]: from the thread's generator (`rand::rng()`: ChaCha12, seeded from the
+//!   operating system and reseeded every 64 KiB of output, what the `cookie`, `oauth2` and
+//!   `tower-sessions` crates use), for what one sign-in mints and forgets within minutes: the
+//!   flow id, the PKCE verifier and the flow cookie's nonce. A sign-in then costs no system
+//!   call. Like those crates it is not reseeded when a process is forked or a virtual machine
+//!   restored from a snapshot; the long-lived secrets above do not depend on it.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::TryRng as _;
 use rand::rngs::SysRng;
+use rand::{Rng as _, TryRng as _};
 
 /// `N` bytes from the operating system's random generator, for secrets, ids and nonces.
 ///
@@ -42,4 +51,12 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 #[must_use]
 pub fn random_token<const N: usize>() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<N>())
+}
+
+/// `N` bytes from the thread's cryptographic generator, for the values one sign-in mints
+/// (see the module docs for why not the operating system's directly).
+pub(crate) fn flow_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
 }

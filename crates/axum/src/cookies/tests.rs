@@ -7,6 +7,9 @@ use super::*;
 use crate::flow::FlowCookie;
 use modelgates_oauth_core::__private::unix_now;
 
+/// The flow cookies' lifetime in these tests.
+const FLOW_MAX_AGE: Duration = Duration::from_secs(600);
+
 /// Both cookies, as the layer resolves them.
 struct CookieCodec {
     flow: FlowCookie,
@@ -16,13 +19,17 @@ struct CookieCodec {
 impl CookieCodec {
     fn new(keys: Vec<Key>, flow_name: String, key_name: String, secure: bool) -> Self {
         Self {
-            flow: FlowCookie::new(CookieSpec::host_only(flow_name, secure), &keys),
+            flow: FlowCookie::new(
+                CookieSpec::host_only(flow_name, secure),
+                &keys,
+                FLOW_MAX_AGE,
+            ),
             key: KeyCookie::new(CookieSpec::host_only(key_name, secure), keys),
         }
     }
 
-    fn flow_cookie(&self, flow: &FlowState, max_age: Duration) -> HeaderValue {
-        self.flow.set(flow, max_age)
+    fn flow_cookie(&self, flow: &FlowState) -> HeaderValue {
+        self.flow.set(flow)
     }
 
     /// The flow of the request's flow cookie, whose name (`<name>.<flow id>`) gives the id the
@@ -102,7 +109,7 @@ fn flow() -> FlowState {
 fn flow_cookie_round_trips_and_has_the_attributes() {
     let codec = codec(vec![Key::generate()]);
     let original = flow();
-    let set_cookie = text(codec.flow_cookie(&original, Duration::from_secs(600)));
+    let set_cookie = text(codec.flow_cookie(&original));
     assert!(set_cookie.contains("HttpOnly"));
     assert!(set_cookie.contains("SameSite=Lax"));
     assert!(set_cookie.contains("Path=/"));
@@ -116,7 +123,7 @@ fn flow_cookie_round_trips_and_has_the_attributes() {
 #[test]
 fn every_single_byte_change_is_rejected() {
     let codec = codec(vec![Key::generate()]);
-    let set_cookie = text(codec.flow_cookie(&flow(), Duration::from_secs(600)));
+    let set_cookie = text(codec.flow_cookie(&flow()));
     let (name, value) = (name_of(&set_cookie), value_of(&set_cookie));
     for i in 0..value.len() {
         let mut bytes = value.clone().into_bytes();
@@ -159,7 +166,7 @@ fn a_key_cookie_cannot_stand_in_for_a_flow_cookie() {
     let signed_session =
         text(codec.key_cookie("anything", TokenProtection::Signed, Duration::from_secs(60)));
     let value = value_of(&signed_session);
-    let flow_name = name_of(&text(codec.flow_cookie(&flow(), Duration::from_secs(60))));
+    let flow_name = name_of(&text(codec.flow_cookie(&flow())));
     let mut h = HeaderMap::new();
     h.insert(
         COOKIE,
@@ -186,7 +193,7 @@ fn regression_flow_with_json_escapes_round_trips() {
     let codec = codec(vec![Key::generate()]);
     let mut state = flow();
     state.return_to = "\"\\\u{1F860}".into();
-    let set_cookie = text(codec.flow_cookie(&state, Duration::from_secs(600)));
+    let set_cookie = text(codec.flow_cookie(&state));
     assert_eq!(
         codec
             .open_flow(&headers(&set_cookie))
@@ -216,7 +223,7 @@ fn regression_signed_tokens_with_cookie_delimiters_round_trip() {
 fn the_flow_cookie_is_encrypted() {
     let codec = codec(vec![Key::generate()]);
     let state = flow();
-    let set_cookie = text(codec.flow_cookie(&state, Duration::from_secs(600)));
+    let set_cookie = text(codec.flow_cookie(&state));
     let value = value_of(&set_cookie);
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value)
@@ -410,7 +417,7 @@ mod properties {
             let codec = codec();
             let mut flow = FlowState::new(pkce.then(|| Pkce::generate(ChallengeMethod::S256)), return_to);
             flow.issued_at = issued_at;
-            let set_cookie = text(codec.flow_cookie(&flow, Duration::from_secs(600)));
+            let set_cookie = text(codec.flow_cookie(&flow));
             let request = as_request(&name_of(&set_cookie), &value_of(&set_cookie)).unwrap();
             let opened = codec.open_flow(&request).unwrap().unwrap();
             prop_assert_eq!(opened.pkce, flow.pkce);
@@ -424,7 +431,7 @@ mod properties {
             let codec = codec();
             let mut flow = FlowState::new(Some(Pkce::generate(ChallengeMethod::S256)), "/x");
             flow.issued_at = 1;
-            let set_cookie = text(codec.flow_cookie(&flow, Duration::from_secs(600)));
+            let set_cookie = text(codec.flow_cookie(&flow));
             let Some(tampered) = mutate(&value_of(&set_cookie), index, byte) else { return Ok(()) };
             let Some(headers) = as_request(&name_of(&set_cookie), &tampered) else { return Ok(()) };
             prop_assert!(codec.open_flow(&headers).is_err(), "{tampered}");

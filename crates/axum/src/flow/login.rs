@@ -62,12 +62,12 @@ pub(super) async fn login(flow: &Flow, step: &Step) -> Response<Body> {
         state.pkce.as_ref().map(Pkce::challenge).as_ref(),
         &key,
     );
-    let mut flow_cookie = flow.flow_cookie.set(&state, flow.flow_max_age);
+    let mut flow_cookie = flow.flow_cookie.set(&state);
     if flow_cookie.len() > MAX_SET_COOKIE_LEN {
         // A browser would drop the cookie and the sign-in would fail at the callback.
         tracing::info!("return_to too long for the flow cookie; using the default");
         default_return_to.clone_into(&mut state.return_to);
-        flow_cookie = flow.flow_cookie.set(&state, flow.flow_max_age);
+        flow_cookie = flow.flow_cookie.set(&state);
     }
     match flow.challenge_method {
         Some(method) => tracing::info!(method = method.as_str(), "sign-in started"),

@@ -24,6 +24,9 @@ pub(crate) const MAX_PENDING_FLOW_BYTES: usize = 6 * 1024;
 pub(crate) struct FlowCookie {
     pub(crate) spec: CookieSpec,
     sealer: FlowSealer,
+    /// What follows `name=value` in each `Set-Cookie` (`; HttpOnly; SameSite=…; Max-Age=…`),
+    /// rendered once by the `cookie` crate: every flow cookie has the same.
+    attributes: String,
 }
 
 /// A pending flow's cookie in a request: its name, its size, and when its flow was issued
@@ -36,7 +39,7 @@ struct Pending<'h> {
 
 impl FlowCookie {
     /// Flow cookies sealed with the first of `keys` and opened with any of them.
-    pub(crate) fn new(spec: CookieSpec, keys: &[cookie::Key]) -> Self {
+    pub(crate) fn new(spec: CookieSpec, keys: &[cookie::Key], max_age: Duration) -> Self {
         let mut sealers = keys.iter().map(|key| {
             FlowSealer::new(
                 key.encryption()
@@ -46,6 +49,7 @@ impl FlowCookie {
         });
         let newest = sealers.next().expect("at least the current secret");
         Self {
+            attributes: spec.attributes(max_age),
             spec,
             sealer: newest.with_previous(sealers),
         }
@@ -57,10 +61,11 @@ impl FlowCookie {
     }
 
     /// `Set-Cookie` for a new flow, under its own name.
-    pub(crate) fn set(&self, flow: &FlowState, max_age: Duration) -> HeaderValue {
+    pub(crate) fn set(&self, flow: &FlowState) -> HeaderValue {
         let name = self.name_of(flow.id.as_str());
         let sealed = self.sealer.seal(flow, name.as_bytes());
-        self.spec.renamed(name).set(sealed, max_age)
+        HeaderValue::try_from(format!("{name}={sealed}{}", self.attributes))
+            .expect("cookie names are checked at startup and sealed flows are base64")
     }
 
     /// The flow of the callback for flow `id`: `Ok(None)` without its cookie,

@@ -27,7 +27,8 @@ mod signed_in;
 pub use future::ResponseFuture;
 use resolved::{Resolved, resolve};
 pub use service::ModelGatesAuthService;
-use signed_in::{Lookup, Unlink, conclude, unlinker};
+use service::Shared;
+use signed_in::{Lookup, conclude, unlinker};
 
 /// The layer: mounts the sign-in routes and makes the user's key available to handlers.
 ///
@@ -122,17 +123,13 @@ use signed_in::{Lookup, Unlink, conclude, unlinker};
 /// [`ModelGatesKey`]: crate::ModelGatesKey
 /// [`ModelGatesKey::from_extensions`]: crate::ModelGatesKey::from_extensions
 pub struct ModelGatesAuth<K = CookieStore> {
-    state: Arc<Resolved>,
-    store: Arc<K>,
-    unlink: Unlink,
+    shared: Arc<Shared<K>>,
 }
 
 impl<K> Clone for ModelGatesAuth<K> {
     fn clone(&self) -> Self {
         Self {
-            state: self.state.clone(),
-            store: self.store.clone(),
-            unlink: self.unlink.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -141,9 +138,11 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     fn with_parts(state: Arc<Resolved>, store: Arc<K>) -> Self {
         let unlink = unlinker(&state, &store);
         Self {
-            state,
-            store,
-            unlink,
+            shared: Arc::new(Shared {
+                state,
+                store,
+                unlink,
+            }),
         }
     }
 }
@@ -151,7 +150,10 @@ impl<K: KeyStore> ModelGatesAuth<K> {
 impl<K> std::fmt::Debug for ModelGatesAuth<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModelGatesAuth")
-            .field("callback_url", &self.state.flow.paths.callback_url.as_str())
+            .field(
+                "callback_url",
+                &self.shared.state.flow.paths.callback_url.as_str(),
+            )
             .field("store", &std::any::type_name::<K>())
             .finish_non_exhaustive()
     }
@@ -187,7 +189,7 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     /// Keeps keys in `store` instead, such as [`MemoryStore`](crate::store::MemoryStore) or a
     /// database store.
     pub fn with_store<K2: KeyStore>(self, store: K2) -> ModelGatesAuth<K2> {
-        ModelGatesAuth::with_parts(self.state, Arc::new(store))
+        ModelGatesAuth::with_parts(self.shared.state.clone(), Arc::new(store))
     }
 
     /// The key of the app user `account` (linked accounts, see [`linked`](crate::linked)),
@@ -213,14 +215,14 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     pub async fn key_for(&self, account: &str) -> Result<Option<ModelGatesKey>, StoreError> {
         let token = SessionToken::for_account(account);
         // The store's own error, not the request path's "unavailable" flag.
-        let loaded = self.store.load(&token).await?;
+        let loaded = self.shared.store.load(&token).await?;
         let lookup = Lookup::Link {
             account: account.to_owned(),
         };
         let concluded = conclude(
-            &self.state,
-            &self.store,
-            &self.unlink,
+            &self.shared.state,
+            &self.shared.store,
+            &self.shared.unlink,
             token,
             lookup,
             Ok(loaded),
@@ -238,13 +240,19 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     /// When the store fails: the link stays.
     pub async fn disconnect(&self, account: &str) -> Result<bool, StoreError> {
         let reason = crate::hooks::SignOutReason::Disconnected;
-        crate::flow::forget_link(&self.state.flow, &*self.store, account, reason).await
+        crate::flow::forget_link(
+            &self.shared.state.flow,
+            &*self.shared.store,
+            account,
+            reason,
+        )
+        .await
     }
 
     /// The app users who have linked ModelGates, `page_size` at a time, in byte order of
     /// their ids (linked accounts; see [`LinkedAccounts`]).
     pub fn linked_accounts(&self, page_size: usize) -> LinkedAccounts<K> {
-        LinkedAccounts::new(self.store.clone(), page_size)
+        LinkedAccounts::new(self.shared.store.clone(), page_size)
     }
 
     /// Whether the layer can sign users in and serve them now: its key store answers
@@ -274,7 +282,7 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     ///
     /// The store's error when it does not answer.
     pub async fn ready(&self) -> Result<(), crate::store::StoreError> {
-        self.store.ping().await
+        self.shared.store.ping().await
     }
 
     /// A span for every request, for tower-http's `TraceLayer::make_span_with`, that never
@@ -297,7 +305,7 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     pub fn request_span<B>(
         &self,
     ) -> impl Fn(&http::Request<B>) -> tracing::Span + Clone + Send + Sync + 'static {
-        let callback: Arc<str> = format!("{}/", self.state.flow.paths.callback).into();
+        let callback: Arc<str> = format!("{}/", self.shared.state.flow.paths.callback).into();
         move |request: &http::Request<B>| {
             let path = request.uri().path();
             let path = match path.find(&*callback) {
@@ -318,14 +326,14 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     /// to end them at the end of a graceful shutdown ([`OpenStreams::close_all`](crate::extract::OpenStreams::close_all)).
     #[must_use]
     pub fn open_streams(&self) -> crate::extract::OpenStreams {
-        crate::stream_slots::OpenStreams(self.state.streams.clone())
+        crate::stream_slots::OpenStreams(self.shared.state.streams.clone())
     }
 
     /// The callback URL: the public URL plus the callback path. Each sign-in sends ModelGates
     /// this URL followed by one more path segment, its flow id.
     #[must_use]
     pub fn callback_url(&self) -> &Url {
-        &self.state.flow.paths.callback_url
+        &self.shared.state.flow.paths.callback_url
     }
 
     /// The URL of the login route, coming back to `return_to` (a local path; anything else is
@@ -355,9 +363,9 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     /// ```
     #[must_use]
     pub fn login_url(&self, return_to: &str) -> String {
-        match self.state.known_mount.get() {
-            Some(mount) => login_url(&self.state.flow.paths.login_for(mount), return_to),
-            None => login_url(&self.state.flow.paths.login, return_to),
+        match self.shared.state.known_mount.get() {
+            Some(mount) => login_url(&self.shared.state.flow.paths.login_for(mount), return_to),
+            None => login_url(&self.shared.state.flow.paths.login, return_to),
         }
     }
 
@@ -388,6 +396,7 @@ impl<K: KeyStore> ModelGatesAuth<K> {
         S: Clone + Send + Sync + 'static,
     {
         let _ = self
+            .shared
             .state
             .known_mount
             .set(prefix.trim_end_matches('/').to_owned());
@@ -398,7 +407,7 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     /// state-changing routes (see [`same_origin`](crate::same_origin)).
     #[must_use]
     pub fn same_origin(&self) -> SameOrigin {
-        SameOrigin::for_origin(self.state.flow.public_origin.clone())
+        SameOrigin::for_origin(self.shared.state.flow.public_origin.clone())
     }
 
     /// The layer's own paths as routes of a `Router`, to merge into a router that is nested
@@ -422,7 +431,10 @@ impl<K: KeyStore> ModelGatesAuth<K> {
     /// The routes answer 500 naming the layer if a request ever reaches them: the layer in
     /// front answers them itself.
     pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
-        self.state.routes_registered.store(true, Ordering::Relaxed);
+        self.shared
+            .state
+            .routes_registered
+            .store(true, Ordering::Relaxed);
         let unreachable = axum::routing::any(|request: axum::extract::Request| async move {
             tracing::error!(
                 "a request reached ModelGatesAuth::routes() without the layer in front"
@@ -437,7 +449,7 @@ impl<K: KeyStore> ModelGatesAuth<K> {
             )
             .render(prefers_html(request.headers()), &[("Home", &home)])
         });
-        let paths = &self.state.flow.paths;
+        let paths = &self.shared.state.flow.paths;
         axum::Router::new()
             .route(&paths.login, unreachable.clone())
             .route(&paths.callback, unreachable.clone())
@@ -458,17 +470,12 @@ impl<S, K: KeyStore> Layer<S> for ModelGatesAuth<K> {
     /// browser: give the layer a server-side store with [`ModelGatesAuth::with_store`].
     fn layer(&self, inner: S) -> Self::Service {
         assert!(
-            !(self.state.flow.mode == Mode::Linked
+            !(self.shared.state.flow.mode == Mode::Linked
                 && K::TOKEN_PROTECTION == TokenProtection::Encrypted),
             "ModelGatesConfig::with_linked_accounts keeps each app user's key on the server: give \
              the layer a server-side store with `.with_store(...)` (MemoryStore, SqliteStore, \
              PostgresStore, RedisStore)"
         );
-        ModelGatesAuthService::new(
-            inner,
-            self.state.clone(),
-            self.store.clone(),
-            self.unlink.clone(),
-        )
+        ModelGatesAuthService::new(inner, self.shared.clone())
     }
 }

@@ -117,7 +117,7 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Resolved, ConfigError>
         paths,
         public_host: PublicHost::new(&public_url),
         public_origin,
-        flow_cookie: FlowCookie::new(flow_spec, &keys),
+        flow_cookie: FlowCookie::new(flow_spec, &keys, config.flow_max_age),
         key_cookie: KeyCookie::new(key_spec, keys),
         flow_max_age: config.flow_max_age,
         key_max_age: config.key_max_age,

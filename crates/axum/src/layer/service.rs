@@ -79,23 +79,18 @@ pub struct ModelGatesAuthService<S, K = CookieStore> {
     shared: Arc<Shared<K>>,
 }
 
-/// What every clone of a layer's service shares.
-struct Shared<K> {
-    state: Arc<Resolved>,
-    store: Arc<K>,
-    unlink: Unlink,
+/// What the layer and every clone of its services share.
+pub(super) struct Shared<K> {
+    pub(super) state: Arc<Resolved>,
+    pub(super) store: Arc<K>,
+    pub(super) unlink: Unlink,
 }
 
 impl<S, K> ModelGatesAuthService<S, K> {
-    pub(super) fn new(inner: S, state: Arc<Resolved>, store: Arc<K>, unlink: Unlink) -> Self {
-        Self {
-            inner,
-            shared: Arc::new(Shared {
-                state,
-                store,
-                unlink,
-            }),
-        }
+    /// The layer's service around `inner`: no allocation (axum may apply a layer per request
+    /// to a router that was never given its state).
+    pub(super) fn new(inner: S, shared: Arc<Shared<K>>) -> Self {
+        Self { inner, shared }
     }
 }
 
