@@ -255,8 +255,13 @@ impl FlowState {
             issued_at: self.issued_at,
             started_by: self.started_by.as_deref().map(Cow::Borrowed),
         };
-        let json = serde_json::to_string(&wire).expect("plain data serialises");
-        Zeroizing::new(format!("{PURPOSE}{json}"))
+        // One buffer, sized for the longest escaping (6 bytes a character), so that no
+        // reallocation leaves an unwiped copy of the verifier behind.
+        let escapable = self.return_to.len() + self.started_by.as_ref().map_or(0, String::len);
+        let mut text = Zeroizing::new(Vec::with_capacity(PURPOSE.len() + 256 + 6 * escapable));
+        text.extend_from_slice(PURPOSE.as_bytes());
+        serde_json::to_writer(&mut *text, &wire).expect("plain data serialises");
+        Zeroizing::new(String::from_utf8(std::mem::take(&mut *text)).expect("JSON is UTF-8"))
     }
 
     fn decode(payload: &str) -> Option<Self> {

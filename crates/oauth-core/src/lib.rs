@@ -116,6 +116,7 @@ pub mod api {
     pub use crate::retry::ApiRetries;
 }
 
+pub use authorize::PreparedAuthUrl;
 pub use callback::CallbackParams;
 pub use client::{ModelGatesClient, ModelGatesClientBuilder};
 pub use error::RequestError;

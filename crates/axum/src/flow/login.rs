@@ -56,12 +56,14 @@ pub(super) async fn login(flow: &Flow, step: &Step) -> Response<Body> {
     let return_to = sanitize(requested.as_deref(), default_return_to);
     let mut state = FlowState::new(flow.challenge_method.map(Pkce::generate), return_to)
         .with_started_by(started_by);
-    let callback_url = state.callback_url(&flow.paths.callback_url_for(mount));
-    let destination = flow.client.authorization_url_for_key(
-        &callback_url,
-        state.pkce.as_ref().map(Pkce::challenge).as_ref(),
-        &key,
-    );
+    let destination = if mount.is_empty() {
+        flow.auth_url.for_flow(&state, &key)
+    } else {
+        let callback = flow.paths.callback_url_for(mount);
+        flow.client
+            .prepare_auth_url(&callback)
+            .for_flow(&state, &key)
+    };
     let mut flow_cookie = flow.flow_cookie.set(&state);
     if flow_cookie.len() > MAX_SET_COOKIE_LEN {
         // A browser would drop the cookie and the sign-in would fail at the callback.
@@ -74,7 +76,7 @@ pub(super) async fn login(flow: &Flow, step: &Step) -> Response<Body> {
         None => tracing::info!(method = "none", "sign-in started"),
     }
     record_outcome(Outcome::Started, None);
-    let mut response = see_other(destination.as_str());
+    let mut response = see_other(&destination);
     // One flow per tab: earlier pending sign-ins keep their cookies, but for the oldest when
     // there are too many.
     for removal in flow

@@ -17,7 +17,7 @@ use axum_core::body::Body;
 use http::request::Parts;
 use http::{Method, Response};
 use modelgates_oauth_core::key::SpendLimit;
-use modelgates_oauth_core::{ChallengeMethod, KeyRequest, ModelGatesClient, Url};
+use modelgates_oauth_core::{ChallengeMethod, KeyRequest, ModelGatesClient, PreparedAuthUrl, Url};
 use tracing::Instrument as _;
 
 use crate::context::RequestContext;
@@ -117,6 +117,8 @@ impl Paths {
 pub(crate) struct Flow {
     pub(crate) client: ModelGatesClient,
     pub(crate) paths: Paths,
+    /// The `/auth` URLs of sign-ins started on the outermost router, prepared once.
+    pub(crate) auth_url: PreparedAuthUrl,
     /// The app's origin, such as `https://app.example`, for the same-origin check of logout.
     pub(crate) public_origin: Arc<str>,
     /// The public URL's host, to recognise a browser on another one.

@@ -57,14 +57,14 @@ impl FlowCookie {
 
     /// The cookie name of the flow `id`.
     fn name_of(&self, id: &str) -> String {
-        format!("{}.{id}", self.spec.name)
+        [self.spec.name.as_str(), ".", id].concat()
     }
 
     /// `Set-Cookie` for a new flow, under its own name.
     pub(crate) fn set(&self, flow: &FlowState) -> HeaderValue {
         let name = self.name_of(flow.id.as_str());
         let sealed = self.sealer.seal(flow, name.as_bytes());
-        HeaderValue::try_from(format!("{name}={sealed}{}", self.attributes))
+        HeaderValue::try_from([name.as_str(), "=", &sealed, &self.attributes].concat())
             .expect("cookie names are checked at startup and sealed flows are base64")
     }
 

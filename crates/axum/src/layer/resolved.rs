@@ -112,8 +112,10 @@ pub(crate) fn resolve(config: ModelGatesConfig) -> Result<Resolved, ConfigError>
         .map(CookieSecret::cookie_key)
         .collect();
     let public_origin: Arc<str> = public_url.origin().ascii_serialization().into();
+    let client = client(&config, &public_url)?;
     let flow = Flow {
-        client: client(&config, &public_url)?,
+        auth_url: client.prepare_auth_url(&paths.callback_url_for("")),
+        client,
         paths,
         public_host: PublicHost::new(&public_url),
         public_origin,
