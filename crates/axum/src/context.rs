@@ -16,7 +16,7 @@
 //! the layer refused, or one whose store failed) carries an extension; a signed-out one
 //! carries nothing, so that it costs no allocation. Instead the layer's [`SignInRoute`] is a
 //! thread-local value while the inner service is called and while its future is polled
-//! ([`signed_out_scope`]), which is where the request's task runs: extractors and [`ModelGatesKey::from_extensions`] run inside both,
+//! ([`call_signed_out`]), which is where the request's task runs: extractors and [`ModelGatesKey::from_extensions`] run inside both,
 //! so they find it. A service that moves the request's handling to another task (a
 //! `tokio::spawn` between the layer and the handler) leaves that scope: the extractor there
 //! answers 500 "missing layer", as it would without the layer.
@@ -31,6 +31,7 @@ use std::task::{Context, Poll};
 
 use axum::extract::OriginalUri;
 use http::{Request, Uri};
+use tower_service::Service;
 
 use crate::linked::Mode;
 
@@ -77,17 +78,21 @@ thread_local! {
     static SIGNED_OUT: Cell<Option<&'static SignInRoute>> = const { Cell::new(None) };
 }
 
-/// Runs `f` with `route` as the signed-out request's layer, then restores the one before (also
-/// when `f` panics), so that scopes nest.
-fn in_scope<R>(route: &'static SignInRoute, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<&'static SignInRoute>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            SIGNED_OUT.set(self.0);
-        }
+/// While alive, `route` is the signed-out request's layer on this thread; dropping it (also
+/// when unwinding) restores the one before, so that scopes nest.
+struct Scope(Option<&'static SignInRoute>);
+
+impl Scope {
+    #[inline]
+    fn enter(route: &'static SignInRoute) -> Self {
+        Self(SIGNED_OUT.replace(Some(route)))
     }
-    let _restore = Restore(SIGNED_OUT.replace(Some(route)));
-    f()
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        SIGNED_OUT.set(self.0);
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -104,20 +109,23 @@ impl<F: Future> Future for SignedOutScope<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        in_scope(this.route, || this.future.poll(cx))
+        let _scope = Scope::enter(this.route);
+        this.future.poll(cx)
     }
 }
 
-/// Calls `call` (the inner service's `call`) and wraps the future it returns, so that both
-/// run with `route` as the signed-out request's layer.
-pub(crate) fn signed_out_scope<F: Future>(
+/// Calls `service` with `request` and wraps the future it returns, so that both run with
+/// `route` as the signed-out request's layer.
+#[inline]
+pub(crate) fn call_signed_out<S: Service<R>, R>(
     route: &'static SignInRoute,
-    call: impl FnOnce() -> F,
-) -> SignedOutScope<F> {
-    SignedOutScope {
-        route,
-        future: in_scope(route, call),
-    }
+    service: &mut S,
+    request: R,
+) -> SignedOutScope<S::Future> {
+    let scope = Scope::enter(route);
+    let future = service.call(request);
+    drop(scope);
+    SignedOutScope { route, future }
 }
 
 /// The layer of the signed-out request being handled, if one is in scope.

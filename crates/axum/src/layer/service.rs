@@ -16,7 +16,7 @@ use super::resolved::Resolved;
 use super::signed_in::{
     self, Authenticated, Lookup, Opening, RequestSummary, SignOutPlan, Unlink, conclude,
 };
-use crate::context::{RequestContext, mount_of, signed_out_scope};
+use crate::context::{RequestContext, call_signed_out, mount_of};
 use crate::extract::AuthContext;
 use crate::flow::{self, AuthError};
 use crate::response::prefers_html;
@@ -116,6 +116,7 @@ impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
     /// reached the layer under `mount`: on the outermost router at the cost of a thread-local
     /// scope, with no extension and no allocation; nested, with an extension that says where
     /// the layer sits.
+    #[inline]
     fn signed_out<ReqBody>(
         &mut self,
         mut request: Request<ReqBody>,
@@ -135,10 +136,11 @@ impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
         }
         // An outer layer's word does not speak for this one.
         request.extensions_mut().remove::<AuthContext>();
-        let inner = &mut self.inner;
-        ResponseFuture::signed_out(signed_out_scope(self.shared.state.sign_in, || {
-            inner.call(request)
-        }))
+        ResponseFuture::signed_out(call_signed_out(
+            self.shared.state.sign_in,
+            &mut self.inner,
+            request,
+        ))
     }
 
     /// Calls the (ready) inner service with what `authenticated` says, unboxed.
