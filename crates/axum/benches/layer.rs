@@ -358,8 +358,10 @@ fn signed_in_metrics(
     }
     group.finish();
     let rendered = prometheus.handle().render();
+    // Empty when a filter left these benchmarks out (the later groups still run).
     assert!(
-        rendered.contains("modelgates_key_cache_requests_total{result=\"hit\"}"),
+        rendered.trim().is_empty()
+            || rendered.contains("modelgates_key_cache_requests_total{result=\"hit\"}"),
         "the recorder saw the cache hits: {rendered}"
     );
 }

@@ -16,10 +16,11 @@
 //! the layer refused, or one whose store failed) carries an extension; a signed-out one
 //! carries nothing, so that it costs no allocation. Instead the layer's [`SignInRoute`] is a
 //! thread-local value while the inner service is called and while its future is polled
-//! ([`call_signed_out`]), which is where the request's task runs: extractors and [`ModelGatesKey::from_extensions`] run inside both,
-//! so they find it. A service that moves the request's handling to another task (a
-//! `tokio::spawn` between the layer and the handler) leaves that scope: the extractor there
-//! answers 500 "missing layer", as it would without the layer.
+//! ([`call_signed_out`]): extractors and [`ModelGatesKey::from_extensions`] run inside one or
+//! the other, on the thread that polls the request's task, so they find it. A service that
+//! moves the request's handling to another task (a `tokio::spawn` between the layer and the
+//! handler) leaves that scope: the extractor there answers 500 "missing layer", as it would
+//! without the layer.
 //!
 //! [`ModelGatesKey::from_extensions`]: crate::ModelGatesKey::from_extensions
 
