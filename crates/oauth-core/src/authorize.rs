@@ -118,24 +118,23 @@ impl ModelGatesClient {
         challenge: Option<&CodeChallenge>,
         key: &KeyRequest,
     ) -> Url {
-        // The query is built in a buffer sized once (the URL's own string would grow, and be
-        // copied, pair by pair), then set as a whole.
-        let mut query = url::form_urlencoded::Serializer::new(String::with_capacity(512));
-        if let Some(callback_url) = callback_url {
-            query.append_pair("callback_url", callback_url.as_str());
-        }
-        if let Some(challenge) = challenge {
-            query.append_pair("code_challenge", challenge.as_str());
-            query.append_pair("code_challenge_method", challenge.method().as_str());
-        }
-        if let Some(limit) = key.limit {
-            query.append_pair("limit", &limit.to_string());
-        }
-        if let Some(label) = &key.label {
-            query.append_pair("key_label", label);
-        }
         let mut url = self.inner.auth_url.clone();
-        url.set_query(Some(&query.finish()));
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(callback_url) = callback_url {
+                query.append_pair("callback_url", callback_url.as_str());
+            }
+            if let Some(challenge) = challenge {
+                query.append_pair("code_challenge", challenge.as_str());
+                query.append_pair("code_challenge_method", challenge.method().as_str());
+            }
+            if let Some(limit) = key.limit {
+                query.append_pair("limit", &limit.to_string());
+            }
+            if let Some(label) = &key.label {
+                query.append_pair("key_label", label);
+            }
+        }
         url
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`random_bytes`] and [`random_token`]: straight from the operating system (a system call
 //!   each), for what lives long (cookie secrets, session tokens, the loopback path).
-//! - [`flow_bytes`]: from the thread's generator (`rand::rng()`: ChaCha12, seeded from the
+//! - The flow's own values: from the thread's generator (`rand::rng()`: ChaCha12, seeded from the
 //!   operating system and reseeded every 64 KiB of output, what the `cookie`, `oauth2` and
 //!   `tower-sessions` crates use), for what one sign-in mints and forgets within minutes: the
 //!   flow id, the PKCE verifier and the flow cookie's nonce. A sign-in then costs no system
