@@ -223,7 +223,7 @@ mod tests {
             app_data in proptest::option::of(".{0,20}"),
         ) {
             let stored = StoredKey {
-                key: ApiKey::new(key.clone()),
+                key: ApiKey::new(key),
                 user_id,
                 issued_at,
                 expires_at,
