@@ -63,7 +63,9 @@ fn raw_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
 }
 
 /// The values of the cookies named `name` in `headers`, as bytes, at most
-/// [`MAX_CANDIDATES`] of them (the key cookie's values go to base64 as they are).
+/// [`MAX_CANDIDATES`] of them (the key cookie's values go to base64 as they are). A browser
+/// may send several cookies of one name (set on different paths or by a subdomain); the first
+/// that authenticates wins, the rest are ignored.
 fn raw_values_named<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h [u8]> {
     raw_pairs(headers)
         .filter(move |(pair_name, _)| *pair_name == name.as_bytes())
@@ -140,15 +142,6 @@ impl CookieSpec {
         }
     }
 
-    /// The values of this cookie in `headers`, at most [`MAX_CANDIDATES`] of them.
-    ///
-    /// A browser may send several cookies of one name (set on different paths or by a
-    /// subdomain); the first that authenticates wins, the rest are ignored. Pairs are split
-    /// as bytes, so another cookie's non-ASCII bytes cannot hide ours.
-    pub(crate) fn values<'h>(&'h self, headers: &'h HeaderMap) -> impl Iterator<Item = &'h str> {
-        values_named(headers, &self.name)
-    }
-
     /// This spec under another name (a flow's own cookie).
     pub(crate) fn renamed(&self, name: String) -> Self {
         Self {
@@ -159,7 +152,7 @@ impl CookieSpec {
 
     /// Whether the request carries this cookie at all.
     pub(crate) fn is_present(&self, headers: &HeaderMap) -> bool {
-        self.values(headers).next().is_some()
+        values_named(headers, &self.name).next().is_some()
     }
 
     fn build(&self, value: String) -> Cookie<'static> {

@@ -49,17 +49,20 @@ pub fn encode_stored(key: &StoredKey) -> Zeroizing<String> {
 
 /// The inverse of [`encode_stored`]; `None` for anything else.
 pub fn decode_stored(json: &str) -> Option<StoredKey> {
-    let stored = decode_plain(json).or_else(|| {
-        let payload: CookiePayload<'_> = serde_json::from_str(json).ok()?;
-        Some(StoredKey {
-            key: ApiKey::new(payload.key.into_owned()),
-            user_id: payload.user_id.map(Cow::into_owned),
-            issued_at: payload.issued_at,
-            expires_at: payload.expires_at,
-            app_data: payload.app_data.map(Cow::into_owned),
-        })
-    })?;
+    let stored = decode_plain(json).or_else(|| decode_with_serde(json))?;
     (!stored.key.expose_secret().is_empty()).then_some(stored)
+}
+
+/// Any JSON of the payload's shape, read by serde_json.
+fn decode_with_serde(json: &str) -> Option<StoredKey> {
+    let payload: CookiePayload<'_> = serde_json::from_str(json).ok()?;
+    Some(StoredKey {
+        key: ApiKey::new(payload.key.into_owned()),
+        user_id: payload.user_id.map(Cow::into_owned),
+        issued_at: payload.issued_at,
+        expires_at: payload.expires_at,
+        app_data: payload.app_data.map(Cow::into_owned),
+    })
 }
 
 /// The JSON [`encode_stored`] writes, read without a general parser when it is plain:
@@ -70,29 +73,11 @@ pub fn decode_stored(json: &str) -> Option<StoredKey> {
 fn decode_plain(json: &str) -> Option<StoredKey> {
     let mut rest = json.strip_prefix("{\"k\":")?;
     let key = plain_string(&mut rest)?;
-    let user_id = match rest.strip_prefix(",\"u\":") {
-        Some(after) => {
-            rest = after;
-            Some(plain_string(&mut rest)?)
-        }
-        None => None,
-    };
+    let user_id = optional(&mut rest, ",\"u\":", plain_string)?;
     rest = rest.strip_prefix(",\"t\":")?;
     let issued_at = plain_number(&mut rest)?;
-    let expires_at = match rest.strip_prefix(",\"x\":") {
-        Some(after) => {
-            rest = after;
-            Some(plain_number(&mut rest)?)
-        }
-        None => None,
-    };
-    let app_data = match rest.strip_prefix(",\"a\":") {
-        Some(after) => {
-            rest = after;
-            Some(plain_string(&mut rest)?)
-        }
-        None => None,
-    };
+    let expires_at = optional(&mut rest, ",\"x\":", plain_number)?;
+    let app_data = optional(&mut rest, ",\"a\":", plain_string)?;
     (rest == "}").then(|| StoredKey {
         key: ApiKey::new(key),
         user_id: user_id.map(str::to_owned),
@@ -100,6 +85,22 @@ fn decode_plain(json: &str) -> Option<StoredKey> {
         expires_at,
         app_data: app_data.map(str::to_owned),
     })
+}
+
+/// An optional field: `Some(None)` when `rest` does not start with `name`, else its value read
+/// by `read` (`None` when that fails), and `rest` moved past it.
+fn optional<'a, T>(
+    rest: &mut &'a str,
+    name: &str,
+    read: impl FnOnce(&mut &'a str) -> Option<T>,
+) -> Option<Option<T>> {
+    match rest.strip_prefix(name) {
+        Some(after) => {
+            *rest = after;
+            read(rest).map(Some)
+        }
+        None => Some(None),
+    }
 }
 
 /// A JSON string at the start of `rest` with nothing to unescape, and `rest` moved past it.
@@ -200,17 +201,6 @@ mod tests {
         )
     }
 
-    fn serde_read(json: &str) -> Option<StoredKey> {
-        let payload: CookiePayload<'_> = serde_json::from_str(json).ok()?;
-        Some(StoredKey {
-            key: ApiKey::new(payload.key.into_owned()),
-            user_id: payload.user_id.map(Cow::into_owned),
-            issued_at: payload.issued_at,
-            expires_at: payload.expires_at,
-            app_data: payload.app_data.map(Cow::into_owned),
-        })
-    }
-
     proptest::proptest! {
         /// What the plain reader accepts, serde_json reads the same; what the encoder writes
         /// for a key of the usual characters, the plain reader reads.
@@ -230,7 +220,7 @@ mod tests {
                 app_data,
             };
             let json = encode_stored(&stored);
-            let serde = serde_read(&json).expect("serde reads what serde wrote");
+            let serde = decode_with_serde(&json).expect("serde reads what serde wrote");
             match decode_plain(&json) {
                 Some(plain) => proptest::prop_assert_eq!(fields(&plain), fields(&serde)),
                 None => proptest::prop_assert!(
@@ -244,7 +234,7 @@ mod tests {
         #[test]
         fn the_plain_reader_accepts_nothing_serde_reads_otherwise(json in r#"\{"k":"[a-z\\"]{0,4}"(,"u":"[a-z]{0,3}")?,"t":[0-9.e-]{1,4}(,"x":(null|[0-9]{1,3}))?\}[ ]?"#) {
             if let Some(plain) = decode_plain(&json) {
-                let serde = serde_read(&json);
+                let serde = decode_with_serde(&json);
                 proptest::prop_assert!(serde.is_some(), "{json}");
                 proptest::prop_assert_eq!(fields(&plain), fields(&serde.unwrap()));
             }
