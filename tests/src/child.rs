@@ -6,8 +6,13 @@
 //! * `GET /__stats` answers how many calls reached the key store's database (counted below any
 //!   cache, so a cache hit counts nothing);
 //! * `POST /__revoke-user` revokes every session of the signed-in user with the database
-//!   store's `revoke_user`, the way an app's admin action would.
+//!   store's `revoke_user`, the way an app's admin action would;
+//! * `POST /__passthrough`, outside the layer, sends its body and `Authorization` header to the
+//!   emulator's chat completions and streams the answer back untouched: the least any relay
+//!   does (one more HTTP hop each way, on the same server), the floor the `relay` program
+//!   measures the relay against.
 
+use axum::serve::ListenerExt as _;
 use std::future::Future;
 use std::io::{BufRead as _, BufReader};
 use std::pin::Pin;
@@ -291,8 +296,46 @@ impl<K: KeyStore + Clone> KeyStore for Either<K> {
     }
 }
 
+/// `POST /__passthrough` against the emulator at `base_url` (see the module docs).
+fn passthrough(base_url: &str) -> axum::routing::MethodRouter<example_chat::AppState> {
+    let upstream = format!("{base_url}/api/v1/chat/completions");
+    let http = reqwest::Client::new();
+    post(
+        move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+            let mut request = http.post(&upstream).body(body);
+            for name in [
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+            ] {
+                if let Some(value) = headers.get(&name) {
+                    request = request.header(name, value);
+                }
+            }
+            let answer = request
+                .send()
+                .await
+                .map_err(|error| (axum::http::StatusCode::BAD_GATEWAY, error.to_string()))?;
+            let status = answer.status();
+            let content_type = answer
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .cloned();
+            let mut response =
+                axum::response::Response::new(axum::body::Body::from_stream(answer.bytes_stream()));
+            *response.status_mut() = status;
+            if let Some(content_type) = content_type {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::CONTENT_TYPE, content_type);
+            }
+            Ok::<_, (axum::http::StatusCode, String)>(response)
+        },
+    )
+}
+
 /// The app with `store` behind the layer; `calls` counts what reached the database.
 fn app<K: KeyStore>(
+    base_url: &str,
     config: ModelGatesConfig,
     store: K,
     calls: Arc<AtomicU64>,
@@ -331,11 +374,13 @@ fn app<K: KeyStore>(
         .route("/__stats", get(stats))
         .route("/__revoke-user", post(revoke))
         .layer(ModelGatesAuth::new(config).with_store(store))
+        .route("/__passthrough", passthrough(base_url))
         .with_state(example_chat::AppState::new(example_chat::DEFAULT_MODEL))
 }
 
 /// The app over a database store, counted (its feed too) and cached if asked.
 async fn over_database<K: KeyStore + Clone, F: RevocationFeed>(
+    base_url: &str,
     config: ModelGatesConfig,
     calls: Arc<AtomicU64>,
     store: K,
@@ -345,23 +390,34 @@ async fn over_database<K: KeyStore + Clone, F: RevocationFeed>(
 ) -> Result<Router, StoreError> {
     let feed = feed.map(|feed| Counted::new(feed, &calls));
     let (store, stats) = maybe_cached(Counted::new(store, &calls), feed, cache).await?;
-    Ok(app(config, store, calls, Some(revoke), stats))
+    Ok(app(base_url, config, store, calls, Some(revoke), stats))
 }
 
 /// The app for `args`, with its store connected, counted, and cached if asked.
-async fn build(config: ModelGatesConfig, args: &ServeArgs) -> Result<Router, StoreError> {
+async fn build(
+    base_url: &str,
+    config: ModelGatesConfig,
+    args: &ServeArgs,
+) -> Result<Router, StoreError> {
     let calls = Arc::new(AtomicU64::new(0));
     let cache = args.cached;
     match &args.store {
-        StoreSpec::Cookie => Ok(app(config, CookieStore, calls, None, None)),
-        StoreSpec::Memory => Ok(app(config, MemoryStore::default(), calls, None, None)),
+        StoreSpec::Cookie => Ok(app(base_url, config, CookieStore, calls, None, None)),
+        StoreSpec::Memory => Ok(app(
+            base_url,
+            config,
+            MemoryStore::default(),
+            calls,
+            None,
+            None,
+        )),
         StoreSpec::Sqlite(url) => {
             let store = SqliteStore::connect(url, &config).await?;
             let revoke = revoker(store.clone(), |s: SqliteStore, user| async move {
                 s.revoke_user(&user, None).await
             });
             let no_feed = None::<PostgresRevocations>;
-            over_database(config, calls, store, no_feed, revoke, cache).await
+            over_database(base_url, config, calls, store, no_feed, revoke, cache).await
         }
         StoreSpec::Postgres(url) => {
             let store = PostgresStore::connect(url, &config).await?;
@@ -369,7 +425,7 @@ async fn build(config: ModelGatesConfig, args: &ServeArgs) -> Result<Router, Sto
                 s.revoke_user(&user, None).await
             });
             let feed = Some(store.revocations());
-            over_database(config, calls, store, feed, revoke, cache).await
+            over_database(base_url, config, calls, store, feed, revoke, cache).await
         }
         StoreSpec::Redis(url) => {
             let store = RedisStore::connect(url, &config).await?;
@@ -377,13 +433,13 @@ async fn build(config: ModelGatesConfig, args: &ServeArgs) -> Result<Router, Sto
                 s.revoke_user(&user, None).await
             });
             let feed = Some(store.revocations());
-            over_database(config, calls, store, feed, revoke, cache).await
+            over_database(base_url, config, calls, store, feed, revoke, cache).await
         }
     }
 }
 
-/// The child: example-chat's app plus `/whoami`, `/__stats` and `/__revoke-user`, until stdin
-/// closes.
+/// The child: example-chat's app plus `/whoami`, `/__stats`, `/__revoke-user` and
+/// `/__passthrough`, until stdin closes.
 ///
 /// # Panics
 ///
@@ -398,9 +454,9 @@ pub async fn serve_until_stdin_closes(base_url: String, args: ServeArgs) {
     // The default bounds: they count failed exchanges only, so a load run's sign-ins (all
     // from 127.0.0.1) are never held, and a flood of made-up codes meets them as it would.
     let config = ModelGatesConfig::new(&url, secret)
-        .with_base_url(base_url)
+        .with_base_url(&base_url)
         .with_exchange_limits(ExchangeLimits::default());
-    let app = build(config, &args)
+    let app = build(&base_url, config, &args)
         .await
         .expect("the key store is reachable");
     println!("URL {url}");
@@ -411,6 +467,10 @@ pub async fn serve_until_stdin_closes(base_url: String, args: ServeArgs) {
         while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
     });
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // As example-chat's `main` serves: TCP_NODELAY, so that no event waits for an ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = stdin_closed.await;

@@ -1,5 +1,6 @@
 //! [`EmulatorBuilder`]: how an emulator behaves, and starting it.
 
+use axum::serve::ListenerExt as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,6 +160,11 @@ impl EmulatorBuilder {
         let shared = Arc::new(shared);
         let (stop, stopped) = oneshot::channel::<()>();
         let app = routes::router(shared.clone());
+        // TCP_NODELAY, as a real gateway's server sets it: a streamed chunk is a small write
+        // that Nagle's algorithm would hold for the previous one's (delayed) ACK.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;

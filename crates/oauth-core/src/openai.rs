@@ -48,8 +48,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_openai::config::OpenAIConfig;
-use async_openai::error::OpenAIError;
+use async_openai::error::{OpenAIError, StreamError};
 use async_openai::middleware::HttpRequestFactory;
+use async_openai::types::chat::{ChatCompletionResponseStream, CreateChatCompletionRequest};
+use bytes::Bytes;
+use eventsource_stream::Eventsource as _;
+use futures_util::StreamExt as _;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use zeroize::Zeroizing;
 
 use crate::error::GatewayError;
 use crate::rate_limit::RateLimitHeaders;
@@ -116,6 +122,93 @@ impl ModelGatesClient {
         observe: impl Fn(&Answered) + Send + Sync + 'static,
     ) -> async_openai::Client<OpenAIConfig> {
         self.openai_over(&self.inner.http_stream, key, Some(Arc::new(observe)))
+    }
+
+    /// Starts a streamed chat completion with `key`: the stream
+    /// `self.openai_stream(key).chat().create_stream(request)` returns, read where it is polled.
+    ///
+    /// async-openai reads each stream in a task of its own and hands every chunk over an
+    /// unbounded channel: a task and the channel's blocks per open stream (6 KiB, measured
+    /// with the `relay` program), and chunks piling up in memory when the reader is slower
+    /// than the model. This stream reads the response body itself, so it costs neither, and
+    /// a slow reader slows the connection to ModelGates instead. Everything else is the same: the request
+    /// (`POST {base}/chat/completions` with `stream: true`, the key, the attribution headers,
+    /// the idle timeout), the transport (a refusal read into [`GatewayError`], retried by
+    /// the [`ApiRetries`] rules), and the items: `[DONE]` ends the stream, a `keepalive` event
+    /// is skipped, an event that is not a completion chunk (ModelGates' error chunk) is
+    /// `OpenAIError::JSONDeserialize`, a broken or silent connection is
+    /// `OpenAIError::StreamError` and ends the stream. Dropping the stream closes its
+    /// connection.
+    ///
+    /// # Errors
+    ///
+    /// As `create_stream`: `InvalidArgument` for a request with `stream: false`, a refusal
+    /// ([`gateway_error`] finds it), or the connection's error.
+    pub async fn chat_stream(
+        &self,
+        key: &ApiKey,
+        request: CreateChatCompletionRequest,
+    ) -> Result<ChatCompletionResponseStream, OpenAIError> {
+        self.chat_stream_over(key, request, None).await
+    }
+
+    /// [`Self::chat_stream`], and `observe` hears every answer, as with
+    /// [`Self::openai_observed`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::chat_stream`].
+    pub async fn chat_stream_observed(
+        &self,
+        key: &ApiKey,
+        request: CreateChatCompletionRequest,
+        observe: impl Fn(&Answered) + Send + Sync + 'static,
+    ) -> Result<ChatCompletionResponseStream, OpenAIError> {
+        self.chat_stream_over(key, request, Some(Arc::new(observe)))
+            .await
+    }
+
+    async fn chat_stream_over(
+        &self,
+        key: &ApiKey,
+        mut request: CreateChatCompletionRequest,
+        report: Option<Report>,
+    ) -> Result<ChatCompletionResponseStream, OpenAIError> {
+        if request.stream == Some(false) {
+            return Err(OpenAIError::InvalidArgument(
+                "When stream is false, use Chat::create".into(),
+            ));
+        }
+        request.stream = Some(true);
+        let body = Bytes::from(serde_json::to_vec(&request).map_err(|error| {
+            OpenAIError::InvalidArgument(format!("failed to serialize request: {error}"))
+        })?);
+        let bearer = Zeroizing::new(format!("Bearer {}", key.expose_secret()));
+        let mut authorization = HeaderValue::from_str(&bearer).map_err(|_| {
+            OpenAIError::InvalidArgument("the key is not a valid header value".into())
+        })?;
+        authorization.set_sensitive(true);
+        let http = self.inner.http_stream.clone();
+        let url = format!("{}/chat/completions", self.inner.api_base);
+        let requests = {
+            let http = http.clone();
+            HttpRequestFactory::new(move || {
+                let built = http
+                    .post(&url)
+                    .header(AUTHORIZATION, authorization.clone())
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+                    .build();
+                async move { built.map_err(OpenAIError::Reqwest) }
+            })
+        };
+        let transport = Transport {
+            http,
+            retries: self.inner.api_retries,
+            report,
+        };
+        let response = send(transport, requests).await?;
+        Ok(completion_chunks(response))
     }
 
     fn openai_over(
@@ -231,6 +324,36 @@ async fn send(
         tokio::time::sleep(wait).await;
         retried += 1;
     }
+}
+
+/// The completion chunks of a streamed answer, read as async-openai's stream reads them
+/// (see [`ModelGatesClient::chat_stream`]); nothing follows a broken connection.
+fn completion_chunks(response: reqwest::Response) -> ChatCompletionResponseStream {
+    let events = response
+        .bytes_stream()
+        .map(|chunk| chunk.map_err(std::io::Error::other))
+        .eventsource();
+    Box::pin(futures_util::stream::unfold(
+        Some(Box::pin(events)),
+        |events| async move {
+            let mut events = events?;
+            loop {
+                match events.next().await? {
+                    Err(error) => {
+                        let error = StreamError::EventStream(error.to_string());
+                        return Some((Err(OpenAIError::StreamError(Box::new(error))), None));
+                    }
+                    Ok(event) if event.data == "[DONE]" => return None,
+                    Ok(event) if event.event == "keepalive" => {}
+                    Ok(event) => {
+                        let chunk = serde_json::from_str(&event.data)
+                            .map_err(|error| OpenAIError::JSONDeserialize(error, event.data));
+                        return Some((chunk, Some(events)));
+                    }
+                }
+            }
+        },
+    ))
 }
 
 /// A non-success answer read into ModelGates' error, at most [`MAX_ERROR_BODY`] of its body.

@@ -6,6 +6,7 @@
 //! key with the `ModelGatesKey` extractor and stream replies with `key.stream_chat(…)`, see
 //! `handlers.rs`), a same-origin guard on them, and the ModelGates layer in front of it all.
 
+use axum::serve::ListenerExt as _;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use axum::Router;
@@ -88,6 +89,14 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     // The client's address reaches the layer, which bounds sign-ins per client by it.
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let grace = settings.shutdown_grace;
+    // Each server-sent event is a small write: without TCP_NODELAY, Nagle's algorithm holds
+    // it until the client acknowledges the one before, which a delayed ACK puts off by up to
+    // 40 ms on a kept-alive connection.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             stop_requested().await;

@@ -284,6 +284,8 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        // Small writes go out at once (no Nagle wait for the ACK of the one before).
+        let _ = stream.set_nodelay(true);
         let app = app.clone();
         let service = hyper::service::service_fn(move |request| {
             let app = app.clone();

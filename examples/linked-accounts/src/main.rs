@@ -2,6 +2,7 @@
 //! ModelGates to them, on the embedded emulator unless `MODELGATES_BASE_URL` is set. The crate
 //! documentation lists the routes and every variable.
 
+use axum::serve::ListenerExt as _;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use example_linked_accounts::Options;
@@ -44,6 +45,14 @@ async fn run(settings: Settings) -> Result<(), Error> {
     let service = app
         .router
         .into_make_service_with_connect_info::<SocketAddr>();
+    // Each server-sent event is a small write: without TCP_NODELAY, Nagle's algorithm holds
+    // it until the client acknowledges the one before, which a delayed ACK puts off by up to
+    // 40 ms on a kept-alive connection.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, service)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

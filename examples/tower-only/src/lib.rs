@@ -51,6 +51,8 @@ pub async fn serve(listener: TcpListener, layer: ModelGatesAuth) {
         let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
+        // Small writes go out at once (no Nagle wait for the ACK of the one before).
+        let _ = stream.set_nodelay(true);
         let service = ServiceBuilder::new()
             .map_request(move |mut request: Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));

@@ -8,7 +8,11 @@
 //! The app runs in a child process (so its memory is measured alone); the emulator and the
 //! client run in this one. "First token" is the first chunk carrying text: a `content` delta
 //! straight from the emulator, a `delta` event through the app. Each request is a fresh
-//! completion; connections are pooled, as a browser's would be.
+//! completion, read to its end; connections are pooled, as a browser's would be.
+//!
+//! A third path measures the floor: the same completion through the app's `/__passthrough`,
+//! which forwards the request and streams the answer back untouched (no layer, no parsing, no
+//! re-encoding): what one more HTTP hop costs on this machine, which no relay goes below.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -62,6 +66,18 @@ async fn first(
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     Ok((started.elapsed(), response))
+}
+
+/// The time to the first token of `response` (see [`first`]); the rest is read to its end, as
+/// a browser reads a reply, so that no path leaves a broken connection behind for the next.
+async fn timed(
+    response: reqwest::Response,
+    marker: &str,
+    started: Instant,
+) -> Result<Duration, String> {
+    let (elapsed, mut response) = first(response, marker, started).await?;
+    while response.chunk().await.map_err(|e| e.to_string())?.is_some() {}
+    Ok(elapsed)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -131,38 +147,52 @@ async fn measure(requests: usize, streams: usize, server: &ServeArgs) -> Result<
     let http = signed_in(&server.url, &emulator).await?;
     let key = emulator.issued_keys().pop().ok_or("no key issued")?.key;
 
-    let direct = || {
-        http.post(format!("{}/api/v1/chat/completions", emulator.base_url()))
-            .bearer_auth(&key)
-            .json(&serde_json::json!({
-                "model": "openai/gpt-5.2",
-                "stream": true,
-                "messages": [{"role": "user", "content": "time to first token"}]
-            }))
+    let completion = |url: String| {
+        http.post(url).bearer_auth(&key).json(&serde_json::json!({
+            "model": "openai/gpt-5.2",
+            "stream": true,
+            "messages": [{"role": "user", "content": "time to first token"}]
+        }))
     };
+    let direct = || completion(format!("{}/api/v1/chat/completions", emulator.base_url()));
+    let passthrough = || completion(format!("{}/__passthrough", server.url));
 
-    let (mut direct_samples, mut relayed_samples) = (Vec::new(), Vec::new());
-    // Interleaved, so both paths see the same machine; the first 20 of each warm up.
+    let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+    // Interleaved, so all paths see the same machine; the first 20 of each warm up.
     for round in 0..requests + 20 {
         let started = Instant::now();
         let response = direct().send().await.map_err(|e| e.to_string())?;
-        let (elapsed, _) = first(response, "\"content\"", started).await?;
+        let direct_elapsed = timed(response, "\"content\"", started).await?;
+        let started = Instant::now();
+        let response = passthrough().send().await.map_err(|e| e.to_string())?;
+        let passed_elapsed = timed(response, "\"content\"", started).await?;
         let started = Instant::now();
         let response = relayed(&http, &server.url)
             .send()
             .await
             .map_err(|e| e.to_string())?;
-        let (relay_elapsed, _) = first(response, "\"delta\"", started).await?;
+        let relay_elapsed = timed(response, "\"delta\"", started).await?;
         if round >= 20 {
-            direct_samples.push(elapsed);
-            relayed_samples.push(relay_elapsed);
+            for (kept, elapsed) in
+                samples
+                    .iter_mut()
+                    .zip([direct_elapsed, passed_elapsed, relay_elapsed])
+            {
+                kept.push(elapsed);
+            }
         }
     }
+    let [direct_samples, passed_samples, relayed_samples] = samples;
     let direct_p50 = report("direct", direct_samples);
+    let passed_p50 = report("passed", passed_samples);
     let relayed_p50 = report("relayed", relayed_samples);
+    let over = |p50: Duration, base: Duration| (p50.as_secs_f64() - base.as_secs_f64()) * 1e3;
     println!(
-        "relay adds {:.3} ms at p50",
-        (relayed_p50.as_secs_f64() - direct_p50.as_secs_f64()) * 1e3
+        "relay adds {:.3} ms at p50; a bare pass-through (the floor) adds {:.3} ms; the relay's own \
+         part: {:.3} ms",
+        over(relayed_p50, direct_p50),
+        over(passed_p50, direct_p50),
+        over(relayed_p50, passed_p50),
     );
 
     // Memory: hold `streams` relayed streams open (the emulator stalls each after its first

@@ -368,7 +368,11 @@ impl ModelGatesKey {
         let span = crate::sse::stream_span(&request.model);
         let started_stream = async {
             let slot = self.stream_slot()?;
-            let upstream = self.openai_stream().chat().create_stream(request).await?;
+            let upstream = self
+                .0
+                .client
+                .chat_stream_observed(&self.0.key, request, self.observer())
+                .await?;
             Ok((slot, upstream))
         }
         .instrument(span.clone())

@@ -258,3 +258,107 @@ async fn the_emulators_rate_limit_and_own_endpoints_answer_typed() {
         Err(RequestError::InsufficientCredits { .. })
     ));
 }
+
+/// Every item of a stream, errors included, until it ends.
+async fn drained(
+    mut stream: modelgates_oauth_core::async_openai::types::chat::ChatCompletionResponseStream,
+) -> Vec<Result<String, modelgates_oauth_core::async_openai::error::OpenAIError>> {
+    let mut items = Vec::new();
+    while let Some(item) = stream.next().await {
+        items.push(item.map(|chunk| {
+            chunk
+                .choices
+                .iter()
+                .map(|choice| choice.delta.content.clone().unwrap_or_default())
+                .collect()
+        }));
+    }
+    items
+}
+
+#[tokio::test]
+async fn chat_stream_reads_what_async_openais_stream_reads() {
+    let emu = Emulator::start_auto_approve().await.unwrap();
+    let client = client(&emu, ApiRetries::default());
+    let (key, user) = sign_in(&emu, &client, &KeyRequest::default()).await;
+
+    // The same chunks, in order, and the observer hears the answer.
+    let statuses = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let heard = statuses.clone();
+    let ours = client
+        .chat_stream_observed(&key, hello(true), move |answered| {
+            heard.lock().unwrap().push(answered.status);
+        })
+        .await
+        .unwrap();
+    let ours = drained(ours).await;
+    let theirs = client
+        .openai_stream(&key)
+        .chat()
+        .create_stream(hello(true))
+        .await
+        .unwrap();
+    let theirs = drained(theirs).await;
+    let texts = |items: &[Result<String, _>]| -> Vec<String> {
+        items
+            .iter()
+            .map(|item| item.as_ref().unwrap().clone())
+            .collect()
+    };
+    assert!(ours.len() > 1, "{ours:?}");
+    assert_eq!(texts(&ours), texts(&theirs));
+    assert_eq!(*statuses.lock().unwrap(), [200]);
+
+    // `stream: false` is refused before anything is sent, as by `create_stream`.
+    let calls = emu.chat_count();
+    let error = client.chat_stream(&key, hello(false)).await.err().unwrap();
+    assert!(matches!(
+        error,
+        modelgates_oauth_core::async_openai::error::OpenAIError::InvalidArgument(_)
+    ));
+    assert_eq!(emu.chat_count(), calls);
+
+    // Refused before the first chunk: no stream, the refusal typed.
+    emu.set_credits(&user, 0.0);
+    let refused = client.chat_stream(&key, hello(true)).await.err().unwrap();
+    assert!(matches!(
+        openai::request_error(&refused),
+        Some(RequestError::InsufficientCredits { .. })
+    ));
+    emu.set_credits(&user, 10.0);
+
+    // The gateway's error chunk midway: typed, as async-openai's stream types it.
+    emu.inject_once(Endpoint::Chat, Fault::StreamFailsMidway(402));
+    let items = drained(client.chat_stream(&key, hello(true)).await.unwrap()).await;
+    let failure = items
+        .iter()
+        .find_map(|item| item.as_ref().err())
+        .expect("the stream failed");
+    assert_eq!(openai::gateway_error(failure).unwrap().status, 402);
+
+    // A connection that breaks before the answer: the transport's error.
+    emu.inject_once(Endpoint::Chat, Fault::DropConnection);
+    let broken = client.chat_stream(&key, hello(true)).await.err().unwrap();
+    assert!(matches!(
+        openai::request_error(&broken),
+        Some(RequestError::Transport(_))
+    ));
+
+    // A stream that goes silent past the idle timeout: one stream error, then the end.
+    let impatient = ModelGatesClient::builder()
+        .base_url(emu.base_url())
+        .stream_idle_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    emu.inject_once(Endpoint::Chat, Fault::StallStream);
+    let items = drained(impatient.chat_stream(&key, hello(true)).await.unwrap()).await;
+    let (last, before) = items.split_last().expect("an item");
+    assert!(before.iter().all(Result::is_ok), "{items:?}");
+    assert!(
+        matches!(
+            last,
+            Err(modelgates_oauth_core::async_openai::error::OpenAIError::StreamError(_))
+        ),
+        "{last:?}"
+    );
+}
