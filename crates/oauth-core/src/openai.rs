@@ -13,6 +13,9 @@
 //!
 //! The two differ only in their timeouts: `openai()` bounds each call's total time (10 minutes
 //! by default), `openai_stream()` bounds the silence between chunks (60 s) and not the total.
+//! [`ModelGatesClient::chat_stream`] streams a chat completion as `openai_stream()` does,
+//! read by whoever polls it instead of a task of async-openai's (what the SSE relay of
+//! `modelgates-axum` uses).
 //!
 //! Errors are ModelGates' own: a call ModelGates refuses fails with its [`GatewayError`] (status,
 //! message, `Retry-After`) inside `OpenAIError::Boxed`, whatever the shape of its error body
@@ -131,14 +134,15 @@ impl ModelGatesClient {
     /// unbounded channel: a task and the channel's blocks per open stream (6 KiB, measured
     /// with the `relay` program), and chunks piling up in memory when the reader is slower
     /// than the model. This stream reads the response body itself, so it costs neither, and
-    /// a slow reader slows the connection to ModelGates instead. Everything else is the same: the request
-    /// (`POST {base}/chat/completions` with `stream: true`, the key, the attribution headers,
-    /// the idle timeout), the transport (a refusal read into [`GatewayError`], retried by
-    /// the [`ApiRetries`] rules), and the items: `[DONE]` ends the stream, a `keepalive` event
-    /// is skipped, an event that is not a completion chunk (ModelGates' error chunk) is
-    /// `OpenAIError::JSONDeserialize`, a broken or silent connection is
-    /// `OpenAIError::StreamError` and ends the stream. Dropping the stream closes its
-    /// connection.
+    /// a slow reader slows the connection to ModelGates instead.
+    ///
+    /// Everything else is the same: the request (`POST {base}/chat/completions` with
+    /// `stream: true`, the key, the attribution headers, the idle timeout), the transport (a
+    /// refusal read into [`GatewayError`], retried by the [`ApiRetries`] rules), and the
+    /// items: `[DONE]` ends the stream, a `keepalive` event is skipped, an event that is not a
+    /// completion chunk (ModelGates' error chunk) is `OpenAIError::JSONDeserialize`, a broken
+    /// or silent connection is `OpenAIError::StreamError` and ends the stream. Dropping the
+    /// stream closes its connection.
     ///
     /// # Errors
     ///
