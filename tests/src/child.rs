@@ -12,7 +12,6 @@
 //!   does (one more HTTP hop each way, on the same server), the floor the `relay` program
 //!   measures the relay against.
 
-use axum::serve::ListenerExt as _;
 use std::future::Future;
 use std::io::{BufRead as _, BufReader};
 use std::pin::Pin;
@@ -24,6 +23,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use modelgates_axum::config::ExchangeLimits;
 use modelgates_axum::store::{
     CacheStats, CachingStore, CookieStore, FlowSpend, KeyStore, MemoryStore, RevocationFeed,

@@ -1,10 +1,10 @@
 //! [`EmulatorBuilder`]: how an emulator behaves, and starting it.
 
-use axum::serve::ListenerExt as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 

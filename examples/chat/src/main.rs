@@ -6,10 +6,10 @@
 //! key with the `ModelGatesKey` extractor and stream replies with `key.stream_chat(…)`, see
 //! `handlers.rs`), a same-origin guard on them, and the ModelGates layer in front of it all.
 
-use axum::serve::ListenerExt as _;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use example_chat::observability::{bind_metrics, health_routes, install_prometheus, serve_metrics};
 use example_chat::stores::Store;
 use example_chat::{AppState, Settings, routes};

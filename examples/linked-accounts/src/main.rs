@@ -2,9 +2,9 @@
 //! ModelGates to them, on the embedded emulator unless `MODELGATES_BASE_URL` is set. The crate
 //! documentation lists the routes and every variable.
 
-use axum::serve::ListenerExt as _;
 use std::net::{Ipv4Addr, SocketAddr};
 
+use axum::serve::ListenerExt as _;
 use example_linked_accounts::Options;
 use example_linked_accounts::settings::Settings;
 use modelgates_emulator::Emulator;
