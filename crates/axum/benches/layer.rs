@@ -250,6 +250,23 @@ fn benches(c: &mut Criterion) {
                 .unwrap()
         });
     });
+    // The floor of any layer with shared state: a pass-through that holds an `Arc`, cloned
+    // per request as axum clones a route's service (and as the layer's own bench below is).
+    let shared = std::sync::Arc::new(());
+    let pass_through = tower::util::MapRequestLayer::new(move |request: Request<Body>| {
+        let _shared = &shared;
+        request
+    });
+    let passed = tower_layer::Layer::layer(&pass_through, answer);
+    group.bench_function("shared_state_pass_through_around_it", |b| {
+        b.iter(|| {
+            passed
+                .clone()
+                .oneshot(get_request("/", None))
+                .now_or_never()
+                .unwrap()
+        });
+    });
     group.bench_function("modelgates_auth_around_it", |b| {
         b.iter(|| {
             guarded

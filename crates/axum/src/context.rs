@@ -31,10 +31,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use axum::extract::OriginalUri;
-use http::{Request, Uri};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Request, Uri};
 use tower_service::Service;
 
 use crate::linked::Mode;
+use crate::response::{is_reading, prefers_html};
 
 /// What a signed-out request's rejection needs of the layer that saw it: the login route as
 /// the outermost router reaches it, the app's public origin (to recognise its own pages in a
@@ -161,6 +163,7 @@ impl RequestContext {
 
 /// The prefix a nesting router stripped from `request`; `None` on the outermost router (or
 /// outside axum).
+#[inline]
 pub(crate) fn mount_of<B>(request: &Request<B>) -> Option<String> {
     let OriginalUri(original) = request.extensions().get::<OriginalUri>()?;
     let (full, seen) = (original.path(), request.uri().path());
@@ -182,6 +185,64 @@ pub(crate) fn root_of<B>(request: &Request<B>) -> String {
 /// The root of a router nested at `prefix` (empty on the outermost router: `/`).
 pub(crate) fn root(prefix: &str) -> &str {
     if prefix.is_empty() { "/" } else { prefix }
+}
+
+/// What the layer keeps of a signed-in request to act on its response: flags and cheap
+/// clones, so that the work of a sign-out is done only when one happens.
+pub(crate) struct RequestSummary {
+    /// The client prefers HTML: a browser (the crate's one negotiation rule).
+    pub(crate) wants_page: bool,
+    /// Where a browser signed out on the way out comes back to after signing in again.
+    pub(crate) back: Back,
+    /// The prefix a nesting router stripped before the layer saw the request.
+    pub(crate) mount: String,
+}
+
+/// Where a browser comes back to (see [`ComingBack`](crate::extract::ComingBack)), kept past
+/// the request.
+pub(crate) enum Back {
+    /// A `GET` or `HEAD`: the page itself (the original path and query); `None` for a client
+    /// that is not a browser, which is not sent anywhere.
+    Navigation(Option<PathAndQuery>),
+    /// A browser's form post: its `Referer`.
+    FormPost(Option<HeaderValue>),
+}
+
+impl RequestSummary {
+    /// The summary of `request`, which reached the layer under `mount` (empty on top).
+    pub(crate) fn of<B>(request: &http::Request<B>, mount: String) -> Self {
+        let headers = request.headers();
+        let wants_page = prefers_html(headers);
+        let back = match (wants_page, is_reading(request.method())) {
+            (false, _) => Back::Navigation(None),
+            (true, true) => Back::Navigation(
+                original_uri(request.uri(), request.extensions())
+                    .path_and_query()
+                    .cloned(),
+            ),
+            (true, false) => Back::FormPost(headers.get(http::header::REFERER).cloned()),
+        };
+        Self {
+            wants_page,
+            back,
+            mount,
+        }
+    }
+
+    /// The summary for a key loaded outside any request (a background job's): not a
+    /// browser, nowhere to come back to, on the outermost router.
+    pub(crate) fn no_request() -> Self {
+        Self {
+            wants_page: false,
+            back: Back::Navigation(None),
+            mount: String::new(),
+        }
+    }
+
+    /// The answer is a page: the client prefers HTML (the crate's one negotiation rule).
+    pub(crate) fn wants_page(&self) -> bool {
+        self.wants_page
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use cookie::{Cookie, CookieJar, Key, SameSite};
 use hmac::{Hmac, Mac};
-use http::header::COOKIE;
+use http::header::{COOKIE, GetAll};
 use http::{HeaderMap, HeaderValue};
 use zeroize::Zeroize as _;
 
@@ -41,9 +41,13 @@ const SESSION_PURPOSE: &str = "sid1.";
 /// or copied until a name matches, and the separators are found with `memchr`, so a long
 /// cookie costs little to step over.
 fn raw_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
-    headers
-        .get_all(COOKIE)
-        .iter()
+    pairs_in(headers.get_all(COOKIE))
+}
+
+/// The `name=value` pairs of these `Cookie` header values, as [`raw_pairs`] splits them.
+fn pairs_in(cookies: GetAll<'_, HeaderValue>) -> impl Iterator<Item = (&[u8], &[u8])> {
+    cookies
+        .into_iter()
         .flat_map(|value| {
             let mut rest = Some(value.as_bytes());
             std::iter::from_fn(move || {
@@ -62,12 +66,15 @@ fn raw_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
         })
 }
 
-/// The values of the cookies named `name` in `headers`, as bytes, at most
+/// The values of the cookies named `name` in these `Cookie` header values, as bytes, at most
 /// [`MAX_CANDIDATES`] of them (the key cookie's values go to base64 as they are). A browser
 /// may send several cookies of one name (set on different paths or by a subdomain); the first
 /// that authenticates wins, the rest are ignored.
-fn raw_values_named<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h [u8]> {
-    raw_pairs(headers)
+fn raw_values_named<'h>(
+    cookies: GetAll<'h, HeaderValue>,
+    name: &'h str,
+) -> impl Iterator<Item = &'h [u8]> {
+    pairs_in(cookies)
         .filter(move |(pair_name, _)| *pair_name == name.as_bytes())
         .map(|(_, value)| value)
         .take(MAX_CANDIDATES)
@@ -250,14 +257,31 @@ impl KeyCookie {
 
     /// As [`Self::open`], telling an absent cookie from a refused one, in one scan of the
     /// headers.
+    #[inline]
     pub(crate) fn read(
         &self,
         headers: &HeaderMap,
         protection: TokenProtection,
     ) -> Result<Opened<SessionToken>, Unopened> {
+        let cookies = headers.get_all(COOKIE);
+        if cookies.iter().next().is_none() {
+            // Most signed-out requests: no `Cookie` header, nothing more to look at (and no
+            // call into the cryptography's large frame).
+            return Err(Unopened::Absent);
+        }
+        self.read_cookies(cookies, protection)
+    }
+
+    /// [`Self::read`] once the request has `Cookie` headers.
+    #[inline(never)]
+    fn read_cookies(
+        &self,
+        cookies: GetAll<'_, HeaderValue>,
+        protection: TokenProtection,
+    ) -> Result<Opened<SessionToken>, Unopened> {
         match protection {
-            TokenProtection::Encrypted => self.open_private(headers),
-            TokenProtection::Signed => self.open_signed(headers),
+            TokenProtection::Encrypted => self.open_private(cookies),
+            TokenProtection::Signed => self.open_signed(cookies),
         }
     }
 
@@ -269,11 +293,11 @@ impl KeyCookie {
     /// Opens our cookie with the first key that authenticates it, newest first.
     fn open_with(
         &self,
-        headers: &HeaderMap,
+        cookies: GetAll<'_, HeaderValue>,
         unseal: impl Fn(usize, &[u8]) -> Option<SessionToken>,
     ) -> Result<Opened<SessionToken>, Unopened> {
         let mut present = false;
-        let opened = raw_values_named(headers, &self.spec.name)
+        let opened = raw_values_named(cookies, &self.spec.name)
             .inspect(|_| present = true)
             .filter(|value| value.len() <= MAX_COOKIE_VALUE)
             .find_map(|value| {
@@ -291,8 +315,11 @@ impl KeyCookie {
         }
     }
 
-    fn open_signed(&self, headers: &HeaderMap) -> Result<Opened<SessionToken>, Unopened> {
-        self.open_with(headers, |index, value| {
+    fn open_signed(
+        &self,
+        cookies: GetAll<'_, HeaderValue>,
+    ) -> Result<Opened<SessionToken>, Unopened> {
+        self.open_with(cookies, |index, value| {
             let (digest, signed) = value.split_at_checked(BASE64_DIGEST_LEN)?;
             let mut decoded = [0u8; BASE64_DIGEST_LEN];
             let length = STANDARD.decode_slice(digest, &mut decoded).ok()?;
@@ -310,9 +337,12 @@ impl KeyCookie {
     /// with the ciphers expanded at startup and in place, in a stack buffer: the same AES-256-GCM
     /// check, without a key schedule and four copies per request, and one heap allocation, the
     /// token's own. Only the decrypted part ever holds plaintext, and it is wiped.
-    fn open_private(&self, headers: &HeaderMap) -> Result<Opened<SessionToken>, Unopened> {
+    fn open_private(
+        &self,
+        cookies: GetAll<'_, HeaderValue>,
+    ) -> Result<Opened<SessionToken>, Unopened> {
         let name = self.spec.name.as_bytes();
-        self.open_with(headers, |index, value| {
+        self.open_with(cookies, |index, value| {
             // Nonce, ciphertext and tag: nothing secret until decrypted in place.
             with_decoded(&base64_simd::STANDARD, value, |data| {
                 if data.len() < NONCE_LEN + TAG_LEN {

@@ -271,10 +271,12 @@ fn at_most_a_few_cookies_of_one_name_are_tried() {
     let mut h = HeaderMap::new();
     h.insert(COOKIE, HeaderValue::from_str(&header).unwrap());
     let tries = std::cell::Cell::new(0);
-    let opened = codec.key.open_with(&h, |_, _| {
-        tries.set(tries.get() + 1);
-        None
-    });
+    let opened = codec
+        .key
+        .open_with(h.get_all(http::header::COOKIE), |_, _| {
+            tries.set(tries.get() + 1);
+            None
+        });
     assert_eq!(opened.unwrap_err(), Unopened::Refused);
     assert_eq!(
         tries.get(),

@@ -21,7 +21,7 @@ use http::uri::PathAndQuery;
 use modelgates_oauth_core::api::{KeyInfo, ModelInfo, RateLimitHeaders};
 use modelgates_oauth_core::{ApiKey, ModelGatesClient, RequestError};
 
-use crate::context::{SignInRoute, original_uri, signed_out_layer};
+use crate::context::{RequestSummary, SignInRoute, original_uri, signed_out_layer};
 use crate::flow::is_safe_return_to;
 #[cfg(feature = "openai")]
 use crate::observe::Outcome;
@@ -77,6 +77,10 @@ struct KeyInner {
     rate_limits: Mutex<Option<RateLimitHeaders>>,
     /// A linked account's: the app user, and what unlinks the key once ModelGates rejects it.
     link: Option<Link>,
+    /// What the layer saw of the request this key was loaded for, to act on its response (a
+    /// sign-out's redirect, an error page): kept in the key's one allocation so that the
+    /// layer's response future, which every request moves, stays small.
+    seen: RequestSummary,
 }
 
 /// The app user a key is linked to, and what unlinks it when ModelGates rejects the key.
@@ -116,6 +120,7 @@ impl ModelGatesKey {
         store: Arc<dyn ErasedStore>,
         streams: Arc<StreamSlots>,
         link: Option<Link>,
+        seen: RequestSummary,
     ) -> Self {
         Self(Arc::new(KeyInner {
             key: stored.key,
@@ -127,7 +132,13 @@ impl ModelGatesKey {
             streams,
             rate_limits: Mutex::new(None),
             link,
+            seen,
         }))
+    }
+
+    /// What the layer saw of the request this key was loaded for.
+    pub(crate) fn seen(&self) -> &RequestSummary {
+        &self.0.seen
     }
 
     /// The app's user this key is linked to, in linked-account mode

@@ -76,6 +76,7 @@ pub(crate) struct Paths {
 
 impl Paths {
     /// The layer's own route at `path`, if any.
+    #[inline]
     pub(crate) fn route(&self, path: &str) -> Option<Route> {
         if path == &*self.login {
             Some(Route::Login)

@@ -11,7 +11,7 @@ use modelgates_oauth_core::Url;
 use tower_layer::Layer;
 
 use crate::config::{ConfigError, ModelGatesConfig};
-use crate::context::root_of;
+use crate::context::{RequestSummary, root_of};
 use crate::extract::ModelGatesKey;
 use crate::extract::login_url;
 use crate::linked::{LinkedAccounts, Mode};
@@ -226,6 +226,7 @@ impl<K: KeyStore> ModelGatesAuth<K> {
             token,
             lookup,
             Ok(loaded),
+            RequestSummary::no_request(),
         );
         Ok(concluded.key)
     }

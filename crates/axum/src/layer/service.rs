@@ -13,10 +13,8 @@ use tower_service::Service;
 
 use super::future::{ResponseFuture, WayOut};
 use super::resolved::Resolved;
-use super::signed_in::{
-    self, Authenticated, Lookup, Opening, RequestSummary, SignOutPlan, Unlink, conclude,
-};
-use crate::context::{RequestContext, call_signed_out, mount_of};
+use super::signed_in::{self, Authenticated, Lookup, Opening, SignOutPlan, Unlink, conclude};
+use crate::context::{RequestContext, RequestSummary, call_signed_out, mount_of};
 use crate::extract::AuthContext;
 use crate::flow::{self, AuthError};
 use crate::response::prefers_html;
@@ -29,18 +27,16 @@ fn annotate<B>(
     state: &Arc<Resolved>,
     request: &mut Request<B>,
     authenticated: Authenticated,
-    mount: Option<String>,
+    mount: String,
 ) -> WayOut {
     let Authenticated {
         key,
         set_cookie,
         store_unavailable,
     } = authenticated;
-    let mount = mount.unwrap_or_default();
     let sign_out = key.clone().map(|key| SignOutPlan {
         state: state.clone(),
         key,
-        request: RequestSummary::of(request, mount.clone()),
     });
     request.extensions_mut().insert(AuthContext {
         key,
@@ -116,7 +112,7 @@ impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
     /// reached the layer under `mount`: on the outermost router at the cost of a thread-local
     /// scope, with no extension and no allocation; nested, with an extension that says where
     /// the layer sits.
-    #[inline]
+    #[inline(always)]
     fn signed_out<ReqBody>(
         &mut self,
         mut request: Request<ReqBody>,
@@ -135,7 +131,9 @@ impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
             return ResponseFuture::inner(self.inner.call(request));
         }
         // An outer layer's word does not speak for this one.
-        request.extensions_mut().remove::<AuthContext>();
+        if !request.extensions().is_empty() {
+            request.extensions_mut().remove::<AuthContext>();
+        }
         ResponseFuture::signed_out(call_signed_out(
             self.shared.state.sign_in,
             &mut self.inner,
@@ -148,7 +146,7 @@ impl<S, K: KeyStore> ModelGatesAuthService<S, K> {
         &mut self,
         mut request: Request<ReqBody>,
         authenticated: Authenticated,
-        mount: Option<String>,
+        mount: String,
     ) -> ResponseFuture<S::Future, S::Error>
     where
         S: Service<Request<ReqBody>>,
@@ -218,12 +216,14 @@ where
                     needs_reissue,
                 } => (token, Lookup::Cookie { needs_reissue }),
                 Opening::Refused(signed_out) => {
-                    return self.call_now(request, signed_out, mount);
+                    return self.call_now(request, signed_out, mount.unwrap_or_default());
                 }
             }
         };
         // A store that answers at once (the cookie, in memory, a cache hit): no boxing.
         if let Some(loaded) = self.shared.store.load_now(&token) {
+            let mount = mount.unwrap_or_default();
+            let seen = RequestSummary::of(&request, mount.clone());
             let authenticated = conclude::<K>(
                 &self.shared.state,
                 &self.shared.store,
@@ -231,6 +231,7 @@ where
                 token,
                 lookup,
                 loaded,
+                seen,
             );
             return self.call_now(request, authenticated, mount);
         }
@@ -245,8 +246,10 @@ where
                 store,
                 unlink,
             } = &*shared;
+            let mount = mount.unwrap_or_default();
+            let seen = RequestSummary::of(&request, mount.clone());
             let loaded = store.load(&token).await;
-            let authenticated = conclude::<K>(state, store, unlink, token, lookup, loaded);
+            let authenticated = conclude::<K>(state, store, unlink, token, lookup, loaded, seen);
             let way_out = annotate(state, &mut request, authenticated, mount);
             ResponseFuture::signed_in(inner.call(request), way_out).await
         })

@@ -12,13 +12,13 @@ use http::{HeaderMap, HeaderValue, Response};
 
 use super::resolved::Resolved;
 use crate::api_error::ApiProblem;
-use crate::context::original_uri;
+use crate::context::{Back, RequestSummary};
 use crate::cookies::Unopened;
 use crate::extract::{ComingBack, Link, ModelGatesKey, login_coming_back};
 use crate::flow::{AuthError, SignOutReason};
 use crate::linked::Mode;
 use crate::observe::SessionEnd;
-use crate::response::{is_reading, no_store, prefers_html, see_other, set_cookie};
+use crate::response::{no_store, see_other, set_cookie};
 use crate::store::{ErasedStore, KeyStore, SessionToken, StoreError, StoredKey};
 use modelgates_oauth_core::__private::unix_now;
 
@@ -36,9 +36,9 @@ pub(crate) struct Authenticated {
 /// or to show a browser an [`ApiError`](crate::ApiError) as a page.
 pub(crate) struct SignOutPlan {
     pub(crate) state: Arc<Resolved>,
-    /// The request's key, whose session a sign-out ends.
+    /// The request's key, whose session a sign-out ends; it keeps what the layer saw of the
+    /// request ([`ModelGatesKey::seen`]), so that the response future stays small.
     pub(crate) key: ModelGatesKey,
-    pub(crate) request: RequestSummary,
 }
 
 /// Who asked for a sign-out on the way out of a response.
@@ -62,7 +62,7 @@ impl SignOutPlan {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let request = &self.request;
+        let request = self.key.seen();
         let key = &self.key;
         let reason = match asked {
             SignOutAsked::KeyRejected => SignOutReason::KeyRejected,
@@ -108,7 +108,7 @@ impl SignOutPlan {
     fn sign_out_failed(&self, error: crate::store::StoreError) -> Response<Body> {
         let flow = &self.state.flow;
         let mut response = AuthError::SignOutFailed(error).render(
-            self.request.wants_page(),
+            self.key.seen().wants_page(),
             &flow.links(self.mount()),
             flow.error_page.as_ref(),
         );
@@ -118,14 +118,14 @@ impl SignOutPlan {
 
     /// The prefix of the router the layer sits in, as this request reached it.
     fn mount(&self) -> &str {
-        &self.request.mount
+        &self.key.seen().mount
     }
 
     /// The login route a browser is sent to, coming back to the page it navigated to, or to
     /// the page its form was on.
     fn login_coming_back(&self) -> String {
         let sign_in = &self.state.sign_in;
-        let back = match &self.request.back {
+        let back = match &self.key.seen().back {
             Back::Navigation(path_and_query) => {
                 ComingBack::Navigation(path_and_query.as_ref().map_or("/", PathAndQuery::as_str))
             }
@@ -149,7 +149,7 @@ impl SignOutPlan {
         let api = response
             .extensions()
             .get::<ApiProblem>()
-            .filter(|_| self.request.wants_page())
+            .filter(|_| self.key.seen().wants_page())
             .cloned();
         let Some(api) = api else {
             return response.map(Body::new);
@@ -167,53 +167,6 @@ impl SignOutPlan {
         parts.headers.remove(http::header::X_CONTENT_TYPE_OPTIONS);
         parts.headers.extend(page.headers);
         Response::from_parts(parts, body)
-    }
-}
-
-/// What the layer keeps of a signed-in request to act on its response: flags and cheap
-/// clones, so that the work of a sign-out is done only when one happens.
-pub(crate) struct RequestSummary {
-    /// The client prefers HTML: a browser (the crate's one negotiation rule).
-    wants_page: bool,
-    /// Where a browser signed out on the way out comes back to after signing in again.
-    back: Back,
-    /// The prefix a nesting router stripped before the layer saw the request.
-    mount: String,
-}
-
-/// Where a browser comes back to (see [`ComingBack`]), kept past the request.
-enum Back {
-    /// A `GET` or `HEAD`: the page itself (the original path and query); `None` for a client
-    /// that is not a browser, which is not sent anywhere.
-    Navigation(Option<PathAndQuery>),
-    /// A browser's form post: its `Referer`.
-    FormPost(Option<HeaderValue>),
-}
-
-impl RequestSummary {
-    /// The summary of `request`, which reached the layer under `mount` (empty on top).
-    pub(crate) fn of<B>(request: &http::Request<B>, mount: String) -> Self {
-        let headers = request.headers();
-        let wants_page = prefers_html(headers);
-        let back = match (wants_page, is_reading(request.method())) {
-            (false, _) => Back::Navigation(None),
-            (true, true) => Back::Navigation(
-                original_uri(request.uri(), request.extensions())
-                    .path_and_query()
-                    .cloned(),
-            ),
-            (true, false) => Back::FormPost(headers.get(http::header::REFERER).cloned()),
-        };
-        Self {
-            wants_page,
-            back,
-            mount,
-        }
-    }
-
-    /// The answer is a page: the client prefers HTML (the crate's one negotiation rule).
-    pub(crate) fn wants_page(&self) -> bool {
-        self.wants_page
     }
 }
 
@@ -263,6 +216,7 @@ pub(crate) fn conclude<K: KeyStore>(
     token: SessionToken,
     lookup: Lookup,
     loaded: Result<Option<StoredKey>, StoreError>,
+    seen: RequestSummary,
 ) -> Authenticated {
     let now = unix_now();
     let flow = &state.flow;
@@ -291,6 +245,7 @@ pub(crate) fn conclude<K: KeyStore>(
                 store,
                 state.streams.clone(),
                 link,
+                seen,
             );
             Authenticated {
                 key: Some(key),
