@@ -207,6 +207,19 @@ fn report_allocations(rt: &tokio::runtime::Runtime, s: &Setup) {
     println!();
 }
 
+/// One `GET path` through a clone of `service` (as axum clones a route's service per
+/// request), polled to completion without a runtime: for services that answer at once.
+fn answer_at_once<S>(service: &S, path: &str) -> Result<S::Response, S::Error>
+where
+    S: tower::Service<Request<Body>> + Clone,
+{
+    service
+        .clone()
+        .oneshot(get_request(path, None))
+        .now_or_never()
+        .expect("the service answers without a runtime")
+}
+
 fn benches(c: &mut Criterion) {
     let rt = runtime();
     let emulator = rt.block_on(Emulator::start_auto_approve()).unwrap();
@@ -243,12 +256,7 @@ fn benches(c: &mut Criterion) {
     let guarded =
         tower_layer::Layer::layer(&ModelGatesAuth::new(config(emulator.base_url())), answer);
     group.bench_function("inner_service_alone", |b| {
-        b.iter(|| {
-            answer
-                .oneshot(get_request("/", None))
-                .now_or_never()
-                .unwrap()
-        });
+        b.iter(|| answer_at_once(&answer, "/"));
     });
     // The floor of any layer with shared state: a pass-through that holds an `Arc`, cloned
     // per request as axum clones a route's service (and as the layer's own bench below is).
@@ -259,31 +267,13 @@ fn benches(c: &mut Criterion) {
     });
     let passed = tower_layer::Layer::layer(&pass_through, answer);
     group.bench_function("shared_state_pass_through_around_it", |b| {
-        b.iter(|| {
-            passed
-                .clone()
-                .oneshot(get_request("/", None))
-                .now_or_never()
-                .unwrap()
-        });
+        b.iter(|| answer_at_once(&passed, "/"));
     });
     group.bench_function("modelgates_auth_around_it", |b| {
-        b.iter(|| {
-            guarded
-                .clone()
-                .oneshot(get_request("/", None))
-                .now_or_never()
-                .unwrap()
-        });
+        b.iter(|| answer_at_once(&guarded, "/"));
     });
     group.bench_function("login_without_runtime", |b| {
-        b.iter(|| {
-            guarded
-                .clone()
-                .oneshot(get_request("/login", None))
-                .now_or_never()
-                .unwrap()
-        });
+        b.iter(|| answer_at_once(&guarded, "/login"));
     });
     group.finish();
 

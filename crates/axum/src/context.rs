@@ -238,11 +238,6 @@ impl RequestSummary {
             mount: String::new(),
         }
     }
-
-    /// The answer is a page: the client prefers HTML (the crate's one negotiation rule).
-    pub(crate) fn wants_page(&self) -> bool {
-        self.wants_page
-    }
 }
 
 #[cfg(test)]

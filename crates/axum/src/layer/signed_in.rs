@@ -92,7 +92,7 @@ impl SignOutPlan {
                 )
                 .await;
         }
-        let mut response = if asked == SignOutAsked::KeyRejected && request.wants_page() {
+        let mut response = if asked == SignOutAsked::KeyRejected && request.wants_page {
             see_other(&self.login_coming_back())
         } else {
             response.map(Body::new)
@@ -108,7 +108,7 @@ impl SignOutPlan {
     fn sign_out_failed(&self, error: crate::store::StoreError) -> Response<Body> {
         let flow = &self.state.flow;
         let mut response = AuthError::SignOutFailed(error).render(
-            self.key.seen().wants_page(),
+            self.key.seen().wants_page,
             &flow.links(self.mount()),
             flow.error_page.as_ref(),
         );
@@ -149,7 +149,7 @@ impl SignOutPlan {
         let api = response
             .extensions()
             .get::<ApiProblem>()
-            .filter(|_| self.key.seen().wants_page())
+            .filter(|_| self.key.seen().wants_page)
             .cloned();
         let Some(api) = api else {
             return response.map(Body::new);
